@@ -1,0 +1,290 @@
+"""The evidence pack: everything the agent may cite, each item with a stable id.
+
+Ids: `txn:<event>`, `score:<event>`, `acct:<account>`, `dev:<device>`,
+`case:<past case>`, `fact:<name>`. Sources are read in parallel, each with a
+timeout; a source that fails or times out is recorded, not fatal. Every bound
+that cut something is listed in `cuts`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter, defaultdict
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from datetime import timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fraudagent.core.models import Account, Case
+from fraudagent.tools import history as store
+from fraudagent.tools.history import CaseRecord, History, ScoredEvent
+
+ItemKind = Literal["txn", "score", "acct", "dev", "case", "fact"]
+
+SOURCE_TIMEOUT_S = 20.0
+MAX_LINK_KEYS = 6  # devices/instruments per case whose other users we look up
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean_untrusted(text: str, limit: int = 160) -> str:
+    """Customer text made safe to quote: no control/bidi characters, no quote marks we use, bounded."""
+    flat = " ".join(_CONTROL.sub(" ", text).split()).replace("«", "\"").replace("»", "\"")
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class EvidenceItem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    id: str
+    kind: ItemKind
+    line: str = Field(description="compact rendering written by code (trusted)")
+    untrusted: str | None = Field(default=None, description="customer-written text attached to the item")
+    rests_on: list[str] = Field(default_factory=list, description="event ids a fact is computed from")
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EvidencePack(BaseModel):
+    case: Case
+    status: str
+    account: Account | None
+    events: list[ScoredEvent]
+    items: dict[str, EvidenceItem]
+    cuts: list[str] = Field(default_factory=list)
+    sources: dict[str, str] = Field(default_factory=dict)
+
+    def add(self, item: EvidenceItem) -> None:
+        self.items[item.id] = item
+
+    def resolve(self, ref: str) -> str | None:
+        """An id as a model wrote it -> the pack's id, or None. Accepts a bare event/account/case id."""
+        ref = ref.strip().strip("[]")
+        if ref in self.items:
+            return ref
+        for prefix in ("txn:", "acct:", "dev:", "case:", "fact:"):
+            if prefix + ref in self.items:
+                return prefix + ref
+        return None
+
+    def snapshot_hash(self) -> str:
+        """Identifies exactly what the agent saw, for the audit record."""
+        payload = json.dumps([i.model_dump(mode="json") for i in self.items.values()], sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _event_line(scored: ScoredEvent) -> str:
+    e = scored.event
+    parts = [f"{e.ts:%Y-%m-%d %H:%M}", e.type.value]
+    if e.amount is not None:
+        parts.append(f"{e.amount} {e.currency}")
+    if e.category:
+        parts.append(e.category)
+    if e.device_id:
+        parts.append(f"device {e.device_id}")
+    if e.ip_country:
+        parts.append(f"ip_country {e.ip_country}")
+    if e.instrument_id:
+        parts.append(f"instrument {e.instrument_id}" + (f" (BIN {e.bin_country})" if e.bin_country else ""))
+    if e.status:
+        parts.append(e.status)
+    if e.account_id != "":
+        parts.append(f"account {e.account_id}")
+    return " | ".join(parts)
+
+
+def _score_line(scored: ScoredEvent) -> str:
+    s = scored.score
+    assert s is not None
+    reasons = ", ".join(f"{r.feature}={r.value} ({r.contribution:+.2f})" for r in s.reasons[:3])
+    return f"{s.score:.2f} by {s.model_version}" + (f": {reasons}" if reasons else "")
+
+
+def _add_event(pack: EvidencePack, scored: ScoredEvent) -> None:
+    e = scored.event
+    pack.add(
+        EvidenceItem(
+            id=f"txn:{e.event_id}",
+            kind="txn",
+            line=_event_line(scored),
+            untrusted=clean_untrusted(e.text) if e.text else None,
+            data=e.model_dump(mode="json", exclude_none=True),
+        )
+    )
+    if scored.score is not None:
+        pack.add(
+            EvidenceItem(
+                id=f"score:{e.event_id}",
+                kind="score",
+                line=_score_line(scored),
+                rests_on=[e.event_id],
+                data=scored.score.model_dump(mode="json"),
+            )
+        )
+
+
+def _account_line(account: Account, role: str) -> str:
+    parts = [role, f"created {account.created_at:%Y-%m-%d}", f"country {account.country}"]
+    if account.tier:
+        parts.append(f"tier {account.tier}")
+    if account.email_domain:
+        parts.append(f"email domain {account.email_domain}")
+    return " | ".join(parts)
+
+
+def _run(pack: EvidencePack, name: str, future: Future[Any], default: Any) -> Any:
+    try:
+        result = future.result(timeout=SOURCE_TIMEOUT_S)
+        pack.sources[name] = "ok"
+        return result
+    except FutureTimeout:
+        pack.sources[name] = f"timeout after {SOURCE_TIMEOUT_S:.0f}s"
+    except Exception as error:  # a failing source is reported in the pack, not fatal
+        pack.sources[name] = f"error: {type(error).__name__}"
+    return default
+
+
+def gather_evidence(
+    *,
+    history: History,
+    case_id: str,
+    past_cases: Any | None,
+    window_days: int,
+    max_events: int,
+    max_linked: int,
+    similar_k: int,
+) -> EvidencePack:
+    """Read everything about the case in parallel, bounded, and index it by evidence id."""
+    record: CaseRecord = store.get_case(history, case_id)
+    case = record.case
+    start = case.opened_at - timedelta(days=window_days)
+    end = case.opened_at + timedelta(days=1)
+    pack = EvidencePack(case=case, status=record.status, account=None, events=[], items={})
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        accounts_f = pool.submit(store.get_accounts, history, [case.account_id])
+        events_f = pool.submit(store.account_events, history, case.account_id, start=start, end=end, max_items=max_events)
+        events, cut = _run(pack, "events", events_f, ([], False))
+        accounts = _run(pack, "accounts", accounts_f, {})
+        pack.account = accounts.get(case.account_id)
+        pack.events = events
+        if cut:
+            pack.cuts.append(f"events: only the newest {max_events} in the {window_days}-day window")
+        for scored in events:
+            _add_event(pack, scored)
+        if pack.account:
+            pack.add(
+                EvidenceItem(
+                    id=f"acct:{case.account_id}",
+                    kind="acct",
+                    line=_account_line(pack.account, "case account"),
+                    untrusted=clean_untrusted(pack.account.display_name) if pack.account.display_name else None,
+                    data=pack.account.model_dump(mode="json", exclude_none=True),
+                )
+            )
+
+        # Who else used this account's devices and instruments (bounded), and similar past cases.
+        keys: list[tuple[store.LinkKind, str]] = []
+        for kind, attr in (("device", "device_id"), ("instrument", "instrument_id")):
+            seen = list(dict.fromkeys(getattr(s.event, attr) for s in events if getattr(s.event, attr)))
+            keys += [(kind, v) for v in seen[-MAX_LINK_KEYS // 2 :]]  # the most recently used ones
+        link_futures = {
+            key: pool.submit(store.linked_events, history, key[0], key[1], start=start, end=end, max_items=200)
+            for key in keys
+        }
+        similar_f = (
+            pool.submit(past_cases.search, case_digest(pack), k=similar_k, exclude_account_ids=[case.account_id])
+            if past_cases is not None and similar_k > 0
+            else None
+        )
+        linked: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+        device_stats: dict[str, list[ScoredEvent]] = defaultdict(list)
+        for (kind, value), future in link_futures.items():
+            found, link_cut = _run(pack, f"linked:{kind}", future, ([], False))
+            if link_cut:
+                pack.cuts.append(f"linked {kind} {value}: only the newest 200 events")
+            for scored in found:
+                if kind == "device":
+                    device_stats[value].append(scored)
+                if scored.event.account_id != case.account_id:
+                    linked[scored.event.account_id][f"{kind} {value}"].append(scored.event.event_id)
+        _add_devices(pack, device_stats)
+        _add_linked_accounts(pack, history, linked, max_linked)
+        if similar_f is not None:
+            for hit in _run(pack, "past_cases", similar_f, []):
+                c = hit.case
+                pack.add(
+                    EvidenceItem(
+                        id=f"case:{c.case_id}",
+                        kind="case",
+                        line=(
+                            f"past case closed {c.closed_at:%Y-%m-%d} | {c.typology.value} | {c.disposition.value}"
+                            f" | actions {', '.join(a.value for a in c.actions) or 'none'} | similarity {hit.similarity:.2f}"
+                        ),
+                        untrusted=clean_untrusted(c.narrative, limit=220),
+                        data=c.model_dump(mode="json") | {"similarity": hit.similarity},
+                    )
+                )
+    return pack
+
+
+def case_digest(pack: EvidencePack) -> str:
+    """A short description of the case's behaviour, used to find similar past cases."""
+    types = Counter(s.event.type.value for s in pack.events)
+    categories = Counter(s.event.category for s in pack.events if s.event.category)
+    countries = sorted({s.event.ip_country for s in pack.events if s.event.ip_country})
+    declined = sum(1 for s in pack.events if s.event.status == "declined")
+    parts = [
+        f"trigger {pack.case.trigger.kind.value}",
+        "events " + ", ".join(f"{n} {t}" for t, n in types.most_common(8)),
+        "categories " + ", ".join(c for c, _ in categories.most_common(4)),
+        "countries " + ", ".join(countries[:6]),
+    ]
+    if declined:
+        parts.append(f"{declined} declined payments")
+    return "; ".join(parts)
+
+
+def _add_devices(pack: EvidencePack, device_stats: dict[str, list[ScoredEvent]]) -> None:
+    own = pack.case.account_id
+    for device, events in device_stats.items():
+        mine = [s.event for s in pack.events if s.event.device_id == device]
+        others = sorted({s.event.account_id for s in events} - {own})
+        first = min((e.ts for e in mine), default=None)
+        line = f"device used by {len(others) + 1} account(s) in the window"
+        if first:
+            line += f" | first seen on this account {first:%Y-%m-%d %H:%M}"
+        pack.add(
+            EvidenceItem(
+                id=f"dev:{device}",
+                kind="dev",
+                line=line,
+                rests_on=[e.event_id for e in mine[:1]],
+                data={"device_id": device, "other_accounts": others, "first_seen": first.isoformat() if first else None},
+            )
+        )
+
+
+def _add_linked_accounts(
+    pack: EvidencePack, history: History, linked: dict[str, dict[str, list[str]]], max_linked: int
+) -> None:
+    ranked = sorted(linked.items(), key=lambda kv: (-sum(len(v) for v in kv[1].values()), kv[0]))
+    if len(ranked) > max_linked:
+        pack.cuts.append(f"linked accounts: {len(ranked)} found, {max_linked} kept")
+        ranked = ranked[:max_linked]
+    profiles = store.get_accounts(history, [a for a, _ in ranked]) if ranked else {}
+    for account_id, via in ranked:
+        shared = "; ".join(f"shares {k} ({len(v)} events)" for k, v in sorted(via.items()))
+        profile = profiles.get(account_id)
+        line = _account_line(profile, "linked account") if profile else "linked account (no profile)"
+        pack.add(
+            EvidenceItem(
+                id=f"acct:{account_id}",
+                kind="acct",
+                line=f"{line} | {shared}",
+                untrusted=clean_untrusted(profile.display_name) if profile and profile.display_name else None,
+                rests_on=sorted({e for ids in via.values() for e in ids})[:10],
+                data={"account_id": account_id, "shared": {k: v for k, v in via.items()}},
+            )
+        )

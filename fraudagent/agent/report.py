@@ -1,0 +1,87 @@
+"""The investigation report: what the model drafts, and what the service returns."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from fraudagent.core.models import Action, Disposition, Typology
+
+
+# The draft schemas carry no length limits: llama.cpp turns the schema into a grammar and
+# a maxLength of a few hundred characters makes a grammar it cannot parse (the server dies).
+# Code enforces the limits after the call instead (pipeline.check_draft).
+MAX_NARRATIVE_CHARS = 1200
+MAX_FINDINGS = 6
+
+
+class DraftFinding(BaseModel):
+    statement: str = Field(description="One finding, in one sentence.")
+    evidence_ids: list[str] = Field(
+        description="Ids of the evidence items this finding rests on, e.g. txn:E-1, fact:velocity_24h.", min_length=1
+    )
+
+
+class Draft(BaseModel):
+    """Structured investigation draft. Every finding cites evidence ids from the evidence block."""
+
+    narrative: str = Field(description="What happened, in 2-4 sentences.")
+    findings: list[DraftFinding] = Field(min_length=1)
+    typology: Typology = Field(description="The fraud typology, or legitimate.")
+    recommended_action: Action = Field(description="One action from the catalogue.")
+    confidence: float = Field(description="0 to 1.")
+    unknowns: list[str] = Field(default_factory=list, description="What is still unknown.")
+
+
+class Finding(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    statement: str
+    evidence_ids: list[str]
+
+
+class SimilarCaseOutcome(BaseModel):
+    case_id: str
+    similarity: float
+    typology: Typology
+    disposition: Disposition
+    actions: list[Action]
+
+
+ReportPath = Literal["llm", "llm_retried", "fallback"]
+
+
+class Timings(BaseModel):
+    evidence_s: float = 0.0
+    drafting_s: float = 0.0
+    verification_s: float = 0.0
+
+
+class Usage(BaseModel):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    llm_calls: int = 0
+
+
+class InvestigationReport(BaseModel):
+    report_id: str
+    case_id: str
+    created_at: datetime
+    narrative: str
+    findings: list[Finding]
+    typology: Typology
+    recommended_action: Action
+    confidence: float
+    unknowns: list[str]
+    similar_cases: list[SimilarCaseOutcome]
+    path: ReportPath = Field(description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code")
+    problems: list[str] = Field(default_factory=list, description="what the checks rejected along the way")
+    model: str
+    prompt_version: str
+    evidence_hash: str
+    evidence_cuts: list[str] = Field(default_factory=list)
+    evidence_sources: dict[str, str] = Field(default_factory=dict)
+    timings: Timings
+    usage: Usage
+    requested_by: str | None = None

