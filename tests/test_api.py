@@ -1,0 +1,93 @@
+"""The API over real HTTP (uvicorn on loopback), with DynamoDB Local and Chroma on disk behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from fraudagent.agent.pipeline import Investigator
+from fraudagent.api.app import create_app
+from fraudagent.core.models import CaseBundle
+from fraudagent.core.settings import Settings
+from fraudagent.retrieval.past_cases import PastCaseStore
+from fraudagent.tools.bundles import load_bundle
+from fraudagent.tools.history import History
+from tests.bundles import example
+from tests.conftest import LiveServer, client_for
+from tests.fakes import ScriptedToolModel, draft
+
+
+@pytest.fixture
+def api(settings: Settings, history: History, past_cases: PastCaseStore) -> Iterator[LiveServer]:
+    for n in range(5):
+        doc = example()
+        doc["case"] = dict(doc["case"], case_id=f"C-{n:06d}", opened_at=f"2026-03-0{n + 2}T14:05:00Z")
+        load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past_cases, scorer=None)
+    model = ScriptedToolModel(script=[draft()])
+    investigator = Investigator(settings=settings, history=history, past_cases=past_cases, model_factory=lambda *_a, **_k: model)
+    with LiveServer(create_app(settings, investigator)) as server:
+        yield server
+
+
+def test_health_needs_no_key_and_reports_components(api: LiveServer) -> None:
+    response = client_for(api, key=None).get("/healthz")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["components"]["dynamodb"] == "ok"
+    assert body["components"]["llm"].startswith("unavailable")  # no model server in this test
+    assert body["status"] == "degraded"
+
+
+@pytest.mark.parametrize("key", [None, "wrong-key"])
+def test_every_other_route_needs_the_key(api: LiveServer, key: str | None) -> None:
+    for method, path in (("GET", "/v1/cases"), ("GET", "/v1/cases/C-000000"), ("POST", "/v1/cases/C-000000/report")):
+        response = client_for(api, key=key).request(method, path)
+        assert response.status_code == 401, path
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["status"] == 401
+
+
+def test_cases_are_paged_newest_first(api: LiveServer) -> None:
+    client = client_for(api)
+    seen, cursor = [], None
+    while True:
+        body = client.get("/v1/cases", params={"limit": 2, **({"cursor": cursor} if cursor else {})}).json()
+        seen += [c["case"]["case_id"] for c in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == ["C-000004", "C-000003", "C-000002", "C-000001", "C-000000"]
+
+
+def test_bad_query_and_bad_cursor_are_problem_details(api: LiveServer) -> None:
+    client = client_for(api)
+    for params in ({"limit": 0}, {"status": "deleted"}, {"cursor": "garbage"}):
+        response = client.get("/v1/cases", params=params)
+        assert response.status_code == 422, params
+        assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_case_detail_carries_evidence_with_ids(api: LiveServer) -> None:
+    body = client_for(api).get("/v1/cases/C-000002").json()
+    assert body["record"]["case"]["account_id"] == "A-4471"
+    ids = {item["id"] for item in body["evidence"]}
+    assert {"txn:E-99812", "score:E-99812", "fact:credential_change"} <= ids
+    assert body["latest_report"] is None
+
+
+def test_unknown_case_is_404_problem(api: LiveServer) -> None:
+    for method, path in (("GET", "/v1/cases/C-unknown"), ("POST", "/v1/cases/C-unknown/report")):
+        response = client_for(api).request(method, path)
+        assert response.status_code == 404
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.json()["title"] == "Case not found"
+
+
+def test_report_is_drafted_stored_and_shown_on_the_case(api: LiveServer) -> None:
+    client = client_for(api)
+    report = client.post("/v1/cases/C-000001/report").json()
+    assert report["path"] == "llm" and report["case_id"] == "C-000001"
+    assert report["requested_by"] == "api-key"
+    detail = client.get("/v1/cases/C-000001").json()
+    assert detail["latest_report"]["report_id"] == report["report_id"]

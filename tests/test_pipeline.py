@@ -1,0 +1,80 @@
+"""The drafting pipeline's plumbing with a scripted model, over DynamoDB Local and Chroma on disk."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from fraudagent.agent.pipeline import Investigator, draft_and_store, draft_report
+from fraudagent.core.models import CaseBundle
+from fraudagent.core.settings import Settings
+from fraudagent.retrieval.past_cases import PastCaseStore
+from fraudagent.tools import history as store
+from fraudagent.tools.bundles import load_bundle
+from fraudagent.tools.history import History
+from tests.bundles import example
+from tests.fakes import ScriptedToolModel, draft
+
+
+@pytest.fixture
+def loaded(history: History, past_cases: PastCaseStore) -> History:
+    past = example()["past_cases"][0]
+    other = dict(past, case_id="C-000018", account_id="A-4471", narrative="Same account, earlier: must not be cited as similar.")
+    bundle = CaseBundle.model_validate(example(past_cases=[past, other]))
+    load_bundle(history, bundle, past_case_store=past_cases, scorer=None)
+    return history
+
+
+def _investigator(settings: Settings, history: History, past_cases: PastCaseStore, model: ScriptedToolModel) -> Investigator:
+    return Investigator(settings=settings, history=history, past_cases=past_cases, model_factory=lambda *_a, **_k: model)
+
+
+def test_evidence_pack_has_stable_ids_facts_and_no_self_evidence(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    pack = _investigator(settings, loaded, past_cases, ScriptedToolModel()).evidence("C-000123")
+    ids = set(pack.items)
+    assert {"txn:E-99790", "txn:E-99801", "txn:E-99812", "score:E-99812", "acct:A-4471", "case:C-000017"} <= ids
+    assert "case:C-000018" not in ids  # a past case of the same account is not "similar"
+    assert pack.items["fact:trigger_event"].rests_on == ["E-99812"]
+    assert "19 minutes later" in pack.items["fact:credential_change"].line
+    assert pack.items["txn:E-99812"].untrusted == "gift for my brother"
+    assert pack.sources == {"events": "ok", "accounts": "ok", "linked:device": "ok", "linked:instrument": "ok", "past_cases": "ok"}
+
+
+def test_a_valid_draft_is_accepted_and_ids_normalised(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    model = ScriptedToolModel(script=[draft()])
+    report = draft_and_store(_investigator(settings, loaded, past_cases, model), "C-000123", requested_by="test")
+    assert report.path == "llm"
+    assert report.findings[0].evidence_ids == ["txn:E-99801", "txn:E-99812"]
+    assert report.recommended_action.value == "lock_account"
+    assert report.similar_cases[0].case_id == "C-000017"
+    assert report.usage.llm_calls == 1 and report.usage.prompt_tokens == 100
+    assert store.reports(loaded, "C-000123")[0]["report_id"] == report.report_id
+    prompt = model.seen[0][1].content
+    assert "«gift for my brother»" in prompt and "untrusted" in prompt
+
+
+def test_invented_citations_are_sent_back_then_accepted(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    bad = draft(findings=[{"statement": "Made up.", "evidence_ids": ["txn:E-00000"]}])
+    model = ScriptedToolModel(script=[bad, draft()])
+    report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
+    assert report.path == "llm_retried"
+    assert "txn:E-00000" in report.problems[0]
+    assert "txn:E-00000" in model.seen[1][1].content  # the feedback named the bad id
+
+
+def test_incoherent_action_is_rejected(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    model = ScriptedToolModel(script=[draft(recommended_action="close_no_action"), draft(typology="legitimate", recommended_action="lock_account")])
+    report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
+    assert report.path == "fallback"
+    assert any("close_no_action does not respond" in p for p in report.problems)
+    assert any("lock_account is not a response" in p for p in report.problems)
+
+
+def test_an_unreachable_model_falls_back_to_a_report_built_from_facts(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    model = ScriptedToolModel(script=[openai.APIConnectionError(request=None)])  # type: ignore[arg-type]
+    report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
+    assert report.path == "fallback"
+    assert report.problems == ["model call failed: APIConnectionError"]
+    assert report.typology.value == "account_takeover"  # rule: purchase soon after credential change on a new device
+    pack_ids = {"fact:credential_change", "fact:trigger_event"}
+    assert pack_ids <= {i for f in report.findings for i in f.evidence_ids}
