@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import SecretStr
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -141,6 +142,7 @@ def _load(settings: Settings, path: Path) -> Any:
                 tasks[what] = progress.add_task(f"loading {what}", total=total)
             progress.update(tasks[what], completed=done, total=total)
 
+        # Bars appear as each stage starts, so a stage's elapsed time is its own.
         return write_plan(history, plan, past_case_store=past_case_store, scorer=score_events, on_progress=on_progress)
 
 
@@ -241,7 +243,7 @@ def _with_api_key(settings: Settings) -> Settings:
         return settings
     key = secrets.token_urlsafe(24)
     console.print(Panel(f"No FRAUDAGENT_API_KEY set; this run's API key is:\n[bold]{key}[/]", title="API key", expand=False))
-    return settings.model_copy(update={"api_key": key})
+    return settings.model_copy(update={"api_key": SecretStr(key)})
 
 
 @app.command()

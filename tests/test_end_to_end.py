@@ -114,3 +114,26 @@ def test_a_report_drafted_by_the_local_model_over_http(live_api: LiveServer, wor
     cited = {i for f in report["findings"] for i in f["evidence_ids"]}
     assert cited and cited <= evidence
     assert store.reports(history, case_id)[0]["report_id"] == report["report_id"]
+
+
+@pytest.mark.llm
+def test_the_local_model_answers_with_a_structured_draft(llm_server: ManagedProcess) -> None:
+    """Forced function calling against the real server returns a schema-valid Draft (grammar-constrained)."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from fraudagent.agent.llm import chat_model, structured, usage_of
+    from fraudagent.agent.prompts import SYSTEM_PROMPT
+    from fraudagent.agent.report import Draft
+
+    settings = Settings(llm_base_url=llm_server.url, llm_max_tokens=300)
+    evidence = (
+        "EVIDENCE\n[txn:E-1] 03-02 13:42 password_reset dev D-77 ip RO\n"
+        "[txn:E-2] 03-02 14:01 gift_card_purchase 100.00 USD dev D-77 ip RO\n"
+        "[fact:credential_change] a 100.00 USD gift card 19 minutes after a password reset from a new device"
+    )
+    result = structured(chat_model(settings), Draft).invoke([SystemMessage(SYSTEM_PROMPT), HumanMessage(evidence)])
+    draft = result["parsed"]
+    assert isinstance(draft, Draft), result
+    assert draft.findings and all(f.evidence_ids for f in draft.findings)
+    prompt_tokens, completion_tokens = usage_of(result["raw"])
+    assert prompt_tokens > 100 and completion_tokens > 10

@@ -99,6 +99,16 @@ def check_draft(draft: Draft, pack: EvidencePack) -> tuple[list[Finding], list[s
     return findings, problems
 
 
+def _unparsed(result: dict[str, Any], completion_tokens: int) -> str:
+    """Why a structured call gave no draft, in words the model can act on when it is sent back."""
+    raw = result.get("raw")
+    if raw is not None and getattr(raw, "invalid_tool_calls", None):
+        return f"the Draft call was not valid JSON (cut off after {completion_tokens} tokens?); be brief"
+    if result.get("parsing_error") is not None:
+        return f"the Draft call did not match the schema: {str(result['parsing_error'])[:200]}"
+    return "no Draft call was returned"
+
+
 def similar_outcomes(pack: EvidencePack) -> list[SimilarCaseOutcome]:
     return [
         SimilarCaseOutcome(
@@ -120,7 +130,7 @@ def draft_report(
     t0 = time.perf_counter()
     pack = investigator.evidence(case_id)
     t1 = time.perf_counter()
-    evidence = render_evidence(pack, max_events=settings.evidence_prompt_events)
+    evidence = render_evidence(pack, max_events=settings.evidence_prompt_events, token_budget=settings.evidence_prompt_tokens)
     usage = Usage()
     problems: list[str] = []
     feedback: list[str] | None = None
@@ -144,8 +154,7 @@ def draft_report(
         v0 = time.perf_counter()
         draft: Draft | None = result.get("parsed")
         if draft is None:
-            error = result.get("parsing_error")
-            found = [f"the output did not match the Draft schema: {str(error)[:300]}"]
+            found = [_unparsed(result, completion_tokens)]
         else:
             findings, found = check_draft(draft, pack)
             if not found:

@@ -10,17 +10,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from fraudagent.core.models import Action, Disposition, Typology
 
 
-# The draft schemas carry no length limits: llama.cpp turns the schema into a grammar and
-# a maxLength of a few hundred characters makes a grammar it cannot parse (the server dies).
-# Code enforces the limits after the call instead (pipeline.check_draft).
+# llama.cpp turns the schema into a grammar. A string maxLength of a few hundred characters
+# makes a grammar it cannot parse (the server dies), so strings are unbounded here and checked
+# in code (pipeline.check_draft); list lengths are bounded, which stops a small model from
+# repeating findings until the context is full.
 MAX_NARRATIVE_CHARS = 1200
-MAX_FINDINGS = 6
+MAX_FINDINGS = 5
 
 
 class DraftFinding(BaseModel):
     statement: str = Field(description="One finding, in one sentence.")
     evidence_ids: list[str] = Field(
-        description="Ids of the evidence items this finding rests on, e.g. txn:E-1, fact:velocity_24h.", min_length=1
+        description="Ids of the evidence items this finding rests on, e.g. txn:E-1, fact:velocity_24h.",
+        min_length=1,
+        max_length=4,
     )
 
 
@@ -28,11 +31,11 @@ class Draft(BaseModel):
     """Structured investigation draft. Every finding cites evidence ids from the evidence block."""
 
     narrative: str = Field(description="What happened, in 2-4 sentences.")
-    findings: list[DraftFinding] = Field(min_length=1)
+    findings: list[DraftFinding] = Field(min_length=1, max_length=MAX_FINDINGS)
     typology: Typology = Field(description="The fraud typology, or legitimate.")
     recommended_action: Action = Field(description="One action from the catalogue.")
     confidence: float = Field(description="0 to 1.")
-    unknowns: list[str] = Field(default_factory=list, description="What is still unknown.")
+    unknowns: list[str] = Field(default_factory=list, max_length=3, description="What is still unknown.")
 
 
 class Finding(BaseModel):

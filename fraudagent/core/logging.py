@@ -33,5 +33,5 @@ def configure_logging(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("httpx", "httpcore", "botocore", "urllib3", "chromadb", "sentence_transformers"):
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "openai", "botocore", "urllib3", "chromadb", "sentence_transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

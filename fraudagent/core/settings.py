@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=180.0, gt=0)
     llm_max_retries: int = Field(default=1, ge=0, le=5)
     llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    llm_max_tokens: int = Field(default=700, ge=64, le=8192)
+    llm_max_tokens: int = Field(default=600, ge=64, le=8192)
 
     # --- embedded llama.cpp server ---
     cache_dir: Path = DEFAULT_CACHE_DIR
@@ -71,7 +71,8 @@ class Settings(BaseSettings):
     # --- evidence ---
     evidence_window_days: int = Field(default=90, ge=1, le=730)
     evidence_max_events: int = Field(default=400, ge=10, le=10000)
-    evidence_prompt_events: int = Field(default=24, ge=4, le=200)
+    evidence_prompt_events: int = Field(default=12, ge=4, le=200)
+    evidence_prompt_tokens: int = Field(default=900, ge=200, le=100_000)
     linked_max_accounts: int = Field(default=20, ge=0, le=500)
     similar_cases: int = Field(default=3, ge=0, le=20)
 

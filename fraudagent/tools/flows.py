@@ -91,9 +91,9 @@ def read_path(path: Path) -> LoadPlan:
     return LoadPlan(bundles=read_bundles(path))
 
 
-def _chunks(items: list[Any]) -> Iterator[tuple[int, list[Any]]]:
-    for start in range(0, len(items), _CHUNK):
-        yield start + len(items[start : start + _CHUNK]), items[start : start + _CHUNK]
+def _chunks(items: list[Any], size: int = _CHUNK) -> Iterator[tuple[int, list[Any]]]:
+    for start in range(0, len(items), size):
+        yield start + len(items[start : start + size]), items[start : start + size]
 
 
 def write_store(
@@ -112,11 +112,13 @@ def write_store(
         scores = scorer(records.events, {a.account_id: a for a in records.accounts})
         counts.scored_on_load = len(scores)
     by_event = {s.event_id: s for s in scores or []}
+    on_progress("events", 0, len(records.events))
     for done, part in _chunks(records.events):
         counts.events += store.put_events(history, part, by_event)
         on_progress("events", done, len(records.events))
     if past_case_store is not None:
-        for done, part in _chunks(records.past_cases):
+        on_progress("past cases", 0, len(records.past_cases))
+        for done, part in _chunks(records.past_cases, size=500):
             past_case_store.upsert(part)
             on_progress("past cases", done, len(records.past_cases))
         counts.past_cases = len(records.past_cases)
