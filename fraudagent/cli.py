@@ -304,7 +304,8 @@ def demo() -> None:
                 console.print(
                     f"API on {base}  (Ctrl-C stops it and every server the demo started)\n"
                     f"  curl -H 'Authorization: Bearer {key}' '{base}/v1/cases?limit=5'\n"
-                    f"  curl -X POST -H 'Authorization: Bearer {key}' {base}/v1/cases/{case_id}/report"
+                    f"  curl -X POST -H 'Authorization: Bearer {key}' {base}/v1/cases/{case_id}/report",
+                    soft_wrap=True,  # keep the commands copy-pastable
                 )
                 _serve(settings, investigator)
     except KeyboardInterrupt:

@@ -12,12 +12,11 @@ from datetime import timedelta
 from decimal import Decimal
 
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack
-from fraudagent.core.models import CREDENTIAL_CHANGES, EventType
+from fraudagent.core.models import CREDENTIAL_CHANGES, SPEND_EVENTS, EventType
 from fraudagent.tools.history import ScoredEvent
 
 RECENT = timedelta(days=7)
 DAY = timedelta(hours=24)
-_SPEND = {EventType.purchase, EventType.subscription, EventType.wallet_topup, EventType.gift_card_purchase}
 _EVENT_ID = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
@@ -61,7 +60,7 @@ def add_facts(pack: EvidencePack) -> None:
     credential = [s for s in events if s.event.type in CREDENTIAL_CHANGES]
     if credential:
         last = credential[-1]
-        after = [s for s in events if s.event.ts > last.event.ts and s.event.type in _SPEND]
+        after = [s for s in events if s.event.ts > last.event.ts and s.event.type in SPEND_EVENTS]
         gap = int((opened - last.event.ts).total_seconds() // 60)
         line = f"last credential change: {last.event.type.value} at {last.event.ts:%Y-%m-%d %H:%M}, {gap} minutes before the case opened"
         if after:
@@ -83,7 +82,7 @@ def add_facts(pack: EvidencePack) -> None:
             _fact(pack, f"new_{kind}", f"new {kind}(s) first seen in the last 7 days: {names}", ids([s for _, s in new[:5]]), values=[v for v, _ in new])
 
     last_day = [s for s in events if opened - s.event.ts <= DAY]
-    spend_day = [s for s in last_day if s.event.type in _SPEND and s.event.status != "declined"]
+    spend_day = [s for s in last_day if s.event.type in SPEND_EVENTS and s.event.status != "declined"]
     declined_day = [s for s in last_day if s.event.status == "declined"]
     if spend_day or declined_day:
         instruments = {s.event.instrument_id for s in last_day if s.event.instrument_id}
@@ -92,7 +91,7 @@ def add_facts(pack: EvidencePack) -> None:
               f"{len(declined_day)} declined, {len(instruments)} distinct instrument(s)",
               ids((spend_day + declined_day)[:8]), payments=len(spend_day), declined=len(declined_day), instruments=len(instruments))  # fmt: skip
 
-    recent_spend = [s for s in events if opened - s.event.ts <= RECENT and s.event.type in _SPEND and s.event.amount]
+    recent_spend = [s for s in events if opened - s.event.ts <= RECENT and s.event.type in SPEND_EVENTS and s.event.amount]
     if recent_spend:
         total = sum(Decimal(s.event.amount or 0) for s in recent_spend)
         gift = [s for s in recent_spend if s.event.type is EventType.gift_card_purchase]
@@ -100,7 +99,7 @@ def add_facts(pack: EvidencePack) -> None:
         _fact(pack, "gift_card_share_7d", f"gift cards are {share:.0%} of spend in the last 7 days ({len(gift)} of {len(recent_spend)} payments)",
               ids(gift[:5] or recent_spend[:3]), share=round(share, 3))  # fmt: skip
 
-    purchases = [s for s in events if s.event.type in _SPEND]
+    purchases = [s for s in events if s.event.type in SPEND_EVENTS]
     refunds = [s for s in events if s.event.type in (EventType.refund_request, EventType.refund)]
     chargebacks = [s for s in events if s.event.type is EventType.chargeback]
     if refunds or chargebacks:

@@ -45,6 +45,10 @@ MONEY_EVENTS = frozenset(
         EventType.chargeback,
     }
 )
+SPEND_EVENTS = frozenset(
+    {EventType.purchase, EventType.subscription, EventType.wallet_topup, EventType.gift_card_purchase}
+)
+"""Attempts to pay the store; declined attempts count for velocity."""
 
 
 class Typology(StrEnum):

@@ -21,28 +21,22 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from fraudagent.core.models import CREDENTIAL_CHANGES, Account, Event, EventType, Reason, Score
+from fraudagent.core.models import (
+    CREDENTIAL_CHANGES,
+    MONEY_EVENTS,
+    SPEND_EVENTS,
+    Account,
+    Event,
+    EventType,
+    Reason,
+    Score,
+)
 from fraudagent.sim.catalog import usd_value
 
 SCORER_VERSION = "ref-rules-1"
 
-SCORED_EVENTS = frozenset(
-    {
-        EventType.purchase,
-        EventType.subscription,
-        EventType.wallet_topup,
-        EventType.gift_card_purchase,
-        EventType.gift_card_redeem,
-        EventType.refund_request,
-        EventType.chargeback,
-    }
-)
+SCORED_EVENTS = MONEY_EVENTS - {EventType.refund}
 """Money-moving events a customer initiates. Refunds are the store's own payments, so they are not scored."""
-
-SPEND_EVENTS = frozenset(
-    {EventType.purchase, EventType.subscription, EventType.wallet_topup, EventType.gift_card_purchase}
-)
-"""Attempts to pay the store; declined attempts count for velocity."""
 
 TYPICAL_SPEND_USD = 30.0  # what an account without spending history is compared against
 _MIN_HISTORY_FOR_MEDIAN = 3
