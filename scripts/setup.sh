@@ -28,7 +28,7 @@ PIP=(.venv/bin/python -m pip --disable-pip-version-check)
 # 1. CPU torch first: left to the resolver, sentence-transformers would pull a multi-GB CUDA build.
 if ! .venv/bin/python -c 'import torch' 2>/dev/null; then
   step "installing torch 2.13.0 (CPU build)"
-  "${PIP[@]}" install --progress-bar on "torch==2.13.0"
+  "${PIP[@]}" install --progress-bar on -c constraints.txt "torch==2.13.0"
 fi
 
 # 2. llama-cpp-python: no binary wheel on PyPI; build once per machine into the cache.
@@ -39,12 +39,12 @@ if ! .venv/bin/python -c 'import llama_cpp' 2>/dev/null; then
     step "building llama-cpp-python $LLAMA_VERSION from source (about 7-10 minutes on 2 cores, once per machine)"
     mkdir -p "$WHEEL_DIR"
     log="$CACHE_DIR/llama-build.log"
-    # pip's wheel cache ignores CMAKE_ARGS, hence --no-cache-dir; show cmake's [ NN%] lines as progress.
+    # pip's wheel cache ignores CMAKE_ARGS, hence --no-cache-dir; show the build's [n/N] (ninja) or [NN%] (make) as progress.
     CMAKE_ARGS="$LLAMA_CMAKE_ARGS" "${PIP[@]}" wheel -v --no-cache-dir --no-deps -w "$WHEEL_DIR" \
       "llama-cpp-python==$LLAMA_VERSION" > "$log" 2>&1 &
     build=$!
     while kill -0 "$build" 2>/dev/null; do
-      pct=$(grep -oE '^\s*\[ *[0-9]+%\]' "$log" | tail -1 | tr -d ' []' || true)
+      pct=$(grep -oE '^\s*\[ *[0-9]+(/[0-9]+|%)\]' "$log" | tail -1 | tr -d ' []' || true)
       printf '\r    compiling: %-5s' "${pct:-…}"
       sleep 5
     done

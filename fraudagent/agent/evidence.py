@@ -89,8 +89,6 @@ def _event_line(scored: ScoredEvent) -> str:
         parts.append(f"instrument {e.instrument_id}" + (f" (BIN {e.bin_country})" if e.bin_country else ""))
     if e.status:
         parts.append(e.status)
-    if e.account_id != "":
-        parts.append(f"account {e.account_id}")
     return " | ".join(parts)
 
 
