@@ -22,10 +22,14 @@ from rich.table import Table
 from fraudagent.core.errors import FraudAgentError, InvalidInput
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.settings import Settings, get_settings
+from fraudagent.retrieval.cli import cases_app
+from fraudagent.sim.model_cli import model_app
 
 app = typer.Typer(help="LLM-assisted fraud investigation agent.", no_args_is_help=True, pretty_exceptions_enable=False)
 llm_app = typer.Typer(help="The local model.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
+app.add_typer(cases_app, name="cases")
+app.add_typer(model_app, name="model")
 console = Console()
 err = Console(stderr=True)
 log = logging.getLogger("fraudagent")
@@ -123,7 +127,6 @@ def load(path: Annotated[Path, typer.Argument(help="a bundle .json, a .jsonl of 
 
 def _load(settings: Settings, path: Path) -> Any:
     from fraudagent.retrieval.past_cases import PastCaseStore
-    from fraudagent.sim.risk import score_events
     from fraudagent.tools import dynamo
     from fraudagent.tools.flows import read_path, write_plan
     from fraudagent.tools.history import History
@@ -143,7 +146,7 @@ def _load(settings: Settings, path: Path) -> Any:
             progress.update(tasks[what], completed=done, total=total)
 
         # Bars appear as each stage starts, so a stage's elapsed time is its own.
-        return write_plan(history, plan, past_case_store=past_case_store, scorer=score_events, on_progress=on_progress)
+        return write_plan(history, plan, past_case_store=past_case_store, scorer=_load_scorer(settings), on_progress=on_progress)
 
 
 @app.command()
@@ -175,8 +178,32 @@ def _investigator(settings: Settings) -> Any:
     from fraudagent.agent.pipeline import Investigator
     from fraudagent.retrieval.past_cases import PastCaseStore
     from fraudagent.tools.history import History
+    from fraudagent.tools.scores import score_provider
 
-    return Investigator(settings=settings, history=History.connect(settings), past_cases=PastCaseStore.from_settings(settings))
+    return Investigator(
+        settings=settings,
+        history=History.connect(settings),
+        past_cases=PastCaseStore.from_settings(settings),
+        score_provider=score_provider(settings),
+    )
+
+
+def _load_scorer(settings: Settings) -> Any:
+    """What scores events that arrive without scores: the configured endpoint, else the newest trained
+    model, else the simulator's documented rules scorer."""
+    from fraudagent.sim.risk import score_events
+    from fraudagent.sim.risk_model import RiskModel, latest_model_dir
+    from fraudagent.tools.scores import score_provider
+
+    provider = score_provider(settings)
+    if provider.name != "stored":
+        return provider.score_events
+    if settings.risk_model_dir is not None:
+        return RiskModel.load(settings.risk_model_dir).score_events
+    try:
+        return RiskModel.load(latest_model_dir(settings.data_dir / "models")).score_events
+    except InvalidInput:  # no trained model yet
+        return score_events
 
 
 def render_report(report: Any) -> Panel:
@@ -195,7 +222,7 @@ def render_report(report: Any) -> Panel:
         findings.add_row(str(n), f.statement, "\n".join(f.evidence_ids))
     body.add_row("Findings", findings)
     if report.similar_cases:
-        body.add_row("Similar past cases", "\n".join(
+        body.add_row("Similar past cases", (report.similar_cases_summary or "") + "\n" + "\n".join(
             f"{c.case_id} ({c.similarity:.2f}): {c.typology.value}, {c.disposition.value}, {', '.join(a.value for a in c.actions) or 'no action'}"
             for c in report.similar_cases))  # fmt: skip
     if report.unknowns:

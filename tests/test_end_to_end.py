@@ -91,7 +91,7 @@ def test_cli_loads_exports_and_refuses_bad_input(world: tuple[Settings, History,
 @pytest.fixture(scope="session")
 def live_api(world: tuple[Settings, History, PastCaseStore], llm_server: ManagedProcess) -> Iterator[LiveServer]:
     settings, history, past = world
-    settings = settings.model_copy(update={"llm_base_url": llm_server.url, "llm_timeout_s": 300, "llm_max_retries": 1})
+    settings = settings.model_copy(update={"llm_base_url": llm_server.url, "llm_timeout_s": 600, "llm_max_retries": 1})
     with LiveServer(create_app(settings, Investigator(settings=settings, history=history, past_cases=past))) as server:
         yield server
 
@@ -125,7 +125,7 @@ def test_the_local_model_answers_with_a_structured_draft(llm_server: ManagedProc
     from fraudagent.agent.prompts import SYSTEM_PROMPT
     from fraudagent.agent.report import Draft
 
-    settings = Settings(llm_base_url=llm_server.url, llm_max_tokens=300)
+    settings = Settings(llm_base_url=llm_server.url, llm_max_tokens=300, llm_timeout_s=600)
     evidence = (
         "EVIDENCE\n[txn:E-1] 03-02 13:42 password_reset dev D-77 ip RO\n"
         "[txn:E-2] 03-02 14:01 gift_card_purchase 100.00 USD dev D-77 ip RO\n"

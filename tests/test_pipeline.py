@@ -78,3 +78,34 @@ def test_an_unreachable_model_falls_back_to_a_report_built_from_facts(settings: 
     assert report.typology.value == "account_takeover"  # rule: purchase soon after credential change on a new device
     pack_ids = {"fact:credential_change", "fact:trigger_event"}
     assert pack_ids <= {i for f in report.findings for i in f.evidence_ids}
+
+
+class _Rescoring:
+    """A remote score provider as the pipeline sees it (the real ones are tested in test_risk_model.py)."""
+
+    name = "http"
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+
+    def scores(self, events: list, accounts: list) -> list:
+        from fraudagent.core.models import Reason, Score
+
+        if self.fail:
+            raise ConnectionError("scoring server down")
+        return [Score(event_id=s.event.event_id, model_version="ref-gbm-9", score=0.42,
+                      reasons=[Reason(feature="mins_since_password_reset", value=19, contribution=0.8)])
+                for s in events if s.event.amount is not None]  # fmt: skip
+
+
+def test_a_remote_score_provider_rescores_the_evidence(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    investigator = _investigator(settings, loaded, past_cases, ScriptedToolModel())
+    investigator.score_provider = _Rescoring()
+    pack = investigator.evidence("C-000123")
+    assert pack.sources["scores:http"] == "ok"
+    assert pack.items["score:E-99812"].data["model_version"] == "ref-gbm-9"
+    assert "19 minutes after a password reset" in pack.items["score:E-99812"].line
+    investigator.score_provider = _Rescoring(fail=True)
+    pack = investigator.evidence("C-000123")
+    assert pack.sources["scores:http"] == "error: ConnectionError"
+    assert pack.items["score:E-99812"].data["model_version"] == "ref-gbm-1"  # the stored score stays

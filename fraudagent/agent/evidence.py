@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
@@ -20,6 +20,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from fraudagent.core.models import Account, Case
+from fraudagent.core.reasons import describe_reason
+from fraudagent.retrieval.queries import case_query
 from fraudagent.tools import history as store
 from fraudagent.tools.history import CaseRecord, History, ScoredEvent
 
@@ -54,6 +56,7 @@ class EvidencePack(BaseModel):
     items: dict[str, EvidenceItem]
     cuts: list[str] = Field(default_factory=list)
     sources: dict[str, str] = Field(default_factory=dict)
+    similar_summary: str | None = Field(default=None, description="how the nearest past cases ended, in a sentence")
 
     def add(self, item: EvidenceItem) -> None:
         self.items[item.id] = item
@@ -95,7 +98,7 @@ def _event_line(scored: ScoredEvent) -> str:
 def _score_line(scored: ScoredEvent) -> str:
     s = scored.score
     assert s is not None
-    reasons = ", ".join(f"{r.feature}={r.value} ({r.contribution:+.2f})" for r in s.reasons[:3])
+    reasons = ", ".join(f"{describe_reason(r)} ({r.contribution:+.2f})" for r in s.reasons[:3])
     return f"{s.score:.2f} by {s.model_version}" + (f": {reasons}" if reasons else "")
 
 
@@ -152,8 +155,13 @@ def gather_evidence(
     max_events: int,
     max_linked: int,
     similar_k: int,
+    score_provider: Any | None = None,
 ) -> EvidencePack:
-    """Read everything about the case in parallel, bounded, and index it by evidence id."""
+    """Read everything about the case in parallel, bounded, and index it by evidence id.
+
+    With a remote score provider (the scoring server or SageMaker) the events are re-scored
+    through it; if it fails, the stored scores stay and `sources` says why.
+    """
     record: CaseRecord = store.get_case(history, case_id)
     case = record.case
     start = case.opened_at - timedelta(days=window_days)
@@ -166,6 +174,12 @@ def gather_evidence(
         events, cut = _run(pack, "events", events_f, ([], False))
         accounts = _run(pack, "accounts", accounts_f, {})
         pack.account = accounts.get(case.account_id)
+        if score_provider is not None and score_provider.name != "stored" and events:
+            profile = [pack.account] if pack.account else []
+            rescored = _run(pack, f"scores:{score_provider.name}", pool.submit(score_provider.scores, events, profile), None)
+            if rescored is not None:
+                by_event = {s.event_id: s for s in rescored}
+                events = [ScoredEvent(event=s.event, score=by_event.get(s.event.event_id, s.score)) for s in events]
         pack.events = events
         if cut:
             pack.cuts.append(f"events: only the newest {max_events} in the {window_days}-day window")
@@ -191,11 +205,6 @@ def gather_evidence(
             key: pool.submit(store.linked_events, history, key[0], key[1], start=start, end=end, max_items=200)
             for key in keys
         }
-        similar_f = (
-            pool.submit(past_cases.search, case_digest(pack), k=similar_k, exclude_account_ids=[case.account_id])
-            if past_cases is not None and similar_k > 0
-            else None
-        )
         linked: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
         device_stats: dict[str, list[ScoredEvent]] = defaultdict(list)
         for (kind, value), future in link_futures.items():
@@ -209,39 +218,33 @@ def gather_evidence(
                     linked[scored.event.account_id][f"{kind} {value}"].append(scored.event.event_id)
         _add_devices(pack, device_stats)
         _add_linked_accounts(pack, history, linked, max_linked)
-        if similar_f is not None:
-            for hit in _run(pack, "past_cases", similar_f, []):
-                c = hit.case
-                pack.add(
-                    EvidenceItem(
-                        id=f"case:{c.case_id}",
-                        kind="case",
-                        line=(
-                            f"past case closed {c.closed_at:%Y-%m-%d} | {c.typology.value} | {c.disposition.value}"
-                            f" | actions {', '.join(a.value for a in c.actions) or 'none'} | similarity {hit.similarity:.2f}"
-                        ),
-                        untrusted=clean_untrusted(c.narrative, limit=220),
-                        data=c.model_dump(mode="json") | {"similarity": hit.similarity},
-                    )
-                )
+        if past_cases is not None and similar_k > 0:
+            # After the links are known: the query excludes the case's account and every linked one.
+            query = case_query(case=case, account=pack.account, events=[s.event for s in events], linked_account_ids=linked)
+            found = _run(pack, "past_cases", pool.submit(past_cases.find, query, k=similar_k), None)
+            if found is not None:
+                pack.similar_summary = found.summary.headline
+                for hit in found.neighbours:
+                    _add_similar_case(pack, hit)
     return pack
 
 
-def case_digest(pack: EvidencePack) -> str:
-    """A short description of the case's behaviour, used to find similar past cases."""
-    types = Counter(s.event.type.value for s in pack.events)
-    categories = Counter(s.event.category for s in pack.events if s.event.category)
-    countries = sorted({s.event.ip_country for s in pack.events if s.event.ip_country})
-    declined = sum(1 for s in pack.events if s.event.status == "declined")
-    parts = [
-        f"trigger {pack.case.trigger.kind.value}",
-        "events " + ", ".join(f"{n} {t}" for t, n in types.most_common(8)),
-        "categories " + ", ".join(c for c, _ in categories.most_common(4)),
-        "countries " + ", ".join(countries[:6]),
-    ]
-    if declined:
-        parts.append(f"{declined} declined payments")
-    return "; ".join(parts)
+def _add_similar_case(pack: EvidencePack, hit: Any) -> None:
+    c = hit.case
+    why = ", ".join(hit.matched_signals[:4]) or ", ".join(hit.matched_terms[:4]) or "wording"
+    pack.add(
+        EvidenceItem(
+            id=f"case:{c.case_id}",
+            kind="case",
+            line=(
+                f"past case closed {c.closed_at:%Y-%m-%d} | {c.typology.value} | {c.disposition.value}"
+                f" | actions {', '.join(a.value for a in c.actions) or 'none'} | similarity {hit.similarity:.2f}"
+                f" | matched on {why}"
+            ),
+            untrusted=clean_untrusted(c.narrative, limit=220),
+            data=c.model_dump(mode="json") | {"similarity": hit.similarity, "matched_signals": hit.matched_signals},
+        )
+    )
 
 
 def _add_devices(pack: EvidencePack, device_stats: dict[str, list[ScoredEvent]]) -> None:

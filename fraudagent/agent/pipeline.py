@@ -51,6 +51,7 @@ class Investigator:
     history: History
     past_cases: Any | None = None
     model_factory: Any = field(default=None)
+    score_provider: Any | None = None  # tools.scores.ScoreProvider; None: the scores stored on the events
 
     def evidence(self, case_id: str) -> EvidencePack:
         s = self.settings
@@ -62,6 +63,7 @@ class Investigator:
             max_events=s.evidence_max_events,
             max_linked=s.linked_max_accounts,
             similar_k=s.similar_cases,
+            score_provider=self.score_provider,
         )
         add_facts(pack)
         return pack
@@ -185,6 +187,7 @@ def draft_report(
         case_id=case_id,
         created_at=datetime.now(timezone.utc),
         similar_cases=similar_outcomes(pack),
+        similar_cases_summary=pack.similar_summary,
         path=path,  # type: ignore[arg-type]
         problems=problems,
         model=model_name if path != "fallback" else f"deterministic ({model_name} rejected or unavailable)",

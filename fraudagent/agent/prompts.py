@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, clean_untrusted
+from fraudagent.core.reasons import describe_feature
 
 PROMPT_VERSION = "draft-v2"
 CHARS_PER_TOKEN = 2.0  # measured on this evidence format with the Qwen2.5 tokenizer (ids and numbers are dense)
@@ -51,7 +52,7 @@ def _event_line(item: EvidenceItem, score: EvidenceItem | None) -> str:
         parts.append(e["status"])
     line = f"[{item.id}] " + " ".join(parts)
     if score is not None:
-        reasons = ", ".join(r["feature"] for r in score.data["reasons"][:2])
+        reasons = ", ".join(describe_feature(r["feature"], r.get("value")) for r in score.data["reasons"][:2])
         line += f" [{score.id}] {score.data['score']:.2f}" + (f" ({reasons})" if reasons else "")
     if item.untrusted:
         line += f" untrusted text: «{item.untrusted}»"
@@ -84,6 +85,8 @@ def render_evidence(pack: EvidencePack, *, max_events: int, token_budget: int) -
     lines += [f"[{i.id}] {i.line}" for i in pack.items.values() if i.kind == "fact"]
     chosen, scored = _events_to_show(pack, max_events)
     lines += [_event_line(pack.items[f"txn:{e}"], pack.items[f"score:{e}"] if e in scored else None) for e in chosen]
+    if pack.similar_summary:
+        lines.append(f"Similar past cases: {pack.similar_summary}")
     others = [i for i in pack.items.values() if i.kind in ("acct", "dev", "case") and i.id != f"acct:{c.account_id}"]
     for item in others:
         text = f" «{item.untrusted[:120]}»" if item.untrusted else ""

@@ -78,6 +78,7 @@ class InvestigationReport(BaseModel):
     confidence: float
     unknowns: list[str]
     similar_cases: list[SimilarCaseOutcome]
+    similar_cases_summary: str | None = Field(default=None, description="how the nearest past cases ended")
     path: ReportPath = Field(description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code")
     problems: list[str] = Field(default_factory=list, description="what the checks rejected along the way")
     model: str

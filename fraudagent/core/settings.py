@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -90,6 +91,34 @@ class Settings(BaseSettings):
         default=None, description="Bearer key every route but /healthz requires."
     )
     log_level: str = "INFO"
+
+    # --- similar past cases (hybrid retrieval) ---
+    retrieval_mode: Literal["hybrid", "vector", "lexical"] = Field(
+        default="hybrid", description="hybrid fuses vector and BM25 results by reciprocal rank."
+    )
+    retrieval_min_similarity: float = Field(
+        default=0.35, ge=-1.0, le=1.0, description="cosine floor: below it a case is noise, not a neighbour."
+    )
+    retrieval_candidates: int = Field(default=50, ge=1, le=1000, description="results each retriever returns before fusion")
+    retrieval_rrf_k: int = Field(default=60, ge=1, le=1000, description="the k of reciprocal rank fusion")
+    retrieval_lexical_max_age_s: float = Field(
+        default=300.0, gt=0, description="rebuild the in-memory BM25 copy when older (other writers may have changed the collection)"
+    )
+    retrieval_batch_size: int = Field(default=256, ge=1, le=5000, description="cases embedded and written per batch")
+
+    # --- risk model and scoring endpoints ---
+    risk_model_dir: Path | None = Field(
+        default=None, description="trained model folder; unset: the newest ref-gbm-<n> under data_dir/models."
+    )
+    score_provider: Literal["stored", "http", "sagemaker"] = Field(
+        default="stored", description="where scores come from: stored on the events, the scoring server, SageMaker."
+    )
+    scoring_url: str = Field(default="http://127.0.0.1:8080", description="base URL of the scoring server")
+    scoring_host: str = Field(default="127.0.0.1", description="bind address of `fraudagent model serve`")
+    scoring_port: int = Field(default=8080, ge=1, le=65535, description="port of `fraudagent model serve`")
+    scoring_timeout_s: float = Field(default=10.0, gt=0, description="per scoring call")
+    scoring_max_attempts: int = Field(default=3, ge=1, le=10, description="attempts per scoring call (retries on transient errors)")
+    sagemaker_endpoint: str | None = Field(default=None, description="SageMaker endpoint name (in aws_region)")
 
     @field_validator("ddb_endpoint_url", "chroma_host", mode="before")
     @classmethod

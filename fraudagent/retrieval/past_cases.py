@@ -1,30 +1,41 @@
-"""The past-case store: investigated cases in Chroma, searched by meaning.
+"""The past-case store: investigated cases in Chroma, found again by hybrid search.
 
 On-disk `PersistentClient` by default, a Chroma server (`HttpClient`) when
 `chroma_host` is set: same code. Embeddings come from the packaged
-all-MiniLM-L6-v2, passed explicitly (Chroma's default would download a model).
+all-MiniLM-L6-v2, passed explicitly (Chroma's default would download a model);
+the store embeds documents and queries itself so that only changed cases are
+embedded and query embedding time is measured apart from search.
+Search fuses the vector neighbours with BM25 (`lexical.py`) by reciprocal rank.
 Narratives are untrusted text: stored and returned as evidence, never as instructions.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from fraudagent.core.models import Action, Disposition, PastCase, Typology, utc_iso
+import numpy as np
+
+from fraudagent.core.errors import DependencyUnavailable
+from fraudagent.core.models import PastCase
 from fraudagent.core.settings import Settings
+from fraudagent.retrieval.documents import IndexedCase, Provenance, document, metadata, past_case
+from fraudagent.retrieval.filters import CaseFilter
+from fraudagent.retrieval.lexical import CaseTable, StoredCase, tokenize
+from fraudagent.retrieval.search import (
+    CaseQuery,
+    RetrievalMode,
+    SimilarCase,
+    SimilarCases,
+    reciprocal_rank_fusion,
+    summarize,
+)
 
 Progress = Callable[[int, int], None]
-
-
-@dataclass(frozen=True)
-class SimilarCase:
-    case: PastCase
-    similarity: float  # cosine similarity, 1.0 = same direction
+READ_PAGE = 5000  # rows per read when rebuilding the lexical index
 
 
 def embedding_function(settings: Settings) -> Any:
@@ -51,102 +62,253 @@ def make_client(settings: Settings) -> Any:
 
     chroma_settings = ChromaSettings(anonymized_telemetry=False)  # no network to send it to
     if settings.chroma_host:
-        return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+        try:
+            return chromadb.HttpClient(host=settings.chroma_host, port=settings.chroma_port, settings=chroma_settings)
+        except Exception as error:  # the client checks the server on creation
+            raise DependencyUnavailable("Chroma", f"{settings.chroma_host}:{settings.chroma_port}: {error}") from error
     settings.chroma_path.mkdir(parents=True, exist_ok=True)
     return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
 
-def document(case: PastCase) -> str:
-    """What gets embedded: a compact digest, then the narrative."""
-    actions = ", ".join(a.value for a in case.actions) or "none"
-    return (
-        f"typology: {case.typology.value}; disposition: {case.disposition.value}; actions: {actions}.\n"
-        f"{case.narrative}"
-    )
-
-
-def _metadata(case: PastCase) -> dict[str, Any]:
-    return {
-        "account_id": case.account_id,
-        "typology": case.typology.value,
-        "disposition": case.disposition.value,
-        "actions": ",".join(a.value for a in case.actions),
-        "closed_at": utc_iso(case.closed_at),
-        "closed_ts": int(case.closed_at.timestamp()),
-        "content_hash": hashlib.sha256(case.model_dump_json().encode()).hexdigest(),
-    }
-
-
-def _past_case(case_id: str, metadata: dict[str, Any], doc: str) -> PastCase:
-    narrative = doc.split("\n", 1)[1] if "\n" in doc else doc
-    return PastCase(
-        case_id=case_id,
-        account_id=metadata["account_id"],
-        closed_at=datetime.fromisoformat(metadata["closed_at"]),
-        typology=Typology(metadata["typology"]),
-        disposition=Disposition(metadata["disposition"]),
-        actions=[Action(a) for a in metadata["actions"].split(",") if a],
-        narrative=narrative,
-    )
+def _indexed(case: PastCase | IndexedCase) -> IndexedCase:
+    return case if isinstance(case, IndexedCase) else IndexedCase(case=case, provenance=Provenance.imported)
 
 
 class PastCaseStore:
-    def __init__(self, *, client: Any, collection: str, embedder: Any) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any,
+        collection: str,
+        embedder: Any,
+        mode: RetrievalMode = RetrievalMode.hybrid,
+        min_similarity: float = 0.35,
+        candidates: int = 50,
+        rrf_k: int = 60,
+        lexical_max_age_s: float = 300.0,
+        batch_size: int = 256,
+    ) -> None:
         self._collection = client.get_or_create_collection(
             name=collection, embedding_function=embedder, configuration={"hnsw": {"space": "cosine"}}
         )
+        self._embedder = embedder
+        self.mode = mode
+        self.min_similarity = min_similarity
+        self.candidates = candidates
+        self.rrf_k = rrf_k
+        self.lexical_max_age_s = lexical_max_age_s
+        self.batch_size = batch_size
+        self.embedded = 0  # texts embedded by this store since it was made, and the time it took
+        self.embedding_s = 0.0
+        self._table: CaseTable | None = None
+        self._table_built_at = 0.0
+        self._table_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PastCaseStore:
-        return cls(client=make_client(settings), collection=settings.chroma_collection, embedder=embedding_function(settings))
+    def from_settings(cls, settings: Settings, *, embedder: Any | None = None) -> PastCaseStore:
+        return cls(
+            client=make_client(settings),
+            collection=settings.chroma_collection,
+            embedder=embedder if embedder is not None else embedding_function(settings),
+            mode=RetrievalMode(settings.retrieval_mode),
+            min_similarity=settings.retrieval_min_similarity,
+            candidates=settings.retrieval_candidates,
+            rrf_k=settings.retrieval_rrf_k,
+            lexical_max_age_s=settings.retrieval_lexical_max_age_s,
+            batch_size=settings.retrieval_batch_size,
+        )
 
     def count(self) -> int:
         return int(self._collection.count())
 
-    def upsert(self, cases: Sequence[PastCase], *, batch_size: int = 256, on_progress: Progress | None = None) -> int:
-        """Add or update cases; only those whose content changed are embedded again. Returns that number."""
-        changed = 0
-        for start in range(0, len(cases), batch_size):
-            batch = cases[start : start + batch_size]
-            metadatas = [_metadata(c) for c in batch]
-            stored = self._collection.get(ids=[c.case_id for c in batch], include=["metadatas"])
-            known = {i: m.get("content_hash") for i, m in zip(stored["ids"], stored["metadatas"] or [], strict=True)}
-            todo = [(c, m) for c, m in zip(batch, metadatas, strict=True) if known.get(c.case_id) != m["content_hash"]]
-            if todo:
-                self._collection.upsert(
-                    ids=[c.case_id for c, _ in todo],
-                    documents=[document(c) for c, _ in todo],
-                    metadatas=[m for _, m in todo],
-                )
-                changed += len(todo)
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        started = time.perf_counter()
+        vectors = np.asarray(self._embedder(list(texts)), dtype=np.float32)
+        self.embedded += len(texts)
+        self.embedding_s += time.perf_counter() - started
+        return vectors
+
+    # --- ingestion ----------------------------------------------------------
+
+    def upsert(
+        self,
+        cases: Sequence[PastCase | IndexedCase],
+        *,
+        batch_size: int | None = None,
+        on_progress: Progress | None = None,
+    ) -> int:
+        """Add or update cases in batches: a changed document is embedded again, changed metadata only
+        rewritten, an unchanged case skipped. Returns how many cases were written; `embedded` counts embeddings."""
+        size = batch_size or self.batch_size
+        written = 0
+        for start in range(0, len(cases), size):
+            written += self._upsert_batch([_indexed(c) for c in cases[start : start + size]])
             if on_progress:
-                on_progress(start + len(batch), len(cases))
-        return changed
+                on_progress(min(start + size, len(cases)), len(cases))
+        if written:
+            with self._table_lock:
+                self._table = None  # the lexical copy no longer matches the collection
+        return written
+
+    def _upsert_batch(self, batch: list[IndexedCase]) -> int:
+        unique = list({c.case.case_id: c for c in batch}.values())  # Chroma refuses duplicate ids in one call
+        ids = [c.case.case_id for c in unique]
+        docs = [document(c) for c in unique]
+        metadatas = [metadata(c, d) for c, d in zip(unique, docs, strict=True)]
+        stored = self._collection.get(ids=ids, include=["metadatas"])
+        known = dict(zip(stored["ids"], stored["metadatas"] or [], strict=True))
+        reembed, rewrite = [], []
+        for i, (case_id, values) in enumerate(zip(ids, metadatas, strict=True)):
+            previous = known.get(case_id, {})
+            if previous.get("content_hash") == values["content_hash"]:
+                continue
+            (rewrite if previous.get("document_hash") == values["document_hash"] else reembed).append(i)
+        if reembed:
+            self._collection.upsert(
+                ids=[ids[i] for i in reembed],
+                documents=[docs[i] for i in reembed],
+                metadatas=[metadatas[i] for i in reembed],
+                embeddings=self.embed([docs[i] for i in reembed]),
+            )
+        if rewrite:  # replaced whole with the stored embedding: Chroma's update would merge old metadata keys in
+            kept = self._collection.get(ids=[ids[i] for i in rewrite], include=["embeddings"])
+            vectors = dict(zip(kept["ids"], kept["embeddings"], strict=True))
+            self._collection.upsert(
+                ids=[ids[i] for i in rewrite],
+                documents=[docs[i] for i in rewrite],
+                metadatas=[metadatas[i] for i in rewrite],
+                embeddings=[vectors[ids[i]] for i in rewrite],
+            )
+        return len(reembed) + len(rewrite)
 
     def get(self, case_ids: Sequence[str]) -> list[PastCase]:
         if not case_ids:
             return []
         found = self._collection.get(ids=list(case_ids), include=["metadatas", "documents"])
         by_id = {
-            i: _past_case(i, m, d) for i, m, d in zip(found["ids"], found["metadatas"], found["documents"], strict=True)
+            i: past_case(i, m, d) for i, m, d in zip(found["ids"], found["metadatas"], found["documents"], strict=True)
         }
         return [by_id[i] for i in case_ids if i in by_id]
 
+    # --- the lexical copy -----------------------------------------------------
+
+    def lexical_table(self) -> CaseTable:
+        """The in-memory copy BM25 searches, rebuilt when it may no longer match the collection."""
+        with self._table_lock:
+            table = self._table
+            expired = time.monotonic() - self._table_built_at > self.lexical_max_age_s
+            if table is None or expired or len(table) != self.count():
+                table = self._table = CaseTable(self._read_all())
+                self._table_built_at = time.monotonic()
+            return table
+
+    def _read_all(self) -> list[StoredCase]:
+        rows: list[StoredCase] = []
+        while True:
+            page = self._collection.get(include=["documents", "metadatas"], limit=READ_PAGE, offset=len(rows))
+            rows += [
+                StoredCase(i, d, m) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
+            ]
+            if len(page["ids"]) < READ_PAGE:
+                return rows
+
+    # --- search -----------------------------------------------------------------
+
     def search(
-        self, text: str, *, k: int, exclude_account_ids: Sequence[str] = (), min_similarity: float = 0.2
+        self, text: str, *, k: int, exclude_account_ids: Sequence[str] = (), min_similarity: float | None = None
     ) -> list[SimilarCase]:
-        """The k nearest past cases, never from the excluded accounts (no self-evidence)."""
-        if k <= 0 or self.count() == 0:
+        """The k most similar past cases for free text, never from the excluded accounts or their rings."""
+        if k <= 0:
             return []
-        where = {"account_id": {"$nin": list(exclude_account_ids)}} if exclude_account_ids else None
-        result = self._collection.query(
-            query_texts=[text], n_results=k, where=where, include=["metadatas", "documents", "distances"]
+        query = CaseQuery.from_text(text, CaseFilter(exclude_account_ids=list(exclude_account_ids)))
+        return self.find(query, k=k, min_similarity=min_similarity).neighbours
+
+    def find(
+        self, query: CaseQuery, *, k: int, mode: RetrievalMode | None = None, min_similarity: float | None = None
+    ) -> SimilarCases:
+        """The k nearest past cases above the similarity floor, each with why it matched, and how they ended."""
+        mode = mode or self.mode
+        floor = self.min_similarity if min_similarity is None else min_similarity
+        started = time.perf_counter()
+        query_vector = self.embed([query.embedding_text()])[0]
+        embedded = time.perf_counter()
+        neighbours = self._neighbours(query, query_vector, k=k, mode=mode, floor=floor) if k > 0 else []
+        return SimilarCases(
+            query=query,
+            neighbours=neighbours,
+            summary=summarize(neighbours),
+            mode=mode,
+            embed_ms=(embedded - started) * 1000,
+            search_ms=(time.perf_counter() - embedded) * 1000,
         )
-        hits = []
-        for case_id, metadata, doc, distance in zip(
-            result["ids"][0], result["metadatas"][0], result["documents"][0], result["distances"][0], strict=True
-        ):
-            similarity = 1.0 - float(distance)
-            if similarity >= min_similarity:
-                hits.append(SimilarCase(case=_past_case(case_id, metadata, doc), similarity=round(similarity, 4)))
-        return hits
+
+    def _neighbours(
+        self, query: CaseQuery, query_vector: np.ndarray, *, k: int, mode: RetrievalMode, floor: float
+    ) -> list[SimilarCase]:
+        table = self.lexical_table()
+        if not len(table):
+            return []
+        vector_hits = self._vector_hits(query, query_vector, table) if mode is not RetrievalMode.lexical else {}
+        lexical_hits: dict[str, float] = {}
+        if mode is not RetrievalMode.vector:
+            allowed = query.filters.allowed(table.columns)
+            top = table.lexical_top(query.lexical_tokens(), allowed, self.candidates)
+            lexical_hits = {table.rows[p].case_id: bm25 for p, bm25 in top}
+        ranking = self._rank(mode, vector_hits, lexical_hits)
+        similarity = vector_hits | self._similarities(query_vector, [i for i, _ in ranking if i not in vector_hits])
+        vector_rank = {case_id: r for r, case_id in enumerate(vector_hits, start=1)}
+        lexical_rank = {case_id: r for r, case_id in enumerate(lexical_hits, start=1)}
+        query_terms = tokenize(query.text)
+        neighbours = []
+        for case_id, score in ranking:
+            if similarity.get(case_id, -1.0) < floor:
+                continue
+            position = table.position[case_id]
+            row = table.rows[position]
+            neighbours.append(
+                SimilarCase(
+                    case=past_case(case_id, row.metadata, row.document),
+                    similarity=round(similarity[case_id], 4),
+                    provenance=row.metadata.get("provenance", Provenance.imported.value),
+                    score=round(score, 6),
+                    vector_rank=vector_rank.get(case_id),
+                    lexical_rank=lexical_rank.get(case_id),
+                    matched_signals=sorted(set(query.signals) & set(row.metadata.get("signals", "").split())),
+                    matched_terms=table.shared_terms(query_terms, position),
+                )
+            )
+            if len(neighbours) == k:
+                break
+        return neighbours
+
+    def _vector_hits(self, query: CaseQuery, query_vector: np.ndarray, table: CaseTable) -> dict[str, float]:
+        """Nearest ids (in order) with their cosine similarity; ids the lexical copy lacks are left for its rebuild."""
+        result = self._collection.query(
+            query_embeddings=[query_vector],
+            n_results=min(self.candidates, len(table)),
+            where=query.filters.where(),
+            include=["distances"],
+        )
+        return {
+            case_id: 1.0 - float(distance)
+            for case_id, distance in zip(result["ids"][0], result["distances"][0], strict=True)
+            if case_id in table.position
+        }
+
+    def _rank(
+        self, mode: RetrievalMode, vector_hits: dict[str, float], lexical_hits: dict[str, float]
+    ) -> list[tuple[str, float]]:
+        """(id, score) best first: the fused RRF score, or one retriever's own score (cosine, BM25)."""
+        if mode is RetrievalMode.hybrid:
+            return reciprocal_rank_fusion([list(vector_hits), list(lexical_hits)], k=self.rrf_k)
+        return list((vector_hits if mode is RetrievalMode.vector else lexical_hits).items())
+
+    def _similarities(self, query_vector: np.ndarray, case_ids: list[str]) -> dict[str, float]:
+        """Cosine similarity for candidates only the lexical side returned, so one floor applies to all."""
+        if not case_ids:
+            return {}
+        found = self._collection.get(ids=case_ids, include=["embeddings"])
+        vectors = np.asarray(found["embeddings"], dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1) * np.linalg.norm(query_vector)
+        cosines = vectors @ query_vector / np.where(norms == 0, 1.0, norms)
+        return dict(zip(found["ids"], cosines.tolist(), strict=True))

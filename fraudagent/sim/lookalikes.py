@@ -2,7 +2,11 @@
 
 Each storyline takes the ids of its cast, creates their profiles and writes
 the episode that makes them look like fraud to a rules engine: a trip abroad,
-a new console, gift cards in a sale, a household sharing a console and a card.
+a new console, gift cards in a sale, a household sharing a console and a card,
+a card the bank keeps declining, a locked-out owner recovering the account, a
+newcomer paying with a card from the country they moved from. The last three
+resemble card testing, account takeover and stolen cards closely enough that
+no model separates them from fraud perfectly, as in a real store.
 """
 
 from __future__ import annotations
@@ -11,7 +15,15 @@ from datetime import timedelta
 
 from fraudagent.core.models import EventType, Typology
 from fraudagent.sim.activity import pick_item, session_access
-from fraudagent.sim.catalog import GAMES, GIFT_CARDS, TRAVEL_DESTINATIONS, TRIAL, first_purchase_offer
+from fraudagent.sim.catalog import (
+    CURRENCY_PACKS,
+    GAMES,
+    GIFT_CARDS,
+    MARKETS,
+    TRAVEL_DESTINATIONS,
+    TRIAL,
+    first_purchase_offer,
+)
 from fraudagent.sim.entities import Access, DeviceKind, Profile, public_ip
 from fraudagent.sim.stage import Stage, Storyline
 from fraudagent.sim.texts import (
@@ -29,6 +41,12 @@ _GIFT_MESSAGE_CHANCE = 0.6
 _GIFT_REDEEMED_IN_STORE_CHANCE = 0.7
 _HOUSEHOLD_REPORT_CHANCE = 0.25
 _CHILD_USES_PARENT_CARD_CHANCE = 0.6
+_NEW_CARD_AFTER_DECLINES_CHANCE = 0.5
+_GIVES_UP_CHANCE = 0.25
+_RECOVERY_ABROAD_CHANCE = 0.35
+_RECOVERY_MFA_RESET_CHANCE = 0.4
+_RECOVERY_GIFT_CHANCE = 0.35
+_EXPAT_GIFT_CHANCE = 0.6
 
 
 def _established(stage: Stage, account_id: str) -> Profile:
@@ -220,3 +238,88 @@ def duplicate_charge(stage: Stage, account_ids: list[str]) -> Storyline:
         text = duplicate_charge_dispute(rng) if rng.random() < 0.8 else None
         evidence.append(tl.chargeback(twin, disputed, text=text))
     return Storyline(Typology.legitimate, first.ts, {account_id: evidence}, [profile])
+
+
+def card_trouble(stage: Stage, account_ids: list[str]) -> Storyline:
+    """The bank keeps declining a purchase; the customer retries, tries other cards, maybe adds a new one."""
+    rng, tl = stage.rng, stage.tl
+    (account_id,) = account_ids
+    profile = _established(stage, account_id)
+    ts = stage.in_window(0.05, 0.95)
+    access = session_access(rng, profile, ts)
+    tl.login(account_id, ts, access)
+    event_type, product = pick_item(rng)
+    if rng.random() < _NEW_CARD_AFTER_DECLINES_CHANCE:
+        profile.instruments.append(stage.mint.card(profile.home_country))
+    moment = stage.later(ts, 2, 15)
+    evidence: list[EventDraft] = []
+    for _ in range(rng.randint(2, 6)):
+        instrument = rng.choice(profile.instruments)
+        evidence.append(
+            tl.charge(account_id, moment, event_type, product, profile.currency, access, instrument, status="declined")
+        )
+        moment = stage.later(moment, 0.3, 4)
+    if rng.random() >= _GIVES_UP_CHANCE:
+        evidence.append(
+            tl.charge(account_id, moment, event_type, product, profile.currency, access, profile.instruments[-1])
+        )
+    return Storyline(Typology.legitimate, evidence[0].ts, {account_id: evidence[:3]}, [profile])
+
+
+def account_recovery(stage: Stage, account_ids: list[str]) -> Storyline:
+    """Locked out, the owner resets the password (and MFA) from a new phone, then shops as usual, or for gifts."""
+    rng, tl = stage.rng, stage.tl
+    (account_id,) = account_ids
+    profile = _established(stage, account_id)
+    ts = stage.in_window(0.05, 0.95)
+    phone = stage.mint.device(DeviceKind.phone)
+    profile.add_device(phone, since=ts)
+    abroad = rng.random() < _RECOVERY_ABROAD_CHANCE
+    country = rng.choice(TRAVEL_DESTINATIONS[profile.market.country]) if abroad else profile.home_country
+    access = Access(phone, public_ip(rng, country), country)
+    for _ in range(rng.randint(1, 4)):
+        tl.login(account_id, ts, access, failed=True)
+        ts = stage.later(ts, 0.3, 3)
+    tl.login(account_id, ts, access)
+    ts = stage.later(ts, 1, 6)
+    evidence = [tl.credential_change(account_id, ts, EventType.password_reset, access)]
+    if rng.random() < _RECOVERY_MFA_RESET_CHANCE:
+        ts = stage.later(ts, 1, 6)
+        tl.credential_change(account_id, ts, EventType.mfa_change, access)
+    for _ in range(rng.randint(1, 4)):
+        ts = stage.later(ts, 2, 30)
+        if rng.random() < _RECOVERY_GIFT_CHANCE:
+            event_type, product = EventType.gift_card_purchase, rng.choice(GIFT_CARDS[1:])
+        elif rng.random() < 0.5:
+            event_type, product = EventType.purchase, rng.choice(CURRENCY_PACKS[2:])
+        else:
+            event_type, product = pick_item(rng)
+        purchase = tl.charge(account_id, ts, event_type, product, profile.currency, access, profile.card())
+        if len(evidence) < 3:
+            evidence.append(purchase)
+    return Storyline(Typology.legitimate, evidence[0].ts, {account_id: evidence}, [profile])
+
+
+def expat_newcomer(stage: Stage, account_ids: list[str]) -> Storyline:
+    """Signs up after moving abroad and pays with the card from home: gift cards and currency for family."""
+    rng, tl = stage.rng, stage.tl
+    (account_id,) = account_ids
+    created = stage.in_window(0.0, 0.9)
+    profile = stage.factory.customer(account_id, created)
+    home = rng.choice([m for m in MARKETS if m.country != profile.market.country])
+    profile.instruments = [stage.mint.card(home.country)]
+    ts = stage.later(created, 1, 30)
+    access = profile.home_access(rng, ts)
+    evidence = [tl.login(account_id, ts, access)]
+    for _ in range(rng.randint(2, 5)):
+        ts = stage.later(ts, 2, 60)
+        if not tl.contains(ts):
+            break
+        if rng.random() < _EXPAT_GIFT_CHANCE:
+            event_type, product = EventType.gift_card_purchase, rng.choice(GIFT_CARDS[1:])
+        else:
+            event_type, product = pick_item(rng)
+        purchase = tl.charge(account_id, ts, event_type, product, profile.currency, access, profile.card())
+        if len(evidence) < 3:
+            evidence.append(purchase)
+    return Storyline(Typology.legitimate, created, {account_id: evidence}, [profile])

@@ -60,6 +60,13 @@ class Timeline:
     def contains(self, ts: datetime) -> bool:
         return self.start <= ts < self.end
 
+    def mark(self) -> int:
+        """A position in the timeline's writing order; `written_since` returns the drafts added after it."""
+        return len(self._drafts)
+
+    def written_since(self, mark: int) -> list[EventDraft]:
+        return self._drafts[mark:]
+
     def _add(
         self, account_id: str, ts: datetime, event_type: EventType, access: Access | None, **fields: str | None
     ) -> EventDraft:

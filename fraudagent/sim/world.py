@@ -25,7 +25,7 @@ from fraudagent.sim.past_cases import generate_past_cases
 from fraudagent.sim.population import ProfileFactory
 from fraudagent.sim.risk import score_events
 from fraudagent.sim.stage import Stage, Storyline
-from fraudagent.sim.timeline import Timeline
+from fraudagent.sim.timeline import EventDraft, Timeline
 
 DEFAULT_END = datetime(2026, 11, 26, tzinfo=timezone.utc)
 GENERATOR_VERSION = "fraudagent-sim/1"
@@ -43,6 +43,8 @@ class World:
     truth: dict[str, Typology]  # account_id -> ground truth; legitimate for every non-fraud account
     alerts: list[CaseBundle]
     past_cases: list[PastCase]
+    fraud_events: frozenset[str] = frozenset()
+    """Ids of the events that are fraud activity: see `_fraud_events`. The risk model's training labels."""
 
     @property
     def start(self) -> datetime:
@@ -67,9 +69,12 @@ CASTINGS: tuple[Casting, ...] = (
     Casting(lookalikes.family, 18, (2, 4)),
     Casting(lookalikes.newcomer, 50),
     Casting(lookalikes.duplicate_charge, 4),
+    Casting(lookalikes.card_trouble, 25),
+    Casting(lookalikes.account_recovery, 20),
+    Casting(lookalikes.expat_newcomer, 20),
     Casting(fraud.account_takeover, 11),
     Casting(fraud.stolen_card, 7),
-    Casting(fraud.card_testing, 4),
+    Casting(fraud.card_testing, 2),
     Casting(fraud.friendly_fraud, 8),
     Casting(fraud.refund_abuse, 7),
     Casting(fraud.gift_card_laundering, 2, (3, 5)),
@@ -104,7 +109,12 @@ def generate_world(
     for profile in ordinary:
         bystanders.setdefault(profile.market.country, []).append(profile)
     stage = Stage(tl, Random(f"{seed}:stories"), mint, factory, sale_windows(start, end), bystanders)
-    storylines = [casting.write(stage, members) for casting, members in groups]
+    storylines: list[Storyline] = []
+    written: list[list[EventDraft]] = []  # per storyline, the events it wrote itself
+    for casting, members in groups:
+        mark = tl.mark()
+        storylines.append(casting.write(stage, members))
+        written.append(tl.written_since(mark))
 
     profiles = sorted(ordinary + [p for story in storylines for p in story.profiles], key=lambda p: p.account_id)
     activity_rng = Random(f"{seed}:activity")
@@ -115,6 +125,7 @@ def generate_world(
     account_list = [p.account for p in profiles]
     scores = score_events(events, {a.account_id: a for a in account_list})
     truth = _truth(account_list, storylines)
+    fraud_events = _fraud_events(events, account_list, storylines, written)
     run = raise_alerts(
         rng=Random(f"{seed}:alerts"),
         events=events,
@@ -135,6 +146,7 @@ def generate_world(
         past_cases=generate_past_cases(
             Random(f"{seed}:past"), past_cases, accounts=run.accounts, truth=truth, before=start
         ),
+        fraud_events=fraud_events,
     )
 
 
@@ -151,6 +163,33 @@ def _cast(rng: Random, account_ids: list[str]) -> tuple[list[tuple[Casting, list
             members, pool = pool[:size], pool[size:]
             groups.append((casting, sorted(members)))
     return groups, sorted(pool)
+
+
+def _fraud_events(
+    events: list[Event], accounts: list[Account], storylines: list[Storyline], written: list[list[EventDraft]]
+) -> frozenset[str]:
+    """Event-level ground truth: what each fraud storyline wrote, and everything a scheme's own accounts do.
+
+    Truth is per account, but a victim of a takeover or a customer who later
+    files a false chargeback also shops honestly; labelling all their events
+    would teach a model that ordinary purchases are fraud. So the fraud events
+    are the ones the storyline itself wrote (the attacker's logins and buys,
+    the disputed purchase and its chargeback, the abused refunds) plus every
+    event of an account that exists for the scheme: created at or after the
+    storyline's onset (stolen-card, card-testing and ring accounts). A
+    victim's own report to support is not fraud activity.
+    """
+    created = {a.account_id: a.created_at for a in accounts}
+    fraud: set[str] = set()
+    schemes: set[str] = set()
+    for story, drafts in zip(storylines, written, strict=True):
+        if story.typology is Typology.legitimate:
+            continue
+        members = set(story.members)
+        fraud.update(d.event_id for d in drafts if d.account_id in members and d not in story.reports)
+        schemes.update(m for m in members if created[m] >= story.onset)
+    fraud.update(e.event_id for e in events if e.account_id in schemes)
+    return frozenset(fraud)
 
 
 def _truth(accounts: list[Account], storylines: list[Storyline]) -> dict[str, Typology]:

@@ -1,0 +1,235 @@
+"""Similar-case retrieval: quality of vector, BM25 and hybrid search on held-out cases, latency, ingestion.
+
+    .venv/bin/python benchmarks/bench_retrieval.py [--store-cases 3000] [--latency-cases 100000]
+
+Quality. The store holds the simulator's past cases (seed 7). The queries are
+held out, never in the store: (1) open cases, the alert bundles of worlds
+simulated with other seeds, each queried as the agent does (signals computed
+from its events, its own and bundle accounts excluded); (2) narratives of
+past cases written with another seed, queried as free text. Per typology and
+overall: how often the majority typology of the top 5 neighbours is the true
+one, and recall@10 of same-typology cases (same-typology cases in the top 10
+/ min(10, same-typology cases in the store)). For legitimate open cases: the
+share of their neighbours that were false positives. All three methods are
+measured in the same run, on the same store and queries.
+
+Speed. Ingestion throughput with the packaged model (cases/s including
+embedding, and the embedding share) on the quality store. Query latency
+p50/p95 at `--latency-cases` stored cases, excluding the query embedding
+(timed separately). Embedding that many documents on this 2-core machine
+would take longer than the benchmark is worth, so the latency store's vectors
+are real embeddings of `--latency-pool` of its documents, reused with a small
+random jitter: Chroma's HNSW index, the filters and BM25 over 100k real
+documents do the same work as with fully embedded ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from random import Random
+from typing import Any
+
+import numpy as np
+
+from fraudagent.core.models import CaseBundle, Disposition, Typology
+from fraudagent.core.settings import Settings
+from fraudagent.retrieval.documents import IndexedCase, Provenance
+from fraudagent.retrieval.past_cases import PastCaseStore, embedding_function, make_client
+from fraudagent.retrieval.queries import case_query
+from fraudagent.retrieval.search import CaseQuery, RetrievalMode
+from fraudagent.sim.past_cases import generate_past_cases
+from fraudagent.sim.world import generate_world
+
+MODES = (RetrievalMode.vector, RetrievalMode.lexical, RetrievalMode.hybrid)
+
+
+@dataclass
+class Tally:
+    """Per typology: queries, majority-typology hits, summed recall@10, and for legitimate ones the FP share."""
+
+    queries: Counter[Typology] = field(default_factory=Counter)
+    majority_hits: Counter[Typology] = field(default_factory=Counter)
+    recall: defaultdict[Typology, float] = field(default_factory=lambda: defaultdict(float))
+    fp_shares: list[float] = field(default_factory=list)
+
+    def add(self, truth: Typology, typologies: list[Typology], dispositions: list[Disposition], in_store: int) -> None:
+        self.queries[truth] += 1
+        top5 = Counter(typologies[:5]).most_common(1)  # ties go to the typology ranked first
+        self.majority_hits[truth] += int(bool(top5) and top5[0][0] is truth)
+        self.recall[truth] += sum(t is truth for t in typologies[:10]) / max(1, min(10, in_store))
+        if truth is Typology.legitimate and dispositions:
+            self.fp_shares.append(sum(d is Disposition.false_positive for d in dispositions) / len(dispositions))
+
+    def majority(self, typology: Typology | None = None) -> float:
+        if typology is None:
+            return sum(self.majority_hits.values()) / max(1, sum(self.queries.values()))
+        return self.majority_hits[typology] / max(1, self.queries[typology])
+
+    def recall_at_10(self, typology: Typology | None = None) -> float:
+        if typology is None:
+            return sum(self.recall.values()) / max(1, sum(self.queries.values()))
+        return self.recall[typology] / max(1, self.queries[typology])
+
+
+def open_case_queries(seeds: Sequence[int], accounts: int, days: int) -> list[tuple[Typology, CaseQuery]]:
+    queries = []
+    for seed in seeds:
+        for bundle in generate_world(seed=seed, accounts=accounts, days=days, past_cases=0).alerts:
+            queries.append((bundle.expected.typology, _bundle_query(bundle)))
+    return queries
+
+
+def _bundle_query(bundle: CaseBundle) -> CaseQuery:
+    account = next((a for a in bundle.accounts if a.account_id == bundle.case.account_id), None)
+    linked = [a.account_id for a in bundle.accounts]
+    return case_query(case=bundle.case, account=account, events=bundle.events, linked_account_ids=linked)
+
+
+def narrative_queries(seed: int, count: int) -> list[tuple[Typology, CaseQuery]]:
+    before = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    cases = generate_past_cases(Random(f"{seed}:held-out"), count, accounts=[], truth={}, before=before)
+    return [(c.typology, CaseQuery.from_text(c.narrative)) for c in cases]
+
+
+def measure_quality(
+    store: PastCaseStore, queries: list[tuple[Typology, CaseQuery]], in_store: Counter[Typology]
+) -> dict[RetrievalMode, Tally]:
+    tallies = {mode: Tally() for mode in MODES}
+    for truth, query in queries:
+        for mode in MODES:
+            found = store.find(query, k=10, mode=mode).neighbours
+            tallies[mode].add(
+                truth, [n.case.typology for n in found], [n.case.disposition for n in found], in_store[truth]
+            )
+    return tallies
+
+
+def quality_table(title: str, tallies: dict[RetrievalMode, Tally]) -> str:
+    head = "| typology | queries | " + " | ".join(f"majority@5 {m.value}" for m in MODES) + " | "
+    head += " | ".join(f"recall@10 {m.value}" for m in MODES) + " |"
+    lines = [f"### {title}", "", head, "|" + "---|" * (2 + 2 * len(MODES))]
+    any_tally = tallies[RetrievalMode.hybrid]
+    for typology in sorted(any_tally.queries, key=lambda t: t.value):
+        cells = [f"{tallies[m].majority(typology):.2f}" for m in MODES] + [
+            f"{tallies[m].recall_at_10(typology):.2f}" for m in MODES
+        ]
+        lines.append(f"| {typology.value} | {any_tally.queries[typology]} | " + " | ".join(cells) + " |")
+    overall = [f"**{tallies[m].majority():.3f}**" for m in MODES] + [
+        f"**{tallies[m].recall_at_10():.3f}**" for m in MODES
+    ]
+    lines.append(f"| **overall** | {sum(any_tally.queries.values())} | " + " | ".join(overall) + " |")
+    if any_tally.fp_shares:
+        shares = ", ".join(f"{m.value} {statistics.mean(tallies[m].fp_shares):.2f}" for m in MODES)
+        lines += ["", f"Legitimate queries, share of their neighbours that were false positives: {shares}."]
+    return "\n".join(lines)
+
+
+class ReusedVectorStore(PastCaseStore):
+    """Writes the latency store with real embeddings of a pool of its documents, reused with a small
+    jitter (see the module doc); queries go through a plain store on the same collection."""
+
+    def __init__(self, *, pool: np.ndarray, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool = pool
+        self.rng = np.random.default_rng(0)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        base = self.pool[self.rng.integers(0, len(self.pool), len(texts))]
+        return base + self.rng.normal(0, 0.02, base.shape).astype(np.float32)
+
+
+def measure_latency(args: argparse.Namespace, real_embedder: Any, queries: list[CaseQuery], work: Path) -> str:
+    before = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    cases = generate_past_cases(Random("bench:latency"), args.latency_cases, accounts=[], truth={}, before=before)
+    indexed = [IndexedCase(case=c, provenance=Provenance.simulated) for c in cases]
+    pool = np.asarray(real_embedder([c.narrative for c in cases[: args.latency_pool]]), dtype=np.float32)
+    settings = Settings(chroma_path=work / "latency", chroma_collection="latency")
+    store = ReusedVectorStore(pool=pool, client=make_client(settings), collection="latency", embedder=real_embedder)
+    started = time.perf_counter()
+    store.upsert(indexed, batch_size=1000)
+    write_s = time.perf_counter() - started
+    real = PastCaseStore.from_settings(settings, embedder=real_embedder)  # same collection, the real model for queries
+    started = time.perf_counter()
+    real.lexical_table()
+    rebuild_s = time.perf_counter() - started
+    rows = []
+    for mode in MODES:
+        embed_ms, search_ms = [], []
+        for query in queries:
+            found = real.find(query, k=10, mode=mode)
+            embed_ms.append(found.embed_ms)
+            search_ms.append(found.search_ms)
+        rows.append(f"| {mode.value} | {len(queries)} | {_pct(search_ms, 50):.1f} | {_pct(search_ms, 95):.1f} | "
+                    f"{_pct(embed_ms, 50):.1f} | {_pct(embed_ms, 95):.1f} |")  # fmt: skip
+    return "\n".join([
+        f"### Latency at {store.count():,} stored cases",
+        "",
+        f"Writing {len(indexed):,} cases (hashing, metadata, Chroma upsert; embeddings reused, see above): "
+        f"{write_s:.0f} s ({len(indexed) / write_s:,.0f} cases/s). "
+        f"Rebuilding the BM25 copy from the collection: {rebuild_s:.1f} s.",
+        "",
+        "| mode | queries | search p50 ms | search p95 ms | query embedding p50 ms | p95 ms |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ])  # fmt: skip
+
+
+def _pct(values: list[float], q: int) -> float:
+    return float(np.percentile(values, q))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--store-cases", type=int, default=3000)
+    parser.add_argument("--held-out-seeds", type=int, nargs="+", default=[101, 102, 103])
+    parser.add_argument("--held-out-accounts", type=int, default=3000)
+    parser.add_argument("--held-out-days", type=int, default=60)
+    parser.add_argument("--held-out-narratives", type=int, default=600)
+    parser.add_argument("--latency-cases", type=int, default=100_000)
+    parser.add_argument("--latency-pool", type=int, default=2000)
+    parser.add_argument("--latency-queries", type=int, default=200)
+    parser.add_argument(
+        "--work", type=Path, default=None, help="folder for the Chroma stores (default: a temporary one)"
+    )
+    parser.add_argument("--skip-quality", action="store_true", help="only ingestion and latency")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="bench-retrieval-"))
+    embedder = embedding_function(Settings())
+
+    world = generate_world(seed=7, accounts=2000, days=30, past_cases=args.store_cases)
+    store = PastCaseStore.from_settings(
+        Settings(chroma_path=work / "quality", chroma_collection="quality"), embedder=embedder
+    )
+    started = time.perf_counter()
+    store.upsert([IndexedCase(case=c, provenance=Provenance.simulated) for c in world.past_cases])
+    ingest_s = time.perf_counter() - started
+    embed_share = store.embedding_s / ingest_s
+    in_store = Counter(c.typology for c in world.past_cases)
+    load = os.getloadavg()[0]  # other work on the machine slows embedding: say how busy it was
+
+    open_cases = open_case_queries(args.held_out_seeds, args.held_out_accounts, args.held_out_days)
+    narratives = narrative_queries(args.held_out_seeds[0], args.held_out_narratives)
+    print(f"## Similar-case retrieval ({os.cpu_count()} cores, load average {load:.1f} after ingestion)\n")
+    rate = len(world.past_cases) / ingest_s
+    print(f"Store: {store.count():,} simulated past cases (seed 7). Ingestion with the packaged all-MiniLM-L6-v2: "
+          f"{rate:.0f} cases/s including embedding (embedding ~{embed_share:.0%} of it).\n")  # fmt: skip
+    if not args.skip_quality:
+        open_title = f"Open cases: {len(open_cases)} alert bundles of seeds {args.held_out_seeds}"
+        print(quality_table(open_title, measure_quality(store, open_cases, in_store)) + "\n")
+        narrative_title = f"Held-out narratives: {len(narratives)} (seed {args.held_out_seeds[0]})"
+        print(quality_table(narrative_title, measure_quality(store, narratives, in_store)) + "\n")
+    latency_queries = [q for _, q in open_cases[: args.latency_queries]]
+    print(measure_latency(args, embedder, latency_queries, work))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,414 @@
+"""Similar past cases: the Chroma store on disk and behind a real `chroma run` server, hybrid search,
+filters, exclusions, the similarity floor, outcome summaries, the LangChain retriever and tool, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pytest
+
+from fraudagent.core.models import Action, Disposition, PastCase, Typology
+from fraudagent.core.services import ManagedProcess, free_port
+from fraudagent.core.settings import Settings
+from fraudagent.retrieval.documents import IndexedCase, Provenance
+from fraudagent.retrieval.filters import CaseFilter
+from fraudagent.retrieval.langchain_adapters import PastCaseRetriever, similar_cases_tool
+from fraudagent.retrieval.past_cases import PastCaseStore, make_client
+from fraudagent.retrieval.queries import case_query
+from fraudagent.retrieval.search import CaseQuery, RetrievalMode, reciprocal_rank_fusion
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMA = ROOT / ".venv" / "bin" / "chroma"
+BASE = datetime(2026, 3, 1, tzinfo=timezone.utc)
+
+ATO_QUERY = "password reset from a new device abroad, then gift cards bought within minutes"
+NONSENSE = "purple elephant sonata quantum banana orchestra"
+
+
+def _case(
+    n: int, account: str, typology: Typology, disposition: Disposition, actions: list[Action], text: str
+) -> PastCase:
+    return PastCase(case_id=f"C-9{n:04d}", account_id=account, closed_at=BASE + timedelta(days=n),
+                    typology=typology, disposition=disposition, actions=actions, narrative=text)  # fmt: skip
+
+
+ATO, CT, RA, FF, LEGIT = (Typology.account_takeover, Typology.card_testing, Typology.refund_abuse,
+                          Typology.friendly_fraud, Typology.legitimate)  # fmt: skip
+FRAUD, FP = Disposition.confirmed_fraud, Disposition.false_positive
+CASES = [
+    _case(
+        1,
+        "A-1",
+        ATO,
+        FRAUD,
+        [Action.lock_account, Action.void_gift_cards],
+        "Login from a new Windows PC with an IP in Romania, a password reset 4 minutes later, then 6 gift cards "
+        "worth $600 in 20 minutes. Owner reported the hack. Confirmed account takeover.",
+    ),
+    _case(
+        2,
+        "A-2",
+        ATO,
+        FRAUD,
+        [Action.lock_account],
+        "ATO: unseen android login from VN, pw reset +3m, 5x GC = $500 in 15m. conf ATO - locked.",
+    ),
+    _case(
+        3,
+        "A-3",
+        ATO,
+        FRAUD,
+        [Action.lock_account, Action.step_up_verification],
+        "Someone signed in from Nigeria on a new laptop, did an email change within 5 min and bought gift cards "
+        "and currency packs for $450. This was account takeover.",
+    ),
+    _case(
+        4,
+        "A-4",
+        ATO,
+        FRAUD,
+        [Action.void_gift_cards],
+        "Password reset and MFA removal right after a login from an unfamiliar iPhone in Turkey; 7 gift cards "
+        "in ten minutes. Textbook account takeover.",
+    ),
+    _case(
+        5,
+        "A-5",
+        CT,
+        FRAUD,
+        [Action.block_instrument],
+        "40 charges of $0.99 were tried on 25 different cards in 12 minutes; 90% were declined. Card testing.",
+    ),
+    _case(
+        6,
+        "A-6",
+        CT,
+        FRAUD,
+        [Action.block_instrument, Action.lock_account],
+        "card testing: 30 attempts x $0.99, 20 cards, 9m / 85% declined, 3 passed. card blocked, locked.",
+    ),
+    _case(
+        7,
+        "A-7",
+        RA,
+        FRAUD,
+        [Action.deny_refund],
+        "There were 9 refund requests on 12 purchases in 5 weeks (75%), reasons always 'didnt like it'. "
+        "Refund abuse; the pending refund was denied.",
+    ),
+    _case(
+        8,
+        "A-8",
+        RA,
+        FRAUD,
+        [Action.deny_refund, Action.hold_purchases],
+        "refund abuse: 7/10 refunded (70%) in 4w, reason always 'it crashes'. refund denied, purchases held.",
+    ),
+    _case(
+        9,
+        "A-9",
+        FF,
+        FRAUD,
+        [Action.represent_chargeback],
+        "A chargeback for $59.99 came in 30 days after the purchase; the same console kept playing, 20 sessions "
+        "after it. Friendly fraud; the chargeback was represented.",
+    ),
+    _case(
+        10,
+        "A-10",
+        LEGIT,
+        FP,
+        [Action.close_no_action],
+        "Logins and 3 purchases came from Spain over 10 days; same console as always, usual card from the UK. "
+        "The customer confirmed they were travelling. False positive, closed with no action.",
+    ),
+    _case(
+        11,
+        "A-11",
+        LEGIT,
+        FP,
+        [Action.close_no_action],
+        "Two identical charges of $69.99 went through 8 seconds apart; the chargeback covered only the duplicate. "
+        "Not fraud.",
+    ),
+    _case(
+        12,
+        "A-RING",
+        ATO,
+        FRAUD,
+        [Action.lock_account, Action.void_gift_cards],
+        "New device login from an IP in Ukraine, password reset 2 minutes later, 8 gift cards for $800 in 25 "
+        "minutes. Confirmed account takeover.",
+    ),
+]
+RING = IndexedCase(case=CASES[-1], provenance=Provenance.simulated, region="UA", linked_account_ids=["A-1", "A-77"])
+INDEXED = [IndexedCase(case=c, provenance=Provenance.imported, region="EU" if n % 2 else "US") for n, c in
+           enumerate(CASES[:-1])] + [RING]  # fmt: skip
+
+
+# --- the two ways to reach Chroma -------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    """A real `chroma run` on loopback for the session, telemetry off, stopped at the end."""
+    port = free_port()
+    log_dir = ROOT / "test-artifacts" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "chroma.log"
+    cmd = [
+        str(CHROMA),
+        "run",
+        "--path",
+        str(tmp_path_factory.mktemp("chroma-server")),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    env = os.environ | {"ANONYMIZED_TELEMETRY": "False"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+                                   start_new_session=True)  # fmt: skip
+    server = ManagedProcess(name="chroma", process=process, log_path=log_path, url=f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 60
+    while not _heartbeat(server.url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"chroma run did not start:\n{server.tail()}")
+        time.sleep(0.2)
+    yield server
+    server.stop()
+
+
+def _heartbeat(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v2/heartbeat", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.fixture(params=["disk", "server"])
+def chroma_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    collection = "cases-" + uuid.uuid4().hex[:10]
+    if request.param == "disk":
+        return Settings(chroma_path=tmp_path / "chroma", chroma_collection=collection)
+    server: ManagedProcess = request.getfixturevalue("chroma_server")
+    port = int(server.url.rsplit(":", 1)[1])
+    return Settings(chroma_host="127.0.0.1", chroma_port=port, chroma_collection=collection)
+
+
+@pytest.fixture
+def store(chroma_settings: Settings, embedder: object) -> PastCaseStore:
+    store = PastCaseStore.from_settings(chroma_settings, embedder=embedder)
+    store.upsert(INDEXED, batch_size=5)
+    return store
+
+
+def _ids(found: list) -> list[str]:  # type: ignore[type-arg]
+    return [n.case.case_id for n in found]
+
+
+# --- ingestion ---------------------------------------------------------------------
+
+
+def test_upsert_embeds_only_what_changed(chroma_settings: Settings, embedder: object) -> None:
+    store = PastCaseStore.from_settings(chroma_settings, embedder=embedder)
+    progress: list[tuple[int, int]] = []
+    assert store.upsert(INDEXED, batch_size=5, on_progress=lambda done, total: progress.append((done, total))) == 12
+    assert store.embedded == 12 and store.count() == 12
+    assert progress == [(5, 12), (10, 12), (12, 12)]
+
+    assert store.upsert(INDEXED) == 0
+    assert store.embedded == 12  # the second upsert embedded nothing
+
+    relabelled = INDEXED[0].model_copy(update={"region": "APAC"})
+    rewritten = INDEXED[1].model_copy(update={"case": CASES[1].model_copy(update={"narrative": "ATO, locked."})})
+    assert store.upsert([relabelled, rewritten]) == 2
+    assert store.embedded == 13  # only the changed narrative was embedded again
+    assert store.get(["C-90002"])[0].narrative == "ATO, locked."
+
+
+def test_get_returns_the_cases_as_stored(store: PastCaseStore) -> None:
+    assert store.get(["C-90007", "C-99999", "C-90001"]) == [CASES[6], CASES[0]]
+
+
+# --- search ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", list(RetrievalMode))
+def test_same_and_linked_accounts_are_never_returned(store: PastCaseStore, mode: RetrievalMode) -> None:
+    everything = store.find(CaseQuery.from_text(ATO_QUERY), k=12, mode=mode, min_similarity=-1.0)
+    assert {"C-90001", "C-90012"} <= set(_ids(everything.neighbours))
+    # A-1 is the case's account; C-90012 is on another account of A-1's ring.
+    query = CaseQuery.from_text(ATO_QUERY, CaseFilter(exclude_account_ids=["A-1"]))
+    found = store.find(query, k=12, mode=mode, min_similarity=-1.0)
+    assert found.neighbours and not {"C-90001", "C-90012"} & set(_ids(found.neighbours))
+
+
+@pytest.mark.parametrize("mode", list(RetrievalMode))
+def test_filters_on_typology_time_and_region(store: PastCaseStore, mode: RetrievalMode) -> None:
+    def ids(**filters: object) -> set[str]:
+        text = ATO_QUERY + " declined cards refund"
+        query = CaseQuery.from_text(text, CaseFilter(**filters))  # type: ignore[arg-type]
+        return set(_ids(store.find(query, k=12, mode=mode, min_similarity=-1.0).neighbours))
+
+    assert ids(typologies=[Typology.card_testing]) == {"C-90005", "C-90006"}
+    assert ids(closed_after=BASE + timedelta(days=10)) <= {"C-90010", "C-90011", "C-90012"}
+    assert all(c < "C-90003" for c in ids(closed_before=BASE + timedelta(days=3)))
+    assert ids(regions=["UA"]) == {"C-90012"}
+
+
+def test_nonsense_finds_nothing_rather_than_noise(store: PastCaseStore) -> None:
+    found = store.find(CaseQuery.from_text(NONSENSE), k=5)
+    assert found.neighbours == []
+    assert found.summary.neighbours == 0 and found.summary.headline.startswith("No past case")
+    assert store.find(CaseQuery.from_text(ATO_QUERY), k=5).neighbours  # the floor lets real matches through
+
+
+def test_outcome_summary_counts_the_neighbours(store: PastCaseStore) -> None:
+    found = store.find(CaseQuery.from_text(ATO_QUERY), k=5)
+    summary = found.summary
+    assert summary.neighbours == len(found.neighbours) == 5
+    assert summary.typologies == {"account_takeover": 5}
+    assert summary.dispositions == {"confirmed_fraud": 5}
+    assert summary.actions["lock_account"] == 4 and summary.actions["void_gift_cards"] == 3
+    assert (
+        summary.headline
+        == "5 of the 5 nearest cases were account takeover (confirmed fraud); 4 ended with lock_account."
+    )
+
+
+def test_each_neighbour_says_why_it_matched(store: PastCaseStore) -> None:
+    top = store.find(CaseQuery.from_text(ATO_QUERY), k=1).neighbours[0]
+    assert top.case.typology is ATO and top.evidence_id == f"case:{top.case.case_id}"
+    assert {"credential_change", "gift_cards"} <= set(top.matched_signals)
+    assert top.matched_terms and set(top.matched_terms) <= set(ATO_QUERY.lower().split()) | {"password", "reset"}
+    assert top.vector_rank is not None and top.lexical_rank is not None
+
+
+def test_hybrid_order_is_the_reciprocal_rank_fusion_of_both_retrievers(store: PastCaseStore) -> None:
+    query = CaseQuery.from_text("gift cards and declined cards after a password reset")
+    lists = [
+        _ids(store.find(query, k=50, mode=m, min_similarity=-1.0).neighbours)
+        for m in (RetrievalMode.vector, RetrievalMode.lexical)
+    ]
+    hybrid = store.find(query, k=50, mode=RetrievalMode.hybrid, min_similarity=-1.0).neighbours
+    assert _ids(hybrid) == [case_id for case_id, _ in reciprocal_rank_fusion(lists, k=store.rrf_k)]
+    assert lists[0] != lists[1]  # the fusion had something to do
+
+
+def test_reciprocal_rank_fusion_rewards_agreement() -> None:
+    fused = reciprocal_rank_fusion([["a", "b", "c"], ["b", "c", "d"]], k=60)
+    assert [i for i, _ in fused] == ["b", "c", "a", "d"]  # found by both beats first in one
+    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
+
+
+def test_the_lexical_index_follows_writes_from_another_client(
+    store: PastCaseStore, chroma_settings: Settings, embedder: object
+) -> None:
+    assert "C-90050" not in _ids(
+        store.find(CaseQuery.from_text("wallet top-ups zebra"), k=3, min_similarity=-1.0).neighbours
+    )
+    other = PastCaseStore(
+        client=make_client(chroma_settings), collection=chroma_settings.chroma_collection, embedder=embedder
+    )
+    other.upsert(
+        [
+            _case(
+                50,
+                "A-50",
+                Typology.mule_ring,
+                FRAUD,
+                [Action.lock_account],
+                "zebra ring: wallet top-ups on 5 accounts sharing cards",
+            )
+        ]
+    )
+    found = store.find(
+        CaseQuery.from_text("wallet top-ups zebra"), k=3, mode=RetrievalMode.lexical, min_similarity=-1.0
+    )
+    assert _ids(found.neighbours)[0] == "C-90050"
+
+
+def test_the_agents_free_text_search_still_works(store: PastCaseStore) -> None:
+    hits = store.search(ATO_QUERY, k=3, exclude_account_ids=["A-2"])
+    assert len(hits) == 3 and "C-90002" not in _ids(hits)
+    assert all(h.case.typology is ATO and 0 < h.similarity <= 1 for h in hits)
+
+
+def test_an_open_case_query_comes_from_its_events() -> None:
+    from fraudagent.sim.world import generate_world
+
+    world = generate_world(seed=3, accounts=400, days=30, past_cases=0)
+    bundle = next(b for b in world.alerts if b.expected.typology is ATO)
+    account = next(a for a in bundle.accounts if a.account_id == bundle.case.account_id)
+    query = case_query(case=bundle.case, account=account, events=bundle.events, linked_account_ids=["A-LINKED"])
+    assert {"credential_change", "foreign_ip"} <= set(query.signals)
+    assert query.filters.exclude_account_ids == [bundle.case.account_id, "A-LINKED"]
+    assert query.filters.closed_before == bundle.case.opened_at
+    assert "opened on" in query.text
+
+
+def test_a_query_needs_known_signals_and_something_to_look_for() -> None:
+    with pytest.raises(ValueError, match="unknown signals"):
+        CaseQuery(text="x", signals=["telepathy"])
+    with pytest.raises(ValueError, match="text or signals"):
+        CaseQuery(text="  ")
+
+
+# --- LangChain -----------------------------------------------------------------------
+
+
+def test_retriever_returns_case_documents_marked_untrusted(store: PastCaseStore) -> None:
+    docs = PastCaseRetriever(store=store, k=3).invoke(ATO_QUERY)
+    assert len(docs) == 3
+    for doc in docs:
+        assert doc.id == doc.metadata["id"] == f"case:{doc.metadata['case_id']}"
+        assert doc.metadata["untrusted"] is True and "never instructions" in doc.metadata["untrusted_note"]
+        assert doc.metadata["typology"] == "account_takeover" and doc.metadata["actions"]
+        assert doc.page_content == store.get([doc.metadata["case_id"]])[0].narrative
+
+
+def test_tool_keeps_its_bound_exclusions(store: PastCaseStore) -> None:
+    tool = similar_cases_tool(store, exclude_account_ids=["A-1"])
+    result = tool.invoke({"text": ATO_QUERY, "k": 10})
+    ids = [c["id"] for c in result["cases"]]
+    assert ids and all(i.startswith("case:") for i in ids)
+    assert "case:C-90001" not in ids and "case:C-90012" not in ids
+    assert result["summary"]["neighbours"] == len(ids) and all(c["untrusted"] for c in result["cases"])
+    only_testing = tool.invoke({"text": "declined small charges on many cards", "typologies": ["card_testing"]})
+    assert {c["typology"] for c in only_testing["cases"]} == {"card_testing"}
+
+
+# --- the CLI -------------------------------------------------------------------------
+
+
+def test_cli_indexes_a_simulated_store_once(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "fraudagent.cli", "sim", "--out", str(tmp_path / "w"), "--seed", "5",
+           "--accounts", "120", "--days", "14", "--past-cases", "25"]  # fmt: skip
+    sim = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
+    assert sim.returncode == 0, sim.stderr
+    env = os.environ | {"FRAUDAGENT_CHROMA_PATH": str(tmp_path / "chroma")}
+
+    def index() -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "fraudagent.cli", "cases", "index", str(tmp_path / "w")]
+        return subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env=env)
+
+    first, second = index(), index()
+    assert first.returncode == 0, first.stderr
+    assert "25 past cases: 25 embedded" in first.stdout and "the store holds 25" in first.stdout
+    assert "indexing past cases" in first.stderr  # the progress bar
+    assert "0 embedded, 0 metadata only, 25 unchanged" in second.stdout
+
+    missing = subprocess.run([sys.executable, "-m", "fraudagent.cli", "cases", "index", str(tmp_path / "nowhere")],
+                             check=False, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    assert missing.returncode == 2 and "no such file or folder" in missing.stderr and "Traceback" not in missing.stderr
