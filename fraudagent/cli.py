@@ -315,7 +315,7 @@ def demo() -> None:
             with embedded_services(settings, log_dir=settings.data_dir / "logs") as services:
                 for name, proc in services.items():
                     err.print(f"[green]✓[/] {name} on {proc.url} (log {proc.log_path})")
-                if (sim_dir / "manifest.json").exists():
+                if _simulated_store_is_current(sim_dir, settings):
                     err.print(f"[green]✓[/] reusing the simulated store in {sim_dir}")
                 else:
                     _simulate(settings, sim_dir)
@@ -340,6 +340,20 @@ def demo() -> None:
         raise typer.Exit(130) from None
     finally:
         err.print("stopped every server the demo started")
+
+
+def _simulated_store_is_current(sim_dir: Path, settings: Settings) -> bool:
+    """A store written earlier by this generator version with these sizes (the seed is in the folder name)."""
+    from fraudagent.sim.world import GENERATOR_VERSION
+
+    try:
+        manifest = json.loads((sim_dir / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        manifest.get("generator_version") == GENERATOR_VERSION
+        and manifest.get("counts", {}).get("past_cases") == settings.sim_past_cases
+    )
 
 
 def _most_suspicious_case(history: Any, store: Any) -> str:
