@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from fraudagent.core.errors import InvalidInput, Problem
 from fraudagent.core.models import CaseBundle
@@ -29,6 +29,30 @@ def _pydantic_problems(error: ValidationError, root: str) -> list[Problem]:
         loc = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
         problems.append(Problem(json_path(loc, root), item["msg"]))
     return problems
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_records(path: Path, model: type[M], problems: list[Problem], *, required: bool = False) -> list[M]:
+    """One record per line of a .jsonl file; every bad line becomes a located problem in `problems`."""
+    if not path.exists():
+        if required:
+            problems.append(Problem(str(path), "missing"))
+        return []
+    records: list[M] = []
+    with path.open(encoding="utf-8") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            source = f"{path}:{lineno}:$"
+            try:
+                records.append(model.model_validate(json.loads(line)))
+            except json.JSONDecodeError as error:
+                problems.append(Problem(source, f"not valid JSON: {error.msg}"))
+            except ValidationError as error:
+                problems += _pydantic_problems(error, source)
+    return records
 
 
 def _duplicates(values: list[str]) -> set[str]:

@@ -9,18 +9,12 @@ drafts as outcomes would let the agent cite its own guesses as precedent.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import TypeVar
 
-from pydantic import BaseModel, ValidationError
-
-from fraudagent.core.bundle import json_path, read_bundles
+from fraudagent.core.bundle import read_bundles, read_records
 from fraudagent.core.errors import InvalidInput, Problem
 from fraudagent.core.models import Account, PastCase
 from fraudagent.retrieval.documents import IndexedCase, Provenance
-
-M = TypeVar("M", bound=BaseModel)
 
 
 def read_cases(path: Path) -> list[IndexedCase]:
@@ -39,8 +33,8 @@ def read_cases(path: Path) -> list[IndexedCase]:
 def _simulated(store: Path) -> list[IndexedCase]:
     """A simulated store's past cases; a case on an account of the store gets that account's country as region."""
     problems: list[Problem] = []
-    past_cases = _read_jsonl(store / "past_cases.jsonl", PastCase, problems)
-    countries = {a.account_id: a.country for a in _read_jsonl(store / "accounts.jsonl", Account, problems)}
+    past_cases = read_records(store / "past_cases.jsonl", PastCase, problems, required=True)
+    countries = {a.account_id: a.country for a in read_records(store / "accounts.jsonl", Account, problems, required=True)}
     if problems:
         raise InvalidInput(f"{len(problems)} problem(s) in {store}; nothing was indexed", problems)
     return [
@@ -48,22 +42,3 @@ def _simulated(store: Path) -> list[IndexedCase]:
     ]
 
 
-def _read_jsonl(path: Path, model: type[M], problems: list[Problem]) -> list[M]:
-    if not path.exists():
-        problems.append(Problem(str(path), "missing"))
-        return []
-    records: list[M] = []
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            source = f"{path}:{lineno}:$"
-            try:
-                records.append(model.model_validate(json.loads(line)))
-            except json.JSONDecodeError as error:
-                problems.append(Problem(source, f"not valid JSON: {error.msg}"))
-            except ValidationError as error:
-                problems += [
-                    Problem(json_path(tuple(e["loc"]), source), e["msg"]) for e in error.errors(include_url=False)
-                ]
-    return records

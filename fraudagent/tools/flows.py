@@ -7,15 +7,12 @@ writes it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from fraudagent.core.bundle import json_path, read_bundles
+from fraudagent.core.bundle import read_bundles, read_records
 from fraudagent.core.errors import InvalidInput, Problem
 from fraudagent.core.models import Account, CaseBundle, Event, PastCase, Score
 from fraudagent.tools import history as store
@@ -23,7 +20,6 @@ from fraudagent.tools.bundles import LoadCounts, PastCaseSink, Scorer, load_bund
 from fraudagent.tools.history import History
 
 Progress = Callable[[str, int, int], None]
-M = TypeVar("M", bound=BaseModel)
 
 _CHUNK = 5000
 
@@ -46,32 +42,13 @@ class LoadPlan:
     store: StoreRecords | None = None
 
 
-def _read_records(path: Path, model: type[M], problems: list[Problem]) -> list[M]:
-    records: list[M] = []
-    if not path.exists():
-        return records
-    with path.open(encoding="utf-8") as handle:
-        for lineno, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            source = f"{path}:{lineno}:$"
-            try:
-                records.append(model.model_validate(json.loads(line)))
-            except json.JSONDecodeError as error:
-                problems.append(Problem(source, f"not valid JSON: {error.msg}"))
-            except ValidationError as error:
-                for e in error.errors(include_url=False, include_input=False):
-                    problems.append(Problem(json_path(tuple(e["loc"]), source), e["msg"]))
-    return records
-
-
 def read_store(folder: Path) -> StoreRecords:
     problems: list[Problem] = []
     records = StoreRecords(
-        accounts=_read_records(folder / "accounts.jsonl", Account, problems),
-        events=_read_records(folder / "events.jsonl", Event, problems),
-        scores=_read_records(folder / "scores.jsonl", Score, problems) if (folder / "scores.jsonl").exists() else None,
-        past_cases=_read_records(folder / "past_cases.jsonl", PastCase, problems),
+        accounts=read_records(folder / "accounts.jsonl", Account, problems),
+        events=read_records(folder / "events.jsonl", Event, problems),
+        scores=read_records(folder / "scores.jsonl", Score, problems) if (folder / "scores.jsonl").exists() else None,
+        past_cases=read_records(folder / "past_cases.jsonl", PastCase, problems),
     )
     known = {a.account_id for a in records.accounts}
     orphans = [e for e in records.events if e.account_id not in known]
