@@ -4,9 +4,9 @@ Chroma is the only store of record. `CaseTable` is rebuilt from it (on first
 use, after this process upserts, and when the collection changed or the copy
 is older than `retrieval_lexical_max_age_s`), so the same code serves an
 on-disk collection and a Chroma server shared with other writers. The cost is
-one full read of the collection plus tokenizing and indexing it: measured by
-`benchmarks/bench_retrieval.py` (about 14 s for 100,000 cases on 2 cores) and
-memory for every document once more.
+one full read of the collection plus tokenizing and indexing it, measured by
+`benchmarks/bench_retrieval.py` (48 s for 100,000 cases on 2 busy cores; paid
+by the first search after a change), and memory for every document once more.
 """
 
 from __future__ import annotations
