@@ -212,7 +212,7 @@ def render_report(report: Any) -> Panel:
     body.add_column(style="bold", no_wrap=True)
     body.add_column()
     body.add_row("Typology", report.typology.value)
-    body.add_row("Recommended", f"[bold]{report.recommended_action.value}[/]  (confidence {report.confidence:.2f})")
+    body.add_row("Recommended", f"[bold]{", ".join(a.value for a in report.recommended_actions)}[/]  (confidence {report.confidence:.2f})")
     body.add_row("Narrative", report.narrative)
     findings = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     findings.add_column("#", justify="right")

@@ -44,7 +44,7 @@ def draft(**changes: Any) -> dict[str, Any]:
         "narrative": "A password reset from a new device in RO was followed 19 minutes later by a 100.00 USD gift card.",
         "findings": [{"statement": "Gift card bought after a password reset.", "evidence_ids": ["txn:E-99801", "E-99812"]}],
         "typology": "account_takeover",
-        "recommended_action": "lock_account",
+        "recommended_actions": ["lock_account"],
         "confidence": 0.8,
         "unknowns": ["whether the customer made the purchase"],
     }

@@ -45,7 +45,7 @@ def test_a_valid_draft_is_accepted_and_ids_normalised(settings: Settings, loaded
     report = draft_and_store(_investigator(settings, loaded, past_cases, model), "C-000123", requested_by="test")
     assert report.path == "llm"
     assert report.findings[0].evidence_ids == ["txn:E-99801", "txn:E-99812"]
-    assert report.recommended_action.value == "lock_account"
+    assert [a.value for a in report.recommended_actions] == ["lock_account"]
     assert report.similar_cases[0].case_id == "C-000017"
     assert report.usage.llm_calls == 1 and report.usage.prompt_tokens == 100
     assert store.reports(loaded, "C-000123")[0]["report_id"] == report.report_id
@@ -63,7 +63,7 @@ def test_invented_citations_are_sent_back_then_accepted(settings: Settings, load
 
 
 def test_incoherent_action_is_rejected(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
-    model = ScriptedToolModel(script=[draft(recommended_action="close_no_action"), draft(typology="legitimate", recommended_action="lock_account")])
+    model = ScriptedToolModel(script=[draft(recommended_actions=["close_no_action"]), draft(typology="legitimate", recommended_actions=["lock_account"])])
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
     assert report.path == "fallback"
     assert any("close_no_action does not respond" in p for p in report.problems)

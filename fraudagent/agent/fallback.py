@@ -73,7 +73,7 @@ def deterministic_report(pack: EvidencePack) -> dict[str, Any]:
         "narrative": narrative,
         "findings": findings,
         "typology": typology,
-        "recommended_action": CONSERVATIVE_ACTION[typology],
+        "recommended_actions": [CONSERVATIVE_ACTION[typology]],
         "confidence": 0.3,
         "unknowns": ["No model judgement: an analyst should review the evidence."],
     }

@@ -94,10 +94,11 @@ def check_draft(draft: Draft, pack: EvidencePack) -> tuple[list[Finding], list[s
         problems.append(f"more than {MAX_FINDINGS} findings")
     if not 0.0 <= draft.confidence <= 1.0:
         problems.append("confidence must be between 0 and 1")
-    if draft.typology is Typology.legitimate and draft.recommended_action in HIGH_IMPACT:
-        problems.append(f"{draft.recommended_action.value} is not a response to a legitimate case")
-    if draft.typology is not Typology.legitimate and draft.recommended_action in CLEARING:
-        problems.append(f"{draft.recommended_action.value} does not respond to a {draft.typology.value} case")
+    for action in draft.recommended_actions:
+        if draft.typology is Typology.legitimate and action in HIGH_IMPACT:
+            problems.append(f"{action.value} is not a response to a legitimate case")
+        if draft.typology is not Typology.legitimate and action in CLEARING:
+            problems.append(f"{action.value} does not respond to a {draft.typology.value} case")
     return findings, problems
 
 
@@ -175,7 +176,7 @@ def draft_report(
             "narrative": draft.narrative.strip(),
             "findings": findings,
             "typology": draft.typology,
-            "recommended_action": draft.recommended_action,
+            "recommended_actions": list(dict.fromkeys(draft.recommended_actions)),
             "confidence": round(draft.confidence, 2),
             "unknowns": draft.unknowns,
         }

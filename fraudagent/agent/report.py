@@ -33,15 +33,23 @@ class Draft(BaseModel):
     narrative: str = Field(description="What happened, in 2-4 sentences.")
     findings: list[DraftFinding] = Field(min_length=1, max_length=MAX_FINDINGS)
     typology: Typology = Field(description="The fraud typology, or legitimate.")
-    recommended_action: Action = Field(description="One action from the catalogue.")
+    recommended_actions: list[Action] = Field(
+        description="One or two actions from the catalogue, the main one first.", min_length=1, max_length=2
+    )
     confidence: float = Field(description="0 to 1.")
     unknowns: list[str] = Field(default_factory=list, max_length=3, description="What is still unknown.")
+
+
+FindingSource = Literal["model", "code", "injection"]
 
 
 class Finding(BaseModel):
     model_config = ConfigDict(frozen=True)
     statement: str
     evidence_ids: list[str]
+    source: FindingSource = Field(
+        default="model", description="model: drafted and verified; code: computed from facts; injection: flagged by the detector"
+    )
 
 
 class SimilarCaseOutcome(BaseModel):
@@ -74,13 +82,19 @@ class InvestigationReport(BaseModel):
     narrative: str
     findings: list[Finding]
     typology: Typology
-    recommended_action: Action
+    recommended_actions: list[Action] = Field(description="what the agent recommends, the main action first; a human decides")
     confidence: float
     unknowns: list[str]
+    abstained: bool = Field(default=False, description="the model said the evidence is insufficient to judge")
     similar_cases: list[SimilarCaseOutcome]
     similar_cases_summary: str | None = Field(default=None, description="how the nearest past cases ended")
     path: ReportPath = Field(description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code")
     problems: list[str] = Field(default_factory=list, description="what the checks rejected along the way")
+    removed_claims: list[str] = Field(default_factory=list, description="statements the verifier dropped from the accepted draft")
+    policy_version: str = ""
+    policy_rules: list[str] = Field(default_factory=list, description="ids of the policy rules that fired")
+    suggested_actions: list[Action] = Field(default_factory=list, description="what the policy suggests for this case")
+    injection_flags: list[str] = Field(default_factory=list, description="evidence ids whose untrusted text looks like instructions")
     model: str
     prompt_version: str
     evidence_hash: str
