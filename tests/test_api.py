@@ -88,6 +88,6 @@ def test_report_is_drafted_stored_and_shown_on_the_case(api: LiveServer) -> None
     client = client_for(api)
     report = client.post("/v1/cases/C-000001/report").json()
     assert report["path"] == "llm" and report["case_id"] == "C-000001"
-    assert report["requested_by"] == "api-key"
+    assert report["requested_by"] == "bootstrap admin key"
     detail = client.get("/v1/cases/C-000001").json()
     assert detail["latest_report"]["report_id"] == report["report_id"]

@@ -73,5 +73,5 @@ async def create_report(
 ) -> InvestigationReport:
     store.get_case(investigator.history, case_id)  # 404 before any model time is spent
     return await run_in_threadpool(
-        draft_and_store, investigator, case_id, model=body.model if body else None, requested_by=caller
+        draft_and_store, investigator, case_id, model=body.model if body else None, requested_by=caller.name
     )
