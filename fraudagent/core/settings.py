@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         default=None,
         description="sentence-transformers model folder; default: the packaged all-MiniLM-L6-v2.",
     )
+    embedding_backend: Literal["onnx-int8", "onnx", "torch"] = Field(
+        default="onnx-int8",
+        description="onnxruntime on an int8 ONNX export of the model (built once into cache_dir), the float "
+        "ONNX export, or sentence-transformers on torch",
+    )
+    embedding_max_tokens: int = Field(
+        default=128, ge=16, le=512, description="tokens of a past case's vector text the model reads"
+    )
+    embedding_threads: int = Field(default=0, ge=0, le=64, description="onnxruntime threads; 0: one per core")
 
     # --- LLM (any OpenAI-compatible endpoint) ---
     llm_base_url: str = "http://127.0.0.1:8200/v1"

