@@ -21,7 +21,7 @@ from fraudagent.core.models import Action, Disposition, Id, PastCase, Typology, 
 from fraudagent.retrieval.signals import signal_phrases, signals_from_text
 
 NARRATIVE_SEPARATOR = "\n---\n"  # the digest is code-written and never contains it
-DOCUMENT_VERSION = 1  # part of the content hash: a new digest format re-embeds everything once
+DOCUMENT_VERSION = 2  # part of the content hash: a new digest format re-embeds everything once
 
 _MONEY = re.compile(r"(?:[$€£]\s?|\b(?:USD|EUR|GBP)\s)(\d+(?:\.\d+)?)|\b(\d+(?:\.\d+)?)\s?(?:USD|EUR|GBP)\b")
 _CHANNELS = {
@@ -72,6 +72,15 @@ def document(indexed: IndexedCase) -> str:
         f"key signals: {signals}."
     )
     return digest + NARRATIVE_SEPARATOR + case.narrative
+
+
+def vector_text(doc: str) -> str:
+    """What the embedding model reads of a stored document: the key signals, then the narrative (the model cuts
+    it at `embedding_max_tokens`). The outcome line (typology, disposition, actions) is left out: an open case's
+    query cannot say it, and BM25 still reads the whole document."""
+    digest, _, narrative = doc.partition(NARRATIVE_SEPARATOR)
+    signals = next((line for line in digest.splitlines() if line.startswith("key signals:")), "")
+    return "\n".join(part for part in (signals, narrative) if part)
 
 
 def metadata(indexed: IndexedCase, doc: str) -> dict[str, Any]:

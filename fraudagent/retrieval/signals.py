@@ -29,7 +29,16 @@ NEW_ACCOUNT_AGE = timedelta(days=7)
 LONG_TENURE_AGE = timedelta(days=365)
 USUAL_DEVICE_AGE = timedelta(days=30)
 DUPLICATE_CHARGE_GAP = timedelta(seconds=120)
-SMALL_CHARGE = Decimal(2)
+SMALL_CHARGE = Decimal(2)  # US dollars, about
+BURST = timedelta(minutes=15)
+BURST_ATTEMPTS = 6
+# Rough US-dollar value of a unit, only to band amounts (a small test charge, a high-value purchase) across currencies.
+USD_PER_UNIT = {
+    "USD": Decimal("1"), "EUR": Decimal("1.1"), "GBP": Decimal("1.3"), "CAD": Decimal("0.73"), "AUD": Decimal("0.66"),
+    "SEK": Decimal("0.095"), "PLN": Decimal("0.25"), "BRL": Decimal("0.19"), "MXN": Decimal("0.055"),
+    "JPY": Decimal("0.0067"), "CHF": Decimal("1.15"), "NOK": Decimal("0.095"), "DKK": Decimal("0.15"),
+    "NZD": Decimal("0.6"), "INR": Decimal("0.012"), "KRW": Decimal("0.00072"),
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +64,10 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("foreign_ip", "login from another country",
            _lexicon(r"\bip in\b|connecting from|signed in from|logins? (came )?from|\blogin (?-i:[A-Z]{2})\b"
                     r"|\b(?-i:[A-Z]{2}) ip\b|ip country|outside|abroad|travel|holiday|(came|played|activity) from")),
-    Signal("bin_mismatch", "card issued in another country than the IP",
-           _lexicon(r"\bbin\b|issued in|mismatch|never matched")),
+    Signal("bin_mismatch", "card issued in a country the account never connected from",
+           _lexicon(r"\bbin\b(?! countries)|issued in|mismatch|never matched")),
+    Signal("many_bin_countries", "cards issued in many countries",
+           _lexicon(r"(bin|issuing|issuer) countries")),
     Signal("gift_cards", "gift card purchases", _lexicon(r"gift ?cards?|\bgcs?\b|gift spree")),
     Signal("gift_card_redeem", "gift cards redeemed", _lexicon(r"redeem|redemption|moved between")),
     Signal("virtual_currency", "virtual currency purchases", _lexicon(r"currency|\bvc\b")),
@@ -65,6 +76,10 @@ SIGNALS: tuple[Signal, ...] = (
     Signal("many_cards", "many payment cards",
            _lexicon(r"\b\d+ (different |shared )?cards\b|cards (were )?added|different cards|bin countries")),
     Signal("small_charges", "small test charges", _lexicon(r"\bsmall\b|0\.99|\btest")),
+    Signal("rapid_attempts", "a burst of payment attempts", _lexicon(r"(?<!password )\battempts\b|were tried")),
+    Signal("shared_gift_cards", "gift cards bought where linked accounts share the device",
+           _lexicon(r"redeemed on \d+ other|other accounts redeemed|redeemed on \d+ accts|redeemers used the same"
+                    r"|redemption came from the buyer")),
     Signal("new_account", "newly created account",
            _lexicon(r"created|sign-?up|\bdays? old|\d+d old|opened \d+ days|new accounts?|newcomer|new customer")),
     Signal("long_tenure", "long-standing account",
@@ -115,6 +130,8 @@ def signals_from_events(
     found |= _history_signals(own, case)
     if set(linked_account_ids) - {case.account_id} or _shares_keys(events, case.account_id):
         found.add("linked_accounts")
+    if _gift_cards_on_shared_device(events, incident_all):
+        found.add("shared_gift_cards")
     return found
 
 
@@ -147,8 +164,11 @@ def _identity_signals(own: list[Event], incident: list[Event], account: Account 
 def _payment_signals(own: list[Event], incident: list[Event], incident_all: list[Event]) -> set[str]:
     found = set()
     spend = [e for e in incident if e.type in SPEND_EVENTS]
-    if any(e.bin_country and e.ip_country and e.bin_country != e.ip_country for e in spend):
-        found.add("bin_mismatch")
+    connected_from = {e.ip_country for e in own if e.ip_country}
+    if any(e.bin_country and e.ip_country and e.bin_country not in connected_from for e in spend):
+        found.add("bin_mismatch")  # a card from a country the account was never used from (a traveller's is)
+    if len({e.bin_country for e in spend if e.instrument_type == "card" and e.bin_country}) >= 3:
+        found.add("many_bin_countries")
     types = Counter(e.type for e in incident_all)
     if types[EventType.gift_card_purchase] >= 2:
         found.add("gift_cards")
@@ -158,17 +178,31 @@ def _payment_signals(own: list[Event], incident: list[Event], incident_all: list
         found.add("wallet_topups")
     if sum(1 for e in spend if e.category == "virtual_currency") >= 2:
         found.add("virtual_currency")
-    if sum(1 for e in spend if e.status == "declined") >= 2:
+    if any(e.status == "declined" for e in spend):
         found.add("declines")
     if len({e.instrument_id for e in spend if e.instrument_type == "card" and e.instrument_id}) >= 3:
         found.add("many_cards")
-    if sum(1 for e in spend if e.amount is not None and Decimal(e.amount) < SMALL_CHARGE) >= 3:
+    values = [v for e in spend if (v := _usd(e)) is not None]
+    if sum(1 for v in values if v < SMALL_CHARGE) >= 3:
         found.add("small_charges")
+    if _burst(spend):
+        found.add("rapid_attempts")
     if any(_is_promotional(e) for e in incident_all):
         found.add("promo")
     if _has_duplicate_charge([e for e in own if e.type in SPEND_EVENTS]):
         found.add("duplicate_charge")
     return found
+
+
+def _usd(event: Event) -> Decimal | None:
+    rate = USD_PER_UNIT.get(event.currency or "USD")
+    return None if event.amount is None or rate is None else Decimal(event.amount) * rate
+
+
+def _burst(spend: list[Event]) -> bool:
+    """BURST_ATTEMPTS payment attempts (settled or declined) within BURST."""
+    times = sorted(e.ts for e in spend)
+    return any(later - earlier <= BURST for earlier, later in zip(times, times[BURST_ATTEMPTS - 1 :]))
 
 
 def _history_signals(own: list[Event], case: Case) -> set[str]:
@@ -202,6 +236,17 @@ def _shares_keys(events: Sequence[Event], account_id: str) -> bool:
             if key:
                 users.setdefault(key, set()).add(e.account_id)
     return any(account_id in ids and len(ids) > 1 for ids in users.values())
+
+
+def _gift_cards_on_shared_device(events: Sequence[Event], incident: list[Event]) -> bool:
+    """A gift card bought in the incident on a device that other accounts in the evidence also use."""
+    users: dict[str, set[str]] = {}
+    for e in events:
+        if e.device_id:
+            users.setdefault(e.device_id, set()).add(e.account_id)
+    return any(
+        e.type is EventType.gift_card_purchase and e.device_id and len(users[e.device_id]) > 1 for e in incident
+    )
 
 
 def _is_promotional(event: Event) -> bool:
