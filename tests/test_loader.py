@@ -11,6 +11,7 @@ import pytest
 from fraudagent.core.bundle import read_bundles
 from fraudagent.core.errors import InvalidInput, NotFound
 from fraudagent.retrieval.past_cases import PastCaseStore
+from fraudagent.retrieval.search import CaseQuery
 from fraudagent.tools import dynamo
 from fraudagent.tools import history as store
 from fraudagent.tools.bundles import export_bundle
@@ -85,3 +86,25 @@ def test_two_bundles_sharing_an_account_merge_its_events(history: History, tmp_p
 def test_exporting_an_unknown_case_is_not_found(history: History) -> None:
     with pytest.raises(NotFound):
         export_bundle(history, "C-nope", past_case_store=None)
+
+
+def test_a_simulated_stores_past_cases_are_marked_simulated(
+    history: History, past_cases: PastCaseStore, tmp_path: Path
+) -> None:
+    from fraudagent.sim.export import write_world
+    from fraudagent.sim.world import generate_world
+
+    world = generate_world(seed=5, accounts=120, days=14, past_cases=12)
+    write_world(world, tmp_path / "w")
+    counts = load_path(history, tmp_path / "w", past_case_store=past_cases, scorer=None)
+    assert counts.past_cases >= 12 and past_cases.count() >= 12
+    found = past_cases.find(CaseQuery.from_text("gift cards bought right after a password reset"), k=50,
+                            min_similarity=-1.0).neighbours  # fmt: skip
+    sim_ids = {c.case_id for c in world.past_cases}
+    provenance = {n.provenance for n in found if n.case.case_id in sim_ids}
+    assert provenance == {"simulated"}, provenance
+    # a bundle's past cases stay `imported`
+    load_path(history, _write(tmp_path / "in", example()), past_case_store=past_cases, scorer=None)
+    imported = {n.case.case_id: n.provenance for n in past_cases.find(
+        CaseQuery.from_text("gift cards"), k=100, min_similarity=-1.0).neighbours}  # fmt: skip
+    assert imported[example()["past_cases"][0]["case_id"]] == "imported"

@@ -95,8 +95,9 @@ def write_store(
         on_progress("events", done, len(records.events))
     if past_case_store is not None:
         on_progress("past cases", 0, len(records.past_cases))
+        regions = {a.account_id: a.country for a in records.accounts}
         for done, part in _chunks(records.past_cases, size=500):
-            past_case_store.upsert(part)
+            past_case_store.upsert(part, provenance="simulated", regions=regions)  # written by fraudagent.sim
             on_progress("past cases", done, len(records.past_cases))
         counts.past_cases = len(records.past_cases)
     return counts
