@@ -201,34 +201,56 @@ def main() -> None:
         "--work", type=Path, default=None, help="folder for the Chroma stores (default: a temporary one)"
     )
     parser.add_argument("--skip-quality", action="store_true", help="only ingestion and latency")
+    parser.add_argument("--skip-latency", action="store_true", help="only ingestion and quality")
+    parser.add_argument("--skip-narratives", action="store_true", help="no held-out narrative queries")
+    parser.add_argument("--backend", choices=["onnx-int8", "onnx", "torch"], default=None,
+                        help="embedding backend (default: the configured one)")  # fmt: skip
+    parser.add_argument("--max-tokens", type=int, default=None, help="embedding token limit (default: configured)")
+    parser.add_argument(
+        "--compare", nargs="*", default=[], metavar="BACKEND:TOKENS",
+        help="also measure ingestion and open-case quality with these embedders, in the same run (e.g. onnx:256)",
+    )  # fmt: skip
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-retrieval-"))
-    embedder = embedding_function(Settings())
+    overrides = {k: v for k, v in (("embedding_backend", args.backend), ("embedding_max_tokens", args.max_tokens)) if v}
+    embedder = embedding_function(Settings(**overrides))  # type: ignore[arg-type]
 
     world = generate_world(seed=7, accounts=2000, days=30, past_cases=args.store_cases)
-    store = PastCaseStore.from_settings(
-        Settings(chroma_path=work / "quality", chroma_collection="quality"), embedder=embedder
-    )
-    started = time.perf_counter()
-    store.upsert([IndexedCase(case=c, provenance=Provenance.simulated) for c in world.past_cases])
-    ingest_s = time.perf_counter() - started
-    embed_share = store.embedding_s / ingest_s
     in_store = Counter(c.typology for c in world.past_cases)
-    load = os.getloadavg()[0]  # other work on the machine slows embedding: say how busy it was
-
     open_cases = open_case_queries(args.held_out_seeds, args.held_out_accounts, args.held_out_days)
-    narratives = narrative_queries(args.held_out_seeds[0], args.held_out_narratives)
-    print(f"## Similar-case retrieval ({os.cpu_count()} cores, load average {load:.1f} after ingestion)\n")
-    rate = len(world.past_cases) / ingest_s
-    print(f"Store: {store.count():,} simulated past cases (seed 7). Ingestion with the packaged all-MiniLM-L6-v2: "
-          f"{rate:.0f} cases/s including embedding (embedding ~{embed_share:.0%} of it).\n")  # fmt: skip
+    print(f"## Similar-case retrieval ({os.cpu_count()} cores)\n")
+    store = ingest(world, embedder, work, "quality")
     if not args.skip_quality:
         open_title = f"Open cases: {len(open_cases)} alert bundles of seeds {args.held_out_seeds}"
         print(quality_table(open_title, measure_quality(store, open_cases, in_store)) + "\n")
-        narrative_title = f"Held-out narratives: {len(narratives)} (seed {args.held_out_seeds[0]})"
-        print(quality_table(narrative_title, measure_quality(store, narratives, in_store)) + "\n")
-    latency_queries = [q for _, q in open_cases[: args.latency_queries]]
-    print(measure_latency(args, embedder, latency_queries, work))
+        if not args.skip_narratives:
+            narratives = narrative_queries(args.held_out_seeds[0], args.held_out_narratives)
+            narrative_title = f"Held-out narratives: {len(narratives)} (seed {args.held_out_seeds[0]})"
+            print(quality_table(narrative_title, measure_quality(store, narratives, in_store)) + "\n")
+    for n, spec in enumerate(args.compare):
+        backend, _, tokens = spec.partition(":")
+        other = embedding_function(Settings(embedding_backend=backend, embedding_max_tokens=int(tokens or 128)))  # type: ignore[arg-type]
+        other_store = ingest(world, other, work, f"compare-{n}")
+        open_title = f"Open cases with {other.identity}"
+        print(quality_table(open_title, measure_quality(other_store, open_cases, in_store)) + "\n")
+    if not args.skip_latency:
+        latency_queries = [q for _, q in open_cases[: args.latency_queries]]
+        print(measure_latency(args, embedder, latency_queries, work))
+
+
+def ingest(world: Any, embedder: Any, work: Path, name: str) -> PastCaseStore:
+    """Index the quality store and say how fast: wall clock, and per CPU-second of this process (the machine
+    is shared, so the wall-clock rate depends on what else runs; the load average says how busy it was)."""
+    store = PastCaseStore.from_settings(Settings(chroma_path=work / name, chroma_collection=name), embedder=embedder)
+    wall, cpu = time.perf_counter(), time.process_time()
+    store.upsert([IndexedCase(case=c, provenance=Provenance.simulated) for c in world.past_cases])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    n = len(world.past_cases)
+    print(f"Store `{name}`: {store.count():,} simulated past cases (seed 7), embedder `{embedder.identity}`. "
+          f"Ingestion: **{n / wall:.0f} cases/s** wall clock including embedding (embedding {store.embedding_s / wall:.0%} "
+          f"of it), {n / cpu:.0f} cases per CPU-second of this process; load average {os.getloadavg()[0]:.1f} "
+          f"on {os.cpu_count()} cores.\n")  # fmt: skip
+    return store
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ filters, exclusions, the similarity floor, outcome summaries, the LangChain retr
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -13,12 +14,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
+from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.core.models import Action, Disposition, PastCase, Typology
 from fraudagent.core.services import ManagedProcess, free_port
 from fraudagent.core.settings import Settings
-from fraudagent.retrieval.documents import IndexedCase, Provenance
+from fraudagent.retrieval.documents import IndexedCase, Provenance, document
 from fraudagent.retrieval.filters import CaseFilter
 from fraudagent.retrieval.langchain_adapters import PastCaseRetriever, similar_cases_tool
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
@@ -412,3 +415,63 @@ def test_cli_indexes_a_simulated_store_once(tmp_path: Path) -> None:
     missing = subprocess.run([sys.executable, "-m", "fraudagent.cli", "cases", "index", str(tmp_path / "nowhere")],
                              check=False, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr and "Traceback" not in missing.stderr
+
+
+# --- the embedder ---------------------------------------------------------------------
+
+
+def test_the_int8_onnx_embedder_agrees_with_the_torch_model(embedder: object) -> None:
+    from fraudagent.retrieval.embedding import TorchEmbedder, model_dir
+
+    texts = [document(c) for c in INDEXED[:6]] + [ATO_QUERY, NONSENSE]
+    reference = TorchEmbedder(model_dir(Settings()), max_tokens=128)(texts)
+    ours = embedder(texts)  # type: ignore[operator]
+    assert ours.shape == reference.shape == (len(texts), 384)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-3)
+    cosines = (ours * reference).sum(axis=1)
+    assert cosines.min() > 0.97, cosines
+    # the same texts in another order (another padding) give the same vectors
+    assert np.allclose(embedder(texts[::-1])[::-1], ours, atol=1e-4)  # type: ignore[operator]
+
+
+def test_a_tampered_onnx_model_is_refused(tmp_path: Path) -> None:
+    from fraudagent.retrieval.embedding import model_dir, onnx_folder, prepare_onnx
+
+    settings = Settings()
+    source = model_dir(settings)
+    built = prepare_onnx(source=source, cache_dir=settings.cache_dir)
+    copy = onnx_folder(source=source, cache_dir=tmp_path)
+    copy.mkdir(parents=True)
+    for name in (built.name, built.name + ".stamp.json"):
+        shutil.copyfile(built.parent / name, copy / name)
+    with (copy / built.name).open("r+b") as f:  # flip one byte of the weights
+        f.seek(4096)
+        byte = f.read(1)
+        f.seek(4096)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    with pytest.raises(DependencyUnavailable, match="does not match its stamp"):
+        prepare_onnx(source=source, cache_dir=tmp_path)
+
+
+def test_a_collection_refuses_another_embedders_vectors_until_reembedded(
+    chroma_settings: Settings, embedder: object
+) -> None:
+    from fraudagent.retrieval.embedding import OnnxEmbedder, model_dir, prepare_onnx
+    from fraudagent.retrieval.past_cases import EmbedderMismatch
+
+    store = PastCaseStore.from_settings(chroma_settings, embedder=embedder)
+    store.upsert(INDEXED[:4])
+    assert store.built_with == embedder.identity  # type: ignore[attr-defined]
+    source = model_dir(chroma_settings)
+    other = OnnxEmbedder(source, prepare_onnx(source=source, cache_dir=chroma_settings.cache_dir), max_tokens=32)
+    assert other.identity != embedder.identity  # type: ignore[attr-defined]
+    mixed = PastCaseStore.from_settings(chroma_settings, embedder=other)
+    with pytest.raises(EmbedderMismatch, match="cases reembed"):
+        mixed.find(CaseQuery.from_text(ATO_QUERY), k=3)
+    with pytest.raises(EmbedderMismatch):
+        mixed.upsert(INDEXED[4:6])
+    assert mixed.reembed() == 4 and mixed.embedded == 4
+    assert mixed.built_with == other.identity
+    assert mixed.find(CaseQuery.from_text(ATO_QUERY), k=3, min_similarity=-1.0).neighbours
+    with pytest.raises(EmbedderMismatch):  # and now the first embedder is the stranger
+        PastCaseStore.from_settings(chroma_settings, embedder=embedder).find(CaseQuery.from_text(ATO_QUERY), k=3)
