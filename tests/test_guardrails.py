@@ -222,11 +222,12 @@ class _CapturingProvider(BaseHTTPRequestHandler):
     """An OpenAI-compatible endpoint on loopback that records every request and answers with a Draft call."""
 
     bodies: list[str] = []
+    answer: dict[str, Any] | None = None  # the Draft to return; None: the standard test draft
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         type(self).bodies.append(body)
-        call = {"id": "c1", "type": "function", "function": {"name": "Draft", "arguments": json.dumps(draft())}}
+        call = {"id": "c1", "type": "function", "function": {"name": "Draft", "arguments": json.dumps(type(self).answer or draft())}}
         reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "external",
                  "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "", "tool_calls": [call]}}],
                  "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}  # fmt: skip
@@ -254,7 +255,7 @@ def external_provider() -> Iterator[str]:
 def test_no_card_number_email_or_ip_reaches_an_external_provider(
     ddb_server: ManagedProcess, tmp_path: Path, external_provider: str, past_cases: PastCaseStore
 ) -> None:
-    settings = make_settings(ddb_server, tmp_path, llm_base_url=external_provider, llm_model="external")
+    settings = make_settings(ddb_server, tmp_path, llm_base_url=external_provider, llm_model="external", llm_external=True)
     history = History.connect(settings)
     from fraudagent.tools import dynamo
 
@@ -271,6 +272,32 @@ def test_no_card_number_email_or_ip_reaches_an_external_provider(
     for secret in ("4111 1111 1111 1111", "5500-0000-0000-0004", "jane.doe@example.org", "198.51.100.77", "203.0.113.9", "198.51.100.20"):
         assert secret not in sent
     assert "E-99812" in sent and "100.00 USD" in sent  # the evidence itself still went
+    assert "[email-1]" in sent and "[card-1]" in sent and "[ip-1]" in sent  # stable tokens in their place
+
+
+def test_tokens_in_the_answer_are_restored_for_the_caller(
+    ddb_server: ManagedProcess, tmp_path: Path, external_provider: str, past_cases: PastCaseStore
+) -> None:
+    settings = make_settings(ddb_server, tmp_path, llm_base_url=external_provider, llm_model="external", llm_external=True)
+    history = History.connect(settings)
+    from fraudagent.tools import dynamo
+
+    dynamo.create_tables(history.client, settings)
+    doc = example()
+    doc["case"]["note"] = "customer jane.doe@example.org says they did not buy these"
+    _load(history, past_cases, doc)
+    _CapturingProvider.answer = draft(narrative="The note names [email-1]; a password reset preceded a 100.00 USD gift card.")
+    try:
+        report = draft_report(Investigator(settings=settings, history=history, past_cases=past_cases), "C-000123")
+    finally:
+        _CapturingProvider.answer = None
+    assert report.path == "llm" and "jane.doe@example.org" in report.narrative
+
+
+def test_a_loopback_provider_is_local_and_a_remote_one_external() -> None:
+    assert not Settings(llm_base_url="http://127.0.0.1:8200/v1").llm_is_external
+    assert Settings(llm_base_url="https://api.openai.com/v1").llm_is_external
+    assert Settings(llm_base_url="http://127.0.0.1:9/v1", llm_external=True).llm_is_external
 
 
 # --- evidence sources, CE 3.0 and the policy file ----------------------------------------------------

@@ -23,6 +23,7 @@ from fraudagent.agent import fallback, injection
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, gather_evidence
 from fraudagent.agent.facts import add_facts
 from fraudagent.agent.llm import chat_model, structured, usage_of
+from fraudagent.agent.pii import Pseudonyms
 from fraudagent.agent.policy import Policy, cached_policy, facts_of
 from fraudagent.agent.prompts import PROMPT_VERSION, SYSTEM_PROMPT, render_evidence, user_prompt
 from fraudagent.agent.report import (
@@ -173,6 +174,11 @@ def draft_report(
         pack, max_events=settings.evidence_prompt_events, token_budget=settings.evidence_prompt_tokens,
         policy_line=policy_line, flagged=flagged,
     )  # fmt: skip
+    pseudonyms = None
+    if settings.llm_is_external:  # personal data leaves as stable tokens and comes back in the report
+        names = [i.data["display_name"] for i in pack.items.values() if i.kind == "acct" and i.data.get("display_name")]
+        pseudonyms = Pseudonyms(names)
+        evidence = pseudonyms.mask(evidence)
     vocab = vocabulary(pack, evidence)
     t1 = time.perf_counter()
 
@@ -228,6 +234,10 @@ def draft_report(
         actions = list(dict.fromkeys(draft.recommended_actions))
         if draft.insufficient_evidence:
             actions = [Action.escalate]  # abstaining hands the case to a human; nothing else is recommended
+        if pseudonyms is not None:
+            verdict.narrative = pseudonyms.restore(verdict.narrative)
+            verdict.findings = [f.model_copy(update={"statement": pseudonyms.restore(f.statement)}) for f in verdict.findings]
+            draft.unknowns = [pseudonyms.restore(u) for u in draft.unknowns]
         body: dict[str, Any] = {
             "narrative": verdict.narrative,
             "findings": findings,
