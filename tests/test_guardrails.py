@@ -362,3 +362,23 @@ def test_the_policy_file_is_validated_and_a_custom_one_is_used(tmp_path: Path, s
     custom = settings.model_copy(update={"policy_path": strict})
     report = draft_report(_investigator(custom, loaded, past_cases, ScriptedToolModel(script=[Exception("down")])), "C-000123")
     assert report.policy_version.startswith("strict-") and [a.value for a in report.recommended_actions] == ["escalate"]
+
+
+def test_a_stored_report_replays_against_its_snapshot(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    from fraudagent.agent.pipeline import draft_and_store, replay_report
+    from fraudagent.tools import history as store
+
+    investigator = _investigator(settings, loaded, past_cases, ScriptedToolModel(script=[draft()]))
+    first = draft_and_store(investigator, "C-000123", requested_by="analyst-1")
+    stored = store.reports(loaded, "C-000123")[0]
+    assert stored["evidence_hash"] == first.evidence_hash and stored["requested_by"] == "analyst-1"
+    assert stored["policy_version"] and stored["prompt_version"] and stored["usage"]["llm_calls"] == 1
+    # New evidence arrives after the report; the replay still sees the old snapshot.
+    doc = example(past_cases=[])
+    doc["events"].append({"event_id": "E-99820", "account_id": "A-4471", "ts": "2026-03-02T14:03:00Z", "type": "gift_card_purchase",
+                          "amount": "200.00", "currency": "USD", "device_id": "D-77", "ip_country": "RO", "status": "settled"})
+    _load(loaded, past_cases, doc)
+    replayed = replay_report(investigator, "C-000123", first.report_id, use_model=False)
+    assert replayed.replay_of == first.report_id and replayed.evidence_hash == first.evidence_hash
+    assert replayed.path == "policy" and "E-99820" not in replayed.model_dump_json()
+    assert investigator.evidence("C-000123").snapshot_hash() != first.evidence_hash
