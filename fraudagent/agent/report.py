@@ -12,7 +12,7 @@ from fraudagent.core.models import Action, Disposition, Typology
 
 # llama.cpp turns the schema into a grammar. A string maxLength of a few hundred characters
 # makes a grammar it cannot parse (the server dies), so strings are unbounded here and checked
-# in code (pipeline.check_draft); list lengths are bounded, which stops a small model from
+# in code (agent.verifier); list lengths are bounded, which stops a small model from
 # repeating findings until the context is full.
 MAX_NARRATIVE_CHARS = 1200
 MAX_FINDINGS = 5
@@ -37,6 +37,7 @@ class Draft(BaseModel):
         description="One or two actions from the catalogue, the main one first.", min_length=1, max_length=2
     )
     confidence: float = Field(description="0 to 1.")
+    insufficient_evidence: bool = Field(default=False, description="true only if the evidence cannot support any judgement")
     unknowns: list[str] = Field(default_factory=list, max_length=3, description="What is still unknown.")
 
 
@@ -60,7 +61,7 @@ class SimilarCaseOutcome(BaseModel):
     actions: list[Action]
 
 
-ReportPath = Literal["llm", "llm_retried", "fallback"]
+ReportPath = Literal["llm", "llm_retried", "fallback", "policy"]
 
 
 class Timings(BaseModel):
@@ -88,7 +89,7 @@ class InvestigationReport(BaseModel):
     abstained: bool = Field(default=False, description="the model said the evidence is insufficient to judge")
     similar_cases: list[SimilarCaseOutcome]
     similar_cases_summary: str | None = Field(default=None, description="how the nearest past cases ended")
-    path: ReportPath = Field(description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code")
+    path: ReportPath = Field(description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code after the model failed; policy: built by code, no model asked")
     problems: list[str] = Field(default_factory=list, description="what the checks rejected along the way")
     removed_claims: list[str] = Field(default_factory=list, description="statements the verifier dropped from the accepted draft")
     policy_version: str = ""
@@ -103,3 +104,4 @@ class InvestigationReport(BaseModel):
     timings: Timings
     usage: Usage
     requested_by: str | None = None
+    replay_of: str | None = Field(default=None, description="the stored report whose evidence snapshot this one was drafted from")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -62,6 +63,11 @@ class Settings(BaseSettings):
     llm_base_url: str = "http://127.0.0.1:8200/v1"
     llm_api_key: SecretStr = SecretStr("local")
     llm_model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    llm_external: bool | None = Field(
+        default=None,
+        description="the provider is outside our trust boundary: personal data is replaced by tokens before the prompt; "
+        "unset: external unless the base URL is on loopback",
+    )
     llm_timeout_s: float = Field(default=180.0, gt=0)
     llm_max_retries: int = Field(default=1, ge=0, le=5)
     llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -82,9 +88,17 @@ class Settings(BaseSettings):
     evidence_window_days: int = Field(default=90, ge=1, le=730)
     evidence_max_events: int = Field(default=400, ge=10, le=10000)
     evidence_prompt_events: int = Field(default=12, ge=4, le=200)
-    evidence_prompt_tokens: int = Field(default=900, ge=200, le=100_000)
+    evidence_prompt_tokens: int = Field(default=1100, ge=200, le=100_000)
     linked_max_accounts: int = Field(default=20, ge=0, le=500)
     similar_cases: int = Field(default=3, ge=0, le=20)
+    evidence_timeouts_s: dict[str, float] = Field(
+        default={"events": 10.0, "accounts": 5.0, "prior": 10.0, "scores": 10.0, "linked": 10.0, "past_cases": 15.0},
+        description="per evidence source, seconds; a source past its timeout is left out and the report says so (JSON)",
+    )
+
+    # --- policy and verifier ---
+    policy_path: Path | None = Field(default=None, description="the action policy YAML; unset: the packaged default")
+    verifier_max_retries: int = Field(default=1, ge=0, le=3, description="drafts sent back with the verifier's problems before falling back")
 
     # --- simulator ---
     sim_seed: int = 7
@@ -134,6 +148,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # An empty env var means "not set": AWS DynamoDB, on-disk Chroma.
         return None if value == "" else value
+
+    @property
+    def llm_is_external(self) -> bool:
+        if self.llm_external is not None:
+            return self.llm_external
+        host = urlsplit(self.llm_base_url).hostname or ""
+        return host not in ("127.0.0.1", "localhost", "::1")
 
     @property
     def weights_path(self) -> Path:
