@@ -104,12 +104,23 @@ def measure_quality(
     store: PastCaseStore, queries: list[tuple[Typology, CaseQuery]], in_store: Counter[Typology]
 ) -> dict[RetrievalMode, Tally]:
     tallies = {mode: Tally() for mode in MODES}
+    memo: dict[tuple[str, ...], np.ndarray] = {}
+    embed = store.embed
+
+    def embed_once(texts: Sequence[str]) -> np.ndarray:  # each query is embedded once for the three modes
+        key = tuple(texts)
+        if key not in memo:
+            memo[key] = embed(texts)
+        return memo[key]
+
+    store.embed = embed_once  # type: ignore[method-assign]
     for truth, query in queries:
         for mode in MODES:
             found = store.find(query, k=10, mode=mode).neighbours
             tallies[mode].add(
                 truth, [n.case.typology for n in found], [n.case.disposition for n in found], in_store[truth]
             )
+    store.embed = embed  # type: ignore[method-assign]
     return tallies
 
 
