@@ -358,7 +358,7 @@ def test_an_open_case_query_comes_from_its_events() -> None:
     assert {"credential_change", "foreign_ip"} <= set(query.signals)
     assert query.filters.exclude_account_ids == [bundle.case.account_id, "A-LINKED"]
     assert query.filters.closed_before == bundle.case.opened_at
-    assert "opened on" in query.text
+    assert "opened on" in query.context and "opened on" not in query.embedding_text()
 
 
 def test_a_query_needs_known_signals_and_something_to_look_for() -> None:
@@ -472,6 +472,10 @@ def test_a_collection_refuses_another_embedders_vectors_until_reembedded(
         mixed.upsert(INDEXED[4:6])
     assert mixed.reembed() == 4 and mixed.embedded == 4
     assert mixed.built_with == other.identity
+    assert mixed.upsert(INDEXED[:4]) == 0  # re-indexed from its stored contents: nothing left to change
+    assert [c.narrative for c in mixed.get([c.case.case_id for c in INDEXED[:4]])] == [
+        c.case.narrative for c in INDEXED[:4]
+    ]
     assert mixed.find(CaseQuery.from_text(ATO_QUERY), k=3, min_similarity=-1.0).neighbours
     with pytest.raises(EmbedderMismatch):  # and now the first embedder is the stranger
         PastCaseStore.from_settings(chroma_settings, embedder=embedder).find(CaseQuery.from_text(ATO_QUERY), k=3)

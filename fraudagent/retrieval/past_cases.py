@@ -78,6 +78,16 @@ def _indexed(case: PastCase | IndexedCase, provenance: Provenance, regions: Mapp
     return IndexedCase(case=case, provenance=provenance, region=regions.get(case.account_id, ""))
 
 
+def _stored(case_id: str, values: dict[str, Any], doc: str) -> IndexedCase:
+    """A stored case as it was indexed: the case, its provenance, region and ring."""
+    return IndexedCase(
+        case=past_case(case_id, values, doc),
+        provenance=Provenance(values.get("provenance", Provenance.imported.value)),
+        region=values.get("region", ""),
+        linked_account_ids=list(values.get("linked_account_ids") or []),
+    )
+
+
 class PastCaseStore:
     def __init__(
         self,
@@ -150,23 +160,25 @@ class PastCaseStore:
         raise EmbedderMismatch(self.name, built_with, configured)
 
     def reembed(self, *, on_progress: Progress | None = None) -> int:
-        """Embed every stored case again with the configured embedder, then record it. Returns how many."""
-        total, done = self.count(), 0
-        while done < total:
-            page = self._collection.get(include=["documents", "metadatas"], limit=self.batch_size, offset=done)
-            if not page["ids"]:
-                break
+        """Index every stored case again from its stored contents (document in the current format, vector from
+        the configured embedder), then record the embedder. Returns how many."""
+        ids = self._collection.get(include=[])["ids"]
+        for start in range(0, len(ids), self.batch_size):
+            page = self._collection.get(ids=ids[start : start + self.batch_size], include=["documents", "metadatas"])
+            cases = [_stored(i, m, d) for i, m, d in zip(page["ids"], page["metadatas"], page["documents"], strict=True)]
+            docs = [document(c) for c in cases]
             self._collection.upsert(
                 ids=page["ids"],
-                documents=page["documents"],
-                metadatas=page["metadatas"],
-                embeddings=self.embed([vector_text(d) for d in page["documents"]]),
+                documents=docs,
+                metadatas=[metadata(c, d) for c, d in zip(cases, docs, strict=True)],
+                embeddings=self.embed([vector_text(d) for d in docs]),
             )
-            done += len(page["ids"])
             if on_progress:
-                on_progress(done, total)
+                on_progress(min(start + self.batch_size, len(ids)), len(ids))
         self._collection.modify(metadata={EMBEDDER_KEY: self._embedder.identity})
-        return done
+        with self._table_lock:
+            self._table = None
+        return len(ids)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         started = time.perf_counter()
@@ -313,7 +325,7 @@ class PastCaseStore:
         similarity = vector_hits | self._similarities(query_vector, [i for i, _ in ranking if i not in vector_hits])
         vector_rank = {case_id: r for r, case_id in enumerate(vector_hits, start=1)}
         lexical_rank = {case_id: r for r, case_id in enumerate(lexical_hits, start=1)}
-        query_terms = tokenize(query.text)
+        query_terms = tokenize(query.text) + tokenize(query.context)
         neighbours = []
         for case_id, score in ranking:
             if similarity.get(case_id, -1.0) < floor:

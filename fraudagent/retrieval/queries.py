@@ -21,14 +21,15 @@ def case_query(
     extra_text: str = "",
     closed_before: datetime | None = None,
 ) -> CaseQuery:
-    """Signals computed from the events, a short behavioural digest as text, and no self-evidence:
+    """Signals computed from the events (embedded and searched), a short behavioural digest (searched by BM25),
+    an analyst's words if any (both), and no self-evidence:
     the case's own account and every linked account are excluded. `closed_before` defaults to the
     case's opening, so a replayed case never sees outcomes decided after it."""
     linked = sorted(set(linked_account_ids) - {case.account_id})
     signals = signals_from_events(case=case, account=account, events=events, linked_account_ids=linked)
-    text = "\n".join(part for part in (_digest(case, events), extra_text.strip()) if part)
     return CaseQuery(
-        text=text,
+        text=extra_text.strip(),
+        context=_digest(case, events),
         signals=sorted(signals),
         filters=CaseFilter(
             exclude_account_ids=[case.account_id, *linked],

@@ -27,6 +27,9 @@ class CaseQuery(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     text: str = Field(default="", max_length=4000, description="free text: a digest of the case, or an analyst's words")
     signals: list[str] = Field(default_factory=list, description="key signal names, e.g. credential_change, gift_cards")
+    context: str = Field(
+        default="", max_length=4000, description="a code-written activity digest: searched by BM25, not embedded"
+    )
     filters: CaseFilter = Field(default_factory=CaseFilter)
 
     @field_validator("signals")
@@ -39,7 +42,7 @@ class CaseQuery(BaseModel):
 
     @model_validator(mode="after")
     def _says_something(self) -> CaseQuery:
-        if not self.text.strip() and not self.signals:
+        if not self.text.strip() and not self.signals and not self.context.strip():
             raise ValueError("a query needs text or signals")
         return self
 
@@ -49,12 +52,14 @@ class CaseQuery(BaseModel):
         return cls(text=text, signals=sorted(signals_from_text(text)), filters=filters or CaseFilter())
 
     def embedding_text(self) -> str:
-        """Phrased like a stored document's digest, so the vectors compare like with like."""
+        """Phrased like a stored document's vector text (key signals, then words), so the vectors compare like
+        with like. The activity digest stays out: counts of event types embedded next to the signals pulled
+        stolen-card queries towards gift-card write-ups (measured, benchmarks/bench_retrieval.py)."""
         head = f"key signals: {signal_phrases(self.signals)}." if self.signals else ""
-        return "\n".join(part for part in (head, self.text.strip()) if part)
+        return "\n".join(part for part in (head, self.text.strip()) if part) or self.context.strip()
 
     def lexical_tokens(self) -> list[str]:
-        return tokenize(self.text) + signal_tokens(self.signals)
+        return tokenize(self.text) + tokenize(self.context) + signal_tokens(self.signals)
 
 
 @dataclass(frozen=True)

@@ -150,6 +150,11 @@ def _identity_signals(own: list[Event], incident: list[Event], account: Account 
         first_use[e.device_id] <= e.ts - USUAL_DEVICE_AGE for e in incident if e.type in SPEND_EVENTS and e.device_id
     ):
         found.add("usual_device")
+    earlier = [e for e in own if e.ts < opened - INCIDENT_WINDOW]
+    known = {e.device_id for e in earlier if e.device_id} | {e.ip for e in earlier if e.ip}
+    used = [e for e in incident if e.device_id or e.ip]
+    if earlier and used and all(e.device_id in known or e.ip in known for e in used):
+        found.add("usual_device")  # nothing new: every incident event came from a device or network seen before
     if account is not None:
         if any(e.ip_country and e.ip_country != account.country for e in incident):
             found.add("foreign_ip")
