@@ -291,12 +291,13 @@ class CaseFilters(BaseModel):
             parts.append("#priority = :priority")
             names["#priority"] = "priority"
             values[":priority"] = self.priority.value
+        # Scores compare at 6 decimals: DynamoDB numbers refuse values such as 5e-324.
         if self.min_score is not None:
             parts.append("max_score >= :min_score")
-            values[":min_score"] = self.min_score
+            values[":min_score"] = round(self.min_score, 6)
         if self.max_score is not None:
             parts.append("max_score <= :max_score")
-            values[":max_score"] = self.max_score
+            values[":max_score"] = round(self.max_score, 6)
         if self.typology is not None:
             parts.append("(suggested_typology = :typology OR #decision.typology = :typology)")
             names["#decision"] = "decision"
