@@ -148,8 +148,14 @@ def _injection_problems(draft: Draft, pack: EvidencePack, policy: Policy) -> lis
 
 
 def draft_report(
-    investigator: Investigator, case_id: str, *, model: str | None = None, requested_by: str | None = None
+    investigator: Investigator,
+    case_id: str,
+    *,
+    model: str | None = None,
+    requested_by: str | None = None,
+    use_model: bool = True,
 ) -> InvestigationReport:
+    """The pipeline for one case. `use_model=False` is the policy-only solver: facts and policy, no LLM (path `policy`)."""
     settings = investigator.settings
     policy = investigator.policy
     assert policy is not None
@@ -177,12 +183,12 @@ def draft_report(
     path = "llm"
     verification_s = 0.0
     model_name = model or settings.llm_model
-    runnable = structured(investigator.chat(model), Draft)
-    attempts = 1 + settings.verifier_max_retries
+    runnable = structured(investigator.chat(model), Draft) if use_model else None
+    attempts = 1 + settings.verifier_max_retries if use_model else 0
     for attempt in range(attempts):
         messages = [SystemMessage(SYSTEM_PROMPT), HumanMessage(user_prompt(evidence, feedback))]
         try:
-            result = runnable.invoke(messages)
+            result = runnable.invoke(messages)  # type: ignore[union-attr]
         except Exception as error:  # unreachable model, timeout, server error: fall back, say why
             problems.append(f"model call failed: {type(error).__name__}")
             log.warning("model call failed for case %s: %s", case_id, type(error).__name__)
@@ -235,7 +241,7 @@ def draft_report(
         body["policy_rules"] = [rule.id, *final.rules]
         body["suggested_actions"] = final.suggested
     else:
-        path = "fallback"
+        path = "fallback" if use_model else "policy"
         body = fallback.deterministic_report(pack, policy)
     body["findings"] = [*body["findings"], *injection_findings(pack)]
     return InvestigationReport(
@@ -249,7 +255,7 @@ def draft_report(
         removed_claims=removed,
         policy_version=policy.version,
         injection_flags=sorted(flagged),
-        model=model_name if path != "fallback" else f"deterministic ({model_name} rejected or unavailable)",
+        model={"fallback": f"deterministic ({model_name} rejected or unavailable)", "policy": "none (policy only)"}.get(path, model_name),
         prompt_version=PROMPT_VERSION,
         evidence_hash=pack.snapshot_hash(),
         evidence_cuts=pack.cuts,
@@ -262,8 +268,13 @@ def draft_report(
 
 
 def draft_and_store(
-    investigator: Investigator, case_id: str, *, model: str | None = None, requested_by: str | None = None
+    investigator: Investigator,
+    case_id: str,
+    *,
+    model: str | None = None,
+    requested_by: str | None = None,
+    use_model: bool = True,
 ) -> InvestigationReport:
-    report = draft_report(investigator, case_id, model=model, requested_by=requested_by)
+    report = draft_report(investigator, case_id, model=model, requested_by=requested_by, use_model=use_model)
     store.put_report(investigator.history, case_id=case_id, report=report.model_dump(mode="json"))
     return report
