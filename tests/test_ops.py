@@ -9,6 +9,7 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -74,7 +75,7 @@ def test_readyz_without_dynamodb_tables_is_not_ready(stores: tuple[Settings, Inv
 @pytest.mark.llm
 def test_readyz_is_ready_when_everything_answers(stores: tuple[Settings, Investigator], llm_server: ManagedProcess) -> None:
     settings, investigator = stores
-    ready = settings.model_copy(update={"llm_base_url": f"{llm_server.url}/v1"})
+    ready = settings.model_copy(update={"llm_base_url": llm_server.url})
     with LiveServer(create_app(ready, investigator)) as server:
         response = client_for(server, key=None).get("/readyz")
     assert response.status_code == 200, response.text
@@ -107,6 +108,10 @@ def test_request_ids_go_out_and_into_json_logs_without_pii(api: LiveServer) -> N
         response = client_for(api).get("/v1/cases/C-000000", headers={"X-Request-ID": "req-123"})
         logging.getLogger("fraudagent.test").warning("contact jane.doe@example.com from 203.0.113.9 card 4111 1111 1111 1111")
         generated = client_for(api).get("/v1/cases/C-unknown")
+        for _ in range(100):  # the access line is written after the response went out: wait for it (bounded)
+            if generated.headers["x-request-id"] in stream.getvalue():
+                break
+            time.sleep(0.05)
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
@@ -175,7 +180,7 @@ def test_the_openapi_spec_holds_no_5xx_and_no_schema_breaking_response(
                 "--exclude-path", "/readyz",
                 "--report", "junit", "--report-dir", str(tmp_path),
             ],
-            capture_output=True, text=True, timeout=SCHEMATHESIS_TIMEOUT_S,
+            capture_output=True, text=True, timeout=SCHEMATHESIS_TIMEOUT_S, cwd=tmp_path,  # its cache lands there
             env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
         )  # fmt: skip
     (ARTIFACTS / "schemathesis.txt").parent.mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,13 @@ def _next_case(n: int, *, account: str) -> CaseBundle:
 
 @pytest.fixture(scope="module")
 def service(ddb_server: ManagedProcess, tmp_path_factory: pytest.TempPathFactory, embedder: object) -> Iterator[Service]:
-    settings = make_settings(ddb_server, tmp_path_factory.mktemp("service"), api_key_cache_s=1.0)
+    settings = make_settings(
+        ddb_server,
+        tmp_path_factory.mktemp("service"),
+        api_key_cache_s=1.0,
+        # a loaded machine must not drop the similar-case search from the evidence (the decision test reads it)
+        evidence_timeouts_s={s: 120.0 for s in ("events", "accounts", "prior", "scores", "linked", "past_cases")},
+    )
     history = History.connect(settings)
     dynamo.create_tables(history.client, settings)
     past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
@@ -340,9 +346,9 @@ def test_a_decision_closes_the_case_once_audits_it_and_the_next_similar_case_fin
     assert stored and stored[0].disposition.value == "confirmed_fraud" and "did not reset the password" in stored[0].narrative
     # ... so the next similar case, on another account, finds it among its similar past cases
     load_bundle(service.history, _next_case(20, account="A-7001"), past_case_store=service.past_cases, scorer=None)
-    evidence = analyst.get("/v1/cases/C-000020").json()["evidence"]
-    similar = {item["id"]: item for item in evidence if item["kind"] == "case"}
-    assert "case:C-000004" in similar
+    detail = analyst.get("/v1/cases/C-000020").json()
+    similar = {item["id"]: item for item in detail["evidence"] if item["kind"] == "case"}
+    assert "case:C-000004" in similar, (list(similar), detail["evidence_cuts"], detail["evidence_sources"])
 
 
 def test_bad_decisions_are_refused(service: Service) -> None:
