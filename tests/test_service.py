@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
@@ -73,8 +73,10 @@ def _elsewhere(event: dict, account: str, suffix: str) -> dict:
 def _next_case(n: int, *, account: str) -> CaseBundle:
     """The same story on another account (no shared device, card or IP), opened now: after the decision."""
     doc = _case(n, account=account).model_dump(mode="json")
-    shift = datetime.now(timezone.utc) - datetime.fromisoformat(doc["case"]["opened_at"])
-    doc["case"]["opened_at"] = utc_iso(datetime.now(timezone.utc))
+    # Past cases count when closed before the case opened, compared in whole seconds: open it 2 s on.
+    opened = datetime.now(timezone.utc) + timedelta(seconds=2)
+    shift = opened - datetime.fromisoformat(doc["case"]["opened_at"])
+    doc["case"]["opened_at"] = utc_iso(opened)
     for event in doc["events"]:
         event["ts"] = utc_iso(datetime.fromisoformat(event["ts"]) + shift)
     return CaseBundle.model_validate({k: v for k, v in doc.items() if v is not None})
