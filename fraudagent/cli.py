@@ -264,6 +264,28 @@ def report(
         console.print(render_report(result))
 
 
+@app.command()
+def replay(
+    case_id: str,
+    report_id: str,
+    model: Annotated[str | None, typer.Option(help="override the configured model")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    policy_only: Annotated[bool, typer.Option("--policy-only", help="facts and policy only, no model")] = False,
+) -> None:
+    """Draft again from the evidence snapshot a stored report saw (another model, prompt or policy); not stored."""
+    from fraudagent.agent.pipeline import replay_report
+
+    settings = _settings()
+    with _errors():
+        investigator = _investigator(settings)
+        with err.status(f"replaying {report_id} with {'the policy only' if policy_only else model or settings.llm_model}"):
+            result = replay_report(investigator, case_id, report_id, model=model, requested_by="cli", use_model=not policy_only)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        console.print(render_report(result))
+
+
 def _serve(settings: Settings, investigator: Any) -> None:
     import uvicorn
 

@@ -104,3 +104,4 @@ class InvestigationReport(BaseModel):
     timings: Timings
     usage: Usage
     requested_by: str | None = None
+    replay_of: str | None = Field(default=None, description="the stored report whose evidence snapshot this one was drafted from")
