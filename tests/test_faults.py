@@ -68,8 +68,15 @@ def test_dynamodb_down_is_503_and_the_same_app_recovers_when_it_returns(tmp_path
             assert client.get("/v1/cases/C-000123").status_code == 200
 
             ddb.stop()
-            for method, path in (("GET", "/v1/cases"), ("GET", "/v1/cases/C-000123"), ("POST", "/v1/cases/C-000123/assign")):
-                down = client.request(method, path)
+            decision = {"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": "n"}
+            for method, path, body in (
+                ("GET", "/v1/cases", None),
+                ("GET", "/v1/cases/C-000123", None),
+                ("POST", "/v1/cases/C-000123/assign", None),
+                ("POST", "/v1/cases/C-000123/report", None),
+                ("POST", "/v1/cases/C-000123/decision", decision),
+            ):
+                down = client.request(method, path, json=body)
                 assert down.status_code == 503, (path, down.text)
                 assert down.headers["content-type"] == PROBLEM
                 assert down.headers["retry-after"] == "5"
@@ -84,7 +91,11 @@ def test_dynamodb_down_is_503_and_the_same_app_recovers_when_it_returns(tmp_path
             back = client.get("/v1/cases/C-000123")
             assert back.status_code == 200, back.text
             assert back.json()["record"]["case"]["account_id"] == "A-4471"
+            # nothing refused during the outage was half-written: the case is open, no report, no audit record
+            assert back.json()["record"]["status"] == "open" and back.json()["latest_report"] is None
+            assert client.get("/v1/cases/C-000123/audit").json()["items"] == []
             assert client.post("/v1/cases/C-000123/assign").status_code == 200  # writes work again
+            assert len(client.get("/v1/cases/C-000123/audit").json()["items"]) == 1
             assert client_for(server, key=None).get("/healthz").json()["components"]["dynamodb"] == "ok"
     finally:
         ddb.stop()
