@@ -358,6 +358,7 @@ def test_an_open_case_query_comes_from_its_events() -> None:
     assert {"credential_change", "foreign_ip"} <= set(query.signals)
     assert query.filters.exclude_account_ids == [bundle.case.account_id, "A-LINKED"]
     assert query.filters.closed_before == bundle.case.opened_at
+    assert len(query.signals) >= 3  # enough signals: the embedding reads them, not the activity digest
     assert "opened on" in query.context and "opened on" not in query.embedding_text()
 
 

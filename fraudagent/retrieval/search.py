@@ -15,6 +15,9 @@ from fraudagent.retrieval.lexical import tokenize
 from fraudagent.retrieval.signals import BY_NAME, signal_phrases, signal_tokens, signals_from_text
 
 
+THIN_SIGNALS = 3  # with fewer key signals than this, a query's embedding also reads its activity digest
+
+
 class RetrievalMode(StrEnum):
     hybrid = "hybrid"
     vector = "vector"
@@ -54,9 +57,11 @@ class CaseQuery(BaseModel):
     def embedding_text(self) -> str:
         """Phrased like a stored document's vector text (key signals, then words), so the vectors compare like
         with like. The activity digest stays out: counts of event types embedded next to the signals pulled
-        stolen-card queries towards gift-card write-ups (measured, benchmarks/bench_retrieval.py)."""
+        stolen-card queries towards gift-card write-ups (measured, benchmarks/bench_retrieval.py), unless the
+        signals are too few to say much."""
         head = f"key signals: {signal_phrases(self.signals)}." if self.signals else ""
-        return "\n".join(part for part in (head, self.text.strip()) if part) or self.context.strip()
+        context = self.context.strip() if len(self.signals) < THIN_SIGNALS else ""  # thin signals: words help
+        return "\n".join(part for part in (head, self.text.strip(), context) if part)
 
     def lexical_tokens(self) -> list[str]:
         return tokenize(self.text) + tokenize(self.context) + signal_tokens(self.signals)
