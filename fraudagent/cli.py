@@ -212,7 +212,7 @@ def render_report(report: Any) -> Panel:
     body.add_column(style="bold", no_wrap=True)
     body.add_column()
     body.add_row("Typology", report.typology.value)
-    body.add_row("Recommended", f"[bold]{", ".join(a.value for a in report.recommended_actions)}[/]  (confidence {report.confidence:.2f})")
+    body.add_row("Recommended", f"[bold]{', '.join(a.value for a in report.recommended_actions)}[/]  (confidence {report.confidence:.2f})")
     body.add_row("Narrative", report.narrative)
     findings = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     findings.add_column("#", justify="right")
@@ -281,6 +281,30 @@ def serve() -> None:
         investigator = _investigator(settings)
     console.print(f"serving on http://{settings.api_host}:{settings.api_port} (Ctrl-C to stop)")
     _serve(settings, investigator)
+
+
+@app.command()
+def worker() -> None:
+    """Run summary workers without the API: FRAUDAGENT_SUMMARY_WORKERS threads (at least one) on the same job table."""
+    import time
+
+    from fraudagent.api.summaries.flows import SummaryWorkers
+    from fraudagent.api.summaries.service import JobStore
+
+    settings = _settings()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with _errors():
+        investigator = _investigator(settings)
+    jobs = JobStore.connect(settings, client=investigator.history.client)
+    workers = SummaryWorkers(settings=settings, investigator=investigator, jobs=jobs, count=max(1, settings.summary_workers))
+    workers.start()
+    err.print(f"{workers.count} summary worker(s) running on {jobs.table} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        err.print("stopping; a job left mid-way is re-claimed when its lease expires")
+        workers.stop()
 
 
 @llm_app.command("prepare")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -11,6 +13,11 @@ from pydantic import BaseModel
 from fraudagent import __version__
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api import cases, problems
+from fraudagent.api.chat import views as chat_views
+from fraudagent.api.chat.service import ChatStore
+from fraudagent.api.summaries import flows as summary_flows
+from fraudagent.api.summaries import views as summary_views
+from fraudagent.api.summaries.service import JobStore
 from fraudagent.core.settings import Settings
 
 
@@ -21,15 +28,28 @@ class Health(BaseModel):
 
 
 def create_app(settings: Settings, investigator: Investigator) -> FastAPI:
+    jobs = JobStore.connect(settings, client=investigator.history.client)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with summary_flows.running_workers(app, settings=settings, investigator=investigator, jobs=jobs):
+            yield
+
     app = FastAPI(
         title="Fraud investigation agent",
         version=__version__,
         description="Drafts evidence-checked investigation reports for a game store's fraud cases.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.investigator = investigator
+    app.state.jobs = jobs
+    app.state.chats = ChatStore.connect(settings, client=investigator.history.client)
+    app.state.queue_depth = summary_flows.queue_depth_reader(jobs)  # summary jobs queued or running, for /metrics
     problems.install(app)
     app.include_router(cases.router)
+    app.include_router(summary_views.router)
+    app.include_router(chat_views.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

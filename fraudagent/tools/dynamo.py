@@ -56,7 +56,12 @@ EVENTS = TableSpec(
 # Cases; the status index lists a queue newest first.
 CASES = TableSpec("cases", "case_id", indexes=(("by_status", "status", "opened_sk"),))
 REPORTS = TableSpec("reports", "case_id", "created_sk")
-ALL_TABLES = (ACCOUNTS, EVENTS, CASES, REPORTS)
+# Background jobs (ticketing summaries) and idempotency keys; the status index is the work queue
+# (sparse: idempotency records have no status).
+JOBS = TableSpec("jobs", "job_id", indexes=(("by_status", "status", "created_sk"),))
+# Chat sessions: a meta item (sk "meta") and one item per message (sk "msg#<n>").
+CHATS = TableSpec("chats", "session_id", "sk")
+ALL_TABLES = (ACCOUNTS, EVENTS, CASES, REPORTS, JOBS, CHATS)
 
 
 def make_client(settings: Settings) -> Any:
