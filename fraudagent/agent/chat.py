@@ -20,8 +20,10 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, add_event, add_similar_case
+from fraudagent.agent.injection import WITHHELD, field_of, scan, signs_of
 from fraudagent.agent.llm import chat_model
 from fraudagent.agent.prompts import approx_tokens, render_evidence
+from fraudagent.core.logging import redact
 from fraudagent.core.models import CREDENTIAL_CHANGES
 from fraudagent.retrieval.queries import case_query
 from fraudagent.tools import history as store
@@ -90,8 +92,16 @@ class ToolResult:
 
 
 def _line(item: EvidenceItem) -> str:
-    text = f" untrusted text: «{item.untrusted}»" if item.untrusted else ""
+    """One evidence line; customer text quoted in «» with its field named (withheld if it reads like instructions)."""
+    text = ""
+    if item.untrusted:
+        quoted = WITHHELD if signs_of_instructions(item) else item.untrusted
+        text = f" {field_of(item)}, customer-written: «{quoted}»"
     return f"[{item.id}] {item.line}{text}"
+
+
+def signs_of_instructions(item: EvidenceItem) -> bool:
+    return bool(item.untrusted and signs_of(item.untrusted))
 
 
 def _case_line(pack: EvidencePack) -> str:
@@ -154,7 +164,8 @@ def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolRe
 def build_prompt(pack: EvidencePack, tool: ToolResult, *, question: str, earlier: Sequence[Turn], token_budget: int) -> str:
     parts: list[str] = []
     if tool.tool == "evidence":
-        parts.append(render_evidence(pack, max_events=8, token_budget=token_budget))
+        flagged = {f.evidence_id for f in scan(pack)}
+        parts.append(render_evidence(pack, max_events=6, token_budget=token_budget, flagged=flagged))
     else:
         kept, budget = [], token_budget
         for line in tool.lines:
@@ -162,7 +173,8 @@ def build_prompt(pack: EvidencePack, tool: ToolResult, *, question: str, earlier
             if cost <= budget:
                 kept.append(line)
                 budget -= cost
-        parts.append("EVIDENCE\n" + _case_line(pack) + f"\n{_TOOL_HEADINGS[tool.tool]}:\n" + "\n".join(kept))
+        # card numbers, emails and IPs never go to the model (it may be an external provider)
+        parts.append(redact("EVIDENCE\n" + _case_line(pack) + f"\n{_TOOL_HEADINGS[tool.tool]}:\n" + "\n".join(kept)))
     if earlier:
         lines = [f"{'Analyst' if t.role == 'analyst' else 'You'}: {' '.join(t.text.split())[:300]}" for t in earlier]
         parts.append("Earlier in this conversation:\n" + "\n".join(lines))

@@ -153,7 +153,7 @@ class Settings(BaseSettings):
 
     # --- analyst chat ---
     chat_max_tokens: int = Field(default=160, ge=16, le=4096, description="answer length limit")
-    chat_prompt_tokens: int = Field(default=450, ge=100, le=100_000, description="token budget of the evidence in a chat prompt")
+    chat_prompt_tokens: int = Field(default=600, ge=100, le=100_000, description="token budget of the evidence in a chat prompt")
     chat_history_turns: int = Field(default=4, ge=0, le=50, description="earlier messages of the session put in the prompt")
 
     @field_validator("summary_ticketing_fields")
