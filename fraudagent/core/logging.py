@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import re
 
-_PATTERNS = (
-    (re.compile(r"\b(?:\d[ -]?){13,19}\b"), "[card]"),
-    (re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"), "[email]"),
-    (re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b"), "[ip]"),
-    (re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){3,7}[0-9a-fA-F]{1,4}\b"), "[ip]"),
+# (kind, pattern): personal data that must not reach logs or an external model provider.
+PII_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("card", re.compile(r"\b(?:\d[ -]?){13,19}\b")),
+    ("email", re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")),
+    ("ip", re.compile(r"\b(?:\d{1,3}\.){3}\d{1,3}\b")),
+    ("ip", re.compile(r"\b(?:[0-9a-fA-F]{1,4}:){3,7}[0-9a-fA-F]{1,4}\b")),
 )
 
 
 def redact(text: str) -> str:
-    for pattern, replacement in _PATTERNS:
-        text = pattern.sub(replacement, text)
+    for kind, pattern in PII_PATTERNS:
+        text = pattern.sub(f"[{kind}]", text)
     return text
 
 

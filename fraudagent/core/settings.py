@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -58,6 +59,11 @@ class Settings(BaseSettings):
     llm_base_url: str = "http://127.0.0.1:8200/v1"
     llm_api_key: SecretStr = SecretStr("local")
     llm_model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    llm_external: bool | None = Field(
+        default=None,
+        description="the provider is outside our trust boundary: personal data is replaced by tokens before the prompt; "
+        "unset: external unless the base URL is on loopback",
+    )
     llm_timeout_s: float = Field(default=180.0, gt=0)
     llm_max_retries: int = Field(default=1, ge=0, le=5)
     llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -169,6 +175,13 @@ class Settings(BaseSettings):
     def _empty_is_unset(cls, value: object) -> object:
         # An empty env var means "not set": AWS DynamoDB, on-disk Chroma.
         return None if value == "" else value
+
+    @property
+    def llm_is_external(self) -> bool:
+        if self.llm_external is not None:
+            return self.llm_external
+        host = urlsplit(self.llm_base_url).hostname or ""
+        return host not in ("127.0.0.1", "localhost", "::1")
 
     @property
     def weights_path(self) -> Path:

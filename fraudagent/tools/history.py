@@ -7,6 +7,7 @@ paged and bounded; every bound that cut a result says so.
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -119,17 +120,43 @@ def put_case(history: History, record: CaseRecord) -> None:
     )
 
 
-def put_report(history: History, *, case_id: str, report: Mapping[str, Any]) -> str:
+MAX_SNAPSHOT_BYTES = 300_000  # compressed; a DynamoDB item holds at most 400 KB
+
+
+def put_report(history: History, *, case_id: str, report: Mapping[str, Any], snapshot: str | None = None) -> str:
+    """Store a report; with `snapshot` (the evidence pack as JSON), compressed beside it so the report can be replayed."""
     created = datetime.now(timezone.utc)
     created_sk = f"{sort_key_ts(created)}#{report['report_id']}"
-    dynamo.call(
-        history.client.put_item,
-        TableName=history.reports,
-        Item=dynamo.to_item(
-            {"case_id": case_id, "created_sk": created_sk, "created_at": utc_iso(created), "report": json.dumps(report)}
-        ),
-    )
+    item = dynamo.to_item(
+        {"case_id": case_id, "created_sk": created_sk, "created_at": utc_iso(created), "report_id": report["report_id"],
+         "report": json.dumps(report)}
+    )  # fmt: skip
+    if snapshot is not None:
+        packed = zlib.compress(snapshot.encode(), 6)
+        if len(packed) <= MAX_SNAPSHOT_BYTES:
+            item["snapshot"] = {"B": packed}
+    dynamo.call(history.client.put_item, TableName=history.reports, Item=item)
     return created_sk
+
+
+def report_with_snapshot(history: History, *, case_id: str, report_id: str) -> tuple[dict[str, Any], str]:
+    """A stored report and the evidence snapshot it was drafted from (a case has few reports: filtered Query)."""
+    kwargs: dict[str, Any] = {
+        "TableName": history.reports,
+        "KeyConditionExpression": "case_id = :c",
+        "FilterExpression": "report_id = :r",
+        "ExpressionAttributeValues": dynamo.to_item({":c": case_id, ":r": report_id}),
+    }
+    while True:
+        response = dynamo.call(history.client.query, **kwargs)
+        for raw in response.get("Items", []):
+            if "snapshot" not in raw:
+                raise NotFound("evidence snapshot of report", report_id)
+            snapshot = zlib.decompress(raw["snapshot"]["B"]).decode()
+            return json.loads(raw["report"]["S"]), snapshot
+        if "LastEvaluatedKey" not in response:
+            raise NotFound("report", report_id)
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 # --- reads --------------------------------------------------------------------
