@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import statistics
+import sys
 import tempfile
 import threading
 import time
@@ -179,6 +181,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--llm", action="store_true", help="also measure chat first token and a summary drafted by the local model")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the servers started here are stopped
     base = Path(tempfile.mkdtemp(prefix="bench-summaries-"))
     ddb = start_dynamodb_local(Settings(), port=free_port(), log_dir=base / "logs")
     try:
