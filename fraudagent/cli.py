@@ -24,12 +24,14 @@ from fraudagent.core.logging import configure_logging
 from fraudagent.core.settings import Settings, get_settings
 from fraudagent.retrieval.cli import cases_app
 from fraudagent.sim.model_cli import model_app
+from fraudagent.tools.keys_cli import keys_app
 
 app = typer.Typer(help="LLM-assisted fraud investigation agent.", no_args_is_help=True, pretty_exceptions_enable=False)
 llm_app = typer.Typer(help="The local model.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
 app.add_typer(cases_app, name="cases")
 app.add_typer(model_app, name="model")
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 log = logging.getLogger("fraudagent")
@@ -61,7 +63,7 @@ def _errors() -> Iterator[None]:
 
 def _settings() -> Settings:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return settings
 
 

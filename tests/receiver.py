@@ -1,35 +1,20 @@
-"""Test helpers: a loopback HTTP server that receives callbacks, and test callers with roles.
-
-Until keys with roles are stored (issue 6, item 1) the tests give a second and third Bearer key the
-ticketing and analyst roles through FastAPI's dependency override; the bootstrap key stays the real one.
-"""
+"""Test helpers: a loopback HTTP server that receives callbacks, and API keys with roles for a test server."""
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.security import HTTPAuthorizationCredentials
-
-from fraudagent.api.deps import Caller, _bearer, require_key
-
-TICKETING_KEY = "test-ticketing-key"
-ANALYST_KEY = "test-analyst-key"
+from fraudagent.tools import keys as key_store
+from fraudagent.tools.history import History
 
 
-def with_test_callers(app: FastAPI) -> FastAPI:
-    def callers(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Caller:
-        if credentials is not None and credentials.credentials == TICKETING_KEY:
-            return Caller(key_id="k-ticketing", name="ticketing system", roles=["ticketing"])
-        if credentials is not None and credentials.credentials == ANALYST_KEY:
-            return Caller(key_id="k-analyst", name="analyst ana", roles=["analyst"])
-        return require_key(request, credentials)
-
-    app.dependency_overrides[require_key] = callers
-    return app
+def role_keys(history: History) -> dict[str, str]:
+    """Real keys (stored hashed, like `fraudagent keys create`): role -> secret."""
+    names = {"ticketing": "ticketing system", "analyst": "analyst ana"}
+    return {role: key_store.create_key(history, name=name, roles=[role], created_by="tests")[1] for role, name in names.items()}
 
 
 @dataclass

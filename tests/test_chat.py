@@ -23,7 +23,7 @@ from fraudagent.tools.history import History
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedStreamModel
-from tests.receiver import ANALYST_KEY, TICKETING_KEY, with_test_callers
+from tests.receiver import role_keys
 
 CASE = "C-000001"
 OTHER = "C-900001"
@@ -51,6 +51,7 @@ def stores(settings: Settings, history: History, past_cases: PastCaseStore) -> t
     doc = example()
     doc["case"] = dict(doc["case"], case_id=CASE)
     load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past_cases, scorer=None)
+    settings = settings.model_copy(update={"api_rate_limit_per_minute": 0})
     load_bundle(history, CaseBundle.model_validate(other_bundle()), past_case_store=past_cases, scorer=None)
     # an account that used CASE's new device: linked evidence of CASE
     linked = other_bundle()
@@ -65,7 +66,8 @@ def stores(settings: Settings, history: History, past_cases: PastCaseStore) -> t
 def serving(settings: Settings, history: History, past: PastCaseStore, model: Any | None) -> Iterator[LiveServer]:
     factory = (lambda *_a, **_k: model) if model is not None else None
     investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=factory)
-    with LiveServer(with_test_callers(create_app(settings, investigator))) as server:
+    with LiveServer(create_app(settings, investigator)) as server:
+        server.keys = role_keys(investigator.history)  # type: ignore[attr-defined]
         yield server
 
 
@@ -97,7 +99,7 @@ def test_the_answer_streams_as_tokens_then_a_final_event_citing_only_this_cases_
     answer = "The gift card [txn:E-99812] came 19 minutes after the reset [txn:E-99801]; compare [txn:E-9001] and [acct:A-9000]."
     model = ScriptedStreamModel(answers=[answer])
     with serving(*stores, model) as server:
-        client = client_for(server, key=ANALYST_KEY)
+        client = client_for(server, key=server.keys["analyst"])
         response, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "What happened here?"})
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
         names = [name for name, _ in events]
@@ -127,7 +129,7 @@ def test_the_answer_streams_as_tokens_then_a_final_event_citing_only_this_cases_
 def test_questions_that_need_more_data_call_a_tool_chosen_in_code(stores: Any, question: str, tool: str, shown: str) -> None:
     model = ScriptedStreamModel(answers=["See [txn:E-99812]."])
     with serving(*stores, model) as server:
-        _, events = read_sse(client_for(server, key=ANALYST_KEY), f"/v1/cases/{CASE}/chat", {"message": question})
+        _, events = read_sse(client_for(server, key=server.keys["analyst"]), f"/v1/cases/{CASE}/chat", {"message": question})
     assert events[-1][1]["tool_used"] == tool
     assert shown in evidence_part(model)
     if tool == "events_after_credential_change":
@@ -146,7 +148,7 @@ def test_a_chat_cannot_reach_another_cases_data(stores: Any) -> None:
     model = ScriptedStreamModel(answers=["It matches [txn:E-9001] and [acct:A-9000], see E-9002."])
     question = f"What happened on E-9001 and E-9002, account A-9000, in case {OTHER}? Show events after the password reset and linked accounts."
     with serving(*stores, model) as server:
-        client = client_for(server, key=ANALYST_KEY)
+        client = client_for(server, key=server.keys["analyst"])
         _, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": question})
         final = events[-1][1]
         # a session of one case is not found under another
@@ -161,10 +163,10 @@ def test_a_chat_cannot_reach_another_cases_data(stores: Any) -> None:
 def test_a_session_continues_across_requests_and_an_app_restart(stores: Any) -> None:
     model = ScriptedStreamModel(answers=["A 100.00 USD gift card [txn:E-99812].", "It followed the reset [txn:E-99801]."])
     with serving(*stores, model) as server:
-        _, events = read_sse(client_for(server, key=ANALYST_KEY), f"/v1/cases/{CASE}/chat", {"message": "What was bought?"})
+        _, events = read_sse(client_for(server, key=server.keys["analyst"]), f"/v1/cases/{CASE}/chat", {"message": "What was bought?"})
     session_id = events[-1][1]["session_id"]
     with serving(*stores, model) as restarted:  # a new app object: only DynamoDB remembers the session
-        client = client_for(restarted, key=ANALYST_KEY)
+        client = client_for(restarted, key=restarted.keys["analyst"])
         _, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "And when, relative to the reset?", "session_id": session_id})
         assert events[-1][1]["session_id"] == session_id
         history = client.get(f"/v1/cases/{CASE}/chat/{session_id}").json()
@@ -176,7 +178,7 @@ def test_a_session_continues_across_requests_and_an_app_restart(stores: Any) -> 
 
 def test_when_the_model_is_down_the_stream_ends_with_a_final_event_saying_so(stores: Any) -> None:
     with serving(*stores, None) as server:  # the configured endpoint: nothing listens there
-        client = client_for(server, key=ANALYST_KEY)
+        client = client_for(server, key=server.keys["analyst"])
         response, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "What happened?"})
         assert response.status_code == 200
         assert [n for n, _ in events] == ["final"]
@@ -191,8 +193,8 @@ def test_chat_needs_an_analyst_key_a_known_case_and_a_valid_request(stores: Any)
     with serving(*stores, model) as server:
         body = {"message": "hi"}
         assert read_sse(client_for(server, key=None), f"/v1/cases/{CASE}/chat", body)[0].status_code == 401
-        assert read_sse(client_for(server, key=TICKETING_KEY), f"/v1/cases/{CASE}/chat", body)[0].status_code == 403
-        client = client_for(server, key=ANALYST_KEY)
+        assert read_sse(client_for(server, key=server.keys["ticketing"]), f"/v1/cases/{CASE}/chat", body)[0].status_code == 403
+        client = client_for(server, key=server.keys["analyst"])
         assert read_sse(client, "/v1/cases/C-missing/chat", body)[0].status_code == 404
         assert read_sse(client, f"/v1/cases/{CASE}/chat", {"message": ""})[0].status_code == 422
         assert read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "hi", "session_id": "S-" + "0" * 32})[0].status_code == 404
@@ -205,7 +207,7 @@ def test_the_local_model_streams_an_answer_that_cites_the_case(stores: Any, llm_
     settings, history, past = stores
     settings = settings.model_copy(update={"llm_base_url": llm_server.url, "llm_timeout_s": 600, "chat_max_tokens": 80})
     with serving(settings, history, past, None) as server:
-        client = client_for(server, key=ANALYST_KEY)
+        client = client_for(server, key=server.keys["analyst"])
         _, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "What happened after the password reset?"})
         evidence = {item["id"] for item in client.get(f"/v1/cases/{CASE}").json()["evidence"]}
     names = [n for n, _ in events]

@@ -37,7 +37,7 @@ from fraudagent.tools.history import History
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedToolModel, draft
-from tests.receiver import TICKETING_KEY, CallbackReceiver, with_test_callers
+from tests.receiver import CallbackReceiver, role_keys
 
 SECRET = "test-callback-secret"
 NOTE = ("customer says they did not buy these; reach me at jo.doe@example.org, card 4111 1111 1111 1111 "
@@ -59,13 +59,14 @@ def scripted_investigator(settings: Settings, history: History, past_cases: Past
 
 
 def fast(settings: Settings, **changes: Any) -> Settings:
-    base = {"callback_secret": SecretStr(SECRET), "summary_poll_s": 0.1, "callback_backoff_s": 0.05, "callback_max_attempts": 3}
+    base = {"api_rate_limit_per_minute": 0, "callback_secret": SecretStr(SECRET), "summary_poll_s": 0.1, "callback_backoff_s": 0.05, "callback_max_attempts": 3}
     return settings.model_copy(update=base | changes)
 
 
 @contextmanager
 def serving(settings: Settings, investigator: Investigator) -> Iterator[LiveServer]:
-    with LiveServer(with_test_callers(create_app(settings, investigator))) as server:
+    with LiveServer(create_app(settings, investigator)) as server:
+        server.keys = role_keys(investigator.history)  # type: ignore[attr-defined]
         yield server
 
 
@@ -126,12 +127,12 @@ def _texts(node: dict[str, Any]) -> list[dict[str, Any]]:
 def test_a_ticketing_caller_gets_only_allowed_fields_with_pii_redacted(loaded: tuple[Settings, History, PastCaseStore]) -> None:
     settings, history, past = loaded
     with serving(settings, scripted_investigator(settings, history, past)) as server:
-        client = client_for(server, key=TICKETING_KEY)
+        client = client_for(server, key=server.keys["ticketing"])
         ids = {fmt: client.post("/v1/summaries", json={"case_id": "C-000002", "format": fmt}).json()["job_id"]
                for fmt in ("markdown", "jira", "servicenow")}  # fmt: skip
         done = {fmt: wait_for(client, job_id, {"done", "failed", "dead"}) for fmt, job_id in ids.items()}
         # another caller's job does not exist for this one, and an analyst key may not ask for summaries
-        assert client_for(server, key="test-analyst-key").post("/v1/summaries", json={"case_id": "C-000002"}).status_code == 403
+        assert client_for(server, key=server.keys["analyst"]).post("/v1/summaries", json={"case_id": "C-000002"}).status_code == 403
     for fmt, job in done.items():
         assert job["status"] == "done"
         result = job["result"]
@@ -174,7 +175,7 @@ def test_a_retried_request_with_the_same_idempotency_key_returns_the_same_job(lo
 def test_the_callback_is_signed_and_received_once(loaded: tuple[Settings, History, PastCaseStore]) -> None:
     settings, history, past = loaded
     with CallbackReceiver() as receiver, serving(settings, scripted_investigator(settings, history, past)) as server:
-        client = client_for(server, key=TICKETING_KEY)
+        client = client_for(server, key=server.keys["ticketing"])
         job_id = client.post("/v1/summaries", json={"case_id": "C-000000", "format": "markdown", "callback_url": receiver.url}).json()["job_id"]
         job = wait_for(client, job_id, {"done", "dead", "failed"})
     assert job["status"] == "done" and job["delivered_at"]
@@ -315,7 +316,7 @@ def test_a_burst_of_100_summaries_all_complete_once(loaded: tuple[Settings, Hist
     for case_id in CASES:  # reports drafted beforehand: the burst measures the job machinery
         draft_and_store(investigator, case_id)
     with CallbackReceiver() as receiver, serving(settings, investigator) as server:
-        client = client_for(server, key=TICKETING_KEY)
+        client = client_for(server, key=server.keys["ticketing"])
         requests = [{"case_id": CASES[n % 3], "format": ("markdown", "jira", "servicenow")[n % 3], "callback_url": receiver.url}
                     for n in range(100)]  # fmt: skip
         with ThreadPoolExecutor(8) as pool:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+from contextvars import ContextVar
+
+from pythonjsonlogger.json import JsonFormatter
 
 # (kind, pattern): personal data that must not reach logs or an external model provider.
 PII_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -20,16 +23,35 @@ def redact(text: str) -> str:
     return text
 
 
+# The request being served (set by the API's middleware, copied into worker threads with the context).
+request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
 class RedactingFilter(logging.Filter):
+    """Redacts the message and any traceback, and stamps the record with the current request id."""
+
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        record.request_id = request_id.get()
         return True
 
 
-def configure_logging(level: str = "INFO") -> None:
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """Logs on stderr: one JSON object per line (`fmt="json"`), or text for people."""
     handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(request_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            )
+        )
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -12,6 +12,7 @@ from fraudagent.api.chat import flows, service
 from fraudagent.api.chat.models import SESSION_ID, ChatRequest, ChatSession
 from fraudagent.api.chat.service import ChatStore
 from fraudagent.api.deps import Caller, InvestigatorDep, require_role
+from fraudagent.tools import audit
 from fraudagent.tools import history as store
 
 router = APIRouter(prefix="/v1/cases", tags=["chat"])
@@ -47,6 +48,8 @@ def chat(case_id: CaseId, body: ChatRequest, caller: AnalystDep, investigator: I
     else:
         session_id = "S-" + uuid.uuid4().hex
         service.create_session(chats, session_id=session_id, case_id=case_id, created_by=caller.name, caller_key_id=caller.key_id)
+        audit.record(investigator.history, subject=audit.case_subject(case_id), action="chat.started", actor=caller.name,
+                     details={"session_id": session_id})  # fmt: skip
         earlier = []
     events = flows.chat_turn(chats=chats, investigator=investigator, case_id=case_id, session_id=session_id,
                              question=body.message, earlier=earlier, caller_name=caller.name)  # fmt: skip

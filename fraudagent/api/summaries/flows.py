@@ -46,6 +46,7 @@ from fraudagent.api.summaries.render import MEDIA_TYPES, render, summary_content
 from fraudagent.api.summaries.service import JobStore, LeaseLost
 from fraudagent.core.errors import InvalidInput, NotFound
 from fraudagent.core.settings import Settings
+from fraudagent.tools import audit
 from fraudagent.tools import history as store
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,21 @@ class WorkerContext:
 
 
 def process(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | None:
-    """Work one claimed job to its end (done, failed, dead) or give it back; None if the lease was lost."""
+    """Work one claimed job to its end (done, failed, dead) or give it back; None if the lease was lost.
+
+    The job's own `events` record every step; its end also goes to the case's audit trail.
+    """
+    ended = _process(ctx, job, worker)
+    if ended is not None and ended.status in ("done", "failed", "dead"):
+        try:
+            audit.record(ctx.investigator.history, subject=audit.case_subject(ended.case_id), action=f"summary.{ended.status}",
+                         actor=f"summary worker {worker}", details={"job_id": ended.job_id, "deliveries": len(ended.deliveries)})  # fmt: skip
+        except Exception as error:  # the job's state is already committed and carries its own trail
+            log.warning("audit record for job %s failed: %s", ended.job_id, type(error).__name__)
+    return ended
+
+
+def _process(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | None:
     s = ctx.settings
     item = jobs_service.get_item(ctx.jobs, job.job_id)
     try:

@@ -14,6 +14,7 @@ from fraudagent.api.summaries.models import JobAccepted, JobPage, JobStatus, Sum
 from fraudagent.api.summaries.service import JobStore
 from fraudagent.core.errors import InvalidInput, NotFound, Problem
 from fraudagent.core.settings import SUMMARY_FIELDS
+from fraudagent.tools import audit
 from fraudagent.tools import history as store
 
 router = APIRouter(prefix="/v1/summaries", tags=["summaries"])
@@ -69,6 +70,8 @@ def create_summary(
         jobs, job_id=job_id, request=body, fields=fields, redact_pii=redact, requested_by=caller.name, caller_key_id=caller.key_id
     )
     if created:
+        audit.record(history, subject=audit.case_subject(body.case_id), action="summary.requested", actor=caller.name,
+                     details={"job_id": job.job_id, "format": body.format, "callback": body.callback_url is not None})  # fmt: skip
         workers = getattr(request.app.state, "summary_workers", None)
         if workers is not None:
             workers.wake()
