@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from sse_starlette import EventSourceResponse
 
+from fraudagent.api import problems
 from fraudagent.api.chat import flows, service
 from fraudagent.api.chat.models import SESSION_ID, ChatRequest, ChatSession
 from fraudagent.api.chat.service import ChatStore
@@ -15,7 +16,7 @@ from fraudagent.api.deps import Caller, InvestigatorDep, require_role
 from fraudagent.tools import audit
 from fraudagent.tools import history as store
 
-router = APIRouter(prefix="/v1/cases", tags=["chat"])
+router = APIRouter(prefix="/v1/cases", tags=["chat"], responses=problems.responses(*problems.AUTHED))
 AnalystDep = Annotated[Caller, Depends(require_role("analyst"))]
 CaseId = Annotated[str, Path(max_length=128)]
 SessionId = Annotated[str, Path(pattern=SESSION_ID)]
@@ -30,11 +31,13 @@ _STREAM = {
     200: {
         "description": "server-sent events: `token` events ({\"text\": …}) as the model streams, then one `final` event "
         "({session_id, answer, cited_ids, unresolved_ids, tool_used, model_unavailable, model, first_token_s, total_s})",
-        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        "content": {"text/event-stream": {"schema": {
+            "type": "object", "required": ["event", "data"],
+            "properties": {"event": {"type": "string", "enum": ["token", "final"]},
+                           "data": {"type": "string", "description": "JSON: {\"text\": …} for token, ChatFinal for final"}},
+        }}},  # fmt: skip
     },
-    404: {"description": "unknown case or session (problem+json)"},
-    422: {"description": "invalid request (problem+json)"},
-}
+} | problems.responses(404)
 
 
 @router.post("/{case_id}/chat", response_class=EventSourceResponse, responses=_STREAM)  # type: ignore[arg-type]
@@ -56,7 +59,7 @@ def chat(case_id: CaseId, body: ChatRequest, caller: AnalystDep, investigator: I
     return EventSourceResponse(events, ping=15, headers={"X-Session-Id": session_id})
 
 
-@router.get("/{case_id}/chat/{session_id}", response_model=ChatSession, responses={404: _STREAM[404]})  # type: ignore[arg-type]
+@router.get("/{case_id}/chat/{session_id}", response_model=ChatSession, responses=problems.responses(404))  # type: ignore[arg-type]
 def chat_history(case_id: CaseId, session_id: SessionId, caller: AnalystDep, chats: ChatsDep) -> ChatSession:
     """The session's messages in order, with the evidence ids each answer cited."""
     return service.get_session(chats, session_id=session_id, case_id=case_id)

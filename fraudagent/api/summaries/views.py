@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
+from fraudagent.api import problems
 from fraudagent.api.deps import Caller, HistoryDep, SettingsDep, require_role
 from fraudagent.api.summaries import service
 from fraudagent.api.summaries.callbacks import check_callback_url
@@ -17,7 +18,7 @@ from fraudagent.core.settings import SUMMARY_FIELDS
 from fraudagent.tools import audit
 from fraudagent.tools import history as store
 
-router = APIRouter(prefix="/v1/summaries", tags=["summaries"])
+router = APIRouter(prefix="/v1/summaries", tags=["summaries"], responses=problems.responses(*problems.AUTHED))
 TicketingDep = Annotated[Caller, Depends(require_role("ticketing"))]
 
 
@@ -26,7 +27,7 @@ def get_jobs(request: Request) -> JobStore:
 
 
 JobsDep = Annotated[JobStore, Depends(get_jobs)]
-_PROBLEMS = {404: {"description": "unknown case or job (problem+json)"}, 422: {"description": "invalid request (problem+json)"}}
+_PROBLEMS = problems.responses(404)
 
 
 def allowed_fields(caller: Caller, configured: list[str]) -> tuple[list[str], bool]:
