@@ -22,6 +22,7 @@ from rich.table import Table
 from fraudagent.core.errors import FraudAgentError, InvalidInput
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.settings import Settings, get_settings
+from fraudagent.evals.cli import eval_app
 from fraudagent.retrieval.cli import cases_app
 from fraudagent.sim.model_cli import model_app
 
@@ -30,6 +31,7 @@ llm_app = typer.Typer(help="The local model.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
 app.add_typer(cases_app, name="cases")
 app.add_typer(model_app, name="model")
+app.add_typer(eval_app, name="eval")
 console = Console()
 err = Console(stderr=True)
 log = logging.getLogger("fraudagent")
@@ -212,7 +214,7 @@ def render_report(report: Any) -> Panel:
     body.add_column(style="bold", no_wrap=True)
     body.add_column()
     body.add_row("Typology", report.typology.value)
-    body.add_row("Recommended", f"[bold]{", ".join(a.value for a in report.recommended_actions)}[/]  (confidence {report.confidence:.2f})")
+    body.add_row("Recommended", f"[bold]{', '.join(a.value for a in report.recommended_actions)}[/]  (confidence {report.confidence:.2f})")
     body.add_row("Narrative", report.narrative)
     findings = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     findings.add_column("#", justify="right")
