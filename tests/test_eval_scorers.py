@@ -12,7 +12,8 @@ from fraudagent.evals.flows import finish_cases
 from fraudagent.evals.judge import agreement
 from fraudagent.evals.metrics import compute_metrics, gate
 from fraudagent.evals.models import CaseResult, Score
-from fraudagent.evals.numbers import extract, known_values
+from fraudagent.agent.verifier import Vocabulary
+from fraudagent.evals.numbers import check_text, evidence_vocabulary
 from fraudagent.evals.scorers import (
     CaseContext,
     bundle_evidence_ids,
@@ -55,7 +56,7 @@ def report(**changes: object) -> InvestigationReport:
 
 def scores(r: InvestigationReport | None, bundle: CaseBundle = BUNDLE) -> dict[str, Score]:
     ctx = CaseContext(bundle=bundle, report=r, evidence_ids=bundle_evidence_ids(bundle) | {"fact:velocity_24h"},
-                      known=known_values(bundle, ["fact: 1 password reset, 1 gift card in 24h"]))  # fmt: skip
+                      known=evidence_vocabulary(bundle, None, ["fact: 1 password reset, 1 gift card in 24h"]))  # fmt: skip
     return score_case(ctx)
 
 
@@ -107,13 +108,17 @@ def test_numbers_that_the_evidence_does_not_hold() -> None:
     s = scores(r)
     # claims: 2026-03-05 (bad), 13:42 (ok), 250.00 (bad), 0.91 (ok), 600.00 (bad), 100.00 (ok)
     assert s["numeric_accuracy"].value == pytest.approx(3 / 6)
-    assert "250.00" in s["numeric_accuracy"].explanation and "2026-03-05" in s["numeric_accuracy"].explanation
+    assert "250.00" in s["numeric_accuracy"].explanation and "2026-03-05" in s["numeric_accuracy"].explanation, s["numeric_accuracy"].explanation
     assert s["unsupported_claims"].value == pytest.approx(1 / 2)  # the 600.00 finding
 
 
-def test_extraction_skips_ids_and_reads_dates_times_percentages() -> None:
-    claims = {(c.kind, c.value) for c in extract("txn:E-99812 on A-4471 C-200001: 37% at 09:05 on 2026-01-02, 1,200.50 EUR")}
-    assert claims == {("number", "37%"), ("time", "09:05"), ("date", "2026-01-02"), ("number", "1200.5")}
+def test_claims_are_counted_and_checked_with_the_verifiers_extraction() -> None:
+    text = "txn:E-99812 was 37% of spend at 09:05 on 2026-01-02, 1,200.50 EUR"
+    vocab = Vocabulary()
+    vocab.add_text("E-99812 2026-01-02 09:05 1200.50")
+    total, bad = check_text(text, vocab)
+    assert total == 5  # an id, a percentage, a time, a date, an amount
+    assert len(bad) == 1 and "37%" in bad[0]
 
 
 def test_pii_in_the_output() -> None:

@@ -50,7 +50,7 @@ def test_a_valid_draft_is_accepted_and_ids_normalised(settings: Settings, loaded
     assert report.usage.llm_calls == 1 and report.usage.prompt_tokens == 100
     assert store.reports(loaded, "C-000123")[0]["report_id"] == report.report_id
     prompt = model.seen[0][1].content
-    assert "«gift for my brother»" in prompt and "untrusted" in prompt
+    assert "gift message, customer-written: «gift for my brother»" in prompt
 
 
 def test_invented_citations_are_sent_back_then_accepted(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
@@ -66,8 +66,9 @@ def test_incoherent_action_is_rejected(settings: Settings, loaded: History, past
     model = ScriptedToolModel(script=[draft(recommended_actions=["close_no_action"]), draft(typology="legitimate", recommended_actions=["lock_account"])])
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
     assert report.path == "fallback"
-    assert any("close_no_action does not respond" in p for p in report.problems)
-    assert any("lock_account is not a response" in p for p in report.problems)
+    assert any("close_no_action is not allowed for account_takeover" in p for p in report.problems)
+    assert any("lock_account is not allowed for legitimate" in p for p in report.problems)
+    assert report.policy_version and "classify.account_takeover" in report.policy_rules
 
 
 def test_an_unreachable_model_falls_back_to_a_report_built_from_facts(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:

@@ -15,6 +15,7 @@ from collections import defaultdict
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,7 +28,8 @@ from fraudagent.tools.history import CaseRecord, History, ScoredEvent
 
 ItemKind = Literal["txn", "score", "acct", "dev", "case", "fact"]
 
-SOURCE_TIMEOUT_S = 20.0
+DEFAULT_TIMEOUT_S = 20.0
+PRIOR_DAYS = 365 + 45  # history older than the window, read only for chargebacks (Visa CE 3.0 looks back a year)
 MAX_LINK_KEYS = 6  # devices/instruments per case whose other users we look up
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -53,6 +55,7 @@ class EvidencePack(BaseModel):
     status: str
     account: Account | None
     events: list[ScoredEvent]
+    prior_events: list[ScoredEvent] = Field(default_factory=list, description="older history read for chargeback rules")
     items: dict[str, EvidenceItem]
     cuts: list[str] = Field(default_factory=list)
     sources: dict[str, str] = Field(default_factory=dict)
@@ -134,13 +137,16 @@ def _account_line(account: Account, role: str) -> str:
     return " | ".join(parts)
 
 
-def _run(pack: EvidencePack, name: str, future: Future[Any], default: Any) -> Any:
+def _run(pack: EvidencePack, name: str, future: Future[Any], default: Any, timeouts: Mapping[str, float]) -> Any:
+    """The source's result, or `default` with the reason recorded; a source's timeout is looked up by its family."""
+    timeout = timeouts.get(name.split(":")[0], DEFAULT_TIMEOUT_S)
     try:
-        result = future.result(timeout=SOURCE_TIMEOUT_S)
+        result = future.result(timeout=timeout)
         pack.sources[name] = "ok"
         return result
     except FutureTimeout:
-        pack.sources[name] = f"timeout after {SOURCE_TIMEOUT_S:.0f}s"
+        future.cancel()
+        pack.sources[name] = f"timeout after {timeout:g}s"
     except Exception as error:  # a failing source is reported in the pack, not fatal
         pack.sources[name] = f"error: {type(error).__name__}"
     return default
@@ -156,76 +162,106 @@ def gather_evidence(
     max_linked: int,
     similar_k: int,
     score_provider: Any | None = None,
+    timeouts: Mapping[str, float] | None = None,
 ) -> EvidencePack:
     """Read everything about the case in parallel, bounded, and index it by evidence id.
 
-    With a remote score provider (the scoring server or SageMaker) the events are re-scored
-    through it; if it fails, the stored scores stay and `sources` says why.
+    Each source (events, accounts, scores, linked, prior, past_cases) has its own timeout; one
+    that fails or times out is recorded in `sources` and the report is built without it. With
+    a remote score provider the events are re-scored through it; if it fails, the stored
+    scores stay and `sources` says why.
     """
+    pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="evidence")
+    try:
+        return _gather(pool, history, case_id, past_cases, window_days, max_events, max_linked, similar_k,
+                       score_provider, timeouts or {})  # fmt: skip
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)  # a hung source must not hold the report
+
+
+def _gather(
+    pool: ThreadPoolExecutor,
+    history: History,
+    case_id: str,
+    past_cases: Any | None,
+    window_days: int,
+    max_events: int,
+    max_linked: int,
+    similar_k: int,
+    score_provider: Any | None,
+    timeouts: Mapping[str, float],
+) -> EvidencePack:
     record: CaseRecord = store.get_case(history, case_id)
     case = record.case
     start = case.opened_at - timedelta(days=window_days)
     end = case.opened_at + timedelta(days=1)
     pack = EvidencePack(case=case, status=record.status, account=None, events=[], items={})
 
-    with ThreadPoolExecutor(max_workers=6) as pool:
-        accounts_f = pool.submit(store.get_accounts, history, [case.account_id])
-        events_f = pool.submit(store.account_events, history, case.account_id, start=start, end=end, max_items=max_events)
-        events, cut = _run(pack, "events", events_f, ([], False))
-        accounts = _run(pack, "accounts", accounts_f, {})
-        pack.account = accounts.get(case.account_id)
-        if score_provider is not None and score_provider.name != "stored" and events:
-            profile = [pack.account] if pack.account else []
-            rescored = _run(pack, f"scores:{score_provider.name}", pool.submit(score_provider.scores, events, profile), None)
-            if rescored is not None:
-                by_event = {s.event_id: s for s in rescored}
-                events = [ScoredEvent(event=s.event, score=by_event.get(s.event.event_id, s.score)) for s in events]
-        pack.events = events
-        if cut:
-            pack.cuts.append(f"events: only the newest {max_events} in the {window_days}-day window")
-        for scored in events:
+    accounts_f = pool.submit(store.get_accounts, history, [case.account_id])
+    events_f = pool.submit(store.account_events, history, case.account_id, start=start, end=end, max_items=max_events)
+    events, cut = _run(pack, "events", events_f, ([], False), timeouts)
+    accounts = _run(pack, "accounts", accounts_f, {}, timeouts)
+    pack.account = accounts.get(case.account_id)
+    if score_provider is not None and score_provider.name != "stored" and events:
+        profile = [pack.account] if pack.account else []
+        rescored = _run(pack, f"scores:{score_provider.name}", pool.submit(score_provider.scores, events, profile), None, timeouts)
+        if rescored is not None:
+            by_event = {s.event_id: s for s in rescored}
+            events = [ScoredEvent(event=s.event, score=by_event.get(s.event.event_id, s.score)) for s in events]
+    pack.events = events
+    if cut:
+        pack.cuts.append(f"events: only the newest {max_events} in the {window_days}-day window")
+    for scored in events:
+        _add_event(pack, scored)
+    chargebacks = [s.event.ts for s in events if s.event.type.value == "chargeback"]
+    if chargebacks:
+        prior_f = pool.submit(store.account_events, history, case.account_id,
+                              start=min(chargebacks) - timedelta(days=PRIOR_DAYS), end=start, max_items=max_events)  # fmt: skip
+        prior, _ = _run(pack, "prior", prior_f, ([], False), timeouts)
+        pack.prior_events = [s for s in prior if s.event.ts < start]
+        for scored in pack.prior_events:
             _add_event(pack, scored)
-        if pack.account:
-            pack.add(
-                EvidenceItem(
-                    id=f"acct:{case.account_id}",
-                    kind="acct",
-                    line=_account_line(pack.account, "case account"),
-                    untrusted=clean_untrusted(pack.account.display_name) if pack.account.display_name else None,
-                    data=pack.account.model_dump(mode="json", exclude_none=True),
-                )
+    if pack.account:
+        pack.add(
+            EvidenceItem(
+                id=f"acct:{case.account_id}",
+                kind="acct",
+                line=_account_line(pack.account, "case account"),
+                untrusted=clean_untrusted(pack.account.display_name) if pack.account.display_name else None,
+                data=pack.account.model_dump(mode="json", exclude_none=True),
             )
+        )
 
-        # Who else used this account's devices and instruments (bounded), and similar past cases.
-        keys: list[tuple[store.LinkKind, str]] = []
-        for kind, attr in (("device", "device_id"), ("instrument", "instrument_id")):
-            seen = list(dict.fromkeys(getattr(s.event, attr) for s in events if getattr(s.event, attr)))
-            keys += [(kind, v) for v in seen[-MAX_LINK_KEYS // 2 :]]  # the most recently used ones
-        link_futures = {
-            key: pool.submit(store.linked_events, history, key[0], key[1], start=start, end=end, max_items=200)
-            for key in keys
-        }
-        linked: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-        device_stats: dict[str, list[ScoredEvent]] = defaultdict(list)
-        for (kind, value), future in link_futures.items():
-            found, link_cut = _run(pack, f"linked:{kind}", future, ([], False))
-            if link_cut:
-                pack.cuts.append(f"linked {kind} {value}: only the newest 200 events")
-            for scored in found:
-                if kind == "device":
-                    device_stats[value].append(scored)
-                if scored.event.account_id != case.account_id:
-                    linked[scored.event.account_id][f"{kind} {value}"].append(scored.event.event_id)
-        _add_devices(pack, device_stats)
-        _add_linked_accounts(pack, history, linked, max_linked)
-        if past_cases is not None and similar_k > 0:
-            # After the links are known: the query excludes the case's account and every linked one.
-            query = case_query(case=case, account=pack.account, events=[s.event for s in events], linked_account_ids=linked)
-            found = _run(pack, "past_cases", pool.submit(past_cases.find, query, k=similar_k), None)
-            if found is not None:
-                pack.similar_summary = found.summary.headline
-                for hit in found.neighbours:
-                    _add_similar_case(pack, hit)
+    # Who else used this account's devices and instruments (bounded), and similar past cases.
+    keys: list[tuple[store.LinkKind, str]] = []
+    for kind, attr in (("device", "device_id"), ("instrument", "instrument_id")):
+        seen = list(dict.fromkeys(getattr(s.event, attr) for s in events if getattr(s.event, attr)))
+        keys += [(kind, v) for v in seen[-MAX_LINK_KEYS // 2 :]]  # the most recently used ones
+    link_futures = {
+        key: pool.submit(store.linked_events, history, key[0], key[1], start=start, end=end, max_items=200)
+        for key in keys
+    }
+    linked: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    device_stats: dict[str, list[ScoredEvent]] = defaultdict(list)
+    for (kind, value), future in link_futures.items():
+        found, link_cut = _run(pack, f"linked:{kind}", future, ([], False), timeouts)
+        if link_cut:
+            pack.cuts.append(f"linked {kind} {value}: only the newest 200 events")
+        for scored in found:
+            if kind == "device":
+                device_stats[value].append(scored)
+            if scored.event.account_id != case.account_id:
+                linked[scored.event.account_id][f"{kind} {value}"].append(scored.event.event_id)
+    _add_devices(pack, device_stats)
+    _add_linked_accounts(pack, history, linked, max_linked)
+    if past_cases is not None and similar_k > 0:
+        # After the links are known: the query excludes the case's account and every linked one.
+        query = case_query(case=case, account=pack.account, events=[s.event for s in events], linked_account_ids=linked)
+        found = _run(pack, "past_cases", pool.submit(past_cases.find, query, k=similar_k), None, timeouts)
+        if found is not None:
+            pack.similar_summary = found.summary.headline
+            for hit in found.neighbours:
+                _add_similar_case(pack, hit)
     return pack
 
 

@@ -18,6 +18,11 @@ from fraudagent.tools.history import ScoredEvent
 RECENT = timedelta(days=7)
 DAY = timedelta(hours=24)
 _EVENT_ID = re.compile(r"[A-Za-z0-9_.\-]+")
+_PROMO = re.compile(r"TRIAL|PROMO|FIRST\d*|DISCOUNT|COUPON", re.IGNORECASE)
+# Visa Compelling Evidence 3.0 (dispute condition 10.4, card-absent fraud): two prior undisputed
+# transactions on the same card, 120 to 365 days before the disputed one, sharing with it the
+# account and the device or IP address.
+CE3_MIN_DAYS, CE3_MAX_DAYS, CE3_MIN_PRIOR = 120, 365, 2
 
 
 def _fact(pack: EvidencePack, name: str, line: str, rests_on: list[str], **data: object) -> None:
@@ -70,16 +75,21 @@ def add_facts(pack: EvidencePack) -> None:
 
     first_seen: dict[tuple[str, str], ScoredEvent] = {}
     for s in events:
-        for kind, value in (("device", s.event.device_id), ("country", s.event.ip_country), ("instrument", s.event.instrument_id)):
+        kinds = (("device", s.event.device_id), ("country", s.event.ip_country), ("instrument", s.event.instrument_id), ("ip", s.event.ip))
+        for kind, value in kinds:
             if value and (kind, value) not in first_seen:
                 first_seen[(kind, value)] = s
     window_start = events[0].event.ts if events else opened
-    for kind in ("device", "country", "instrument"):
+    for kind in ("device", "country", "instrument", "ip"):
         # "new" = first seen in the last 7 days, after at least 7 days of earlier history in the window
         new = [(v, s) for (k, v), s in first_seen.items() if k == kind and opened - s.event.ts <= RECENT and s.event.ts - window_start >= RECENT]
-        if new:
+        if not new:
+            continue
+        if kind == "ip":  # addresses are personal data: the fact counts them and cites the events, never names them
+            _fact(pack, "new_ip", f"{len(new)} new IP address(es) first seen in the last 7 days", ids([s for _, s in new[:5]]), count=len(new))
+        else:
             names = ", ".join(v for v, _ in new[:5])
-            _fact(pack, f"new_{kind}", f"new {kind}(s) first seen in the last 7 days: {names}", ids([s for _, s in new[:5]]), values=[v for v, _ in new])
+            _fact(pack, f"new_{kind}", f"new {kind}(s) first seen in the last 7 days: {names}", ids([s for _, s in new[:5]]), values=[v for v, _ in new], count=len(new))
 
     last_day = [s for s in events if opened - s.event.ts <= DAY]
     spend_day = [s for s in last_day if s.event.type in SPEND_EVENTS and s.event.status != "declined"]
@@ -113,6 +123,14 @@ def add_facts(pack: EvidencePack) -> None:
         _fact(pack, "bin_ip_mismatch", f"{len(mismatch)} payment(s) where the card's BIN country differs from the IP country",
               ids(mismatch[:5]), count=len(mismatch))  # fmt: skip
 
+    promos = [s for s in events if s.event.sku and _PROMO.search(s.event.sku)]
+    if promos:
+        _fact(pack, "promo_use", f"{len(promos)} purchase(s) of a trial or first-purchase offer",
+              ids(promos[:5]), count=len(promos))  # fmt: skip
+
+    for fact in _ce3_facts(pack, events):
+        pack.add(fact)
+
     scored = [s for s in events if s.score]
     if scored:
         top = max(scored, key=lambda s: s.score.score if s.score else 0.0)
@@ -123,3 +141,51 @@ def add_facts(pack: EvidencePack) -> None:
     if linked:
         _fact(pack, "linked_accounts", f"{len(linked)} other account(s) share a device or payment instrument with this account",
               sorted({e for i in linked for e in i.rests_on})[:8], count=len(linked))  # fmt: skip
+
+
+def disputed_purchase(chargeback: ScoredEvent, events: list[ScoredEvent]) -> ScoredEvent | None:
+    """The purchase a chargeback disputes: the latest earlier payment on the same instrument for the same amount."""
+    cb = chargeback.event
+    candidates = [
+        s for s in events
+        if s.event.type in SPEND_EVENTS and s.event.ts < cb.ts and s.event.instrument_id == cb.instrument_id
+        and s.event.amount == cb.amount and s.event.currency == cb.currency
+    ]  # fmt: skip
+    return candidates[-1] if candidates else None
+
+
+def _ce3_facts(pack: EvidencePack, events: list[ScoredEvent]) -> list[EvidenceItem]:
+    chargebacks = [s for s in events if s.event.type is EventType.chargeback]
+    if not chargebacks:
+        return []
+    history = sorted({s.event.event_id: s for s in [*pack.prior_events, *events]}.values(), key=lambda s: s.event.ts)
+    disputed_ids = {d.event.event_id for cb in chargebacks if (d := disputed_purchase(cb, history))}
+    verdicts: list[str] = []
+    qualifying: list[str] = []
+    rests_on: list[str] = []
+    eligible_any = False
+    for cb in chargebacks[:3]:
+        disputed = disputed_purchase(cb, history)
+        if disputed is None:
+            verdicts.append(f"{cb.event.event_id}: disputed purchase not in the evidence, eligibility unknown")
+            rests_on.append(cb.event.event_id)
+            continue
+        d = disputed.event
+        prior = [
+            s for s in history
+            if s.event.type in SPEND_EVENTS and s.event.status != "declined" and s.event.event_id not in disputed_ids
+            and s.event.instrument_id == d.instrument_id
+            and timedelta(days=CE3_MIN_DAYS) <= d.ts - s.event.ts <= timedelta(days=CE3_MAX_DAYS)
+            and ((d.device_id and s.event.device_id == d.device_id) or (d.ip and s.event.ip == d.ip))
+        ]  # fmt: skip
+        eligible = len(prior) >= CE3_MIN_PRIOR
+        eligible_any = eligible_any or eligible
+        verdicts.append(
+            f"{cb.event.event_id} disputes {d.event_id}: {'eligible' if eligible else 'not eligible'}"
+            f" ({len(prior)} prior undisputed payment(s) on the same card and device/IP 120-365 days earlier; 2 needed)"
+        )
+        qualifying += [s.event.event_id for s in prior[:2]]
+        rests_on += [cb.event.event_id, d.event_id]
+    line = "Visa CE 3.0 for the chargeback(s): " + "; ".join(verdicts)
+    return [EvidenceItem(id="fact:chargeback_ce3", kind="fact", line=line, rests_on=[*rests_on, *qualifying],
+                         data={"eligible": int(eligible_any), "checked": len(verdicts)})]  # fmt: skip

@@ -1,8 +1,11 @@
-"""The investigation pipeline: evidence -> facts -> draft by the LLM -> checks -> report.
+"""The investigation pipeline: evidence -> facts -> policy -> draft by the LLM -> verifier -> report.
 
-The model drafts; code checks. A draft whose citations don't resolve is sent
-back once with the problems; if it still fails (or the model is unreachable)
-the report is built by code from the facts, and says so in `path`.
+The model drafts; code checks. The verifier checks every claim (ids, numbers,
+dates), the typology against the facts and the actions against the policy. A
+draft that fails is sent back with the specific problems (bounded); at the last
+attempt, claims that don't hold are removed if what remains stands on its own;
+otherwise the report is built by code from the facts and the policy. The report
+says which path produced it and lists what was removed.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from fraudagent.agent import fallback
-from fraudagent.agent.evidence import EvidencePack, gather_evidence
+from fraudagent.agent import fallback, injection
+from fraudagent.agent.evidence import EvidenceItem, EvidencePack, gather_evidence
 from fraudagent.agent.facts import add_facts
 from fraudagent.agent.llm import chat_model, structured, usage_of
+from fraudagent.agent.policy import Policy, cached_policy, facts_of
 from fraudagent.agent.prompts import PROMPT_VERSION, SYSTEM_PROMPT, render_evidence, user_prompt
 from fraudagent.agent.report import (
     MAX_FINDINGS,
@@ -31,6 +35,7 @@ from fraudagent.agent.report import (
     Timings,
     Usage,
 )
+from fraudagent.agent.verifier import Verdict, required_findings, verify, vocabulary
 from fraudagent.core.models import Action, Disposition, Typology
 from fraudagent.core.settings import Settings
 from fraudagent.tools import history as store
@@ -38,20 +43,21 @@ from fraudagent.tools.history import History
 
 log = logging.getLogger(__name__)
 
-# Coherence of typology and action; the versioned policy file will own these rules.
-HIGH_IMPACT = frozenset({Action.lock_account, Action.revoke_entitlements, Action.block_instrument, Action.void_gift_cards})
-CLEARING = frozenset({Action.close_no_action, Action.approve_refund})
-
 
 @dataclass
 class Investigator:
-    """What a report needs: the stores, the settings, and a chat model factory."""
+    """What a report needs: the stores, the settings, the policy, and a chat model factory."""
 
     settings: Settings
     history: History
     past_cases: Any | None = None
     model_factory: Any = field(default=None)
     score_provider: Any | None = None  # tools.scores.ScoreProvider; None: the scores stored on the events
+    policy: Policy | None = None  # None: the file in settings.policy_path, else the packaged default
+
+    def __post_init__(self) -> None:
+        if self.policy is None:
+            self.policy = cached_policy(self.settings.policy_path)
 
     def evidence(self, case_id: str) -> EvidencePack:
         s = self.settings
@@ -64,42 +70,43 @@ class Investigator:
             max_linked=s.linked_max_accounts,
             similar_k=s.similar_cases,
             score_provider=self.score_provider,
+            timeouts=s.evidence_timeouts_s,
         )
         add_facts(pack)
+        add_injection_fact(pack)
         return pack
 
     def chat(self, model: str | None) -> Any:
         return (self.model_factory or chat_model)(self.settings, model=model)
 
 
-def check_draft(draft: Draft, pack: EvidencePack) -> tuple[list[Finding], list[str]]:
-    """Resolve every cited id against the pack; list what does not hold."""
-    problems: list[str] = []
-    findings: list[Finding] = []
-    for n, finding in enumerate(draft.findings, start=1):
-        resolved = [pack.resolve(ref) for ref in finding.evidence_ids]
-        bad = [ref for ref, ok in zip(finding.evidence_ids, resolved, strict=True) if ok is None]
-        if bad:
-            problems.append(f"finding {n} cites ids that are not in the evidence: {', '.join(bad)}")
-        good = list(dict.fromkeys(r for r in resolved if r))
-        if good:
-            findings.append(Finding(statement=finding.statement.strip(), evidence_ids=good))
-    if not findings:
-        problems.append("no finding cites valid evidence")
-    if not draft.narrative.strip():
-        problems.append("the narrative is empty")
-    if len(draft.narrative) > MAX_NARRATIVE_CHARS:
-        problems.append(f"the narrative is longer than {MAX_NARRATIVE_CHARS} characters")
-    if len(draft.findings) > MAX_FINDINGS:
-        problems.append(f"more than {MAX_FINDINGS} findings")
-    if not 0.0 <= draft.confidence <= 1.0:
-        problems.append("confidence must be between 0 and 1")
-    for action in draft.recommended_actions:
-        if draft.typology is Typology.legitimate and action in HIGH_IMPACT:
-            problems.append(f"{action.value} is not a response to a legitimate case")
-        if draft.typology is not Typology.legitimate and action in CLEARING:
-            problems.append(f"{action.value} does not respond to a {draft.typology.value} case")
-    return findings, problems
+def add_injection_fact(pack: EvidencePack) -> list[injection.Flag]:
+    """Scan the pack's customer-written text; record what reads like instructions as a fact of its own."""
+    flags = injection.scan(pack)
+    if flags:
+        where = "; ".join(f"{f.field} ({f.evidence_id})" for f in flags[:5])
+        pack.add(
+            EvidenceItem(
+                id="fact:injection_attempt",
+                kind="fact",
+                line=f"{len(flags)} customer-written text(s) contain instructions addressed to the reviewer: {where}",
+                rests_on=[f.evidence_id.removeprefix("txn:") for f in flags if f.evidence_id.startswith("txn:")],
+                data={"count": len(flags), "flags": [{"id": f.evidence_id, "field": f.field, "signs": list(f.signs)} for f in flags]},
+            )
+        )
+    return flags
+
+
+def injection_findings(pack: EvidencePack) -> list[Finding]:
+    fact = pack.items.get("fact:injection_attempt")
+    if fact is None:
+        return []
+    findings = []
+    for flag in fact.data["flags"]:
+        ids = ["fact:injection_attempt"] + ([flag["id"]] if flag["id"] in pack.items else [])
+        text = injection.finding_text(injection.Flag(flag["id"], flag["field"], tuple(flag["signs"])), pack.case.case_id)
+        findings.append(Finding(statement=text, evidence_ids=ids, source="injection"))
+    return findings
 
 
 def _unparsed(result: dict[str, Any], completion_tokens: int) -> str:
@@ -126,23 +133,53 @@ def similar_outcomes(pack: EvidencePack) -> list[SimilarCaseOutcome]:
     ]
 
 
+CLEARING = frozenset({Action.close_no_action, Action.approve_refund})
+
+
+def _injection_problems(draft: Draft, pack: EvidencePack, policy: Policy) -> list[str]:
+    """With planted instructions in the case, a draft may not clear a case the policy's fraud rules match."""
+    if "fact:injection_attempt" not in pack.items:
+        return []
+    rule = policy.classify_case(facts_of(pack.items))
+    clears = draft.typology is Typology.legitimate or any(a in CLEARING for a in draft.recommended_actions)
+    if clears and rule.typology is not Typology.legitimate:
+        return [f"the draft clears the case, but the facts match {rule.id} and the case holds instruction-like customer text"]
+    return []
+
+
 def draft_report(
     investigator: Investigator, case_id: str, *, model: str | None = None, requested_by: str | None = None
 ) -> InvestigationReport:
     settings = investigator.settings
+    policy = investigator.policy
+    assert policy is not None
     t0 = time.perf_counter()
     pack = investigator.evidence(case_id)
+    facts = facts_of(pack.items)
+    rule = policy.classify_case(facts)
+    decision = policy.decide(rule.typology, facts)
+    policy_line = (
+        f"POLICY (code): facts match {rule.id}; allowed: {', '.join(a.value for a in decision.allowed)};"
+        f" suggested: {', '.join(a.value for a in decision.suggested)}"
+    )
+    flagged = {f["id"] for f in pack.items["fact:injection_attempt"].data["flags"]} if "fact:injection_attempt" in pack.items else set()
+    evidence = render_evidence(
+        pack, max_events=settings.evidence_prompt_events, token_budget=settings.evidence_prompt_tokens,
+        policy_line=policy_line, flagged=flagged,
+    )  # fmt: skip
+    vocab = vocabulary(pack, evidence)
     t1 = time.perf_counter()
-    evidence = render_evidence(pack, max_events=settings.evidence_prompt_events, token_budget=settings.evidence_prompt_tokens)
+
     usage = Usage()
     problems: list[str] = []
     feedback: list[str] | None = None
-    accepted: tuple[Draft, list[Finding]] | None = None
+    accepted: tuple[Draft, Verdict] | None = None
     path = "llm"
     verification_s = 0.0
     model_name = model or settings.llm_model
     runnable = structured(investigator.chat(model), Draft)
-    for attempt in range(2):
+    attempts = 1 + settings.verifier_max_retries
+    for attempt in range(attempts):
         messages = [SystemMessage(SYSTEM_PROMPT), HumanMessage(user_prompt(evidence, feedback))]
         try:
             result = runnable.invoke(messages)
@@ -159,9 +196,14 @@ def draft_report(
         if draft is None:
             found = [_unparsed(result, completion_tokens)]
         else:
-            findings, found = check_draft(draft, pack)
-            if not found:
-                accepted = (draft, findings)
+            verdict = verify(draft, pack, policy, vocab, max_narrative=MAX_NARRATIVE_CHARS, max_findings=MAX_FINDINGS)
+            steered = _injection_problems(draft, pack, policy)
+            verdict.fatal += steered
+            verdict.problems += steered
+            found = verdict.problems
+            last = attempt == attempts - 1
+            if verdict.ok or (last and not verdict.fatal):
+                accepted = (draft, verdict)  # at the last attempt, claims that don't hold are removed
         verification_s += time.perf_counter() - v0
         if accepted:
             path = "llm" if attempt == 0 else "llm_retried"
@@ -170,19 +212,32 @@ def draft_report(
         feedback = found
     t2 = time.perf_counter()
 
+    removed: list[str] = []
     if accepted:
-        draft, findings = accepted
-        body = {
-            "narrative": draft.narrative.strip(),
+        draft, verdict = accepted
+        removed = verdict.removable if not verdict.ok else []
+        problems.extend(verdict.problems if not verdict.ok else [])
+        typology = draft.typology
+        findings = verdict.findings + required_findings(pack, policy, typology, verdict.findings)
+        actions = list(dict.fromkeys(draft.recommended_actions))
+        if draft.insufficient_evidence:
+            actions = [Action.escalate]  # abstaining hands the case to a human; nothing else is recommended
+        body: dict[str, Any] = {
+            "narrative": verdict.narrative,
             "findings": findings,
-            "typology": draft.typology,
-            "recommended_actions": list(dict.fromkeys(draft.recommended_actions)),
+            "typology": typology,
+            "recommended_actions": actions,
             "confidence": round(draft.confidence, 2),
             "unknowns": draft.unknowns,
+            "abstained": draft.insufficient_evidence,
         }
+        final = policy.decide(typology, facts)
+        body["policy_rules"] = [rule.id, *final.rules]
+        body["suggested_actions"] = final.suggested
     else:
         path = "fallback"
-        body = fallback.deterministic_report(pack)
+        body = fallback.deterministic_report(pack, policy)
+    body["findings"] = [*body["findings"], *injection_findings(pack)]
     return InvestigationReport(
         report_id=f"R-{uuid.uuid4().hex[:12]}",
         case_id=case_id,
@@ -191,6 +246,9 @@ def draft_report(
         similar_cases_summary=pack.similar_summary,
         path=path,  # type: ignore[arg-type]
         problems=problems,
+        removed_claims=removed,
+        policy_version=policy.version,
+        injection_flags=sorted(flagged),
         model=model_name if path != "fallback" else f"deterministic ({model_name} rejected or unavailable)",
         prompt_version=PROMPT_VERSION,
         evidence_hash=pack.snapshot_hash(),

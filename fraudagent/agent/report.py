@@ -12,7 +12,7 @@ from fraudagent.core.models import Action, Disposition, Typology
 
 # llama.cpp turns the schema into a grammar. A string maxLength of a few hundred characters
 # makes a grammar it cannot parse (the server dies), so strings are unbounded here and checked
-# in code (pipeline.check_draft); list lengths are bounded, which stops a small model from
+# in code (agent.verifier); list lengths are bounded, which stops a small model from
 # repeating findings until the context is full.
 MAX_NARRATIVE_CHARS = 1200
 MAX_FINDINGS = 5
@@ -37,6 +37,7 @@ class Draft(BaseModel):
         description="One or two actions from the catalogue, the main one first.", min_length=1, max_length=2
     )
     confidence: float = Field(description="0 to 1.")
+    insufficient_evidence: bool = Field(default=False, description="true only if the evidence cannot support any judgement")
     unknowns: list[str] = Field(default_factory=list, max_length=3, description="What is still unknown.")
 
 

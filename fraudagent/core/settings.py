@@ -73,9 +73,17 @@ class Settings(BaseSettings):
     evidence_window_days: int = Field(default=90, ge=1, le=730)
     evidence_max_events: int = Field(default=400, ge=10, le=10000)
     evidence_prompt_events: int = Field(default=12, ge=4, le=200)
-    evidence_prompt_tokens: int = Field(default=900, ge=200, le=100_000)
+    evidence_prompt_tokens: int = Field(default=1100, ge=200, le=100_000)
     linked_max_accounts: int = Field(default=20, ge=0, le=500)
     similar_cases: int = Field(default=3, ge=0, le=20)
+    evidence_timeouts_s: dict[str, float] = Field(
+        default={"events": 10.0, "accounts": 5.0, "prior": 10.0, "scores": 10.0, "linked": 10.0, "past_cases": 15.0},
+        description="per evidence source, seconds; a source past its timeout is left out and the report says so (JSON)",
+    )
+
+    # --- policy and verifier ---
+    policy_path: Path | None = Field(default=None, description="the action policy YAML; unset: the packaged default")
+    verifier_max_retries: int = Field(default=1, ge=0, le=3, description="drafts sent back with the verifier's problems before falling back")
 
     # --- simulator ---
     sim_seed: int = 7

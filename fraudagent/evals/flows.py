@@ -32,7 +32,7 @@ from fraudagent.core.settings import Settings
 from fraudagent.evals import reports
 from fraudagent.evals.metrics import compute_metrics
 from fraudagent.evals.models import CaseResult, RunMeta, RunResults, SolverName
-from fraudagent.evals.numbers import known_values
+from fraudagent.evals.numbers import evidence_vocabulary
 from fraudagent.evals.scorers import (
     FAILING,
     CaseContext,
@@ -99,14 +99,15 @@ def _solve(investigator: Investigator, solver: SolverName, bundle: CaseBundle, m
         tokens = (usage.prompt_tokens + usage.completion_tokens) if usage else 0
     latency = time.perf_counter() - started
     evidence_ids = bundle_evidence_ids(bundle, past_case_ids)
-    lines: list[str] = []
+    pack = None
     try:
         pack = investigator.evidence(case_id)
         evidence_ids |= set(pack.items)
-        lines = [i.line for i in pack.items.values()] + pack.cuts + [f"{len(pack.events)} events in the window"]
     except Exception as failure:
         log.warning("evidence for scoring %s failed: %s", case_id, type(failure).__name__)
-    ctx = CaseContext(bundle=bundle, report=report, evidence_ids=evidence_ids, known=known_values(bundle, lines), error=error)
+    lines = (pack.cuts + [f"{len(pack.events)} events in the window"]) if pack else []
+    known = evidence_vocabulary(bundle, pack, lines)
+    ctx = CaseContext(bundle=bundle, report=report, evidence_ids=evidence_ids, known=known, error=error)
     return CaseResult(
         case_id=case_id,
         expected=bundle.expected,  # type: ignore[arg-type]

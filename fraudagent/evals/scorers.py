@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from fraudagent.agent.report import InvestigationReport
 from fraudagent.core.models import Action, CaseBundle, Disposition, Expected, Typology
 from fraudagent.evals.models import Score
-from fraudagent.evals.numbers import KnownValues, check_text
+from fraudagent.agent.verifier import Vocabulary
+from fraudagent.evals.numbers import check_text
 
 PREFIXES = ("txn:", "score:", "acct:", "dev:", "case:", "fact:")
 
@@ -28,7 +29,7 @@ class CaseContext:
     bundle: CaseBundle  # with expected
     report: InvestigationReport | None
     evidence_ids: set[str] = field(default_factory=set)
-    known: KnownValues | None = None
+    known: Vocabulary | None = None
     error: str | None = None
 
     @property
@@ -139,15 +140,18 @@ def must_cite_recall(ctx: CaseContext) -> Score:
 def numeric_accuracy(ctx: CaseContext) -> Score:
     if ctx.report is None or ctx.known is None:
         return Score(value=None, explanation="no report" if ctx.report is None else "no evidence values")
-    text = "\n".join([ctx.report.narrative, *(f.statement for f in ctx.report.findings)])
-    good, bad = check_text(text, ctx.known)
-    total = len(good) + len(bad)
+    claims = [ctx.report.narrative, *(f.statement for f in ctx.report.findings)]
+    total, bad = 0, []
+    for claim in claims:
+        n, problems = check_text(claim, ctx.known)
+        total += n
+        bad += problems
     if not total:
-        return Score(value=None, explanation="states no numbers, amounts or dates")
-    why = f"{len(good)}/{total} numbers/amounts/dates match the evidence"
+        return Score(value=None, explanation="states no numbers, amounts, dates or ids")
+    why = f"{total - len(bad)}/{total} numbers/amounts/dates/ids match the evidence"
     if bad:
-        why += f"; not in the evidence: {', '.join(c.text for c in bad[:6])}"
-    return Score(value=round(len(good) / total, 4), explanation=why)
+        why += f"; {'; '.join(bad[:4])}"
+    return Score(value=round(max(0, total - len(bad)) / total, 4), explanation=why)
 
 
 def unsupported_claims(ctx: CaseContext) -> Score:
@@ -160,9 +164,9 @@ def unsupported_claims(ctx: CaseContext) -> Score:
     unsupported = []
     for n, finding in enumerate(findings, start=1):
         resolves = any(resolve(ref, ctx.evidence_ids) for ref in finding.evidence_ids)
-        _, bad = check_text(finding.statement, ctx.known) if ctx.known else ([], [])
+        _, bad = check_text(finding.statement, ctx.known) if ctx.known else (0, [])
         if not resolves or bad:
-            unsupported.append(f"#{n}" + (" cites nothing valid" if not resolves else f" states {', '.join(c.text for c in bad[:3])}"))
+            unsupported.append(f"#{n}" + (" cites nothing valid" if not resolves else f": {bad[0]}"))
     why = f"{len(unsupported)}/{len(findings)} findings unsupported" + (f": {'; '.join(unsupported[:4])}" if unsupported else "")
     return Score(value=round(len(unsupported) / len(findings), 4), explanation=why)
 

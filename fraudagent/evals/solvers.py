@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from fraudagent.agent import fallback
-from fraudagent.agent.pipeline import Investigator, draft_report, similar_outcomes
+from fraudagent.agent.pipeline import Investigator, draft_report, injection_findings, similar_outcomes
 from fraudagent.agent.report import InvestigationReport, Timings, Usage
 from fraudagent.evals.models import SolverName
 
@@ -21,11 +21,16 @@ Solver = Callable[[Investigator, str, str | None], InvestigationReport]
 
 
 def policy_report(investigator: Investigator, case_id: str, model: str | None = None) -> InvestigationReport:
-    """The deterministic report: computed facts and the rules, no model call."""
+    """The deterministic report: computed facts and the policy file, no model call (what the pipeline
+    falls back to, plus the injection detector's findings, as the pipeline adds them)."""
+    policy = investigator.policy
+    assert policy is not None
     t0 = time.perf_counter()
     pack = investigator.evidence(case_id)
     t1 = time.perf_counter()
-    body = fallback.deterministic_report(pack)
+    body = fallback.deterministic_report(pack, policy)
+    body["findings"] = [*body["findings"], *injection_findings(pack)]
+    flagged = sorted({f["id"] for f in pack.items["fact:injection_attempt"].data["flags"]}) if "fact:injection_attempt" in pack.items else []
     return InvestigationReport(
         report_id=f"R-{uuid.uuid4().hex[:12]}",
         case_id=case_id,
@@ -33,6 +38,8 @@ def policy_report(investigator: Investigator, case_id: str, model: str | None = 
         similar_cases=similar_outcomes(pack),
         similar_cases_summary=pack.similar_summary,
         path="fallback",
+        policy_version=policy.version,
+        injection_flags=flagged,
         model="deterministic (policy solver, no model)",
         prompt_version="none",
         evidence_hash=pack.snapshot_hash(),
