@@ -86,11 +86,11 @@ def test_a_policy_run_writes_results_report_and_junit(policy_run: tuple[RunResul
 def test_expected_never_reaches_the_agent(eval_settings: Settings, embedder: object, tmp_path: Path) -> None:
     suite = load_suite(str(write_suite(tmp_path / "suite", MINI[1:2], marker=True)))
     assert suite.bundles[0].expected is not None and all(b.expected is None for b in agent_bundles(suite.bundles))
-    model = ScriptedToolModel(script=[draft(), draft()])
+    fake = ScriptedToolModel(script=[draft(), draft()])
     run = run_suite(suite=suite, settings=eval_settings, out_dir=tmp_path / "run", solver="agent", samples=100,
-                    embedder=embedder, model_factory=lambda settings, model=None: model)  # fmt: skip
-    prompts = "\n".join(str(m.content) for call in model.seen for m in call)
-    assert model.seen and "C-200015" in prompts  # the model did see the case
+                    embedder=embedder, model_factory=lambda settings, model=None: fake)  # fmt: skip
+    prompts = "\n".join(str(m.content) for call in fake.seen for m in call)
+    assert fake.seen and "C-200015" in prompts, run.cases[0].error  # the model did see the case
     assert MARKER not in prompts and "acceptable_actions" not in prompts and "must_cite" not in prompts
     assert run.cases[0].report is not None  # scripted drafts cite ids the case lacks: the pipeline fell back
     assert run.cases[0].path == "fallback"
@@ -117,7 +117,7 @@ def test_compare_reports_deltas_and_flips(policy_run: tuple[RunResults, Path], t
 
     result = CliRunner().invoke(app, ["eval", "compare", str(out), str(tmp_path / "b"), "--html", str(tmp_path / "c.html")])
     assert result.exit_code == 0, result.output
-    assert flipped["case_id"] in result.output and "action_acceptable_rate" in result.output
+    assert "1 flipped case scores" in result.output and "action_acceptable_rate" in result.output
     assert flipped["case_id"] in (tmp_path / "c.html").read_text()
     bad = CliRunner().invoke(app, ["eval", "compare", str(out), str(tmp_path / "nothing")])
     assert bad.exit_code == 2
@@ -169,19 +169,19 @@ def test_the_naive_agent_reads_the_store_through_its_tools(eval_settings: Settin
     bundle: CaseBundle = suite.bundles[0]
     report_args = {"narrative": "Takeover.", "findings": [{"statement": "Reset then purchase.", "evidence_ids": [f"txn:{bundle.events[-1].event_id}"]}],
                    "typology": "account_takeover", "recommended_actions": ["lock_account"], "confidence": 0.7}  # fmt: skip
-    model = ScriptedAgentModel(script=[("case_events", {"limit": 5}), ("NaiveReport", report_args)])
+    fake = ScriptedAgentModel(script=[("case_events", {"limit": 5}), ("NaiveReport", report_args)])
     run = run_suite(suite=suite, settings=eval_settings, out_dir=tmp_path / "run", solver="naive", samples=100,
-                    embedder=embedder, model_factory=lambda settings, model=None: model)  # fmt: skip
+                    embedder=embedder, model_factory=lambda settings, model=None: fake)  # fmt: skip
     case = run.cases[0]
     assert case.error is None and case.report is not None, case.error
-    tool_result = [m for m in model.seen[1] if m.type == "tool"][0]
+    tool_result = [m for m in fake.seen[1] if m.type == "tool"][0]
     events = json.loads(str(tool_result.content))
     assert len(events) == 5 and all(e["id"].startswith("txn:") and e["account_id"] == bundle.case.account_id for e in events)
     assert case.scores["action_acceptable"].value == 1.0 and case.tokens == 120
     # a model that never returns the report is a recorded failure
-    silent = ScriptedAgentModel(script=[("case_events", {"limit": 2})] * 20)
+    silent_fake = ScriptedAgentModel(script=[("case_events", {"limit": 2})] * 20)
     run = run_suite(suite=suite, settings=eval_settings, out_dir=tmp_path / "run2", solver="naive", samples=100,
-                    embedder=embedder, model_factory=lambda settings, model=None: silent)  # fmt: skip
+                    embedder=embedder, model_factory=lambda settings, model=None: silent_fake)  # fmt: skip
     assert run.cases[0].report is None and run.cases[0].error and not run.cases[0].passed
     assert run.cases[0].scores["action_acceptable"].value == 0.0
 

@@ -149,15 +149,15 @@ def _offset(ts: object, hours: float) -> object:
 
 
 def _mixed(rng: Random, b: CaseBundle) -> CaseBundle:
-    """Same instants in other time zones; US-dollar amounts in other currencies at the simulator's rates."""
+    """Same instants in other time zones; amounts in rotating currencies at the simulator's fixed rates."""
     zones = (9, -5, 5.5, 1, -8, 0)
     currencies = ("EUR", "GBP", "JPY", "USD")
     events = []
     for i, e in enumerate(b.events):
         update: dict[str, object] = {"ts": _offset(e.ts, zones[i % len(zones)])}
-        if e.amount is not None and e.currency == "USD":
+        if e.amount is not None and e.currency in USD_RATES:
             cur = currencies[i % len(currencies)]
-            value = Decimal(e.amount) * Decimal(str(USD_RATES[cur]))
+            value = Decimal(e.amount) / Decimal(str(USD_RATES[e.currency])) * Decimal(str(USD_RATES[cur]))
             update["amount"] = str(int(value.quantize(Decimal("1")))) if cur in WHOLE_UNIT_CURRENCIES else str(value.quantize(Decimal("0.01")))
             update["currency"] = cur
         events.append(e.model_copy(update=update))
