@@ -117,7 +117,7 @@ def test_compare_reports_deltas_and_flips(policy_run: tuple[RunResults, Path], t
 
     result = CliRunner().invoke(app, ["eval", "compare", str(out), str(tmp_path / "b"), "--html", str(tmp_path / "c.html")])
     assert result.exit_code == 0, result.output
-    assert "1 flipped case scores" in result.output and "action_acceptable_rate" in result.output
+    assert "1 case score(s) flipped" in result.output and flipped["case_id"] in result.output and "action_acceptable_rate" in result.output
     assert flipped["case_id"] in (tmp_path / "c.html").read_text()
     bad = CliRunner().invoke(app, ["eval", "compare", str(out), str(tmp_path / "nothing")])
     assert bad.exit_code == 2

@@ -120,7 +120,7 @@ def compare(
     c = compare_runs(a, b, samples=settings.eval_bootstrap_samples, seed=settings.eval_seed)
     table = Table(title=f"A {a.meta.solver}/{a.meta.model} vs B {b.meta.solver}/{b.meta.model} · {c.shared} shared cases")
     for col in ("metric", "A", "B", "B − A", "95% interval", "p boot", "p McNemar", "verdict"):
-        table.add_column(col, justify="left" if col in ("metric", "verdict") else "right")
+        table.add_column(col, justify="left" if col in ("metric", "verdict") else "right", no_wrap=col == "metric")
     colour = {"better": "green", "worse": "red"}
     for d in c.deltas:
         table.add_row(
@@ -130,9 +130,10 @@ def compare(
             f"[{colour.get(d.verdict, 'default')}]{d.verdict}[/]",
         )  # fmt: skip
     console.print(table)
-    flips = Table(title=f"{len(c.flips)} flipped case scores")
+    console.print(f"{len(c.flips)} case score(s) flipped", soft_wrap=True)
+    flips = Table()
     for col in ("case", "score", "A", "B"):
-        flips.add_column(col)
+        flips.add_column(col, no_wrap=col in ("case", "score"))
     for f in c.flips[:50]:
         flips.add_row(f.case_id, f.score, f"{f.a:g}: {f.explanation_a}", f"{f.b:g}: {f.explanation_b}")
     console.print(flips)
