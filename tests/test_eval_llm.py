@@ -17,7 +17,7 @@ from tests.test_eval_runner import write_suite
 def test_agent_and_naive_runs_with_the_local_model(
     ddb_server: ManagedProcess, llm_server: ManagedProcess, embedder: object, tmp_path: Path
 ) -> None:
-    settings = make_settings(ddb_server, tmp_path, llm_base_url=llm_server.url, llm_timeout_s=600, llm_max_retries=1)
+    settings = make_settings(ddb_server, tmp_path, llm_base_url=llm_server.url, llm_timeout_s=900, llm_max_retries=1)
     suite = load_suite(str(write_suite(tmp_path / "suite", ["C-200001", "C-200015"])))
     agent = run_suite(suite=suite, settings=settings, out_dir=tmp_path / "agent", solver="agent", samples=200, embedder=embedder)
     saved = read_run(tmp_path / "agent")
@@ -29,6 +29,7 @@ def test_agent_and_naive_runs_with_the_local_model(
             assert case.tokens > 0
         assert case.scores["citation_validity"].value == 1.0  # the pipeline only keeps citations that resolve
     assert agent.metrics["latency_p50_s"].value and agent.metrics["latency_p50_s"].value > 0
+    print("agent:", {k: v.value for k, v in agent.metrics.items()}, [(c.case_id, c.path, c.scores["action_acceptable"].explanation) for c in agent.cases])
 
     naive = run_suite(suite=suite, settings=settings, out_dir=tmp_path / "naive", solver="naive", limit=1, samples=200, embedder=embedder)
     case = naive.cases[0]
@@ -37,3 +38,4 @@ def test_agent_and_naive_runs_with_the_local_model(
     if case.error:
         assert not case.passed and case.scores["action_acceptable"].value == 0.0
     assert (tmp_path / "naive" / "junit.xml").exists()
+    print("naive:", {k: v.value for k, v in naive.metrics.items()}, case.error or case.scores["action_acceptable"].explanation)
