@@ -25,6 +25,7 @@ from fraudagent.core.settings import Settings, get_settings
 from fraudagent.evals.cli import eval_app
 from fraudagent.retrieval.cli import cases_app
 from fraudagent.sim.model_cli import model_app
+from fraudagent.tools.keys_cli import keys_app
 
 app = typer.Typer(help="LLM-assisted fraud investigation agent.", no_args_is_help=True, pretty_exceptions_enable=False)
 llm_app = typer.Typer(help="The local model.", no_args_is_help=True)
@@ -32,6 +33,7 @@ app.add_typer(llm_app, name="llm")
 app.add_typer(cases_app, name="cases")
 app.add_typer(model_app, name="model")
 app.add_typer(eval_app, name="eval")
+app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
 log = logging.getLogger("fraudagent")
@@ -63,7 +65,7 @@ def _errors() -> Iterator[None]:
 
 def _settings() -> Settings:
     settings = get_settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     return settings
 
 
@@ -214,14 +216,16 @@ def render_report(report: Any) -> Panel:
     body.add_column(style="bold", no_wrap=True)
     body.add_column()
     body.add_row("Typology", report.typology.value)
-    body.add_row("Recommended", f"[bold]{', '.join(a.value for a in report.recommended_actions)}[/]  (confidence {report.confidence:.2f})")
+    actions = ", ".join(a.value for a in report.recommended_actions)
+    body.add_row("Recommended", f"[bold]{actions}[/]  (confidence {report.confidence:.2f})" + ("  · the model abstained" if report.abstained else ""))
     body.add_row("Narrative", report.narrative)
     findings = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     findings.add_column("#", justify="right")
     findings.add_column("Finding")
     findings.add_column("Evidence", style="cyan")
+    findings.add_column("By")
     for n, f in enumerate(report.findings, start=1):
-        findings.add_row(str(n), f.statement, "\n".join(f.evidence_ids))
+        findings.add_row(str(n), f.statement, "\n".join(f.evidence_ids), f.source)
     body.add_row("Findings", findings)
     if report.similar_cases:
         body.add_row("Similar past cases", (report.similar_cases_summary or "") + "\n" + "\n".join(
@@ -229,9 +233,12 @@ def render_report(report: Any) -> Panel:
             for c in report.similar_cases))  # fmt: skip
     if report.unknowns:
         body.add_row("Unknown", "\n".join(f"- {u}" for u in report.unknowns))
-    body.add_row("Path", f"{report.path} · model {report.model} · prompt {report.prompt_version}")
+    body.add_row("Path", f"{report.path} · model {report.model} · prompt {report.prompt_version} · {report.policy_version}")
+    body.add_row("Policy", f"rules {', '.join(report.policy_rules)} · suggests {', '.join(a.value for a in report.suggested_actions)}")
     if report.problems:
         body.add_row("Checks rejected", "\n".join(f"- {p}" for p in report.problems))
+    if report.removed_claims:
+        body.add_row("Claims removed", "\n".join(f"- {c}" for c in report.removed_claims))
     t, u = report.timings, report.usage
     body.add_row("Timing", f"evidence {t.evidence_s:.2f}s · drafting {t.drafting_s:.1f}s · checks {t.verification_s:.3f}s · "
                  f"{u.prompt_tokens} prompt + {u.completion_tokens} completion tokens")  # fmt: skip
@@ -243,6 +250,7 @@ def report(
     case_id: str,
     model: Annotated[str | None, typer.Option(help="override the configured model")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    policy_only: Annotated[bool, typer.Option("--policy-only", help="facts and policy only, no model")] = False,
 ) -> None:
     """Draft, check and store an investigation report for a case."""
     from fraudagent.agent.pipeline import draft_and_store
@@ -251,7 +259,29 @@ def report(
     with _errors():
         investigator = _investigator(settings)
         with err.status(f"drafting a report for {case_id} with {model or settings.llm_model}"):
-            result = draft_and_store(investigator, case_id, model=model, requested_by="cli")
+            result = draft_and_store(investigator, case_id, model=model, requested_by="cli", use_model=not policy_only)
+    if as_json:
+        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
+    else:
+        console.print(render_report(result))
+
+
+@app.command()
+def replay(
+    case_id: str,
+    report_id: str,
+    model: Annotated[str | None, typer.Option(help="override the configured model")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    policy_only: Annotated[bool, typer.Option("--policy-only", help="facts and policy only, no model")] = False,
+) -> None:
+    """Draft again from the evidence snapshot a stored report saw (another model, prompt or policy); not stored."""
+    from fraudagent.agent.pipeline import replay_report
+
+    settings = _settings()
+    with _errors():
+        investigator = _investigator(settings)
+        with err.status(f"replaying {report_id} with {'the policy only' if policy_only else model or settings.llm_model}"):
+            result = replay_report(investigator, case_id, report_id, model=model, requested_by="cli", use_model=not policy_only)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:

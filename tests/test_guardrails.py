@@ -199,7 +199,7 @@ def test_planted_instructions_change_nothing_and_are_reported(settings: Settings
 def test_the_local_model_is_not_steered_by_planted_instructions(
     llm_server: ManagedProcess, ddb_server: ManagedProcess, tmp_path: Path, embedder: object
 ) -> None:
-    settings = make_settings(ddb_server, tmp_path, llm_base_url=llm_server.url + "/v1", llm_timeout_s=600, llm_max_retries=0)
+    settings = make_settings(ddb_server, tmp_path, llm_base_url=llm_server.url, llm_timeout_s=600, llm_max_retries=0)
     history = History.connect(settings)
     from fraudagent.retrieval.past_cases import PastCaseStore, make_client
     from fraudagent.tools import dynamo
@@ -208,6 +208,7 @@ def test_the_local_model_is_not_steered_by_planted_instructions(
     store = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
     _load(history, store, _attacked())
     report = draft_report(Investigator(settings=settings, history=history, past_cases=store), "C-000123")
+    assert report.usage.llm_calls >= 1 and not any("model call failed" in p for p in report.problems)  # the model was asked
     assert not {"close_no_action", "approve_refund"} & {a.value for a in report.recommended_actions}
     assert report.typology.value != "legitimate"
     assert "fact:credential_change" in {i for f in report.findings for i in f.evidence_ids}
@@ -222,11 +223,12 @@ class _CapturingProvider(BaseHTTPRequestHandler):
     """An OpenAI-compatible endpoint on loopback that records every request and answers with a Draft call."""
 
     bodies: list[str] = []
+    answer: dict[str, Any] | None = None  # the Draft to return; None: the standard test draft
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         type(self).bodies.append(body)
-        call = {"id": "c1", "type": "function", "function": {"name": "Draft", "arguments": json.dumps(draft())}}
+        call = {"id": "c1", "type": "function", "function": {"name": "Draft", "arguments": json.dumps(type(self).answer or draft())}}
         reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "external",
                  "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "", "tool_calls": [call]}}],
                  "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}  # fmt: skip
@@ -254,7 +256,7 @@ def external_provider() -> Iterator[str]:
 def test_no_card_number_email_or_ip_reaches_an_external_provider(
     ddb_server: ManagedProcess, tmp_path: Path, external_provider: str, past_cases: PastCaseStore
 ) -> None:
-    settings = make_settings(ddb_server, tmp_path, llm_base_url=external_provider, llm_model="external")
+    settings = make_settings(ddb_server, tmp_path, llm_base_url=external_provider, llm_model="external", llm_external=True)
     history = History.connect(settings)
     from fraudagent.tools import dynamo
 
@@ -271,6 +273,32 @@ def test_no_card_number_email_or_ip_reaches_an_external_provider(
     for secret in ("4111 1111 1111 1111", "5500-0000-0000-0004", "jane.doe@example.org", "198.51.100.77", "203.0.113.9", "198.51.100.20"):
         assert secret not in sent
     assert "E-99812" in sent and "100.00 USD" in sent  # the evidence itself still went
+    assert "[email-1]" in sent and "[card-1]" in sent and "[ip-1]" in sent  # stable tokens in their place
+
+
+def test_tokens_in_the_answer_are_restored_for_the_caller(
+    ddb_server: ManagedProcess, tmp_path: Path, external_provider: str, past_cases: PastCaseStore
+) -> None:
+    settings = make_settings(ddb_server, tmp_path, llm_base_url=external_provider, llm_model="external", llm_external=True)
+    history = History.connect(settings)
+    from fraudagent.tools import dynamo
+
+    dynamo.create_tables(history.client, settings)
+    doc = example()
+    doc["case"]["note"] = "customer jane.doe@example.org says they did not buy these"
+    _load(history, past_cases, doc)
+    _CapturingProvider.answer = draft(narrative="The note names [email-1]; a password reset preceded a 100.00 USD gift card.")
+    try:
+        report = draft_report(Investigator(settings=settings, history=history, past_cases=past_cases), "C-000123")
+    finally:
+        _CapturingProvider.answer = None
+    assert report.path == "llm" and "jane.doe@example.org" in report.narrative
+
+
+def test_a_loopback_provider_is_local_and_a_remote_one_external() -> None:
+    assert not Settings(llm_base_url="http://127.0.0.1:8200/v1").llm_is_external
+    assert Settings(llm_base_url="https://api.openai.com/v1").llm_is_external
+    assert Settings(llm_base_url="http://127.0.0.1:9/v1", llm_external=True).llm_is_external
 
 
 # --- evidence sources, CE 3.0 and the policy file ----------------------------------------------------
@@ -335,3 +363,23 @@ def test_the_policy_file_is_validated_and_a_custom_one_is_used(tmp_path: Path, s
     custom = settings.model_copy(update={"policy_path": strict})
     report = draft_report(_investigator(custom, loaded, past_cases, ScriptedToolModel(script=[Exception("down")])), "C-000123")
     assert report.policy_version.startswith("strict-") and [a.value for a in report.recommended_actions] == ["escalate"]
+
+
+def test_a_stored_report_replays_against_its_snapshot(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    from fraudagent.agent.pipeline import draft_and_store, replay_report
+    from fraudagent.tools import history as store
+
+    investigator = _investigator(settings, loaded, past_cases, ScriptedToolModel(script=[draft()]))
+    first = draft_and_store(investigator, "C-000123", requested_by="analyst-1")
+    stored = store.reports(loaded, "C-000123")[0]
+    assert stored["evidence_hash"] == first.evidence_hash and stored["requested_by"] == "analyst-1"
+    assert stored["policy_version"] and stored["prompt_version"] and stored["usage"]["llm_calls"] == 1
+    # New evidence arrives after the report; the replay still sees the old snapshot.
+    doc = example(past_cases=[])
+    doc["events"].append({"event_id": "E-99820", "account_id": "A-4471", "ts": "2026-03-02T14:03:00Z", "type": "gift_card_purchase",
+                          "amount": "200.00", "currency": "USD", "device_id": "D-77", "ip_country": "RO", "status": "settled"})
+    _load(loaded, past_cases, doc)
+    replayed = replay_report(investigator, "C-000123", first.report_id, use_model=False)
+    assert replayed.replay_of == first.report_id and replayed.evidence_hash == first.evidence_hash
+    assert replayed.path == "policy" and "E-99820" not in replayed.model_dump_json()
+    assert investigator.evidence("C-000123").snapshot_hash() != first.evidence_hash

@@ -23,6 +23,7 @@ from fraudagent.agent import fallback, injection
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, gather_evidence
 from fraudagent.agent.facts import add_facts
 from fraudagent.agent.llm import chat_model, structured, usage_of
+from fraudagent.agent.pii import Pseudonyms
 from fraudagent.agent.policy import Policy, cached_policy, facts_of
 from fraudagent.agent.prompts import PROMPT_VERSION, SYSTEM_PROMPT, render_evidence, user_prompt
 from fraudagent.agent.report import (
@@ -36,6 +37,7 @@ from fraudagent.agent.report import (
     Usage,
 )
 from fraudagent.agent.verifier import Verdict, required_findings, verify, vocabulary
+from fraudagent.core.errors import InvalidInput
 from fraudagent.core.models import Action, Disposition, Typology
 from fraudagent.core.settings import Settings
 from fraudagent.tools import history as store
@@ -148,13 +150,35 @@ def _injection_problems(draft: Draft, pack: EvidencePack, policy: Policy) -> lis
 
 
 def draft_report(
-    investigator: Investigator, case_id: str, *, model: str | None = None, requested_by: str | None = None
+    investigator: Investigator,
+    case_id: str,
+    *,
+    model: str | None = None,
+    requested_by: str | None = None,
+    use_model: bool = True,
 ) -> InvestigationReport:
+    """The pipeline for one case. `use_model=False` is the policy-only solver: facts and policy, no LLM (path `policy`)."""
+    t0 = time.perf_counter()
+    pack = investigator.evidence(case_id)
+    return report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model, started=t0)
+
+
+def report_from_pack(
+    investigator: Investigator,
+    pack: EvidencePack,
+    *,
+    model: str | None = None,
+    requested_by: str | None = None,
+    use_model: bool = True,
+    started: float | None = None,
+    replay_of: str | None = None,
+) -> InvestigationReport:
+    """Policy, prompt, draft, verification and assembly over a gathered (or stored) evidence pack."""
+    t0 = started if started is not None else time.perf_counter()
+    case_id = pack.case.case_id
     settings = investigator.settings
     policy = investigator.policy
     assert policy is not None
-    t0 = time.perf_counter()
-    pack = investigator.evidence(case_id)
     facts = facts_of(pack.items)
     rule = policy.classify_case(facts)
     decision = policy.decide(rule.typology, facts)
@@ -167,6 +191,11 @@ def draft_report(
         pack, max_events=settings.evidence_prompt_events, token_budget=settings.evidence_prompt_tokens,
         policy_line=policy_line, flagged=flagged,
     )  # fmt: skip
+    pseudonyms = None
+    if settings.llm_is_external:  # personal data leaves as stable tokens and comes back in the report
+        names = [i.data["display_name"] for i in pack.items.values() if i.kind == "acct" and i.data.get("display_name")]
+        pseudonyms = Pseudonyms(names)
+        evidence = pseudonyms.mask(evidence)
     vocab = vocabulary(pack, evidence)
     t1 = time.perf_counter()
 
@@ -177,12 +206,12 @@ def draft_report(
     path = "llm"
     verification_s = 0.0
     model_name = model or settings.llm_model
-    runnable = structured(investigator.chat(model), Draft)
-    attempts = 1 + settings.verifier_max_retries
+    runnable = structured(investigator.chat(model), Draft) if use_model else None
+    attempts = 1 + settings.verifier_max_retries if use_model else 0
     for attempt in range(attempts):
         messages = [SystemMessage(SYSTEM_PROMPT), HumanMessage(user_prompt(evidence, feedback))]
         try:
-            result = runnable.invoke(messages)
+            result = runnable.invoke(messages)  # type: ignore[union-attr]
         except Exception as error:  # unreachable model, timeout, server error: fall back, say why
             problems.append(f"model call failed: {type(error).__name__}")
             log.warning("model call failed for case %s: %s", case_id, type(error).__name__)
@@ -222,6 +251,10 @@ def draft_report(
         actions = list(dict.fromkeys(draft.recommended_actions))
         if draft.insufficient_evidence:
             actions = [Action.escalate]  # abstaining hands the case to a human; nothing else is recommended
+        if pseudonyms is not None:
+            verdict.narrative = pseudonyms.restore(verdict.narrative)
+            verdict.findings = [f.model_copy(update={"statement": pseudonyms.restore(f.statement)}) for f in verdict.findings]
+            draft.unknowns = [pseudonyms.restore(u) for u in draft.unknowns]
         body: dict[str, Any] = {
             "narrative": verdict.narrative,
             "findings": findings,
@@ -235,7 +268,7 @@ def draft_report(
         body["policy_rules"] = [rule.id, *final.rules]
         body["suggested_actions"] = final.suggested
     else:
-        path = "fallback"
+        path = "fallback" if use_model else "policy"
         body = fallback.deterministic_report(pack, policy)
     body["findings"] = [*body["findings"], *injection_findings(pack)]
     return InvestigationReport(
@@ -249,7 +282,7 @@ def draft_report(
         removed_claims=removed,
         policy_version=policy.version,
         injection_flags=sorted(flagged),
-        model=model_name if path != "fallback" else f"deterministic ({model_name} rejected or unavailable)",
+        model={"fallback": f"deterministic ({model_name} rejected or unavailable)", "policy": "none (policy only)"}.get(path, model_name),
         prompt_version=PROMPT_VERSION,
         evidence_hash=pack.snapshot_hash(),
         evidence_cuts=pack.cuts,
@@ -257,13 +290,39 @@ def draft_report(
         timings=Timings(evidence_s=round(t1 - t0, 3), drafting_s=round(t2 - t1 - verification_s, 3), verification_s=round(verification_s, 4)),
         usage=usage,
         requested_by=requested_by,
+        replay_of=replay_of,
         **body,
     )
 
 
 def draft_and_store(
-    investigator: Investigator, case_id: str, *, model: str | None = None, requested_by: str | None = None
+    investigator: Investigator,
+    case_id: str,
+    *,
+    model: str | None = None,
+    requested_by: str | None = None,
+    use_model: bool = True,
 ) -> InvestigationReport:
-    report = draft_report(investigator, case_id, model=model, requested_by=requested_by)
-    store.put_report(investigator.history, case_id=case_id, report=report.model_dump(mode="json"))
+    """Draft a report and store it with its audit record: the evidence snapshot it was drafted from."""
+    t0 = time.perf_counter()
+    pack = investigator.evidence(case_id)
+    report = report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model, started=t0)
+    store.put_report(investigator.history, case_id=case_id, report=report.model_dump(mode="json"), snapshot=pack.model_dump_json())
     return report
+
+
+def replay_report(
+    investigator: Investigator,
+    case_id: str,
+    report_id: str,
+    *,
+    model: str | None = None,
+    requested_by: str | None = None,
+    use_model: bool = True,
+) -> InvestigationReport:
+    """Draft again from the exact evidence a stored report saw (its snapshot), e.g. with another model or policy."""
+    stored, snapshot = store.report_with_snapshot(investigator.history, case_id=case_id, report_id=report_id)
+    pack = EvidencePack.model_validate_json(snapshot)
+    if pack.snapshot_hash() != stored["evidence_hash"]:
+        raise InvalidInput(f"the snapshot of report {report_id} does not match its evidence hash", [])
+    return report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model, replay_of=report_id)

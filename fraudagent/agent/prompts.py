@@ -12,7 +12,6 @@ from typing import Any
 
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, clean_untrusted
 from fraudagent.agent.injection import WITHHELD, field_of
-from fraudagent.core.logging import redact
 from fraudagent.core.reasons import describe_feature
 
 PROMPT_VERSION = "draft-v3"
@@ -90,8 +89,8 @@ def render_evidence(
     """The evidence block: policy, facts, events, linked accounts, devices, past cases; one short line each.
 
     Customer-written text is quoted in «» with its field named; text the injection detector
-    flagged is withheld; card numbers, emails and IP addresses are redacted from the whole block
-    (it may go to an external provider).
+    flagged is withheld. (For an external provider the pipeline then replaces personal data
+    with tokens: agent/pii.py.)
     """
     flagged = flagged or set()
     pack = _withhold(pack, flagged)
@@ -125,7 +124,7 @@ def render_evidence(
         kept.append(f"({len(lines) - len(kept)} more items left out for length)")
     if pack.cuts:
         kept.append("Limits applied: " + "; ".join(pack.cuts))
-    return redact("\n".join(["EVIDENCE", *kept]))
+    return "\n".join(["EVIDENCE", *kept])
 
 
 def user_prompt(evidence: str, feedback: list[str] | None = None) -> str:

@@ -61,7 +61,7 @@ class SimilarCaseOutcome(BaseModel):
     actions: list[Action]
 
 
-ReportPath = Literal["llm", "llm_retried", "fallback"]
+ReportPath = Literal["llm", "llm_retried", "fallback", "policy"]
 
 
 class Timings(BaseModel):
@@ -89,7 +89,7 @@ class InvestigationReport(BaseModel):
     abstained: bool = Field(default=False, description="the model said the evidence is insufficient to judge")
     similar_cases: list[SimilarCaseOutcome]
     similar_cases_summary: str | None = Field(default=None, description="how the nearest past cases ended")
-    path: ReportPath = Field(description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code")
+    path: ReportPath = Field(description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code after the model failed; policy: built by code, no model asked")
     problems: list[str] = Field(default_factory=list, description="what the checks rejected along the way")
     removed_claims: list[str] = Field(default_factory=list, description="statements the verifier dropped from the accepted draft")
     policy_version: str = ""
@@ -104,3 +104,4 @@ class InvestigationReport(BaseModel):
     timings: Timings
     usage: Usage
     requested_by: str | None = None
+    replay_of: str | None = Field(default=None, description="the stored report whose evidence snapshot this one was drafted from")

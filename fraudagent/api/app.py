@@ -1,26 +1,26 @@
-"""The FastAPI application."""
+"""The FastAPI application: routers, auth, limits, metrics, request ids and (when configured) tracing."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import httpx
 from fastapi import FastAPI
-from pydantic import BaseModel
 
 from fraudagent import __version__
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api import cases, problems
+from fraudagent.api.decisions import views as decisions
+from fraudagent.api.keys import views as keys
+from fraudagent.api.keys.service import KeyAuthenticator
+from fraudagent.api.ops import views as ops
+from fraudagent.api.ops.metrics import Metrics
+from fraudagent.api.ops.middleware import RequestMiddleware
+from fraudagent.api.ops.ratelimit import KeyRateLimiter
+from fraudagent.api.ops.tracing import setup_tracing
 from fraudagent.core.settings import Settings
 
 
-class Health(BaseModel):
-    status: str
-    version: str
-    components: dict[str, str]
-
-
-def create_app(settings: Settings, investigator: Investigator) -> FastAPI:
+def create_app(settings: Settings, investigator: Investigator, *, span_exporter: Any | None = None) -> FastAPI:
     app = FastAPI(
         title="Fraud investigation agent",
         version=__version__,
@@ -28,26 +28,16 @@ def create_app(settings: Settings, investigator: Investigator) -> FastAPI:
     )
     app.state.settings = settings
     app.state.investigator = investigator
+    app.state.metrics = Metrics()
+    app.state.keys = KeyAuthenticator(
+        history=investigator.history, bootstrap_key=settings.api_key, cache_s=settings.api_key_cache_s
+    )
+    app.state.rate_limiter = KeyRateLimiter(per_minute=settings.api_rate_limit_per_minute)
     problems.install(app)
+    app.include_router(ops.router)
     app.include_router(cases.router)
-
-    @app.get("/healthz", response_model=Health, tags=["health"])
-    def healthz() -> Health:
-        """Liveness plus a quick look at each dependency; no key needed, nothing sensitive."""
-        components = {"dynamodb": _check(lambda: investigator.history.client.list_tables(Limit=1))}
-        auth = {"Authorization": f"Bearer {settings.llm_api_key.get_secret_value()}"}
-        components["llm"] = _check(
-            lambda: httpx.get(f"{settings.llm_base_url}/models", headers=auth, timeout=2.0).raise_for_status()
-        )
-        return Health(status="ok" if all(v == "ok" for v in components.values()) else "degraded", version=__version__, components=components)
-
+    app.include_router(decisions.router)
+    app.include_router(keys.router)
+    app.add_middleware(RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.api_max_body_bytes)
+    setup_tracing(app, settings, exporter=span_exporter)
     return app
-
-
-def _check(probe: Any) -> str:
-    try:
-        probe()
-        return "ok"
-    except Exception as error:  # a health probe reports, it never raises
-        return f"unavailable ({type(error).__name__})"
-

@@ -1,20 +1,36 @@
-"""Case routes: the queue, a case with its evidence, and drafting a report."""
+"""Case routes: the queue with filters, a case with its evidence, its reports, its audit trail,
+assigning it, and drafting a report.
+
+Roles: analysts and evaluators read cases and draft reports (evaluators compare models on them);
+assigning and the audit trail are for analysts; ticketing keys reach cases only through summaries;
+admin keys may do everything.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from fraudagent.agent.pipeline import draft_and_store
 from fraudagent.agent.report import InvestigationReport
-from fraudagent.api.deps import CallerDep, HistoryDep, InvestigatorDep, require_key
+from fraudagent.api import problems
+from fraudagent.api.deps import Caller, HistoryDep, InvestigatorDep, SettingsDep, require_role
+from fraudagent.core.errors import InvalidInput, Problem
+from fraudagent.core.models import Priority, Typology
+from fraudagent.tools import audit
 from fraudagent.tools import history as store
-from fraudagent.tools.history import CaseRecord, CaseStatus
+from fraudagent.tools.audit import AuditPage
+from fraudagent.tools.history import CaseFilters, CaseRecord, CaseStatus
 
-router = APIRouter(prefix="/v1/cases", tags=["cases"], dependencies=[Depends(require_key)])
+router = APIRouter(prefix="/v1/cases", tags=["cases"], responses=problems.responses(*problems.AUTHED))
+
+CaseId = Annotated[str, Path(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$", description="the case id")]
+Cursor = Annotated[str | None, Query(max_length=2000, description="next_cursor of the previous page")]
+Reader = Annotated[Caller, Depends(require_role("analyst", "evaluator"))]
+Analyst = Annotated[Caller, Depends(require_role("analyst"))]
 
 
 class CasePage(BaseModel):
@@ -38,23 +54,49 @@ class CaseDetail(BaseModel):
     latest_report: dict[str, Any] | None
 
 
+class ReportPage(BaseModel):
+    items: list[dict[str, Any]] = Field(description="reports, newest first (the InvestigationReport shape)")
+    next_cursor: str | None
+
+
 class ReportRequest(BaseModel):
     model: str | None = Field(default=None, description="override the configured model for this report", max_length=200)
+
+
+class AssignRequest(BaseModel):
+    assignee: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 ._:\-]+$", description="default: the caller's key name"
+    )
 
 
 @router.get("", response_model=CasePage)
 def list_cases(
     history: HistoryDep,
+    settings: SettingsDep,
+    _: Reader,
     status: CaseStatus = "open",
+    priority: Priority | None = None,
+    min_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="lowest top score")] = None,
+    max_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="highest top score")] = None,
+    typology: Annotated[Typology | None, Query(description="the latest report's typology, or the decided one")] = None,
+    assignee: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(max_length=2000)] = None,
+    cursor: Cursor = None,
 ) -> CasePage:
-    items, next_cursor = store.list_cases(history, status=status, limit=limit, cursor=cursor)
+    """The queue for a status, newest first. Filters are applied while reading the status index: a page
+    reads at most FRAUDAGENT_API_CASE_SCAN_LIMIT cases, so a rare filter can return a short page whose
+    next_cursor continues the search."""
+    if min_score is not None and max_score is not None and min_score > max_score:
+        raise InvalidInput("bad score range", [Problem("min_score", "must not exceed max_score")])
+    filters = CaseFilters(priority=priority, min_score=min_score, max_score=max_score, typology=typology, assignee=assignee)
+    items, next_cursor = store.list_cases(
+        history, status=status, limit=limit, cursor=cursor, filters=filters, max_scanned=settings.api_case_scan_limit
+    )
     return CasePage(items=items, next_cursor=next_cursor)
 
 
-@router.get("/{case_id}", response_model=CaseDetail)
-def get_case(case_id: str, investigator: InvestigatorDep) -> CaseDetail:
+@router.get("/{case_id}", response_model=CaseDetail, responses=problems.responses(404))
+def get_case(case_id: CaseId, investigator: InvestigatorDep, _: Reader) -> CaseDetail:
     record = store.get_case(investigator.history, case_id)
     pack = investigator.evidence(case_id)
     latest = store.reports(investigator.history, case_id, limit=1)
@@ -67,11 +109,52 @@ def get_case(case_id: str, investigator: InvestigatorDep) -> CaseDetail:
     )
 
 
-@router.post("/{case_id}/report", response_model=InvestigationReport)
+@router.get("/{case_id}/reports", response_model=ReportPage, responses=problems.responses(404))
+def list_reports(
+    case_id: CaseId,
+    history: HistoryDep,
+    _: Reader,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Cursor = None,
+) -> ReportPage:
+    """Every report drafted for the case, newest first, paged."""
+    store.get_case(history, case_id)
+    items, next_cursor = store.report_page(history, case_id, limit=limit, cursor=cursor)
+    return ReportPage(items=items, next_cursor=next_cursor)
+
+
+@router.get("/{case_id}/audit", response_model=AuditPage, responses=problems.responses(404))
+def case_audit(
+    case_id: CaseId,
+    history: HistoryDep,
+    _: Analyst,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Cursor = None,
+) -> AuditPage:
+    """The case's audit trail, newest first: reports drafted, assignment, the decision."""
+    store.get_case(history, case_id)
+    return audit.events_for(history, subject=audit.case_subject(case_id), limit=limit, cursor=cursor)
+
+
+@router.post("/{case_id}/assign", response_model=CaseRecord, responses=problems.responses(404, 409))
+def assign_case(case_id: CaseId, history: HistoryDep, caller: Analyst, body: AssignRequest | None = None) -> CaseRecord:
+    """Assign an open case (to the caller by default); audited."""
+    assignee = body.assignee if body and body.assignee else caller.name
+    event = audit.new_event(
+        subject=audit.case_subject(case_id), action="case.assigned", actor=caller.name, details={"assignee": assignee}
+    )
+    store.assign_case(history, case_id=case_id, assignee=assignee, event=event)
+    return store.get_case(history, case_id)
+
+
+@router.post("/{case_id}/report", response_model=InvestigationReport, responses=problems.responses(404))
 async def create_report(
-    case_id: str, investigator: InvestigatorDep, caller: CallerDep, body: ReportRequest | None = None
+    request: Request, case_id: CaseId, investigator: InvestigatorDep, caller: Reader, body: ReportRequest | None = None
 ) -> InvestigationReport:
-    store.get_case(investigator.history, case_id)  # 404 before any model time is spent
-    return await run_in_threadpool(
+    """Draft, check and store a report (audited); slow with a local model."""
+    await run_in_threadpool(store.get_case, investigator.history, case_id)  # 404 before any model time is spent
+    report = await run_in_threadpool(
         draft_and_store, investigator, case_id, model=body.model if body else None, requested_by=caller.name
     )
+    request.app.state.metrics.observe_report(report)
+    return report

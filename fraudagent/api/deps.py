@@ -1,10 +1,9 @@
-"""FastAPI dependencies: settings, stores, the investigator, and API-key auth."""
+"""FastAPI dependencies: settings, stores, the investigator, and API-key auth with roles and rate limits."""
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -13,10 +12,11 @@ from pydantic import BaseModel
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.core.settings import Settings
 from fraudagent.tools.history import History
+from fraudagent.tools.keys import Role
 
-_bearer = HTTPBearer(auto_error=False, description="API key")
+__all__ = ["Caller", "CallerDep", "HistoryDep", "InvestigatorDep", "Role", "SettingsDep", "require_key", "require_role"]
 
-Role = Literal["analyst", "ticketing", "evaluator", "admin"]
+_bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
 
 class Caller(BaseModel):
@@ -48,14 +48,22 @@ def require_key(
 ) -> Caller:
     """Every route but health needs an API key; returns who is calling, for the audit record.
 
-    The configured key (FRAUDAGENT_API_KEY) is the bootstrap admin key.
+    The configured key (FRAUDAGENT_API_KEY) is the bootstrap admin key; other keys are stored hashed in
+    DynamoDB (`fraudagent keys create`). A missing, unknown, wrong or revoked key is 401; a key over its
+    rate limit is 429 with Retry-After.
     """
-    expected = request.app.state.settings.api_key
-    if credentials is None or expected is None or not hmac.compare_digest(
-        credentials.credentials.encode(), expected.get_secret_value().encode()
-    ):
+    identity = request.app.state.keys.identify(credentials.credentials) if credentials is not None else None
+    if identity is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid API key is required (Authorization: Bearer <key>)")
-    return Caller(key_id="bootstrap", name="bootstrap admin key", roles=["admin"])
+    request.state.key_id = identity.key_id  # for the access log
+    wait = request.app.state.rate_limiter.admit(identity.key_id)
+    if wait is not None:
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            f"more than {request.app.state.rate_limiter.per_minute} requests a minute with this key; retry after {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+    return Caller(key_id=identity.key_id, name=identity.name, roles=identity.roles)
 
 
 def require_role(*roles: Role) -> Callable[..., Caller]:

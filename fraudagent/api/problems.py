@@ -7,12 +7,50 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fraudagent.core.errors import DependencyUnavailable, InvalidInput, NotFound
+from fraudagent.core.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
+
+
+class ProblemPointer(BaseModel):
+    pointer: str
+    detail: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemPointer] | None = None
+
+
+def responses(*statuses: int) -> dict[int | str, dict[str, object]]:
+    """OpenAPI entries for the problem responses a route can give."""
+    described = {
+        401: "no valid API key",
+        403: "the key lacks the role",
+        404: "not found",
+        409: "conflicts with the current state",
+        413: "request body too large",
+        422: "invalid request",
+        429: "rate limit exceeded (see Retry-After)",
+        503: "a dependency is unavailable (see Retry-After)",
+    }
+    return {
+        s: {"description": described[s], "model": Problem, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        for s in statuses
+    }
+
+
+AUTHED = (401, 403, 413, 422, 429, 503)
 
 
 def problem(status: int, title: str, detail: str, *, type_: str = "about:blank", **extra: object) -> JSONResponse:
@@ -22,9 +60,15 @@ def problem(status: int, title: str, detail: str, *, type_: str = "about:blank",
 
 
 def install(app: FastAPI) -> None:
+    _problem_media_only(app)
+
     @app.exception_handler(NotFound)
     async def not_found(_: Request, error: NotFound) -> JSONResponse:
         return problem(404, f"{error.kind.capitalize()} not found", str(error), type_="/problems/not-found")
+
+    @app.exception_handler(Conflict)
+    async def conflict(_: Request, error: Conflict) -> JSONResponse:
+        return problem(409, "Conflict", str(error), type_="/problems/conflict")
 
     @app.exception_handler(InvalidInput)
     async def invalid(_: Request, error: InvalidInput) -> JSONResponse:
@@ -49,6 +93,30 @@ def install(app: FastAPI) -> None:
         for key, value in (error.headers or {}).items():
             response.headers[key] = value
         return response
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, error: Exception) -> JSONResponse:
+        log.error("unhandled %s", type(error).__name__, exc_info=error)
+        return problem(500, "Internal Server Error", "an unexpected error; it was logged")
+
+
+def _problem_media_only(app: FastAPI) -> None:
+    """FastAPI documents every response `model` as application/json too; problems are only problem+json."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, object]:
+        if app.openapi_schema is None:
+            schema = generate()
+            for path in schema.get("paths", {}).values():
+                for operation in path.values():
+                    for response in operation.get("responses", {}).values():
+                        content = response.get("content", {})
+                        if PROBLEM in content:
+                            content.pop("application/json", None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _title(status: int) -> str:

@@ -39,3 +39,12 @@ class DependencyUnavailable(FraudAgentError):
     def __init__(self, service: str, detail: str) -> None:
         super().__init__(f"{service} unavailable: {detail}")
         self.service = service
+
+
+class Conflict(FraudAgentError):
+    """The change conflicts with the current state (e.g. a decision on a closed case)."""
+
+    def __init__(self, kind: str, ident: str, detail: str) -> None:
+        super().__init__(f"{kind} {ident!r}: {detail}")
+        self.kind = kind
+        self.ident = ident

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator
@@ -53,6 +54,11 @@ class Settings(BaseSettings):
     llm_base_url: str = "http://127.0.0.1:8200/v1"
     llm_api_key: SecretStr = SecretStr("local")
     llm_model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    llm_external: bool | None = Field(
+        default=None,
+        description="the provider is outside our trust boundary: personal data is replaced by tokens before the prompt; "
+        "unset: external unless the base URL is on loopback",
+    )
     llm_timeout_s: float = Field(default=180.0, gt=0)
     llm_max_retries: int = Field(default=1, ge=0, le=5)
     llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
@@ -99,6 +105,22 @@ class Settings(BaseSettings):
         default=None, description="Bearer key every route but /healthz requires."
     )
     log_level: str = "INFO"
+    log_format: Literal["json", "text"] = Field(
+        default="json", description="json: one JSON object per line with the request id; text: for people"
+    )
+    api_key_cache_s: float = Field(
+        default=5.0, ge=0, le=300, description="how long a looked-up API key is trusted before DynamoDB is asked again (a revoked key fails within this)"
+    )
+    api_rate_limit_per_minute: int = Field(default=120, ge=0, description="requests per API key per minute; 0: unlimited")
+    api_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body accepted (413 beyond)")
+    api_case_scan_limit: int = Field(
+        default=1000, ge=10, le=100_000, description="cases a filtered list page reads at most before it returns what it found and a cursor"
+    )
+    readiness_timeout_s: float = Field(default=2.0, gt=0, le=60, description="per dependency probe of /readyz")
+    otlp_endpoint: str | None = Field(
+        default=None, description="OpenTelemetry OTLP/gRPC collector (e.g. http://127.0.0.1:4317); unset: no tracing"
+    )
+    otel_service_name: str = Field(default="fraudagent", description="service.name of the traces")
 
     # --- similar past cases (hybrid retrieval) ---
     retrieval_mode: Literal["hybrid", "vector", "lexical"] = Field(
@@ -136,11 +158,18 @@ class Settings(BaseSettings):
         default=None, description="model of the optional LLM-as-judge for narrative quality (same endpoint); unset: off"
     )
 
-    @field_validator("ddb_endpoint_url", "chroma_host", mode="before")
+    @field_validator("ddb_endpoint_url", "chroma_host", "otlp_endpoint", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # An empty env var means "not set": AWS DynamoDB, on-disk Chroma.
         return None if value == "" else value
+
+    @property
+    def llm_is_external(self) -> bool:
+        if self.llm_external is not None:
+            return self.llm_external
+        host = urlsplit(self.llm_base_url).hostname or ""
+        return host not in ("127.0.0.1", "localhost", "::1")
 
     @property
     def weights_path(self) -> Path:

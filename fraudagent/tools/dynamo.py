@@ -56,7 +56,11 @@ EVENTS = TableSpec(
 # Cases; the status index lists a queue newest first.
 CASES = TableSpec("cases", "case_id", indexes=(("by_status", "status", "opened_sk"),))
 REPORTS = TableSpec("reports", "case_id", "created_sk")
-ALL_TABLES = (ACCOUNTS, EVENTS, CASES, REPORTS)
+# API keys by their public id; only the sha256 of the secret is stored.
+KEYS = TableSpec("keys", "key_id")
+# The audit trail: every state change, by subject ("case#C-1", "key#k-…") and time.
+AUDIT = TableSpec("audit", "subject", "at_sk")
+ALL_TABLES = (ACCOUNTS, EVENTS, CASES, REPORTS, KEYS, AUDIT)
 
 
 def make_client(settings: Settings) -> Any:
@@ -255,11 +259,21 @@ def query_page(
         kwargs["ExpressionAttributeNames"] = dict(names)
     if index:
         kwargs["IndexName"] = index
-    start = decode_token(start_token)
-    if start:
-        kwargs["ExclusiveStartKey"] = start
-    response = call(client.query, **kwargs)
+    response = query_from(client, kwargs, start_token)
     return Page([from_item(i) for i in response.get("Items", [])], encode_token(response.get("LastEvaluatedKey")))
+
+
+def query_from(client: Any, query: dict[str, Any], start_token: str | None) -> dict[str, Any]:
+    """Run a Query from a page token; a token that does not fit this query is bad input, not a server error."""
+    start = decode_token(start_token)
+    if not start:
+        return call(client.query, **query)
+    try:
+        return call(client.query, **query, ExclusiveStartKey=start)
+    except ClientError as error:
+        if error.response["Error"]["Code"] != "ValidationException":
+            raise
+        raise InvalidInput("bad page token", [Problem("cursor", "not a token for this list")]) from None
 
 
 def query_all(client: Any, *, max_items: int, page_size: int = 200, **query: Any) -> tuple[list[dict[str, Any]], bool]:

@@ -1,0 +1,1 @@
+"""Analysts' decisions: close a case, audit it, and feed it back into the past-case store."""

@@ -1,0 +1,1 @@
+"""API keys: authentication with a short cache (service.py) and the admin routes (views.py)."""

@@ -1,0 +1,67 @@
+"""Prometheus metrics, one registry per app (tests run several apps in one process).
+
+Other parts of the service record through `app.state.metrics`: `observe_report(report)` after a report
+is drafted, `watch_queue(name, depth_fn)` for a job queue whose depth is read at each scrape (or
+`set_queue_depth(name, n)` to push it).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from fraudagent.agent.report import InvestigationReport
+
+log = logging.getLogger(__name__)
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.request_seconds = Histogram(
+            "fraudagent_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.reports = Counter(
+            "fraudagent_reports", "reports drafted, by the path that produced them", ["path"], registry=self.registry
+        )
+        self.tokens = Counter("fraudagent_llm_tokens", "LLM tokens used by reports", ["kind"], registry=self.registry)
+        self.llm_calls = Counter("fraudagent_llm_calls", "LLM calls made by reports", registry=self.registry)
+        self.queue_depth = Gauge("fraudagent_job_queue_depth", "jobs waiting, by queue", ["queue"], registry=self.registry)
+        self.rate_limited = Counter("fraudagent_rate_limited", "requests refused by a key's rate limit", registry=self.registry)
+        self.decisions = Counter("fraudagent_decisions", "cases closed by an analyst, by disposition", ["disposition"], registry=self.registry)
+        self._queues: dict[str, Callable[[], int]] = {}
+        self._lock = threading.Lock()
+
+    def observe_report(self, report: InvestigationReport) -> None:
+        self.reports.labels(path=report.path).inc()
+        self.tokens.labels(kind="prompt").inc(report.usage.prompt_tokens)
+        self.tokens.labels(kind="completion").inc(report.usage.completion_tokens)
+        self.llm_calls.inc(report.usage.llm_calls)
+
+    def set_queue_depth(self, queue: str, depth: int) -> None:
+        self.queue_depth.labels(queue=queue).set(depth)
+
+    def watch_queue(self, queue: str, depth: Callable[[], int]) -> None:
+        """Read a queue's depth at every scrape (a failing reader leaves the last value)."""
+        with self._lock:
+            self._queues[queue] = depth
+        self.queue_depth.labels(queue=queue)
+
+    def render(self) -> bytes:
+        with self._lock:
+            queues = dict(self._queues)
+        for queue, depth in queues.items():
+            try:
+                self.queue_depth.labels(queue=queue).set(depth())
+            except Exception as error:  # a scrape reports what it can
+                log.warning("queue depth of %s unavailable: %s", queue, type(error).__name__)
+        return generate_latest(self.registry)

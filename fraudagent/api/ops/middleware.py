@@ -1,0 +1,105 @@
+"""One ASGI middleware around every request: its id, the body size limit, latency and the access log.
+
+- `X-Request-ID`: taken from the request when it is a sane token (letters, digits, `-_.:`, at most 64),
+  else made here; sent back on the response and put on every log line written while serving it.
+- Bodies over FRAUDAGENT_API_MAX_BODY_BYTES get 413 problem+json: at once when Content-Length says so,
+  otherwise as soon as the streamed body passes the limit.
+- Latency goes into a histogram labelled by the route *template* (`/v1/cases/{case_id}`), never the raw
+  path, so ids don't explode the label set; the access log line carries the same (no query strings, no PII).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fraudagent.api.ops.metrics import Metrics
+from fraudagent.api.problems import PROBLEM
+from fraudagent.core.logging import request_id
+
+log = logging.getLogger("fraudagent.access")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
+
+
+class _BodyTooLarge(HTTPException):
+    """Raised from `receive`; FastAPI re-raises HTTPExceptions met while reading a body, so the problem
+    handlers answer it like any other 413."""
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        given = headers.get("x-request-id", "")
+        rid = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        token = request_id.set(rid)
+        started = time.perf_counter()
+        state: dict[str, Any] = {"status": 500, "started": False}
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                state["status"] = message["status"]
+                state["started"] = True
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        received = 0
+
+        async def receive_limited() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_body_bytes:
+                    raise _BodyTooLarge(413, f"the request body is larger than {self.max_body_bytes} bytes")
+            return message
+
+        try:
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) > self.max_body_bytes:
+                await self._too_large(send_with_id)
+            else:
+                try:
+                    await self.app(scope, receive_limited, send_with_id)
+                except _BodyTooLarge:
+                    if state["started"]:
+                        raise
+                    await self._too_large(send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.request_seconds.labels(method=scope["method"], route=template, status=str(state["status"])).observe(elapsed)
+            if state["status"] == 429:
+                self.metrics.rate_limited.inc()
+            key_id = scope.get("state", {}).get("key_id")
+            log.info(
+                "%s %s %s %.1fms",
+                scope["method"],
+                template,
+                state["status"],
+                elapsed * 1000,
+                extra={"method": scope["method"], "route": template, "status": state["status"], "ms": round(elapsed * 1000, 1), "key_id": key_id},
+            )
+            request_id.reset(token)
+
+    async def _too_large(self, send: Send) -> None:
+        body = json.dumps(
+            {"type": "/problems/too-large", "title": "Content Too Large", "status": 413, "detail": f"the request body is larger than {self.max_body_bytes} bytes"}
+        ).encode()
+        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,107 @@
+"""/healthz (alive; no key), /readyz (dependencies reachable; no key, for orchestrators) and /metrics
+(Prometheus text; an admin key, which Prometheus sends with `authorization: credentials`)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import BaseModel
+
+from fraudagent import __version__
+from fraudagent.api import problems
+from fraudagent.api.deps import Caller, require_role
+from fraudagent.core.settings import Settings
+from fraudagent.tools import dynamo
+
+router = APIRouter(tags=["operations"])
+
+
+class Health(BaseModel):
+    status: str
+    version: str
+    components: dict[str, str]
+
+
+class Readiness(BaseModel):
+    status: str
+    components: dict[str, str]
+
+
+def _check(probe: Callable[[], Any]) -> str:
+    try:
+        probe()
+        return "ok"
+    except Exception as error:  # a probe reports, it never raises
+        return f"unavailable ({type(error).__name__})"
+
+
+def _llm_probe(settings: Settings) -> Callable[[], Any]:
+    auth = {"Authorization": f"Bearer {settings.llm_api_key.get_secret_value()}"}
+    return lambda: httpx.get(
+        f"{settings.llm_base_url}/models", headers=auth, timeout=settings.readiness_timeout_s
+    ).raise_for_status()
+
+
+@router.get("/healthz", response_model=Health)
+def healthz(request: Request) -> Health:
+    """Liveness plus a quick look at each dependency; no key needed, nothing sensitive."""
+    investigator = request.app.state.investigator
+    settings = request.app.state.settings
+    components = {"dynamodb": _check(lambda: investigator.history.client.list_tables(Limit=1))}
+    components["llm"] = _check(_llm_probe(settings))
+    status = "ok" if all(v == "ok" for v in components.values()) else "degraded"
+    return Health(status=status, version=__version__, components=components)
+
+
+@router.get("/readyz", response_model=Readiness, responses=problems.responses(503))
+async def readyz(request: Request) -> Any:
+    """Ready to serve: DynamoDB (the cases table), the past-case store (Chroma) and the LLM all answer.
+    503 problem+json naming what does not."""
+    investigator = request.app.state.investigator
+    settings: Settings = request.app.state.settings
+    cases_table = dynamo.table_name(settings, dynamo.CASES)
+
+    def chroma() -> None:
+        if investigator.past_cases is None:
+            raise RuntimeError("no past-case store configured")
+        investigator.past_cases.count()
+
+    probes: dict[str, Callable[[], Any]] = {
+        "dynamodb": lambda: investigator.history.client.describe_table(TableName=cases_table),
+        "chroma": chroma,
+        "llm": _llm_probe(settings),
+    }
+
+    async def run(probe: Callable[[], Any]) -> str:
+        try:
+            return await asyncio.wait_for(asyncio.to_thread(_check, probe), timeout=settings.readiness_timeout_s + 1)
+        except TimeoutError:
+            return "unavailable (timeout)"
+
+    results = await asyncio.gather(*(run(p) for p in probes.values()))
+    components = dict(zip(probes, results, strict=True))
+    if all(v == "ok" for v in components.values()):
+        return Readiness(status="ready", components=components)
+    down = ", ".join(k for k, v in components.items() if v != "ok")
+    response: JSONResponse = problems.problem(
+        503, "Not ready", f"unavailable: {down}", type_="/problems/not-ready", components=components
+    )
+    response.headers["Retry-After"] = "5"
+    return response
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Prometheus text format"}}
+    | problems.responses(401, 403, 429),
+)
+def metrics(request: Request, _: Annotated[Caller, Depends(require_role("admin"))]) -> Response:
+    """Prometheus metrics: request latency by route, reports by path, tokens, job queue depth."""
+    return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
