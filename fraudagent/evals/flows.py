@@ -75,12 +75,19 @@ def isolated_settings(settings: Settings, run_id: str, chroma_dir: Path) -> Sett
     )
 
 
-def _drop_tables(history: History) -> None:
-    for table in (history.accounts, history.events, history.cases, history.reports):
-        try:
-            history.client.delete_table(TableName=table)
-        except Exception as error:  # cleanup must not hide the run's result
-            log.warning("could not delete eval table %s: %s", table, type(error).__name__)
+def _drop_tables(history: History, prefix: str) -> None:
+    """Delete every table of the run (all of them carry its own prefix)."""
+    try:
+        names = [n for page in history.client.get_paginator("list_tables").paginate() for n in page["TableNames"]]
+    except Exception as error:  # cleanup must not hide the run's result
+        log.warning("could not list eval tables: %s", type(error).__name__)
+        return
+    for table in names:
+        if table.startswith(f"{prefix}-"):
+            try:
+                history.client.delete_table(TableName=table)
+            except Exception as error:
+                log.warning("could not delete eval table %s: %s", table, type(error).__name__)
 
 
 def _solve(investigator: Investigator, solver: SolverName, bundle: CaseBundle, model: str | None,
@@ -210,7 +217,7 @@ def run_suite(
             judge = judge_run(results, investigator=investigator, judge_model=judge_model, model_factory=model_factory,
                               on_progress=lambda done, total: progress("judging", done, total))  # fmt: skip
     finally:
-        _drop_tables(history)
+        _drop_tables(history, iso.table_prefix)
         shutil.rmtree(chroma_dir, ignore_errors=True)
     versions = [r.report.get("policy_version") for r in results if r.report and r.report.get("policy_version")]
     meta.policy_version = versions[0] if versions else None
