@@ -22,6 +22,7 @@ from rich.table import Table
 from fraudagent.core.errors import FraudAgentError, InvalidInput
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.settings import Settings, get_settings
+from fraudagent.evals.cli import eval_app
 from fraudagent.retrieval.cli import cases_app
 from fraudagent.sim.model_cli import model_app
 from fraudagent.tools.keys_cli import keys_app
@@ -31,6 +32,7 @@ llm_app = typer.Typer(help="The local model.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
 app.add_typer(cases_app, name="cases")
 app.add_typer(model_app, name="model")
+app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)

@@ -186,6 +186,14 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown summary fields {unknown}; known: {list(SUMMARY_FIELDS)}")
         return value
 
+    # --- evals ---
+    eval_seed: int = Field(default=0, description="seed of the bootstrap resampling in eval runs and comparisons")
+    eval_bootstrap_samples: int = Field(default=1000, ge=100, le=100_000, description="bootstrap resamples per interval")
+    eval_concurrency: int = Field(default=1, ge=1, le=64, description="cases solved in parallel by `eval run`")
+    eval_judge_model: str | None = Field(
+        default=None, description="model of the optional LLM-as-judge for narrative quality (same endpoint); unset: off"
+    )
+
     @field_validator("ddb_endpoint_url", "chroma_host", "otlp_endpoint", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
