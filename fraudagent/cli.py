@@ -22,6 +22,7 @@ from rich.table import Table
 from fraudagent.core.errors import FraudAgentError, InvalidInput
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.settings import Settings, get_settings
+from fraudagent.evals.cli import eval_app
 from fraudagent.retrieval.cli import cases_app
 from fraudagent.sim.model_cli import model_app
 from fraudagent.tools.keys_cli import keys_app
@@ -31,6 +32,7 @@ llm_app = typer.Typer(help="The local model.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
 app.add_typer(cases_app, name="cases")
 app.add_typer(model_app, name="model")
+app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
 console = Console()
 err = Console(stderr=True)
@@ -315,6 +317,30 @@ def serve() -> None:
         investigator = _investigator(settings)
     console.print(f"serving on http://{settings.api_host}:{settings.api_port} (Ctrl-C to stop)")
     _serve(settings, investigator)
+
+
+@app.command()
+def worker() -> None:
+    """Run summary workers without the API: FRAUDAGENT_SUMMARY_WORKERS threads (at least one) on the same job table."""
+    import time
+
+    from fraudagent.api.summaries.flows import SummaryWorkers
+    from fraudagent.api.summaries.service import JobStore
+
+    settings = _settings()
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with _errors():
+        investigator = _investigator(settings)
+    jobs = JobStore.connect(settings, client=investigator.history.client)
+    workers = SummaryWorkers(settings=settings, investigator=investigator, jobs=jobs, count=max(1, settings.summary_workers))
+    workers.start()
+    err.print(f"{workers.count} summary worker(s) running on {jobs.table} (Ctrl-C to stop)")
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        err.print("stopping; a job left mid-way is re-claimed when its lease expires")
+        workers.stop()
 
 
 @llm_app.command("prepare")

@@ -50,3 +50,29 @@ def draft(**changes: Any) -> dict[str, Any]:
     }
     args.update(changes)
     return args
+
+
+class ScriptedStreamModel(BaseChatModel):
+    """Streams a scripted answer in small pieces and records every prompt it was given (chat plumbing tests)."""
+
+    answers: list[str] = Field(default_factory=list)
+    seen: list[list[BaseMessage]] = Field(default_factory=list)
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted-stream"
+
+    def _next(self, messages: list[BaseMessage]) -> str:
+        self.seen.append(list(messages))
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._next(messages)))])
+
+    def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any) -> Any:
+        from langchain_core.messages import AIMessageChunk
+        from langchain_core.outputs import ChatGenerationChunk
+
+        text = self._next(messages)
+        for i in range(0, len(text), 7):
+            yield ChatGenerationChunk(message=AIMessageChunk(content=text[i : i + 7]))

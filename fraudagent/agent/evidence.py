@@ -325,3 +325,13 @@ def _add_linked_accounts(
                 data={"account_id": account_id, "shared": {k: v for k, v in via.items()}},
             )
         )
+
+
+def add_event(pack: EvidencePack, scored: ScoredEvent) -> None:
+    """Add an event (and its score) read later, e.g. by a chat tool, under the usual ids."""
+    _add_event(pack, scored)
+
+
+def add_similar_case(pack: EvidencePack, hit: Any) -> None:
+    """Add a similar past case found later, e.g. by a chat tool, as a `case:` item."""
+    _add_similar_case(pack, hit)

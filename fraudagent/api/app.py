@@ -1,7 +1,10 @@
-"""The FastAPI application: routers, auth, limits, metrics, request ids and (when configured) tracing."""
+"""The FastAPI application: routers, auth, limits, metrics, request ids and (when configured) tracing;
+the summary workers start and stop with it."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
@@ -9,6 +12,8 @@ from fastapi import FastAPI
 from fraudagent import __version__
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api import cases, problems
+from fraudagent.api.chat import views as chat_views
+from fraudagent.api.chat.service import ChatStore
 from fraudagent.api.decisions import views as decisions
 from fraudagent.api.keys import views as keys
 from fraudagent.api.keys.service import KeyAuthenticator
@@ -17,14 +22,25 @@ from fraudagent.api.ops.metrics import Metrics
 from fraudagent.api.ops.middleware import RequestMiddleware
 from fraudagent.api.ops.ratelimit import KeyRateLimiter
 from fraudagent.api.ops.tracing import setup_tracing
+from fraudagent.api.summaries import flows as summary_flows
+from fraudagent.api.summaries import views as summary_views
+from fraudagent.api.summaries.service import JobStore
 from fraudagent.core.settings import Settings
 
 
 def create_app(settings: Settings, investigator: Investigator, *, span_exporter: Any | None = None) -> FastAPI:
+    jobs = JobStore.connect(settings, client=investigator.history.client)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with summary_flows.running_workers(app, settings=settings, investigator=investigator, jobs=jobs):
+            yield
+
     app = FastAPI(
         title="Fraud investigation agent",
         version=__version__,
         description="Drafts evidence-checked investigation reports for a game store's fraud cases.",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.investigator = investigator
@@ -33,11 +49,17 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
         history=investigator.history, bootstrap_key=settings.api_key, cache_s=settings.api_key_cache_s
     )
     app.state.rate_limiter = KeyRateLimiter(per_minute=settings.api_rate_limit_per_minute)
+    app.state.jobs = jobs
+    app.state.chats = ChatStore.connect(settings, client=investigator.history.client)
+    app.state.queue_depth = summary_flows.queue_depth_reader(jobs)  # summary jobs queued or running
+    app.state.metrics.watch_queue("summaries", app.state.queue_depth)
     problems.install(app)
     app.include_router(ops.router)
     app.include_router(cases.router)
     app.include_router(decisions.router)
     app.include_router(keys.router)
+    app.include_router(summary_views.router)
+    app.include_router(chat_views.router)
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.api_max_body_bytes)
     setup_tracing(app, settings, exporter=span_exporter)
     return app

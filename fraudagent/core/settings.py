@@ -21,6 +21,11 @@ DEFAULT_CACHE_DIR = Path.home() / ".cache" / "fraudagent"
 # The project's root (where package.json sits) for an editable install from a clone.
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
+# What a case summary for the ticketing system can hold; FRAUDAGENT_SUMMARY_TICKETING_FIELDS picks
+# the ones a ticketing caller may receive. `account` is the account id, `evidence` the cited evidence lines.
+SUMMARY_FIELDS = ("case", "account", "typology", "actions", "confidence", "narrative", "findings", "unknowns",
+                  "similar_cases", "customer_text", "evidence", "provenance")  # fmt: skip
+
 QWEN_05B_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 
 
@@ -158,6 +163,45 @@ class Settings(BaseSettings):
     scoring_timeout_s: float = Field(default=10.0, gt=0, description="per scoring call")
     scoring_max_attempts: int = Field(default=3, ge=1, le=10, description="attempts per scoring call (retries on transient errors)")
     sagemaker_endpoint: str | None = Field(default=None, description="SageMaker endpoint name (in aws_region)")
+
+    # --- ticketing summaries (jobs, workers, signed callbacks) ---
+    environment: Literal["dev", "production"] = Field(
+        default="dev", description="production refuses callback URLs on loopback, private, link-local or reserved addresses."
+    )
+    summary_workers: int = Field(default=2, ge=0, le=32, description="summary worker threads in the API process; 0: none")
+    summary_lease_s: float = Field(default=60.0, ge=2, le=3600, description="a claimed job's lease; heartbeats extend it")
+    summary_poll_s: float = Field(default=1.0, gt=0, le=60, description="how often an idle worker looks for jobs")
+    summary_max_attempts: int = Field(default=3, ge=1, le=20, description="claims of one job before it is dead-lettered")
+    summary_ticketing_fields: list[str] = Field(
+        default=["case", "typology", "actions", "confidence", "narrative", "findings", "unknowns", "similar_cases",
+                 "customer_text", "provenance"],  # fmt: skip
+        description="summary fields a ticketing caller may receive (analysts get all)",
+    )
+    callback_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for X-Signature; callbacks need it")
+    callback_max_attempts: int = Field(default=5, ge=1, le=50, description="delivery attempts before a job is dead-lettered")
+    callback_backoff_s: float = Field(default=1.0, ge=0, le=600, description="first wait between attempts; doubles, at most 60 s")
+    callback_timeout_s: float = Field(default=10.0, gt=0, le=120, description="per delivery attempt")
+
+    # --- analyst chat ---
+    chat_max_tokens: int = Field(default=160, ge=16, le=4096, description="answer length limit")
+    chat_prompt_tokens: int = Field(default=600, ge=100, le=100_000, description="token budget of the evidence in a chat prompt")
+    chat_history_turns: int = Field(default=4, ge=0, le=50, description="earlier messages of the session put in the prompt")
+
+    @field_validator("summary_ticketing_fields")
+    @classmethod
+    def _known_summary_fields(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(SUMMARY_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown summary fields {unknown}; known: {list(SUMMARY_FIELDS)}")
+        return value
+
+    # --- evals ---
+    eval_seed: int = Field(default=0, description="seed of the bootstrap resampling in eval runs and comparisons")
+    eval_bootstrap_samples: int = Field(default=1000, ge=100, le=100_000, description="bootstrap resamples per interval")
+    eval_concurrency: int = Field(default=1, ge=1, le=64, description="cases solved in parallel by `eval run`")
+    eval_judge_model: str | None = Field(
+        default=None, description="model of the optional LLM-as-judge for narrative quality (same endpoint); unset: off"
+    )
 
     @field_validator("ddb_endpoint_url", "chroma_host", "otlp_endpoint", mode="before")
     @classmethod

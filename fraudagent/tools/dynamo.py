@@ -60,7 +60,12 @@ REPORTS = TableSpec("reports", "case_id", "created_sk")
 KEYS = TableSpec("keys", "key_id")
 # The audit trail: every state change, by subject ("case#C-1", "key#k-…") and time.
 AUDIT = TableSpec("audit", "subject", "at_sk")
-ALL_TABLES = (ACCOUNTS, EVENTS, CASES, REPORTS, KEYS, AUDIT)
+# Background jobs (ticketing summaries) and idempotency keys; the status index is the work queue
+# (sparse: idempotency records have no status).
+JOBS = TableSpec("jobs", "job_id", indexes=(("by_status", "status", "created_sk"),))
+# Chat sessions: a meta item (sk "meta") and one item per message (sk "msg#<n>").
+CHATS = TableSpec("chats", "session_id", "sk")
+ALL_TABLES = (ACCOUNTS, EVENTS, CASES, REPORTS, KEYS, AUDIT, JOBS, CHATS)
 
 
 def make_client(settings: Settings) -> Any:

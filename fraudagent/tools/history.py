@@ -457,3 +457,16 @@ def report_page(
         forward=False,
     )
     return [json.loads(i["report"]) for i in page.items], page.next_token
+
+
+def newest_event_ts(history: History, account_id: str) -> datetime | None:
+    """When the account's newest stored event happened (None without events): one item, newest first."""
+    page = dynamo.query_page(
+        history.client,
+        table=history.events,
+        key_condition="account_id = :a",
+        values={":a": account_id},
+        limit=1,
+        forward=False,
+    )
+    return datetime.fromisoformat(page.items[0]["ts"]) if page.items else None

@@ -1,0 +1,1 @@
+"""Analyst chat about a case: streamed over server-sent events, sessions kept in DynamoDB."""

@@ -1,0 +1,81 @@
+"""Chat sessions in DynamoDB: a `meta` item per session and one item per message (sk `msg#<n>`).
+
+Messages are appended with a conditional put on their position, so two concurrent turns of one
+session never overwrite each other (the loser takes the next position).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from fraudagent.api.chat.models import ChatMessage, ChatSession
+from fraudagent.core.errors import NotFound
+from fraudagent.core.models import utc_iso
+from fraudagent.core.settings import Settings
+from fraudagent.tools import dynamo
+
+MAX_MESSAGES = 500
+
+
+@dataclass(frozen=True)
+class ChatStore:
+    client: Any
+    table: str
+
+    @classmethod
+    def connect(cls, settings: Settings, client: Any | None = None) -> ChatStore:
+        return cls(client=client or dynamo.make_client(settings), table=dynamo.table_name(settings, dynamo.CHATS))
+
+
+def _msg_sk(n: int) -> str:
+    return f"msg#{n:06d}"
+
+
+def create_session(chats: ChatStore, *, session_id: str, case_id: str, created_by: str, caller_key_id: str) -> None:
+    item = {"session_id": session_id, "sk": "meta", "case_id": case_id, "created_at": utc_iso(datetime.now(timezone.utc)),
+            "created_by": created_by, "caller_key_id": caller_key_id}  # fmt: skip
+    dynamo.call(chats.client.put_item, TableName=chats.table, Item=dynamo.to_item(item), ConditionExpression="attribute_not_exists(sk)")
+
+
+def session_meta(chats: ChatStore, *, session_id: str, case_id: str) -> dict[str, Any]:
+    """The session's meta item; a session of another case does not exist for this one (404)."""
+    response = dynamo.call(
+        chats.client.get_item, TableName=chats.table, Key=dynamo.to_item({"session_id": session_id, "sk": "meta"}), ConsistentRead=True
+    )
+    item = dynamo.from_item(response["Item"]) if "Item" in response else None
+    if item is None or item["case_id"] != case_id:
+        raise NotFound("chat session", session_id)
+    return item
+
+
+def messages(chats: ChatStore, *, session_id: str) -> list[ChatMessage]:
+    items, _ = dynamo.query_all(
+        chats.client, max_items=MAX_MESSAGES, table=chats.table,
+        key_condition="session_id = :s AND begins_with(sk, :m)", values={":s": session_id, ":m": "msg#"},
+    )  # fmt: skip
+    return [ChatMessage.model_validate(i) for i in items]
+
+
+def append(chats: ChatStore, *, session_id: str, message: ChatMessage) -> ChatMessage:
+    """Store a message at the next free position (conditional put; retried at the next position on a race)."""
+    n = message.n
+    for _ in range(20):
+        item = {"session_id": session_id, "sk": _msg_sk(n), **message.model_dump(mode="json"), "n": n}
+        try:
+            dynamo.call(chats.client.put_item, TableName=chats.table, Item=dynamo.to_item(item), ConditionExpression="attribute_not_exists(sk)")
+            return message.model_copy(update={"n": n})
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            n += 1
+    raise RuntimeError("could not append the chat message")
+
+
+def get_session(chats: ChatStore, *, session_id: str, case_id: str) -> ChatSession:
+    meta = session_meta(chats, session_id=session_id, case_id=case_id)
+    return ChatSession(session_id=session_id, case_id=case_id, created_at=meta["created_at"], created_by=meta["created_by"],
+                       messages=messages(chats, session_id=session_id))  # fmt: skip

@@ -1,0 +1,65 @@
+"""Chat routes: POST /v1/cases/{case_id}/chat (SSE) and GET /v1/cases/{case_id}/chat/{session_id}."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from sse_starlette import EventSourceResponse
+
+from fraudagent.api import problems
+from fraudagent.api.chat import flows, service
+from fraudagent.api.chat.models import SESSION_ID, ChatRequest, ChatSession
+from fraudagent.api.chat.service import ChatStore
+from fraudagent.api.deps import Caller, InvestigatorDep, require_role
+from fraudagent.tools import audit
+from fraudagent.tools import history as store
+
+router = APIRouter(prefix="/v1/cases", tags=["chat"], responses=problems.responses(*problems.AUTHED))
+AnalystDep = Annotated[Caller, Depends(require_role("analyst"))]
+CaseId = Annotated[str, Path(max_length=128)]
+SessionId = Annotated[str, Path(pattern=SESSION_ID)]
+
+
+def get_chats(request: Request) -> ChatStore:
+    return request.app.state.chats
+
+
+ChatsDep = Annotated[ChatStore, Depends(get_chats)]
+_STREAM = {
+    200: {
+        "description": "server-sent events: `token` events ({\"text\": …}) as the model streams, then one `final` event "
+        "({session_id, answer, cited_ids, unresolved_ids, tool_used, model_unavailable, model, first_token_s, total_s})",
+        "content": {"text/event-stream": {"schema": {
+            "type": "object", "required": ["event", "data"],
+            "properties": {"event": {"type": "string", "enum": ["token", "final"]},
+                           "data": {"type": "string", "description": "JSON: {\"text\": …} for token, ChatFinal for final"}},
+        }}},  # fmt: skip
+    },
+} | problems.responses(404)
+
+
+@router.post("/{case_id}/chat", response_class=EventSourceResponse, responses=_STREAM)  # type: ignore[arg-type]
+def chat(case_id: CaseId, body: ChatRequest, caller: AnalystDep, investigator: InvestigatorDep, chats: ChatsDep) -> EventSourceResponse:
+    """Ask about a case; the answer streams as SSE and cites the case's evidence ids. Pass `session_id` to continue."""
+    store.get_case(investigator.history, case_id)  # 404 before the stream starts
+    if body.session_id:
+        service.session_meta(chats, session_id=body.session_id, case_id=case_id)
+        session_id = body.session_id
+        earlier = service.messages(chats, session_id=session_id)
+    else:
+        session_id = "S-" + uuid.uuid4().hex
+        service.create_session(chats, session_id=session_id, case_id=case_id, created_by=caller.name, caller_key_id=caller.key_id)
+        audit.record(investigator.history, subject=audit.case_subject(case_id), action="chat.started", actor=caller.name,
+                     details={"session_id": session_id})  # fmt: skip
+        earlier = []
+    events = flows.chat_turn(chats=chats, investigator=investigator, case_id=case_id, session_id=session_id,
+                             question=body.message, earlier=earlier, caller_name=caller.name)  # fmt: skip
+    return EventSourceResponse(events, ping=15, headers={"X-Session-Id": session_id})
+
+
+@router.get("/{case_id}/chat/{session_id}", response_model=ChatSession, responses=problems.responses(404))  # type: ignore[arg-type]
+def chat_history(case_id: CaseId, session_id: SessionId, caller: AnalystDep, chats: ChatsDep) -> ChatSession:
+    """The session's messages in order, with the evidence ids each answer cited."""
+    return service.get_session(chats, session_id=session_id, case_id=case_id)

@@ -1,0 +1,1 @@
+"""Ticketing summaries: jobs in DynamoDB, worked by leased workers, delivered on signed callbacks."""

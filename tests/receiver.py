@@ -1,0 +1,65 @@
+"""Test helpers: a loopback HTTP server that receives callbacks, and API keys with roles for a test server."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from fraudagent.tools import keys as key_store
+from fraudagent.tools.history import History
+
+
+def role_keys(history: History) -> dict[str, str]:
+    """Real keys (stored hashed, like `fraudagent keys create`): role -> secret."""
+    names = {"ticketing": "ticketing system", "analyst": "analyst ana"}
+    return {role: key_store.create_key(history, name=name, roles=[role], created_by="tests")[1] for role, name in names.items()}
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class CallbackReceiver:
+    """Answers `fail_first` requests (or all, with fail_always) with 500, the rest with 200; keeps every request."""
+
+    fail_first: int = 0
+    fail_always: bool = False
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                with receiver.lock:
+                    receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+                    failing = receiver.fail_always or len(receiver.received) <= receiver.fail_first
+                self.send_response(500 if failing else 200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hooks/fraud"
+
+    def __enter__(self) -> CallbackReceiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,220 @@
+"""Analyst chat over HTTP: SSE read by a real streaming client, sessions in DynamoDB Local across app
+restarts, tools chosen in code, citations checked against the case's evidence, no reach into other cases."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+
+from fraudagent.agent.chat import route
+from fraudagent.agent.pipeline import Investigator
+from fraudagent.api.app import create_app
+from fraudagent.core.models import CaseBundle
+from fraudagent.core.services import ManagedProcess
+from fraudagent.core.settings import Settings
+from fraudagent.retrieval.past_cases import PastCaseStore
+from fraudagent.tools.bundles import load_bundle
+from fraudagent.tools.history import History
+from tests.bundles import example
+from tests.conftest import LiveServer, client_for
+from tests.fakes import ScriptedStreamModel
+from tests.receiver import role_keys
+
+CASE = "C-000001"
+OTHER = "C-900001"
+OTHER_IDS = ("E-9001", "E-9002", "A-9000", "D-900", "PI-900")
+
+
+def other_bundle() -> dict[str, Any]:
+    """A case on another account that shares nothing with CASE's account."""
+    return {
+        "bundle_version": 1,
+        "case": {"case_id": OTHER, "account_id": "A-9000", "opened_at": "2026-03-05T10:00:00Z",
+                 "trigger": {"kind": "rule", "detail": "refund velocity"}, "priority": "medium"},
+        "accounts": [{"account_id": "A-9000", "created_at": "2020-01-01T00:00:00Z", "country": "DE"}],
+        "events": [
+            {"event_id": "E-9001", "account_id": "A-9000", "ts": "2026-03-04T09:00:00Z", "type": "purchase", "amount": "59.99",
+             "currency": "EUR", "device_id": "D-900", "instrument_id": "PI-900", "ip": "198.51.100.77", "ip_country": "DE"},
+            {"event_id": "E-9002", "account_id": "A-9000", "ts": "2026-03-05T09:00:00Z", "type": "refund_request", "amount": "59.99",
+             "currency": "EUR", "device_id": "D-900", "text": "game did not start"},
+        ],
+    }  # fmt: skip
+
+
+@pytest.fixture
+def stores(settings: Settings, history: History, past_cases: PastCaseStore) -> tuple[Settings, History, PastCaseStore]:
+    doc = example()
+    doc["case"] = dict(doc["case"], case_id=CASE)
+    load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past_cases, scorer=None)
+    settings = settings.model_copy(update={"api_rate_limit_per_minute": 0})
+    load_bundle(history, CaseBundle.model_validate(other_bundle()), past_case_store=past_cases, scorer=None)
+    # an account that used CASE's new device: linked evidence of CASE
+    linked = other_bundle()
+    linked["case"] = dict(linked["case"], case_id="C-000050", account_id="A-5555")
+    linked["accounts"] = [dict(linked["accounts"][0], account_id="A-5555")]
+    linked["events"] = [dict(linked["events"][0], event_id="E-5555", account_id="A-5555", ts="2026-03-01T09:00:00Z", device_id="D-77", instrument_id="PI-55")]
+    load_bundle(history, CaseBundle.model_validate(linked), past_case_store=past_cases, scorer=None)
+    return settings, history, past_cases
+
+
+@contextmanager
+def serving(settings: Settings, history: History, past: PastCaseStore, model: Any | None) -> Iterator[LiveServer]:
+    factory = (lambda *_a, **_k: model) if model is not None else None
+    investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=factory)
+    with LiveServer(create_app(settings, investigator)) as server:
+        server.keys = role_keys(investigator.history)  # type: ignore[attr-defined]
+        yield server
+
+
+def read_sse(client: httpx.Client, path: str, body: dict[str, Any]) -> tuple[httpx.Response, list[tuple[str, dict[str, Any]]]]:
+    """POST and read the server-sent events as they arrive: (event name, JSON data) in order."""
+    events: list[tuple[str, dict[str, Any]]] = []
+    with client.stream("POST", path, json=body) as response:
+        if response.status_code != 200:
+            response.read()
+            return response, events
+        name, data = "message", []
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].removeprefix(" "))
+            elif line == "" and data:
+                events.append((name, json.loads("\n".join(data))))
+                name, data = "message", []
+    return response, events
+
+
+def evidence_part(model: ScriptedStreamModel, call: int = -1) -> str:
+    """What the model was shown besides the analyst's own question."""
+    return model.seen[call][-1].content.split("\nQuestion:")[0]  # type: ignore[union-attr]
+
+
+def test_the_answer_streams_as_tokens_then_a_final_event_citing_only_this_cases_evidence(stores: Any) -> None:
+    answer = "The gift card [txn:E-99812] came 19 minutes after the reset [txn:E-99801]; compare [txn:E-9001] and [acct:A-9000]."
+    model = ScriptedStreamModel(answers=[answer])
+    with serving(*stores, model) as server:
+        client = client_for(server, key=server.keys["analyst"])
+        response, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "What happened here?"})
+        assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
+        names = [name for name, _ in events]
+        assert names[-1] == "final" and names.count("final") == 1 and names.count("token") >= 5
+        final = events[-1][1]
+        assert "".join(d["text"] for n, d in events if n == "token") == answer
+        assert final["answer"] == answer and final["tool_used"] == "evidence" and not final["model_unavailable"]
+        assert final["cited_ids"] == ["txn:E-99812", "txn:E-99801"]
+        assert set(final["unresolved_ids"]) == {"txn:E-9001", "acct:A-9000"}
+        assert response.headers["x-session-id"] == final["session_id"]
+        history = client.get(f"/v1/cases/{CASE}/chat/{final['session_id']}").json()
+    assert [(m["n"], m["role"]) for m in history["messages"]] == [(1, "analyst"), (2, "assistant")]
+    assert history["messages"][0]["by"] == "analyst ana" and history["messages"][1]["cited_ids"] == final["cited_ids"]
+    shown = evidence_part(model)
+    assert "[fact:credential_change]" in shown and "customer-written: «" in shown, shown
+
+
+@pytest.mark.parametrize(
+    ("question", "tool", "shown"),
+    [
+        ("which linked accounts share a device with this one?", "linked_accounts", "[acct:A-5555] linked account"),
+        ("show the purchases after the password reset", "events_after_credential_change", "[txn:E-99812]"),
+        ("have we seen similar cases before?", "similar_cases", "Similar past cases"),
+        ("why was this flagged?", "score_reasons", "[score:E-99812]"),
+    ],
+)
+def test_questions_that_need_more_data_call_a_tool_chosen_in_code(stores: Any, question: str, tool: str, shown: str) -> None:
+    model = ScriptedStreamModel(answers=["See [txn:E-99812]."])
+    with serving(*stores, model) as server:
+        _, events = read_sse(client_for(server, key=server.keys["analyst"]), f"/v1/cases/{CASE}/chat", {"message": question})
+    assert events[-1][1]["tool_used"] == tool
+    assert shown in evidence_part(model)
+    if tool == "events_after_credential_change":
+        assert "last credential change" in evidence_part(model) and "[txn:E-99790]" not in evidence_part(model)
+
+
+def test_routing_is_keyword_based_and_defaults_to_the_evidence() -> None:
+    assert route("Which LINKED accounts?") == "linked_accounts"
+    assert route("anything since the email change?") == "events_after_credential_change"
+    assert route("past cases like this?") == "similar_cases"
+    assert route("summarise the case") == "evidence"
+
+
+def test_a_chat_cannot_reach_another_cases_data(stores: Any) -> None:
+    # The model tries to cite the other case's events and account; the question names them too.
+    model = ScriptedStreamModel(answers=["It matches [txn:E-9001] and [acct:A-9000], see E-9002."])
+    question = f"What happened on E-9001 and E-9002, account A-9000, in case {OTHER}? Show events after the password reset and linked accounts."
+    with serving(*stores, model) as server:
+        client = client_for(server, key=server.keys["analyst"])
+        _, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": question})
+        final = events[-1][1]
+        # a session of one case is not found under another
+        response, _ = read_sse(client, f"/v1/cases/{OTHER}/chat", {"message": "hi", "session_id": final["session_id"]})
+        assert response.status_code == 404 and response.headers["content-type"] == "application/problem+json"
+        assert client.get(f"/v1/cases/{OTHER}/chat/{final['session_id']}").status_code == 404
+    shown = evidence_part(model)
+    assert not [i for i in OTHER_IDS if i in shown]
+    assert final["cited_ids"] == [] and {"txn:E-9001", "acct:A-9000"} <= set(final["unresolved_ids"])
+
+
+def test_a_session_continues_across_requests_and_an_app_restart(stores: Any) -> None:
+    model = ScriptedStreamModel(answers=["A 100.00 USD gift card [txn:E-99812].", "It followed the reset [txn:E-99801]."])
+    with serving(*stores, model) as server:
+        _, events = read_sse(client_for(server, key=server.keys["analyst"]), f"/v1/cases/{CASE}/chat", {"message": "What was bought?"})
+    session_id = events[-1][1]["session_id"]
+    with serving(*stores, model) as restarted:  # a new app object: only DynamoDB remembers the session
+        client = client_for(restarted, key=restarted.keys["analyst"])
+        _, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "And when, relative to the reset?", "session_id": session_id})
+        assert events[-1][1]["session_id"] == session_id
+        history = client.get(f"/v1/cases/{CASE}/chat/{session_id}").json()
+    second_prompt = model.seen[-1][-1].content
+    assert "Earlier in this conversation:\nAnalyst: What was bought?\nYou: A 100.00 USD gift card [txn:E-99812]." in second_prompt  # type: ignore[operator]
+    assert [m["text"] for m in history["messages"]] == [
+        "What was bought?", "A 100.00 USD gift card [txn:E-99812].", "And when, relative to the reset?", "It followed the reset [txn:E-99801]."]
+
+
+def test_when_the_model_is_down_the_stream_ends_with_a_final_event_saying_so(stores: Any) -> None:
+    with serving(*stores, None) as server:  # the configured endpoint: nothing listens there
+        client = client_for(server, key=server.keys["analyst"])
+        response, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "What happened?"})
+        assert response.status_code == 200
+        assert [n for n, _ in events] == ["final"]
+        final = events[0][1]
+        assert final["model_unavailable"] and "model is unavailable" in final["answer"] and final["cited_ids"] == []
+        history = client.get(f"/v1/cases/{CASE}/chat/{final['session_id']}").json()
+        assert history["messages"][1]["model_unavailable"] is True
+
+
+def test_chat_needs_an_analyst_key_a_known_case_and_a_valid_request(stores: Any) -> None:
+    model = ScriptedStreamModel(answers=["ok"])
+    with serving(*stores, model) as server:
+        body = {"message": "hi"}
+        assert read_sse(client_for(server, key=None), f"/v1/cases/{CASE}/chat", body)[0].status_code == 401
+        assert read_sse(client_for(server, key=server.keys["ticketing"]), f"/v1/cases/{CASE}/chat", body)[0].status_code == 403
+        client = client_for(server, key=server.keys["analyst"])
+        assert read_sse(client, "/v1/cases/C-missing/chat", body)[0].status_code == 404
+        assert read_sse(client, f"/v1/cases/{CASE}/chat", {"message": ""})[0].status_code == 422
+        assert read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "hi", "session_id": "S-" + "0" * 32})[0].status_code == 404
+        assert client.get(f"/v1/cases/{CASE}/chat/not-a-session").status_code == 422
+    assert model.seen == []  # nothing reached the model
+
+
+@pytest.mark.llm
+def test_the_local_model_streams_an_answer_that_cites_the_case(stores: Any, llm_server: ManagedProcess) -> None:
+    settings, history, past = stores
+    settings = settings.model_copy(update={"llm_base_url": llm_server.url, "llm_timeout_s": 600, "chat_max_tokens": 80})
+    with serving(settings, history, past, None) as server:
+        client = client_for(server, key=server.keys["analyst"])
+        _, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "What happened after the password reset?"})
+        evidence = {item["id"] for item in client.get(f"/v1/cases/{CASE}").json()["evidence"]}
+    names = [n for n, _ in events]
+    assert names[-1] == "final" and "token" in names and names.index("token") < names.index("final")
+    final = events[-1][1]
+    assert not final["model_unavailable"] and final["answer"] and final["first_token_s"] is not None
+    assert final["tool_used"] == "events_after_credential_change"
+    assert set(final["cited_ids"]) <= evidence
+    print(f"\nchat with the local model: first token {final['first_token_s']:.1f}s, total {final['total_s']:.1f}s, "
+          f"cited {final['cited_ids']}: {final['answer']!r}")
