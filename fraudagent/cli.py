@@ -7,7 +7,7 @@ import logging
 import secrets
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -249,47 +249,52 @@ def render_report(report: Any) -> Panel:
     return Panel(body, title=f"Investigation report · case {report.case_id}", title_align="left")
 
 
-@app.command()
-def report(
-    case_id: str,
-    model: Annotated[str | None, typer.Option(help="override the configured model")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-    policy_only: Annotated[bool, typer.Option("--policy-only", help="facts and policy only, no model")] = False,
-) -> None:
-    """Draft, check and store an investigation report for a case."""
-    from fraudagent.agent.pipeline import draft_and_store
+ModelOption = Annotated[str | None, typer.Option(help="override the configured model")]
+JsonOption = Annotated[bool, typer.Option("--json", help="print the report as JSON")]
+PolicyOnlyOption = Annotated[bool, typer.Option("--policy-only", help="facts and policy only, no model")]
 
+
+def _show_report(status: Callable[[Settings], str], produce: Callable[[Any], Any], *, as_json: bool) -> None:
+    """Run one report-producing pipeline call under a status line; print it as a panel or JSON."""
     settings = _settings()
     with _errors():
         investigator = _investigator(settings)
-        with err.status(f"drafting a report for {case_id} with {model or settings.llm_model}"):
-            result = draft_and_store(investigator, case_id, model=model, requested_by="cli", use_model=not policy_only)
+        with err.status(status(settings)):
+            result = produce(investigator)
     if as_json:
         sys.stdout.write(result.model_dump_json(indent=2) + "\n")
     else:
         console.print(render_report(result))
+
+
+def _solver(settings: Settings, model: str | None, policy_only: bool) -> str:
+    return "the policy only" if policy_only else (model or settings.llm_model)
+
+
+@app.command()
+def report(case_id: str, model: ModelOption = None, as_json: JsonOption = False, policy_only: PolicyOnlyOption = False) -> None:
+    """Draft, check and store an investigation report for a case."""
+    from fraudagent.agent.pipeline import draft_and_store
+
+    _show_report(
+        lambda settings: f"drafting a report for {case_id} with {_solver(settings, model, policy_only)}",
+        lambda inv: draft_and_store(inv, case_id, model=model, requested_by="cli", use_model=not policy_only),
+        as_json=as_json,
+    )
 
 
 @app.command()
 def replay(
-    case_id: str,
-    report_id: str,
-    model: Annotated[str | None, typer.Option(help="override the configured model")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-    policy_only: Annotated[bool, typer.Option("--policy-only", help="facts and policy only, no model")] = False,
+    case_id: str, report_id: str, model: ModelOption = None, as_json: JsonOption = False, policy_only: PolicyOnlyOption = False
 ) -> None:
     """Draft again from the evidence snapshot a stored report saw (another model, prompt or policy); not stored."""
     from fraudagent.agent.pipeline import replay_report
 
-    settings = _settings()
-    with _errors():
-        investigator = _investigator(settings)
-        with err.status(f"replaying {report_id} with {'the policy only' if policy_only else model or settings.llm_model}"):
-            result = replay_report(investigator, case_id, report_id, model=model, requested_by="cli", use_model=not policy_only)
-    if as_json:
-        sys.stdout.write(result.model_dump_json(indent=2) + "\n")
-    else:
-        console.print(render_report(result))
+    _show_report(
+        lambda settings: f"replaying {report_id} with {_solver(settings, model, policy_only)}",
+        lambda inv: replay_report(inv, case_id, report_id, model=model, requested_by="cli", use_model=not policy_only),
+        as_json=as_json,
+    )
 
 
 def _serve(settings: Settings, investigator: Any) -> None:
