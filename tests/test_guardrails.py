@@ -253,14 +253,20 @@ def external_provider() -> Iterator[str]:
     server.shutdown()
 
 
+def _external_stores(ddb: ManagedProcess, tmp_path: Path, provider_url: str) -> tuple[Settings, History]:
+    """Settings that treat the loopback capturing endpoint as an external provider, and fresh tables."""
+    from fraudagent.tools import dynamo
+
+    settings = make_settings(ddb, tmp_path, llm_base_url=provider_url, llm_model="external", llm_external=True)
+    history = History.connect(settings)
+    dynamo.create_tables(history.client, settings)
+    return settings, history
+
+
 def test_no_card_number_email_or_ip_reaches_an_external_provider(
     ddb_server: ManagedProcess, tmp_path: Path, external_provider: str, past_cases: PastCaseStore
 ) -> None:
-    settings = make_settings(ddb_server, tmp_path, llm_base_url=external_provider, llm_model="external", llm_external=True)
-    history = History.connect(settings)
-    from fraudagent.tools import dynamo
-
-    dynamo.create_tables(history.client, settings)
+    settings, history = _external_stores(ddb_server, tmp_path, external_provider)
     doc = example()
     doc["case"]["note"] = "customer jane.doe@example.org says card 4111 1111 1111 1111 was not used by them"
     doc["accounts"][0]["display_name"] = "jane.doe@example.org"
@@ -279,11 +285,7 @@ def test_no_card_number_email_or_ip_reaches_an_external_provider(
 def test_tokens_in_the_answer_are_restored_for_the_caller(
     ddb_server: ManagedProcess, tmp_path: Path, external_provider: str, past_cases: PastCaseStore
 ) -> None:
-    settings = make_settings(ddb_server, tmp_path, llm_base_url=external_provider, llm_model="external", llm_external=True)
-    history = History.connect(settings)
-    from fraudagent.tools import dynamo
-
-    dynamo.create_tables(history.client, settings)
+    settings, history = _external_stores(ddb_server, tmp_path, external_provider)
     doc = example()
     doc["case"]["note"] = "customer jane.doe@example.org says they did not buy these"
     _load(history, past_cases, doc)
