@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -133,9 +133,11 @@ def create_tables(client: Any, settings: Settings) -> list[str]:
     return created
 
 
-def _list_tables(client: Any) -> Iterator[str]:
-    for page in client.get_paginator("list_tables").paginate():
-        yield from page["TableNames"]
+def _list_tables(client: Any) -> list[str]:
+    try:
+        return [name for page in client.get_paginator("list_tables").paginate() for name in page["TableNames"]]
+    except BotoCoreError as error:  # as `call` does: an unreachable server is DependencyUnavailable, not a traceback
+        raise DependencyUnavailable("dynamodb", type(error).__name__) from error
 
 
 def to_item(record: Mapping[str, Any]) -> dict[str, Any]:
