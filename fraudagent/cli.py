@@ -14,11 +14,12 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import SecretStr
-from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from fraudagent.core.cli_support import cli_settings as _settings
+from fraudagent.core.cli_support import console, err, failure
 from fraudagent.core.errors import FraudAgentError, InvalidInput
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.settings import Settings, get_settings
@@ -34,8 +35,6 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(model_app, name="model")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
-console = Console()
-err = Console(stderr=True)
 log = logging.getLogger("fraudagent")
 
 
@@ -51,22 +50,8 @@ def _errors() -> Iterator[None]:
     """Domain errors -> one line on stderr (plus each located problem) and exit code 1 or 2."""
     try:
         yield
-    except InvalidInput as error:
-        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-        for problem in error.problems[:50]:
-            err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-        if len(error.problems) > 50:
-            err.print(f"  … and {len(error.problems) - 50} more")
-        raise typer.Exit(2) from None
     except FraudAgentError as error:
-        err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise typer.Exit(1) from None
-
-
-def _settings() -> Settings:
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
+        raise failure(error) from None
 
 
 # --- data ---------------------------------------------------------------------

@@ -6,33 +6,20 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from fraudagent.core.errors import FraudAgentError, InvalidInput
-from fraudagent.core.logging import configure_logging
-from fraudagent.core.settings import Settings, get_settings
+from fraudagent.core.cli_support import cli_settings as _settings
+from fraudagent.core.cli_support import console, err
+from fraudagent.core.cli_support import failure as _fail
+from fraudagent.core.errors import FraudAgentError
 from fraudagent.evals.models import SolverName
 
 eval_app = typer.Typer(help="Eval suites: run, compare, gate.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 
-def _settings() -> Settings:
-    settings = get_settings()
-    configure_logging(settings.log_level)
-    return settings
 
 
-def _fail(error: FraudAgentError) -> typer.Exit:
-    err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-    if isinstance(error, InvalidInput):
-        for problem in error.problems[:20]:
-            err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-        return typer.Exit(2)
-    return typer.Exit(1)
 
 
 def _fmt(value: float | None) -> str:

@@ -8,33 +8,21 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Column, Table
 
+from fraudagent.core.cli_support import cli_settings as _settings
+from fraudagent.core.cli_support import console, err
+from fraudagent.core.cli_support import failure as _fail
 from fraudagent.core.bundle import json_path
 from fraudagent.core.errors import FraudAgentError, InvalidInput, Problem
-from fraudagent.core.logging import configure_logging
 from fraudagent.core.models import Typology
-from fraudagent.core.settings import Settings, get_settings
 
 cases_app = typer.Typer(help="The past-case store: index investigated cases, find similar ones.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 
-def _settings() -> Settings:
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
 
 
-def _fail(error: FraudAgentError) -> typer.Exit:
-    """One line per problem on stderr; exit 2 for bad input, 1 for an unavailable service."""
-    err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-    for problem in getattr(error, "problems", [])[:50]:
-        err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-    return typer.Exit(2 if isinstance(error, InvalidInput) else 1)
 
 
 @cases_app.command("index")

@@ -6,33 +6,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from fraudagent.core.errors import FraudAgentError, InvalidInput
-from fraudagent.core.logging import configure_logging
-from fraudagent.core.settings import Settings, get_settings
+from fraudagent.core.cli_support import cli_settings as _settings
+from fraudagent.core.cli_support import console, err
+from fraudagent.core.cli_support import failure as _fail
+from fraudagent.core.errors import FraudAgentError
+from fraudagent.core.settings import Settings
 
 if TYPE_CHECKING:  # the heavy modules load only when a command runs
     from fraudagent.sim.risk_training import TrainingRun
 
 model_app = typer.Typer(help="The reference risk model: train it, serve it.", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 
-def _settings() -> Settings:
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
-    return settings
 
 
-def _fail(error: FraudAgentError) -> typer.Exit:
-    """One line (plus each located problem) on stderr; exit 2 for bad input, 1 otherwise."""
-    err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-    for problem in getattr(error, "problems", [])[:50]:
-        err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-    return typer.Exit(2 if isinstance(error, InvalidInput) else 1)
 
 
 def models_dir(settings: Settings) -> Path:

@@ -5,35 +5,27 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from fraudagent.core.errors import FraudAgentError, InvalidInput
-from fraudagent.core.logging import configure_logging
-from fraudagent.core.settings import get_settings
+from fraudagent.core.cli_support import cli_settings as _settings
+from fraudagent.core.cli_support import console, err
+from fraudagent.core.cli_support import failure as _fail
+from fraudagent.core.errors import FraudAgentError
 from fraudagent.tools import dynamo
 from fraudagent.tools import keys as key_store
 from fraudagent.tools.history import History
 
 keys_app = typer.Typer(help="API keys with roles (analyst, ticketing, evaluator, admin).", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 
 def _history() -> History:
-    settings = get_settings()
-    configure_logging(settings.log_level, settings.log_format)
+    settings = _settings()
     history = History.connect(settings)
     dynamo.create_tables(history.client, settings)
     return history
 
 
-def _fail(error: FraudAgentError) -> typer.Exit:
-    err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
-    for problem in getattr(error, "problems", []):
-        err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-    return typer.Exit(2 if isinstance(error, InvalidInput) else 1)
 
 
 @keys_app.command("create")
