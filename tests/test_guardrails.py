@@ -57,7 +57,9 @@ def _attacked() -> dict[str, Any]:
     doc["case"]["note"] = PAYLOADS["note"]
     doc["accounts"][0]["display_name"] = PAYLOADS["display_name"]
     doc["events"][2]["text"] = PAYLOADS["event_text"]
-    doc["past_cases"][0]["narrative"] = PAYLOADS["narrative"]
+    # Planted inside an otherwise similar narrative: a narrative that is only an instruction is not similar to
+    # anything and stays below the retrieval floor, so it would never reach the pack.
+    doc["past_cases"][0]["narrative"] += " Customer chat quoted: " + PAYLOADS["narrative"]
     return doc
 
 
