@@ -44,6 +44,20 @@ class EvidenceItemOut(BaseModel):
     line: str
     untrusted: str | None = None
     rests_on: list[str] = []
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the item's fields (event, score, account, device, links, past case) for charts; no IP address, and "
+        "customer-written text only in `untrusted`, cleaned",
+    )
+
+
+# Raw customer text (cleaned copies are in `untrusted`) and IP addresses stay out of `data`.
+_DATA_OMITTED = frozenset({"ip", "text", "display_name", "narrative"})
+
+
+def _evidence_out(item: Any) -> EvidenceItemOut:
+    data = {k: v for k, v in item.data.items() if k not in _DATA_OMITTED}
+    return EvidenceItemOut(id=item.id, kind=item.kind, line=item.line, untrusted=item.untrusted, rests_on=item.rests_on, data=data)
 
 
 class CaseDetail(BaseModel):
@@ -102,7 +116,7 @@ def get_case(case_id: CaseId, investigator: InvestigatorDep, _: Reader) -> CaseD
     latest = store.reports(investigator.history, case_id, limit=1)
     return CaseDetail(
         record=record,
-        evidence=[EvidenceItemOut(**i.model_dump(include={"id", "kind", "line", "untrusted", "rests_on"})) for i in pack.items.values()],
+        evidence=[_evidence_out(i) for i in pack.items.values()],
         evidence_cuts=pack.cuts,
         evidence_sources=pack.sources,
         latest_report=latest[0] if latest else None,
