@@ -169,6 +169,12 @@ def test_an_analyst_works_a_case_from_the_queue_to_a_decision(console: LiveServe
     _wait(browser, lambda d: _queue_ids(d) == [CASE], "the high-priority filter")
     browser.find_element(By.CSS_SELECTOR, "#filters button[type=reset]").click()
     _wait(browser, lambda d: len(_queue_ids(d)) == 3, "the filter cleared")
+    browser.find_element(By.CSS_SELECTOR, "#f-age option[value='-7']").click()  # the cases were opened in March 2026
+    browser.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    _wait(browser, lambda d: "No open case matches" in d.find_element(By.ID, "queue-status").text, "the age filter")
+    assert _queue_ids(browser) == []
+    browser.find_element(By.CSS_SELECTOR, "#filters button[type=reset]").click()
+    _wait(browser, lambda d: len(_queue_ids(d)) == 3, "the filter cleared")
     browser.find_element(By.CSS_SELECTOR, "button[data-sort=score]").click()
     assert _queue_ids(browser) == [CASE, "C-000003", "C-000002"]
     assert browser.find_element(By.CSS_SELECTOR, "th:has(button[data-sort=score])").get_attribute("aria-sort") == "descending"

@@ -8,11 +8,12 @@ admin keys may do everything.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from fraudagent.agent.pipeline import draft_and_store
 from fraudagent.agent.report import InvestigationReport
@@ -83,6 +84,13 @@ class AssignRequest(BaseModel):
     )
 
 
+def _sane_time(value: datetime) -> bool:
+    try:
+        return 1970 <= value.astimezone(timezone.utc).year <= 9998
+    except OverflowError:
+        return False
+
+
 @router.get("", response_model=CasePage)
 def list_cases(
     history: HistoryDep,
@@ -94,6 +102,8 @@ def list_cases(
     max_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="highest top score")] = None,
     typology: Annotated[Typology | None, Query(description="the latest report's typology, or the decided one")] = None,
     assignee: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    opened_after: Annotated[AwareDatetime | None, Query(description="opened at or after (ISO 8601 with a zone): younger cases")] = None,
+    opened_before: Annotated[AwareDatetime | None, Query(description="opened before (ISO 8601 with a zone): older cases")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Cursor = None,
 ) -> CasePage:
@@ -102,7 +112,13 @@ def list_cases(
     next_cursor continues the search."""
     if min_score is not None and max_score is not None and min_score > max_score:
         raise InvalidInput("bad score range", [Problem("min_score", "must not exceed max_score")])
-    filters = CaseFilters(priority=priority, min_score=min_score, max_score=max_score, typology=typology, assignee=assignee)
+    for name, value in (("opened_after", opened_after), ("opened_before", opened_before)):
+        if value is not None and not _sane_time(value):
+            raise InvalidInput("bad time", [Problem(name, "must be between 1970 and 9998")])
+    if opened_after is not None and opened_before is not None and opened_after > opened_before:
+        raise InvalidInput("bad age range", [Problem("opened_after", "must not be after opened_before")])
+    filters = CaseFilters(priority=priority, min_score=min_score, max_score=max_score, typology=typology, assignee=assignee,
+                          opened_after=opened_after, opened_before=opened_before)  # fmt: skip
     items, next_cursor = store.list_cases(
         history, status=status, limit=limit, cursor=cursor, filters=filters, max_scanned=settings.api_case_scan_limit
     )

@@ -19,7 +19,17 @@
   function params() {
     const form = document.getElementById("filters");
     const query = new URLSearchParams({ status: "open" });
-    for (const [name, value] of new FormData(form)) if (String(value).trim()) query.set(name, String(value).trim());
+    for (const [name, value] of new FormData(form)) {
+      const text = String(value).trim();
+      if (!text) continue;
+      if (name === "age") {  // days: negative = opened within, positive = older than
+        const days = Number(text);
+        const edge = new Date(Date.now() - Math.abs(days) * 86400e3).toISOString();
+        query.set(days < 0 ? "opened_after" : "opened_before", edge);
+      } else {
+        query.set(name, text);
+      }
+    }
     const cursor = state.cursors[state.page];
     if (cursor) query.set("cursor", cursor);
     return query;
