@@ -130,7 +130,7 @@
     const scores = new Map([...items.values()].filter((i) => i.kind === "score").map((i) => [i.data.event_id, i]));
     const box = document.getElementById("timeline");
     if (!events.length) { box.replaceChildren(el("p", { class: "muted" }, "No events in the window.")); return; }
-    const W = 720, H = 270, L = 56, R = 44, T = 26, B = 70;
+    const W = 720, H = 284, L = 56, R = 44, T = 26, B = 84;
     const base = H - B;
     let t0 = events[0].t, t1 = events[events.length - 1].t;
     if (t1 - t0 < 3600e3) { t0 -= 1800e3; t1 += 1800e3; }
