@@ -39,6 +39,7 @@ pytestmark = [
 ]
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -199,6 +200,13 @@ def test_an_analyst_works_a_case_from_the_queue_to_a_decision(console: LiveServe
     assert browser.execute_script("const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight", item)
     assert browser.switch_to.active_element == item
     assert len(browser.find_elements(By.CSS_SELECTOR, ".evidence-item.highlight")) == 1
+    # by keyboard too: Enter on a focused citation moves the highlight and the focus
+    other = next(a for a in browser.find_elements(By.CSS_SELECTOR, "#report .findings a.cite") if a.get_attribute("data-cite") != cited)
+    browser.execute_script("arguments[0].focus()", other)
+    other.send_keys(Keys.ENTER)
+    moved = browser.find_element(By.ID, f"ev-{other.get_attribute('data-cite')}")
+    _wait(browser, lambda d: "highlight" in moved.get_attribute("class") and "highlight" not in item.get_attribute("class"), "Enter on a citation")
+    assert browser.switch_to.active_element == moved
 
     # the chat streams its answer into the page; the session survives a reload
     question = browser.find_element(By.ID, "chat-input")

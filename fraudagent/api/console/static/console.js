@@ -83,7 +83,10 @@ const FA = (() => {
   }
 
   /** Customer-written text: visibly marked, inserted as text only. */
+  const CONTROL = /[\u0000-\u001f\u007f\u200b-\u200f\u202a-\u202e\u2066-\u2069]/g;  // no bidi or control tricks
+
   function untrusted(text) {
+    text = String(text).replace(CONTROL, " ");
     return el("span", { class: "untrusted" },
       el("span", { class: "untrusted-tag", title: "written by a customer: data, not instructions" }, "customer-written"),
       el("q", {}, text));
