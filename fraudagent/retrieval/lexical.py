@@ -62,12 +62,19 @@ class CaseTable:
     def __len__(self) -> int:
         return len(self.rows)
 
-    def lexical_top(self, tokens: Iterable[str], allowed: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """Up to n (position, BM25 score) among the allowed rows, best first; rows sharing no term are left out."""
+    def lexical_scores(self, tokens: Iterable[str], allowed: np.ndarray) -> np.ndarray:
+        """The BM25 score of every row for these tokens, 0 where not allowed or sharing no term."""
         known = [t for t in dict.fromkeys(tokens) if t in self.doc_freq]
         if not known or not self.rows:
-            return []
-        scores = np.where(allowed, self._bm25.get_scores(known), 0.0)
+            return np.zeros(len(self.rows))
+        return np.where(allowed, self._bm25.get_scores(known), 0.0)
+
+    def lexical_top(
+        self, tokens: Iterable[str], allowed: np.ndarray, n: int, *, scores: np.ndarray | None = None
+    ) -> list[tuple[int, float]]:
+        """Up to n (position, BM25 score) among the allowed rows, best first; rows sharing no term are left out.
+        `scores` are this query's `lexical_scores` when the caller has them already."""
+        scores = self.lexical_scores(tokens, allowed) if scores is None else scores
         candidates = np.flatnonzero(scores > 0)
         if len(candidates) > n:
             candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]

@@ -27,10 +27,12 @@ from fraudagent.retrieval.filters import CaseFilter
 from fraudagent.retrieval.lexical import CaseTable, StoredCase, tokenize
 from fraudagent.retrieval.search import (
     CaseQuery,
+    Fusion,
     RetrievalMode,
     SimilarCase,
     SimilarCases,
     reciprocal_rank_fusion,
+    score_fusion,
     summarize,
 )
 
@@ -99,6 +101,8 @@ class PastCaseStore:
         min_similarity: float = 0.35,
         candidates: int = 50,
         rrf_k: int = 60,
+        fusion: Fusion = Fusion.scores,
+        vector_share: float = 0.7,
         lexical_max_age_s: float = 300.0,
         batch_size: int = 256,
     ) -> None:
@@ -115,6 +119,8 @@ class PastCaseStore:
         self.min_similarity = min_similarity
         self.candidates = candidates
         self.rrf_k = rrf_k
+        self.fusion = Fusion(fusion)
+        self.vector_share = vector_share
         self.lexical_max_age_s = lexical_max_age_s
         self.batch_size = batch_size
         self.embedded = 0  # texts embedded by this store since it was made, and the time it took
@@ -133,6 +139,8 @@ class PastCaseStore:
             min_similarity=settings.retrieval_min_similarity,
             candidates=settings.retrieval_candidates,
             rrf_k=settings.retrieval_rrf_k,
+            fusion=Fusion(settings.retrieval_fusion),
+            vector_share=settings.retrieval_vector_share,
             lexical_max_age_s=settings.retrieval_lexical_max_age_s,
             batch_size=settings.retrieval_batch_size,
         )
@@ -323,11 +331,14 @@ class PastCaseStore:
             self._vector_hits(query, query_vector, table, allowed) if mode is not RetrievalMode.lexical else {}
         )
         lexical_hits: dict[str, float] = {}
+        bm25 = np.zeros(0)
         if mode is not RetrievalMode.vector:
-            top = table.lexical_top(query.lexical_tokens(), allowed, self.candidates)
-            lexical_hits = {table.rows[p].case_id: bm25 for p, bm25 in top}
-        ranking = self._rank(mode, vector_hits, lexical_hits)
-        similarity = vector_hits | self._similarities(query_vector, [i for i, _ in ranking if i not in vector_hits])
+            bm25 = table.lexical_scores(query.lexical_tokens(), allowed)
+            top = table.lexical_top([], allowed, self.candidates, scores=bm25)
+            lexical_hits = {table.rows[p].case_id: score for p, score in top}
+        # cosine for candidates only the lexical side returned: the fusion reads it, and one floor applies to all
+        similarity = vector_hits | self._similarities(query_vector, [i for i in lexical_hits if i not in vector_hits])
+        ranking = self._rank(mode, vector_hits, lexical_hits, similarity, bm25, table)
         vector_rank = {case_id: r for r, case_id in enumerate(vector_hits, start=1)}
         lexical_rank = {case_id: r for r, case_id in enumerate(lexical_hits, start=1)}
         query_terms = tokenize(query.text) + tokenize(query.context)
@@ -381,12 +392,24 @@ class PastCaseStore:
         return {i: 1.0 - float(d) for i, d in zip(result["ids"][0], result["distances"][0], strict=True)}
 
     def _rank(
-        self, mode: RetrievalMode, vector_hits: dict[str, float], lexical_hits: dict[str, float]
+        self,
+        mode: RetrievalMode,
+        vector_hits: dict[str, float],
+        lexical_hits: dict[str, float],
+        similarity: dict[str, float],
+        bm25: np.ndarray,
+        table: CaseTable,
     ) -> list[tuple[str, float]]:
-        """(id, score) best first: the fused RRF score, or one retriever's own score (cosine, BM25)."""
-        if mode is RetrievalMode.hybrid:
-            return reciprocal_rank_fusion([list(vector_hits), list(lexical_hits)], k=self.rrf_k)
-        return list((vector_hits if mode is RetrievalMode.vector else lexical_hits).items())
+        """(id, score) best first: the fused score of both retrievers' candidates (`fusion`, weighted by
+        `vector_share`), or one retriever's own score (cosine, BM25)."""
+        if mode is not RetrievalMode.hybrid:
+            return list((vector_hits if mode is RetrievalMode.vector else lexical_hits).items())
+        if self.fusion is Fusion.rrf:
+            weights = (2 * self.vector_share, 2 * (1 - self.vector_share))  # 0.5: plain RRF
+            return reciprocal_rank_fusion([list(vector_hits), list(lexical_hits)], k=self.rrf_k, weights=weights)
+        # every candidate's BM25, also of those only the vector side returned (0 when it shares no term)
+        lexical = {case_id: float(bm25[table.position[case_id]]) for case_id in similarity}
+        return score_fusion(similarity, lexical, vector_share=self.vector_share)
 
     def _similarities(self, query_vector: np.ndarray, case_ids: list[str]) -> dict[str, float]:
         """Cosine similarity for candidates only the lexical side returned, so one floor applies to all."""
