@@ -154,6 +154,7 @@ def main() -> None:
         for name, value in knobs.items():
             current = getattr(store, name)
             setattr(store, name, value == "true" if isinstance(current, bool) else type(current)(value))
+        store._table = None  # BM25 parameters take effect on the next rebuild
         modes = [RetrievalMode(m) for m in args.modes]
         tallies = evaluate(store, queries, in_store, modes)
         print(summary_line(spec, tallies, modes), flush=True)
@@ -161,6 +162,7 @@ def main() -> None:
             print(quality_table(f"{spec} ({args.split})", tallies) + "\n", flush=True)
         for name, value in before.items():
             setattr(store, name, value)
+        store._table = None
     embedder.save()
 
 

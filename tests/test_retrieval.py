@@ -26,7 +26,7 @@ from fraudagent.retrieval.filters import CaseFilter
 from fraudagent.retrieval.langchain_adapters import PastCaseRetriever, similar_cases_tool
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.retrieval.queries import case_query
-from fraudagent.retrieval.search import CaseQuery, RetrievalMode, reciprocal_rank_fusion
+from fraudagent.retrieval.search import CaseQuery, Fusion, RetrievalMode, reciprocal_rank_fusion, score_fusion
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMA = ROOT / ".venv" / "bin" / "chroma"
@@ -299,6 +299,7 @@ def test_each_neighbour_says_why_it_matched(store: PastCaseStore) -> None:
 
 
 def test_hybrid_order_is_the_reciprocal_rank_fusion_of_both_retrievers(store: PastCaseStore) -> None:
+    store.fusion, store.vector_share = Fusion.rrf, 0.5
     query = CaseQuery.from_text("gift cards and declined cards after a password reset")
     lists = [
         _ids(store.find(query, k=50, mode=m, min_similarity=-1.0).neighbours)
@@ -307,6 +308,46 @@ def test_hybrid_order_is_the_reciprocal_rank_fusion_of_both_retrievers(store: Pa
     hybrid = store.find(query, k=50, mode=RetrievalMode.hybrid, min_similarity=-1.0).neighbours
     assert _ids(hybrid) == [case_id for case_id, _ in reciprocal_rank_fusion(lists, k=store.rrf_k)]
     assert lists[0] != lists[1]  # the fusion had something to do
+
+
+def test_score_fusion_follows_its_share_between_the_two_retrievers(store: PastCaseStore) -> None:
+    assert store.fusion is Fusion.scores  # the default
+    query = CaseQuery.from_text("gift cards and declined cards after a password reset")
+
+    def order(mode: RetrievalMode, share: float | None = None) -> list[str]:
+        if share is not None:
+            store.vector_share = share
+        return _ids(store.find(query, k=50, mode=mode, min_similarity=-1.0).neighbours)
+
+    vector, lexical = order(RetrievalMode.vector), order(RetrievalMode.lexical)
+    assert order(RetrievalMode.hybrid, 1.0) == vector  # all on the cosine
+    assert order(RetrievalMode.hybrid, 0.0)[: len(lexical)] == lexical  # all on BM25; cases sharing no term last
+    bm25 = {n.case.case_id: n.score for n in store.find(query, k=50, mode=RetrievalMode.lexical, min_similarity=-1.0)
+            .neighbours}  # fmt: skip
+    store.vector_share = 0.7
+    mixed = store.find(query, k=50, mode=RetrievalMode.hybrid, min_similarity=-1.0).neighbours
+    expected = [0.7 * n.similarity + 0.3 * bm25.get(n.case.case_id, 0.0) / max(bm25.values()) for n in mixed]
+    assert [n.score for n in mixed] == pytest.approx(expected, abs=1e-3)
+    assert [n.score for n in mixed] == sorted((n.score for n in mixed), reverse=True)
+
+
+def test_score_fusion_prefers_agreement_to_one_retrievers_favourite() -> None:
+    cosines = {"both": 0.70, "vector_only": 0.75, "lexical_only": 0.40}
+    bm25 = {"both": 8.0, "lexical_only": 10.0}
+    fused = score_fusion(cosines, bm25, vector_share=0.7)
+    assert [i for i, _ in fused] == ["both", "lexical_only", "vector_only"]
+    assert fused[0][1] == pytest.approx(0.7 * 0.70 + 0.3 * 0.8)
+    assert [i for i, _ in score_fusion(cosines, bm25, vector_share=1.0)][0] == "vector_only"
+    assert [i for i, _ in score_fusion(cosines, bm25, vector_share=0.0)][0] == "lexical_only"
+
+
+def test_fusion_comes_from_settings(tmp_path: Path, embedder: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().retrieval_fusion == "scores"
+    monkeypatch.setenv("FRAUDAGENT_RETRIEVAL_FUSION", "rrf")
+    monkeypatch.setenv("FRAUDAGENT_RETRIEVAL_VECTOR_SHARE", "0.25")
+    settings = Settings(chroma_path=tmp_path / "chroma", chroma_collection="fusion")
+    store = PastCaseStore.from_settings(settings, embedder=embedder)
+    assert (store.fusion, store.vector_share) == (Fusion.rrf, 0.25)
 
 
 def test_reciprocal_rank_fusion_rewards_agreement() -> None:

@@ -49,13 +49,13 @@ class StoredCase:
 class CaseTable:
     """Every stored case in memory, with its filter columns and a BM25 index over its tokens."""
 
-    def __init__(self, rows: list[StoredCase]) -> None:
+    def __init__(self, rows: list[StoredCase], *, k1: float = 1.5, b: float = 0.75) -> None:
         self.rows = rows
         self.position = {row.case_id: i for i, row in enumerate(rows)}
         self.columns = FilterColumns([row.metadata for row in rows])
         corpus = [row.tokens() for row in rows]
         self.doc_freq: Counter[str] = Counter(t for tokens in corpus for t in set(tokens))
-        self._bm25 = bm25s.BM25()
+        self._bm25 = bm25s.BM25(k1=k1, b=b)  # b: how much a long document's term counts are discounted
         if rows:
             self._bm25.index(corpus, show_progress=False)
 

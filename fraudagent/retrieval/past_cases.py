@@ -102,7 +102,9 @@ class PastCaseStore:
         candidates: int = 50,
         rrf_k: int = 60,
         fusion: Fusion = Fusion.scores,
-        vector_share: float = 0.7,
+        vector_share: float = 0.65,
+        bm25_k1: float = 1.5,
+        bm25_b: float = 1.0,
         lexical_max_age_s: float = 300.0,
         batch_size: int = 256,
     ) -> None:
@@ -121,6 +123,8 @@ class PastCaseStore:
         self.rrf_k = rrf_k
         self.fusion = Fusion(fusion)
         self.vector_share = vector_share
+        self.bm25_k1 = bm25_k1
+        self.bm25_b = bm25_b
         self.lexical_max_age_s = lexical_max_age_s
         self.batch_size = batch_size
         self.embedded = 0  # texts embedded by this store since it was made, and the time it took
@@ -141,6 +145,8 @@ class PastCaseStore:
             rrf_k=settings.retrieval_rrf_k,
             fusion=Fusion(settings.retrieval_fusion),
             vector_share=settings.retrieval_vector_share,
+            bm25_k1=settings.retrieval_bm25_k1,
+            bm25_b=settings.retrieval_bm25_b,
             lexical_max_age_s=settings.retrieval_lexical_max_age_s,
             batch_size=settings.retrieval_batch_size,
         )
@@ -275,7 +281,7 @@ class PastCaseStore:
             table = self._table
             expired = time.monotonic() - self._table_built_at > self.lexical_max_age_s
             if table is None or expired or len(table) != self.count():
-                table = self._table = CaseTable(self._read_all())
+                table = self._table = CaseTable(self._read_all(), k1=self.bm25_k1, b=self.bm25_b)
                 self._table_built_at = time.monotonic()
             return table
 
