@@ -18,11 +18,23 @@ import numpy as np
 import pytest
 
 from fraudagent.core.errors import DependencyUnavailable
-from fraudagent.core.models import Action, Disposition, PastCase, Typology
+from fraudagent.core.models import (
+    Account,
+    Action,
+    Case,
+    Disposition,
+    Event,
+    EventType,
+    PastCase,
+    Trigger,
+    TriggerKind,
+    Typology,
+)
 from fraudagent.core.services import ManagedProcess, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.documents import IndexedCase, Provenance, document
 from fraudagent.retrieval.filters import CaseFilter
+from fraudagent.retrieval.lexical import CaseTable, StoredCase
 from fraudagent.retrieval.langchain_adapters import PastCaseRetriever, similar_cases_tool
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.retrieval.queries import case_query
@@ -350,6 +362,21 @@ def test_fusion_comes_from_settings(tmp_path: Path, embedder: object, monkeypatc
     assert (store.fusion, store.vector_share) == (Fusion.rrf, 0.25)
 
 
+def test_bm25_length_normalisation_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = {"typology": "legitimate", "closed_ts": 0, "account_id": "A-1"}
+    rows = [
+        StoredCase("C-short", "refund requested twice", meta),
+        StoredCase("C-long", "refund requested twice " + "played the new season every evening " * 8, meta),
+    ]
+    allowed = np.ones(2, dtype=bool)
+    for b, short_wins in ((0.0, False), (1.0, True)):
+        scores = CaseTable(rows, b=b).lexical_scores(["refund"], allowed)
+        assert bool(scores[0] > scores[1] + 1e-6) is short_wins  # b=0: one mention is one mention, however long
+    assert Settings().retrieval_bm25_b == 1.0
+    monkeypatch.setenv("FRAUDAGENT_RETRIEVAL_BM25_B", "0.3")
+    assert Settings().retrieval_bm25_b == 0.3
+
+
 def test_reciprocal_rank_fusion_rewards_agreement() -> None:
     fused = reciprocal_rank_fusion([["a", "b", "c"], ["b", "c", "d"]], k=60)
     assert [i for i, _ in fused] == ["b", "c", "a", "d"]  # found by both beats first in one
@@ -401,6 +428,29 @@ def test_an_open_case_query_comes_from_its_events() -> None:
     assert query.filters.closed_before == bundle.case.opened_at
     assert len(query.signals) >= 3  # enough signals: the embedding reads them, not the activity digest
     assert "opened on" in query.context and "opened on" not in query.embedding_text()
+
+
+def test_a_chargeback_case_reads_its_signals_around_the_disputed_purchase() -> None:
+    """Opened weeks after the purchase: the new account, the foreign IP and the BIN mismatch of the purchase
+    count, not the quiet days before the chargeback."""
+    created = BASE
+    bought = BASE + timedelta(days=2)
+    opened = bought + timedelta(days=11)
+    card = {"instrument_id": "PI-1", "instrument_type": "card", "bin_country": "US", "currency": "USD"}
+    events = [
+        Event(event_id="E-1", account_id="A-CB", ts=bought - timedelta(minutes=20), type=EventType.login,
+              status="success", device_id="D-1", ip_country="RU"),
+        Event(event_id="E-2", account_id="A-CB", ts=bought, type=EventType.purchase, amount="69.99", sku="GAME-1",
+              status="settled", device_id="D-1", ip_country="RU", **card),
+        Event(event_id="E-3", account_id="A-CB", ts=opened - timedelta(hours=2), type=EventType.chargeback,
+              amount="69.99", sku="GAME-1", status="received", **card),
+    ]  # fmt: skip
+    account = Account(account_id="A-CB", created_at=created, country="US")
+    case = Case(case_id="C-CB", account_id="A-CB", opened_at=opened, trigger=Trigger(kind=TriggerKind.chargeback))
+    signals = set(case_query(case=case, account=account, events=events).signals)
+    assert {"chargeback", "new_account", "foreign_ip", "bin_mismatch"} <= signals
+    on_model_alert = case.model_copy(update={"trigger": Trigger(kind=TriggerKind.model)})
+    assert not {"new_account", "foreign_ip"} & set(case_query(case=on_model_alert, account=account, events=events).signals)
 
 
 def test_a_query_needs_known_signals_and_something_to_look_for() -> None:

@@ -5,7 +5,8 @@ On-disk `PersistentClient` by default, a Chroma server (`HttpClient`) when
 all-MiniLM-L6-v2, passed explicitly (Chroma's default would download a model);
 the store embeds documents and queries itself so that only changed cases are
 embedded and query embedding time is measured apart from search.
-Search fuses the vector neighbours with BM25 (`lexical.py`) by reciprocal rank.
+Search fuses the vector neighbours with BM25 (`lexical.py`): a weighted sum of cosine and scaled BM25 by
+default, reciprocal rank fusion on request (`retrieval_fusion`).
 Narratives are untrusted text: stored and returned as evidence, never as instructions.
 """
 
