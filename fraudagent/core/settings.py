@@ -153,7 +153,9 @@ class Settings(BaseSettings):
         default=0.65, ge=0.0, le=1.0, description="the vector retriever's weight in the fusion; BM25 gets the rest"
     )
     retrieval_bm25_k1: float = Field(default=1.5, ge=0, le=10, description="BM25 term-frequency saturation (k1)")
-    retrieval_bm25_b: float = Field(default=1.0, ge=0, le=1, description="BM25 length normalisation (b): 1 fully, 0 none")
+    retrieval_bm25_b: float = Field(
+        default=1.0, ge=0, le=1, description="BM25 length normalisation (b): 1 fully, 0 none"
+    )
     retrieval_lexical_max_age_s: float = Field(
         default=300.0, gt=0, description="rebuild the in-memory BM25 copy when older (other writers may have changed the collection)"
     )

@@ -69,12 +69,9 @@ class CaseTable:
             return np.zeros(len(self.rows))
         return np.where(allowed, self._bm25.get_scores(known), 0.0)
 
-    def lexical_top(
-        self, tokens: Iterable[str], allowed: np.ndarray, n: int, *, scores: np.ndarray | None = None
-    ) -> list[tuple[int, float]]:
-        """Up to n (position, BM25 score) among the allowed rows, best first; rows sharing no term are left out.
-        `scores` are this query's `lexical_scores` when the caller has them already."""
-        scores = self.lexical_scores(tokens, allowed) if scores is None else scores
+    @staticmethod
+    def top_rows(scores: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """Up to n (position, BM25 score) by `lexical_scores`, best first; rows sharing no term are left out."""
         candidates = np.flatnonzero(scores > 0)
         if len(candidates) > n:
             candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]

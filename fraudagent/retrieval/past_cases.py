@@ -341,7 +341,7 @@ class PastCaseStore:
         bm25 = np.zeros(0)
         if mode is not RetrievalMode.vector:
             bm25 = table.lexical_scores(query.lexical_tokens(), allowed)
-            top = table.lexical_top([], allowed, self.candidates, scores=bm25)
+            top = table.top_rows(bm25, self.candidates)
             lexical_hits = {table.rows[p].case_id: score for p, score in top}
         # cosine for candidates only the lexical side returned: the fusion reads it, and one floor applies to all
         similarity = vector_hits | self._similarities(query_vector, [i for i in lexical_hits if i not in vector_hits])
