@@ -15,6 +15,7 @@ from fraudagent.agent.pipeline import Investigator
 from fraudagent.api import cases, problems
 from fraudagent.api.chat import views as chat_views
 from fraudagent.api.chat.service import ChatStore
+from fraudagent.api.console import views as console
 from fraudagent.api.decisions import views as decisions
 from fraudagent.api.evals import views as eval_views
 from fraudagent.api.evals.flows import EvalRunner
@@ -69,9 +70,11 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     app.include_router(cases.router)
     app.include_router(decisions.router)
     app.include_router(keys.router)
+    app.include_router(keys.me_router)
     app.include_router(summary_views.router)
     app.include_router(chat_views.router)
     app.include_router(eval_views.router)
+    console.mount(app)
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.api_max_body_bytes)
     setup_tracing(app, settings, exporter=span_exporter)
     return app
