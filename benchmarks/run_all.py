@@ -10,8 +10,9 @@ Sections (each reuses the benchmark module or eval runner that owns the measurem
   bound on events read (FRAUDAGENT_EVIDENCE_MAX_EVENTS) and without it (10,000);
 - `reports`: the eval runner (fraudagent.evals.flows.run_suite) on the same `--cases` cases of the
   `core` suite with the `agent` solver (our pipeline) and the `naive` solver (a plain LangChain agent),
-  in the same run and on the same llama.cpp server: time per report split into evidence / drafting /
-  verification, prompt and completion tokens, action_acceptable_rate, and the naive/agent ratios;
+  case by case (agent then naive on each, so an interrupted run holds complete pairs), on the same
+  llama.cpp server: time per report split into evidence / drafting / verification, prompt and
+  completion tokens, action_acceptable_rate, and the naive/agent ratios;
 - `chat`: time to the first streamed chat token over the API (bench_summaries.chat_first_token);
 - `summaries`: a burst of ticketing summary jobs with signed callbacks, 1, 2 and 4 workers
   (bench_summaries.burst): jobs per minute, duplicates, missing;
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import os
 import platform
@@ -60,7 +62,7 @@ from fraudagent.core.services import ManagedProcess, free_port, start_dynamodb_l
 from fraudagent.core.settings import Settings  # noqa: E402
 from fraudagent.evals.flows import run_suite  # noqa: E402
 from fraudagent.evals.generate import _big_history  # noqa: E402  (the edge suite's 10,000-event history)
-from fraudagent.evals.suites import load_suite  # noqa: E402
+from fraudagent.evals.suites import load_suite, select  # noqa: E402
 from fraudagent.retrieval.past_cases import embedding_function  # noqa: E402
 from fraudagent.tools import dynamo  # noqa: E402
 from fraudagent.tools.bundles import load_bundle  # noqa: E402
@@ -68,7 +70,7 @@ from fraudagent.tools.history import History  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SECTIONS = ("evidence", "reports", "chat", "summaries", "api")
+SECTIONS = ("evidence", "summaries", "api", "chat", "reports")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -165,17 +167,17 @@ def chart_evidence(result: dict[str, Any], out: Path) -> None:
 # --- reports: our pipeline against the naive agent -------------------------------------------------------
 
 
-def _solver_row(run: Any) -> dict[str, Any]:
-    cases = run.cases
+def _solver_row(solver: str, cases: list[Any]) -> dict[str, Any]:
     reports = [c.report for c in cases if c.report]
     mean = lambda xs: statistics.fmean(xs) if xs else float("nan")  # noqa: E731
-    acceptable = run.metrics["action_acceptable_rate"].value
+    paths = [f"{p} {sum(c.path == p for c in cases)}" for p in sorted({c.path for c in cases if c.path})]
+    if any(c.report is None for c in cases):
+        paths.append(f"no report {sum(c.report is None for c in cases)}")
     return {
-        "solver": run.meta.solver,
+        "solver": solver,
         "cases": len(cases),
         "reports": len(reports),
-        "paths": ", ".join(f"{p} {sum(c.path == p for c in cases)}" for p in sorted({c.path or "none" for c in cases}) if p != "none")
-                 + (f", no report {sum(c.report is None for c in cases)}" if any(c.report is None for c in cases) else ""),
+        "paths": ", ".join(paths),
         "wall s / case (mean)": mean([c.latency_s for c in cases]),
         "wall s p50": pct([c.latency_s for c in cases], 0.5),
         "evidence s": mean([r["timings"]["evidence_s"] for r in reports]),
@@ -185,34 +187,49 @@ def _solver_row(run: Any) -> dict[str, Any]:
         "completion tokens / report": mean([r["usage"]["completion_tokens"] for r in reports]),
         "tokens / case (all)": mean([c.tokens for c in cases]),
         "LLM calls / report": mean([r["usage"]["llm_calls"] for r in reports]),
-        "action_acceptable_rate": acceptable if acceptable is not None else float("nan"),
+        # the eval's metric: every recommended action acceptable; a case without a report scores 0
+        "action_acceptable_rate": mean([c.scores["action_acceptable"].value or 0.0 for c in cases]),
     }
 
 
-def bench_reports(ctx: Context, quick: bool, cases: int) -> dict[str, Any]:
-    n = 1 if quick else cases
-    settings = ctx.settings(llm_base_url=ctx.llm.url, llm_timeout_s=900)
-    embedder = embedding_function(settings)
-    suite = load_suite("core")
-    runs = {}
-    for solver in ("agent", "naive"):
-        print(f"  reports: {solver} on {n} core case(s)", file=sys.stderr)
-        runs[solver] = run_suite(suite=suite, settings=settings, out_dir=ctx.base / f"run-{solver}", solver=solver, limit=n,
-                                 samples=200, embedder=embedder,
-                                 on_progress=lambda what, done, total: print(f"    {what} {done}/{total}", file=sys.stderr)
-                                 if what == "cases" else None)  # fmt: skip
-    rows = [_solver_row(runs["agent"]), _solver_row(runs["naive"])]
-    a, b = rows
-    ratio = lambda key: b[key] / a[key] if a[key] and a[key] == a[key] else float("nan")  # noqa: E731
-    ratios = {"prompt tokens naive/agent": ratio("prompt tokens / report"), "tokens per case naive/agent": ratio("tokens / case (all)"),
-              "wall time naive/agent": ratio("wall s / case (mean)"),
-              "action_acceptable_rate agent - naive": a["action_acceptable_rate"] - b["action_acceptable_rate"]}  # fmt: skip
+def reports_result(done: dict[str, list[Any]]) -> dict[str, Any]:
+    rows = [_solver_row(s, done[s]) for s in ("agent", "naive") if done[s]]
+    ratios: dict[str, float] = {}
+    if len(rows) == 2:
+        a, b = rows
+        ratio = lambda key: b[key] / a[key] if a[key] and a[key] == a[key] else float("nan")  # noqa: E731
+        ratios = {"prompt tokens per report naive/agent": ratio("prompt tokens / report"),
+                  "tokens per case naive/agent": ratio("tokens / case (all)"), "wall time naive/agent": ratio("wall s / case (mean)"),
+                  "action_acceptable_rate agent - naive": a["action_acceptable_rate"] - b["action_acceptable_rate"]}  # fmt: skip
     per_case = [{"case": c.case_id, "expected": c.expected.typology.value, "solver": s, "path": c.path or "no report",
                  "typology": c.predicted_typology or "-", "actions": ",".join(c.report["recommended_actions"]) if c.report else "-",
                  "acceptable": c.scores["action_acceptable"].value, "wall s": c.latency_s, "tokens": c.tokens,
                  "error": (c.error or "")[:80]}
-                for s, run in runs.items() for c in run.cases]  # fmt: skip
+                for s, cases in done.items() for c in cases]  # fmt: skip
     return {"rows": rows, "ratios": ratios, "per_case": per_case}
+
+
+def bench_reports(ctx: Context, quick: bool, cases: int, on_partial: Any = None) -> dict[str, Any]:
+    """Case by case, agent then naive on the same case, each in the eval runner's own isolated stores, so an
+    interrupted run still holds complete pairs (written after every case by `on_partial`)."""
+    n = 1 if quick else cases
+    settings = ctx.settings(llm_base_url=ctx.llm.url, llm_timeout_s=900)
+    embedder = embedding_function(settings)
+    suite = load_suite("core")
+    chosen = select(suite, n)
+    done: dict[str, list[Any]] = {"agent": [], "naive": []}
+    for i, bundle in enumerate(chosen, start=1):
+        one = dataclasses.replace(suite, bundles=[bundle])
+        for solver in ("agent", "naive"):
+            t0 = time.perf_counter()
+            run = run_suite(suite=one, settings=settings, out_dir=ctx.base / f"run-{solver}-{i}", solver=solver, samples=50, embedder=embedder)
+            done[solver].extend(run.cases)
+            c = run.cases[0]
+            print(f"  [{i}/{len(chosen)}] {c.case_id} {solver}: {c.path or 'no report'} {c.latency_s:.0f} s, {c.tokens} tokens"
+                  f" ({time.perf_counter() - t0:.0f} s with loading)", file=sys.stderr)  # fmt: skip
+        if on_partial:
+            on_partial(reports_result(done))
+    return reports_result(done)
 
 
 def chart_reports(result: dict[str, Any], out: Path) -> None:
@@ -337,7 +354,8 @@ def write_markdown(results: dict[str, Any], meta: dict[str, Any], out: Path) -> 
         r = results["reports"]
         parts += ["## Reports: our pipeline (`agent`) against the `naive` solver", "",
                   f"The same {r['rows'][0]['cases']} case(s) of the `core` suite, the same llama.cpp server (packaged 0.5B model), "
-                  "one after the other in this run (eval runner: isolated stores, scored against the suite's ground truth). "
+                  "case by case in this run, agent then naive on each (the eval runner, each time in isolated stores holding the case's "
+                  "bundle and its past cases; scored against the suite's ground truth). "
                   "The naive agent's evidence reads happen inside its model loop, so its evidence time is part of drafting.", "",
                   table(r["rows"]), "", "Ratios: " + ", ".join(f"{k} **{v:.2f}**" for k, v in r["ratios"].items()), "",
                   "<details><summary>per case</summary>", "", table(r["per_case"]), "", "</details>", "",
@@ -382,8 +400,17 @@ def main(argv: list[str] | None = None) -> int:
     meta = {"date": date, "commit": git_commit(), "cpus": os.cpu_count(), "machine": platform.machine(), "quick": args.quick,
             "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()), "sections": only}  # fmt: skip
     results: dict[str, Any] = {"errors": {}}
+
+    def save(partial: dict[str, Any] | None = None) -> str:
+        """results.json and results.md as they stand (after every section, and every case of `reports`)."""
+        current = results | (partial or {})
+        meta["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        meta["seconds"] = time.time() - started
+        (out / "results.json").write_text(json.dumps({"meta": meta, **current}, indent=1, default=str) + "\n", encoding="utf-8")
+        return write_markdown(current, meta, out)
+
     runners = {"evidence": (lambda c: bench_evidence(c, args.quick), chart_evidence),
-               "reports": (lambda c: bench_reports(c, args.quick, args.cases), chart_reports),
+               "reports": (lambda c: bench_reports(c, args.quick, args.cases, on_partial=lambda r: save({"reports": r})), chart_reports),
                "chat": (lambda c: bench_chat(c, args.quick), None),
                "summaries": (lambda c: bench_bursts(c, args.quick), chart_bursts),
                "api": (lambda c: bench_api(c, args.quick), chart_api)}  # fmt: skip
@@ -401,10 +428,8 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as error:  # one failed section must not lose the others' figures
                 results["errors"][name] = f"{type(error).__name__}: {error}"
                 print(f"  {name} failed: {type(error).__name__}: {error}", file=sys.stderr)
-    meta["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    meta["seconds"] = time.time() - started
-    (out / "results.json").write_text(json.dumps({"meta": meta, **results}, indent=1, default=str) + "\n", encoding="utf-8")
-    print(write_markdown(results, meta, out))
+            save()
+    print(save())
     print(f"\nwritten: {out / 'results.md'}", file=sys.stderr)
     return 1 if results["errors"] else 0
 
