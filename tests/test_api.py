@@ -60,9 +60,21 @@ def test_cases_are_paged_newest_first(api: LiveServer) -> None:
     assert seen == ["C-000004", "C-000003", "C-000002", "C-000001", "C-000000"]
 
 
+def test_cases_filter_by_age_as_a_key_range(api: LiveServer) -> None:
+    client = client_for(api)
+    window = {"opened_after": "2026-03-04T00:00:00Z", "opened_before": "2026-03-06T00:00:00+00:00"}
+    assert [c["case"]["case_id"] for c in client.get("/v1/cases", params=window).json()["items"]] == ["C-000003", "C-000002"]
+    older = client.get("/v1/cases", params={"opened_before": "2026-03-03T14:05:00Z"}).json()["items"]
+    assert [c["case"]["case_id"] for c in older] == ["C-000000"]  # strictly before: C-000001 opened at that instant
+    younger = client.get("/v1/cases", params={"opened_after": "2026-03-06T14:05:00Z"}).json()["items"]
+    assert [c["case"]["case_id"] for c in younger] == ["C-000004"]  # at or after
+
+
 def test_bad_query_and_bad_cursor_are_problem_details(api: LiveServer) -> None:
     client = client_for(api)
-    for params in ({"limit": 0}, {"status": "deleted"}, {"cursor": "garbage"}):
+    bad_ages = ({"opened_after": "2026-03-05T00:00:00Z", "opened_before": "2026-03-04T00:00:00Z"},
+                {"opened_after": "2026-03-05T00:00:00"}, {"opened_before": "0001-01-01T00:00:00+05:00"})  # fmt: skip
+    for params in ({"limit": 0}, {"status": "deleted"}, {"cursor": "garbage"}, *bad_ages):
         response = client.get("/v1/cases", params=params)
         assert response.status_code == 422, params
         assert response.headers["content-type"] == "application/problem+json"

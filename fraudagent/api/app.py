@@ -1,5 +1,5 @@
 """The FastAPI application: routers, auth, limits, metrics, request ids and (when configured) tracing;
-the summary workers start and stop with it."""
+the summary workers and the eval-run pool start and stop with it."""
 
 from __future__ import annotations
 
@@ -8,13 +8,18 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
 
 from fraudagent import __version__
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api import cases, problems
 from fraudagent.api.chat import views as chat_views
 from fraudagent.api.chat.service import ChatStore
+from fraudagent.api.console import views as console
 from fraudagent.api.decisions import views as decisions
+from fraudagent.api.evals import views as eval_views
+from fraudagent.api.evals.flows import EvalRunner
+from fraudagent.api.evals.service import EvalRunStore
 from fraudagent.api.keys import views as keys
 from fraudagent.api.keys.service import KeyAuthenticator
 from fraudagent.api.ops import views as ops
@@ -30,11 +35,17 @@ from fraudagent.core.settings import Settings
 
 def create_app(settings: Settings, investigator: Investigator, *, span_exporter: Any | None = None) -> FastAPI:
     jobs = JobStore.connect(settings, client=investigator.history.client)
+    eval_runner = EvalRunner(settings=settings, investigator=investigator,
+                             store=EvalRunStore.connect(settings, client=investigator.history.client))  # fmt: skip
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with summary_flows.running_workers(app, settings=settings, investigator=investigator, jobs=jobs):
-            yield
+            await run_in_threadpool(eval_runner.recover)
+            try:
+                yield
+            finally:
+                eval_runner.stop()
 
     app = FastAPI(
         title="Fraud investigation agent",
@@ -50,6 +61,7 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     )
     app.state.rate_limiter = KeyRateLimiter(per_minute=settings.api_rate_limit_per_minute)
     app.state.jobs = jobs
+    app.state.eval_runner = eval_runner
     app.state.chats = ChatStore.connect(settings, client=investigator.history.client)
     app.state.queue_depth = summary_flows.queue_depth_reader(jobs)  # summary jobs queued or running
     app.state.metrics.watch_queue("summaries", app.state.queue_depth)
@@ -58,8 +70,11 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     app.include_router(cases.router)
     app.include_router(decisions.router)
     app.include_router(keys.router)
+    app.include_router(keys.me_router)
     app.include_router(summary_views.router)
     app.include_router(chat_views.router)
+    app.include_router(eval_views.router)
+    console.mount(app)
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.api_max_body_bytes)
     setup_tracing(app, settings, exporter=span_exporter)
     return app

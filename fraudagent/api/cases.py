@@ -8,11 +8,12 @@ admin keys may do everything.
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from fraudagent.agent.pipeline import draft_and_store
 from fraudagent.agent.report import InvestigationReport
@@ -44,6 +45,20 @@ class EvidenceItemOut(BaseModel):
     line: str
     untrusted: str | None = None
     rests_on: list[str] = []
+    data: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the item's fields (event, score, account, device, links, past case) for charts; no IP address, and "
+        "customer-written text only in `untrusted`, cleaned",
+    )
+
+
+# Raw customer text (cleaned copies are in `untrusted`) and IP addresses stay out of `data`.
+_DATA_OMITTED = frozenset({"ip", "text", "display_name", "narrative"})
+
+
+def _evidence_out(item: Any) -> EvidenceItemOut:
+    data = {k: v for k, v in item.data.items() if k not in _DATA_OMITTED}
+    return EvidenceItemOut(id=item.id, kind=item.kind, line=item.line, untrusted=item.untrusted, rests_on=item.rests_on, data=data)
 
 
 class CaseDetail(BaseModel):
@@ -69,6 +84,13 @@ class AssignRequest(BaseModel):
     )
 
 
+def _sane_time(value: datetime) -> bool:
+    try:
+        return 1970 <= value.astimezone(timezone.utc).year <= 9998
+    except OverflowError:
+        return False
+
+
 @router.get("", response_model=CasePage)
 def list_cases(
     history: HistoryDep,
@@ -80,6 +102,8 @@ def list_cases(
     max_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="highest top score")] = None,
     typology: Annotated[Typology | None, Query(description="the latest report's typology, or the decided one")] = None,
     assignee: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    opened_after: Annotated[AwareDatetime | None, Query(description="opened at or after (ISO 8601 with a zone): younger cases")] = None,
+    opened_before: Annotated[AwareDatetime | None, Query(description="opened before (ISO 8601 with a zone): older cases")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Cursor = None,
 ) -> CasePage:
@@ -88,7 +112,13 @@ def list_cases(
     next_cursor continues the search."""
     if min_score is not None and max_score is not None and min_score > max_score:
         raise InvalidInput("bad score range", [Problem("min_score", "must not exceed max_score")])
-    filters = CaseFilters(priority=priority, min_score=min_score, max_score=max_score, typology=typology, assignee=assignee)
+    for name, value in (("opened_after", opened_after), ("opened_before", opened_before)):
+        if value is not None and not _sane_time(value):
+            raise InvalidInput("bad time", [Problem(name, "must be between 1970 and 9998")])
+    if opened_after is not None and opened_before is not None and opened_after > opened_before:
+        raise InvalidInput("bad age range", [Problem("opened_after", "must not be after opened_before")])
+    filters = CaseFilters(priority=priority, min_score=min_score, max_score=max_score, typology=typology, assignee=assignee,
+                          opened_after=opened_after, opened_before=opened_before)  # fmt: skip
     items, next_cursor = store.list_cases(
         history, status=status, limit=limit, cursor=cursor, filters=filters, max_scanned=settings.api_case_scan_limit
     )
@@ -102,7 +132,7 @@ def get_case(case_id: CaseId, investigator: InvestigatorDep, _: Reader) -> CaseD
     latest = store.reports(investigator.history, case_id, limit=1)
     return CaseDetail(
         record=record,
-        evidence=[EvidenceItemOut(**i.model_dump(include={"id", "kind", "line", "untrusted", "rests_on"})) for i in pack.items.values()],
+        evidence=[_evidence_out(i) for i in pack.items.values()],
         evidence_cuts=pack.cuts,
         evidence_sources=pack.sources,
         latest_report=latest[0] if latest else None,

@@ -202,6 +202,17 @@ class Settings(BaseSettings):
     eval_judge_model: str | None = Field(
         default=None, description="model of the optional LLM-as-judge for narrative quality (same endpoint); unset: off"
     )
+    eval_runs_dir: Path | None = Field(
+        default=None, description="where runs started through the API write their files; unset: <cache_dir>/eval-runs"
+    )
+    eval_suites_dir: Path | None = Field(
+        default=None, description="a folder of extra suites (one sub-folder each) the API may run by name, besides the shipped ones"
+    )
+    eval_api_parallel_runs: int = Field(default=1, ge=1, le=8, description="eval runs the API executes at once; the rest wait queued")
+    eval_api_max_queued: int = Field(default=10, ge=1, le=1000, description="queued eval runs beyond which POST /v1/evals/runs answers 429")
+    eval_heartbeat_s: float = Field(
+        default=30.0, gt=0, le=3600, description="a running eval run writes a heartbeat this often; four missed: interrupted"
+    )
 
     @field_validator("ddb_endpoint_url", "chroma_host", "otlp_endpoint", mode="before")
     @classmethod
@@ -215,6 +226,10 @@ class Settings(BaseSettings):
             return self.llm_external
         host = urlsplit(self.llm_base_url).hostname or ""
         return host not in ("127.0.0.1", "localhost", "::1")
+
+    @property
+    def eval_runs_path(self) -> Path:
+        return self.eval_runs_dir or self.cache_dir / "eval-runs"
 
     @property
     def weights_path(self) -> Path:

@@ -172,9 +172,10 @@ def run_suite(
     model_factory: Any | None = None,
     judge_model: str | None = None,
     on_progress: Progress | None = None,
+    run_id: str | None = None,
 ) -> RunResults:
     progress = on_progress or (lambda *_: None)
-    run_id = uuid.uuid4().hex[:8]
+    run_id = run_id or uuid.uuid4().hex[:8]
     started = datetime.now(timezone.utc)
     bundles = select(suite, limit)
     meta = RunMeta(

@@ -11,6 +11,7 @@ strips it before anything is loaded into a store.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from fraudagent.core.models import CaseBundle, Expected
 from fraudagent.evals.models import SuiteSpec, Thresholds
 
 SHIPPED = Path(__file__).resolve().parent / "suites"
+_SUITE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,18 @@ def locate(name_or_path: str) -> Path:
         return SHIPPED / name_or_path
     known = ", ".join(shipped_suites()) or "none"
     raise InvalidInput(f"no suite at {name_or_path!r} (a folder with suite.yaml, or one of: {known})", [])
+
+
+def locate_by_name(name: str, *, extra: Path | None = None) -> Path:
+    """A suite by name only (for callers who may not name paths): a shipped suite, or a sub-folder of `extra`."""
+    if not _SUITE_NAME.fullmatch(name):
+        raise InvalidInput(f"{name!r} is not a suite name", [Problem("suite", "letters, digits, '.', '_' and '-' only")])
+    for folder in (SHIPPED, extra):
+        if folder is not None and (folder / name / "suite.yaml").is_file():
+            return folder / name
+    known = ", ".join(shipped_suites() + (sorted(p.name for p in extra.iterdir() if (p / "suite.yaml").is_file())
+                                          if extra is not None and extra.is_dir() else []))  # fmt: skip
+    raise InvalidInput(f"no suite named {name!r} (known: {known or 'none'})", [Problem("suite", "unknown suite")])
 
 
 def _yaml(path: Path, model: type[SuiteSpec] | type[Thresholds]) -> SuiteSpec | Thresholds:

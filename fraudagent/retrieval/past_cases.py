@@ -141,6 +141,11 @@ class PastCaseStore:
         return int(self._collection.count())
 
     @property
+    def embedder(self) -> Any:
+        """The loaded embedding model (shared with eval runs, which build stores of their own)."""
+        return self._embedder
+
+    @property
     def embedder_identity(self) -> str:
         return str(self._embedder.identity)
 

@@ -65,7 +65,9 @@ AUDIT = TableSpec("audit", "subject", "at_sk")
 JOBS = TableSpec("jobs", "job_id", indexes=(("by_status", "status", "created_sk"),))
 # Chat sessions: a meta item (sk "meta") and one item per message (sk "msg#<n>").
 CHATS = TableSpec("chats", "session_id", "sk")
-ALL_TABLES = (ACCOUNTS, EVENTS, CASES, REPORTS, KEYS, AUDIT, JOBS, CHATS)
+# Eval runs started through the API; every item has kind "evalrun", so the index lists them newest first.
+EVALRUNS = TableSpec("evalruns", "run_id", indexes=(("by_created", "kind", "created_sk"),))
+ALL_TABLES = (ACCOUNTS, EVENTS, CASES, REPORTS, KEYS, AUDIT, JOBS, CHATS, EVALRUNS)
 
 
 def make_client(settings: Settings) -> Any:

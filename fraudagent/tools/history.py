@@ -305,6 +305,20 @@ class CaseFilters(BaseModel):
     max_score: float | None = Field(default=None, ge=0.0, le=1.0)
     typology: Typology | None = Field(default=None, description="the latest report's typology, or the decided one")
     assignee: str | None = Field(default=None, max_length=200)
+    opened_after: datetime | None = Field(default=None, description="opened at or after (the case's age); a key condition")
+    opened_before: datetime | None = Field(default=None, description="opened before; a key condition")
+
+    def key_condition(self) -> tuple[str, dict[str, Any]]:
+        """The index's key condition: the status, and the opening time range (read cost only for what is in it)."""
+        after = sort_key_ts(self.opened_after) if self.opened_after is not None else None
+        before = sort_key_ts(self.opened_before) if self.opened_before is not None else None
+        if after is not None and before is not None:
+            return "#s = :s AND opened_sk BETWEEN :after AND :before", {":after": after, ":before": before}
+        if after is not None:
+            return "#s = :s AND opened_sk >= :after", {":after": after}
+        if before is not None:
+            return "#s = :s AND opened_sk < :before", {":before": before}
+        return "#s = :s", {}
 
     def expression(self) -> tuple[str | None, dict[str, str], dict[str, Any]]:
         parts: list[str] = []
@@ -347,16 +361,18 @@ def list_cases(
     reads at most `max_scanned` cases: a sparse filter can return a short page (even an empty one) with a
     cursor to continue from.
     """
-    condition, filter_names, filter_values = (filters or CaseFilters()).expression()
+    filters = filters or CaseFilters()
+    condition, filter_names, filter_values = filters.expression()
+    key_condition, key_values = filters.key_condition()
     names = {"#s": "status"} | filter_names
-    values: dict[str, Any] = {":s": status} | filter_values
+    values: dict[str, Any] = {":s": status} | key_values | filter_values
     found: list[dict[str, Any]] = []
     token, scanned = cursor, 0
     while True:
         kwargs: dict[str, Any] = {
             "TableName": history.cases,
             "IndexName": "by_status",
-            "KeyConditionExpression": "#s = :s",
+            "KeyConditionExpression": key_condition,
             "ExpressionAttributeNames": names,
             "ExpressionAttributeValues": dynamo.to_item(values),
             "ScanIndexForward": False,

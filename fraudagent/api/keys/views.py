@@ -9,12 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from fraudagent.api import problems
-from fraudagent.api.deps import Caller, HistoryDep, require_role
+from fraudagent.api.deps import Caller, CallerDep, HistoryDep, require_role
 from fraudagent.tools import keys as key_store
 from fraudagent.tools.keys import ApiKey, Role
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"], responses=problems.responses(*problems.AUTHED))
 AdminDep = Annotated[Caller, Depends(require_role("admin"))]
+me_router = APIRouter(prefix="/v1", tags=["keys"], responses=problems.responses(*problems.AUTHED))
 
 
 class KeyRequest(BaseModel):
@@ -55,3 +56,10 @@ def revoke_key(
     revoked = key_store.revoke_key(history, key_id=key_id, revoked_by=caller.name)
     request.app.state.keys.forget(key_id)
     return revoked
+
+
+@me_router.get("/me", response_model=Caller)
+def whoami(caller: CallerDep) -> Caller:
+    """Who the presented key belongs to: its key id (never the secret), name and roles. Any valid key; the console
+    uses it to decide what to show."""
+    return caller

@@ -1,0 +1,247 @@
+"""The analyst console driven in headless Chromium (Debian's chromium + chromium-driver, through Selenium with the
+driver's path given, so Selenium Manager never runs and nothing downloads a browser), against the API served over
+real HTTP with DynamoDB Local and Chroma behind it.
+
+The report is drafted once through the real pipeline with a scripted drafting model, and the chat answers with a
+scripted streaming model (tests/fakes.py) through the investigator's model factory: the page still reads the
+answer from the live SSE stream. Screenshots go to test-artifacts/console-queue.png and console-case.png.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fraudagent.agent.pipeline import Investigator, draft_and_store
+from fraudagent.api.app import create_app
+from fraudagent.core.models import CaseBundle
+from fraudagent.core.services import ManagedProcess
+from fraudagent.retrieval.past_cases import PastCaseStore, make_client
+from fraudagent.tools import dynamo
+from fraudagent.tools import keys as key_store
+from fraudagent.tools.bundles import load_bundle
+from fraudagent.tools.history import History
+from tests.bundles import example
+from tests.conftest import ARTIFACTS, LiveServer, make_settings
+from tests.fakes import ScriptedStreamModel, ScriptedToolModel, draft
+from tests.receiver import role_keys
+
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
+        reason="Debian's chromium and chromium-driver are not installed (scripts/setup.sh installs them with apt-get)",
+    ),
+]
+webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+CASE = "C-000001"
+ANSWER = "The gift card [txn:E-99812] was bought 19 minutes after the password reset [txn:E-99801] from device D-77."
+WAIT_S = 60
+
+
+def _bundle(case_id: str, *, priority: str, score: float, account: str = "A-4471") -> dict[str, Any]:
+    doc = example()
+    doc["case"] = dict(doc["case"], case_id=case_id, priority=priority, account_id=account)
+    if account != "A-4471":
+        doc["accounts"] = [dict(doc["accounts"][0], account_id=account, display_name=None)]
+        doc["events"] = [dict(e, account_id=account, event_id=e["event_id"] + account[-2:]) for e in doc["events"]]
+        doc["scores"] = [dict(s, event_id=s["event_id"] + account[-2:]) for s in doc["scores"]]
+    doc["scores"] = [dict(s, score=score) for s in doc["scores"]]
+    return doc
+
+
+@pytest.fixture(scope="module")
+def console(ddb_server: ManagedProcess, embedder: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    settings = make_settings(ddb_server, tmp_path_factory.mktemp("console"), api_rate_limit_per_minute=0)
+    history = History.connect(settings)
+    dynamo.create_tables(history.client, settings)
+    past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
+    for doc in (_bundle(CASE, priority="high", score=0.91), _bundle("C-000002", priority="low", score=0.35, account="A-5502"),
+                _bundle("C-000003", priority="medium", score=0.62, account="A-5503")):
+        load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past, scorer=None)
+    # The latest report, drafted through the real pipeline (evidence, verifier, storage) by a scripted drafting model.
+    findings = [{"statement": "A password reset from a new device in RO.", "evidence_ids": ["txn:E-99801"]},
+                {"statement": "A 100.00 USD gift card 19 minutes later.", "evidence_ids": ["txn:E-99812", "fact:credential_change"]}]
+    drafter = ScriptedToolModel(script=[draft(findings=findings)])
+    draft_and_store(Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: drafter),
+                    CASE, requested_by="tests")  # fmt: skip
+    chat_model = ScriptedStreamModel(answers=[ANSWER])
+    investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: chat_model)
+    keys = role_keys(history)
+    keys["evaluator"] = key_store.create_key(history, name="eve evaluator", roles=["evaluator"], created_by="tests")[1]
+    with LiveServer(create_app(settings, investigator)) as server:
+        server.keys = keys  # type: ignore[attr-defined]
+        yield server
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[WebDriver]:
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1366,860"):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)  # no Selenium Manager
+    driver.set_page_load_timeout(WAIT_S)
+    yield driver
+    driver.quit()
+
+
+def _wait(driver: WebDriver, condition: Any, what: str) -> Any:
+    return WebDriverWait(driver, WAIT_S, poll_frequency=0.1).until(condition, message=f"timed out waiting for {what}")
+
+
+def _visible(driver: WebDriver, css: str) -> Any:
+    return _wait(driver, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()), None), css)
+
+
+def _sign_in(driver: WebDriver, base: str, key: str, path: str = "/console") -> None:
+    driver.get(base + path)
+    driver.execute_script("sessionStorage.clear()")
+    driver.get(base + path)
+    field = _visible(driver, "#signin-key")
+    field.send_keys(key)
+    driver.find_element(By.CSS_SELECTOR, "#signin-form button[type=submit]").click()
+
+
+def _queue_ids(driver: WebDriver) -> list[str]:
+    return driver.execute_script("return [...document.querySelectorAll('#queue tbody tr')].map((r) => r.dataset.caseId)")
+
+
+def _screenshot(driver: WebDriver, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = driver.execute_script("return Math.min(document.documentElement.scrollHeight, 4000)")
+    driver.set_window_size(1366, max(860, int(height) + 120))
+    driver.execute_script("window.scrollTo(0, 0)")
+    path = ARTIFACTS / name
+    driver.save_screenshot(str(path))
+    driver.set_window_size(1366, 860)
+    return path
+
+
+def test_a_wrong_key_gets_a_clear_message_and_the_sign_in_form_again(console: LiveServer, browser: WebDriver) -> None:
+    _sign_in(browser, console.url, "fa_k0000000000_not-a-real-secret")
+    notice = _visible(browser, "#notice")
+    assert "not accepted" in notice.text and "Sign in again" in notice.text
+    assert _visible(browser, "#signin-key") and not browser.find_element(By.ID, "app").is_displayed()
+    assert browser.execute_script("return sessionStorage.getItem('fa.key')") is None  # a refused key is not kept
+
+
+def test_keys_without_the_rights_see_what_their_role_allows(console: LiveServer, browser: WebDriver) -> None:
+    keys = console.keys  # type: ignore[attr-defined]
+    _sign_in(browser, console.url, keys["ticketing"])
+    notice = _visible(browser, "#notice")
+    assert "needs the analyst role" in notice.text and "ticketing" in notice.text
+    assert not browser.find_element(By.ID, "app").is_displayed()
+
+    _sign_in(browser, console.url, keys["evaluator"], path=f"/console/cases/{CASE}")
+    locked = _visible(browser, "#decision-locked")
+    assert "needs the analyst role" in locked.text and "evaluator" in locked.text
+    assert "needs the analyst role" in _visible(browser, "#chat-locked").text
+    assert not browser.find_element(By.ID, "decision-form").is_displayed()
+    assert not browser.find_element(By.ID, "chat-box").is_displayed()
+    _visible(browser, "#report .narrative")  # reading is allowed
+    # Calling a route the role lacks anyway gets the API's 403 turned into a sentence, not a broken page.
+    message = browser.execute_async_script(
+        "const done = arguments[0];"
+        f"FA.api('/v1/cases/{CASE}/audit').then(() => done('allowed?'), (e) => done(FA.describe(e)));"
+    )
+    assert "not allowed" in message and "evaluator" in message and "analyst" in message
+
+
+def test_an_analyst_works_a_case_from_the_queue_to_a_decision(console: LiveServer, browser: WebDriver) -> None:
+    _sign_in(browser, console.url, console.keys["analyst"])  # type: ignore[attr-defined]
+    _wait(browser, lambda d: len(_queue_ids(d)) == 3, "three open cases")
+    assert "analyst ana" in _visible(browser, "#who").text
+    # filter by priority (the API filters), then sort the page by score (the page sorts)
+    browser.find_element(By.CSS_SELECTOR, "#f-priority option[value=high]").click()
+    browser.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    _wait(browser, lambda d: _queue_ids(d) == [CASE], "the high-priority filter")
+    browser.find_element(By.CSS_SELECTOR, "#filters button[type=reset]").click()
+    _wait(browser, lambda d: len(_queue_ids(d)) == 3, "the filter cleared")
+    browser.find_element(By.CSS_SELECTOR, "#f-age option[value='-7']").click()  # the cases were opened in March 2026
+    browser.find_element(By.CSS_SELECTOR, "#filters button[type=submit]").click()
+    _wait(browser, lambda d: "No open case matches" in d.find_element(By.ID, "queue-status").text, "the age filter")
+    assert _queue_ids(browser) == []
+    browser.find_element(By.CSS_SELECTOR, "#filters button[type=reset]").click()
+    _wait(browser, lambda d: len(_queue_ids(d)) == 3, "the filter cleared")
+    browser.find_element(By.CSS_SELECTOR, "button[data-sort=score]").click()
+    assert _queue_ids(browser) == [CASE, "C-000003", "C-000002"]
+    assert browser.find_element(By.CSS_SELECTOR, "th:has(button[data-sort=score])").get_attribute("aria-sort") == "descending"
+    _screenshot(browser, "console-queue.png")
+
+    browser.find_element(By.LINK_TEXT, CASE).click()
+    _visible(browser, "#report .narrative")
+    # the timeline: an SVG with a mark for each event, the credential change and the score line
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline svg a.ev")) == 3
+    assert browser.find_elements(By.CSS_SELECTOR, "#timeline .credential") and browser.find_elements(By.CSS_SELECTOR, "#timeline .score-dot")
+    assert "llm" in browser.find_element(By.CSS_SELECTOR, "#report .path").get_attribute("class")
+    marked = browser.find_element(By.CSS_SELECTOR, "#profile .untrusted")  # the display name is marked as customer-written
+    assert "xX_sniper_Xx" in marked.text and marked.find_element(By.CSS_SELECTOR, ".untrusted-tag").text.lower() == "customer-written"
+    assert browser.find_elements(By.CSS_SELECTOR, "#similar a.cite[data-cite^='case:']")
+
+    # a citation in the report highlights its evidence item and brings it into view
+    link = browser.find_element(By.CSS_SELECTOR, "#report .findings a.cite")
+    cited = link.get_attribute("data-cite")
+    link.click()
+    item = browser.find_element(By.ID, f"ev-{cited}")
+    _wait(browser, lambda d: "highlight" in item.get_attribute("class"), "the highlighted evidence")
+    assert browser.execute_script("const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight", item)
+    assert browser.switch_to.active_element == item
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".evidence-item.highlight")) == 1
+    # by keyboard too: Enter on a focused citation moves the highlight and the focus
+    other = next(a for a in browser.find_elements(By.CSS_SELECTOR, "#report .findings a.cite") if a.get_attribute("data-cite") != cited)
+    browser.execute_script("arguments[0].focus()", other)
+    other.send_keys(Keys.ENTER)
+    moved = browser.find_element(By.ID, f"ev-{other.get_attribute('data-cite')}")
+    _wait(browser, lambda d: "highlight" in moved.get_attribute("class") and "highlight" not in item.get_attribute("class"), "Enter on a citation")
+    assert browser.switch_to.active_element == moved
+
+    # the chat streams its answer into the page; the session survives a reload
+    question = browser.find_element(By.ID, "chat-input")
+    question.send_keys("What happened here?")
+    browser.find_element(By.ID, "chat-send").click()
+    answer = _visible(browser, ".chat-assistant.done")
+    assert "19 minutes after the password reset" in answer.text
+    assert [a.get_attribute("data-cite") for a in answer.find_elements(By.CSS_SELECTOR, ".chat-cites a.cite")] == ["txn:E-99812", "txn:E-99801"]
+    _screenshot(browser, "console-case.png")
+    browser.refresh()
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chat-log .chat-msg")) == 2, "the chat history after a reload")
+    assert "What happened here?" in browser.find_element(By.CSS_SELECTOR, "#chat-log .chat-analyst").text
+
+    # the decision closes the case, and it leaves the queue
+    browser.find_element(By.CSS_SELECTOR, "input[name=disposition][value=confirmed_fraud]").click()
+    browser.find_element(By.CSS_SELECTOR, "input[name=actions][value=lock_account]").click()
+    browser.find_element(By.ID, "d-notes").send_keys("Reset from RO, gift card minutes later.")
+    browser.find_element(By.ID, "decide").click()
+    assert "Closed as confirmed fraud" in _visible(browser, "#decision-done").text
+    assert "left the queue" in _visible(browser, "#notice").text
+    browser.find_element(By.LINK_TEXT, "Back to the queue").click()
+    _wait(browser, lambda d: sorted(_queue_ids(d)) == ["C-000002", "C-000003"], "the decided case gone from the queue")
+
+
+def test_the_console_pages_fetch_nothing_from_elsewhere(console: LiveServer) -> None:
+    import re
+
+    import httpx
+
+    for path in ("/console", f"/console/cases/{CASE}"):
+        response = httpx.get(console.url + path)
+        assert response.status_code == 200 and "script-src 'self'" in response.headers["content-security-policy"]
+        assert not re.search(r"(src|href)=\"(https?:)?//", response.text), path
+    detail = httpx.get(f"{console.url}/v1/cases/{CASE}", headers={"Authorization": f"Bearer {console.keys['analyst']}"}).json()  # type: ignore[attr-defined]
+    event = next(i for i in detail["evidence"] if i["id"] == "txn:E-99812")
+    assert event["data"]["amount"] == "100.00" and event["data"]["device_id"] == "D-77"
+    assert "ip" not in event["data"] and "text" not in event["data"] and event["untrusted"] == "gift for my brother"
+    assert httpx.get(f"{console.url}/v1/me", headers={"Authorization": f"Bearer {console.keys['analyst']}"}).json()["roles"] == ["analyst"]  # type: ignore[attr-defined]
