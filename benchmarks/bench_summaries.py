@@ -133,7 +133,12 @@ def burst(ddb: ManagedProcess, base: Path, *, jobs: int, workers: int) -> dict[s
         while len(receiver.got) < jobs and time.time() < deadline:
             time.sleep(0.05)
         t_done = time.time()
-        final = [client.get(f"/v1/summaries/{i}").json() for i in ids]
+        # a worker records the delivery after the receiver answered: read the jobs once they are all recorded (bounded)
+        while True:
+            final = [client.get(f"/v1/summaries/{i}").json() for i in ids]
+            if all(j["status"] in ("done", "dead", "failed") for j in final) or time.time() > deadline:
+                break
+            time.sleep(0.2)
     receiver.server.shutdown()
     statuses = Counter(j["status"] for j in final)
     per_job = Counter(i for i, _ in receiver.got)
