@@ -60,7 +60,7 @@ from fraudagent.api.app import create_app  # noqa: E402
 from fraudagent.core.models import CaseBundle  # noqa: E402
 from fraudagent.core.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server  # noqa: E402
 from fraudagent.core.settings import Settings  # noqa: E402
-from fraudagent.evals.flows import run_suite  # noqa: E402
+from fraudagent.evals.flows import read_run, run_suite  # noqa: E402
 from fraudagent.evals.generate import _big_history  # noqa: E402  (the edge suite's 10,000-event history)
 from fraudagent.evals.suites import load_suite, select  # noqa: E402
 from fraudagent.retrieval.past_cases import embedding_function  # noqa: E402
@@ -232,6 +232,18 @@ def bench_reports(ctx: Context, quick: bool, cases: int, on_partial: Any = None)
     return reports_result(done)
 
 
+def reports_from(paths: list[Path]) -> dict[str, Any]:
+    """The `reports` section from two finished eval runs (`fraudagent eval run --solver agent|naive`), on the cases
+    both hold: for when the model runs were made apart from this command (e.g. on a quieter machine)."""
+    runs = {run.meta.solver: run for run in (read_run(p) for p in paths)}
+    if set(runs) != {"agent", "naive"}:
+        raise SystemExit(f"--reports-from needs one agent and one naive run, got {sorted(runs)}")
+    common = {c.case_id for c in runs["agent"].cases} & {c.case_id for c in runs["naive"].cases}
+    done = {s: [c for c in runs[s].cases if c.case_id in common] for s in ("agent", "naive")}
+    source = ", ".join(f"{s}: {paths[i]} (started {runs[s].meta.started_at:%Y-%m-%d %H:%M} UTC)" for i, s in enumerate(runs))
+    return reports_result(done) | {"source": source}
+
+
 def chart_reports(result: dict[str, Any], out: Path) -> None:
     rows = result["rows"]
     names = [r["solver"] for r in rows]
@@ -352,10 +364,12 @@ def write_markdown(results: dict[str, Any], meta: dict[str, Any], out: Path) -> 
                   "", "![evidence](evidence.png)", ""]  # fmt: skip
     if "reports" in results:
         r = results["reports"]
+        how = (f"read from two eval runs, on the cases both hold ({r['source']}). " if r.get("source") else
+               "case by case in this run, agent then naive on each (the eval runner, each time in isolated stores holding the case's "
+               "bundle and its past cases; scored against the suite's ground truth). ")  # fmt: skip
         parts += ["## Reports: our pipeline (`agent`) against the `naive` solver", "",
-                  f"The same {r['rows'][0]['cases']} case(s) of the `core` suite, the same llama.cpp server (packaged 0.5B model), "
-                  "case by case in this run, agent then naive on each (the eval runner, each time in isolated stores holding the case's "
-                  "bundle and its past cases; scored against the suite's ground truth). "
+                  f"The same {r['rows'][0]['cases'] if r['rows'] else 0} case(s) of the `core` suite, the same llama.cpp server (packaged 0.5B model), "
+                  + how +
                   "The naive agent's evidence reads happen inside its model loop, so its evidence time is part of drafting.", "",
                   table(r["rows"]), "", "Ratios: " + ", ".join(f"{k} **{v:.2f}**" for k, v in r["ratios"].items()), "",
                   "<details><summary>per case</summary>", "", table(r["per_case"]), "", "</details>", "",
@@ -386,6 +400,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes and short loads, for development")
     parser.add_argument("--cases", type=int, default=6, help="core-suite cases for the agent vs naive comparison")
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/<UTC date>")
+    parser.add_argument("--reports-from", default=None, metavar="AGENT_RUN,NAIVE_RUN",
+                        help="build `reports` from two finished `fraudagent eval run` folders instead of running the model")
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(only) - set(SECTIONS))
@@ -410,7 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         return write_markdown(current, meta, out)
 
     runners = {"evidence": (lambda c: bench_evidence(c, args.quick), chart_evidence),
-               "reports": (lambda c: bench_reports(c, args.quick, args.cases, on_partial=lambda r: save({"reports": r})), chart_reports),
+               "reports": ((lambda c: reports_from([Path(x) for x in args.reports_from.split(",")])) if args.reports_from else
+                           (lambda c: bench_reports(c, args.quick, args.cases, on_partial=lambda r: save({"reports": r}))), chart_reports),
                "chat": (lambda c: bench_chat(c, args.quick), None),
                "summaries": (lambda c: bench_bursts(c, args.quick), chart_bursts),
                "api": (lambda c: bench_api(c, args.quick), chart_api)}  # fmt: skip
