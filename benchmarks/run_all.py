@@ -84,7 +84,8 @@ def table(rows: list[dict[str, Any]]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
-        cells = [f"{v:.3g}" if isinstance(v, float) and abs(v) < 10 else f"{v:,.0f}" if isinstance(v, float) else str(v)
+        cells = ["–" if isinstance(v, float) and v != v else f"{v:.3g}" if isinstance(v, float) and abs(v) < 10
+                 else f"{v:,.0f}" if isinstance(v, float) else str(v)
                  for v in (row.get(k, "") for k in keys)]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -368,10 +369,11 @@ def write_markdown(results: dict[str, Any], meta: dict[str, Any], out: Path) -> 
                "case by case in this run, agent then naive on each (the eval runner, each time in isolated stores holding the case's "
                "bundle and its past cases; scored against the suite's ground truth). ")  # fmt: skip
         parts += ["## Reports: our pipeline (`agent`) against the `naive` solver", "",
-                  f"The same {r['rows'][0]['cases'] if r['rows'] else 0} case(s) of the `core` suite, the same llama.cpp server (packaged 0.5B model), "
+                  f"The same {r['rows'][0]['cases'] if r['rows'] else 0} case(s) of the `core` suite"
+                  + (" (each run's model as recorded in its results.json), " if r.get("source") else ", the same llama.cpp server (packaged 0.5B model), ")
                   + how +
                   "The naive agent's evidence reads happen inside its model loop, so its evidence time is part of drafting.", "",
-                  table(r["rows"]), "", "Ratios: " + ", ".join(f"{k} **{v:.2f}**" for k, v in r["ratios"].items()), "",
+                  table(r["rows"]), "", "Ratios: " + ", ".join(f"{k} **{v:.2f}**" if v == v else f"{k} **undefined** (no naive report)" for k, v in r["ratios"].items()), "",
                   "<details><summary>per case</summary>", "", table(r["per_case"]), "", "</details>", "",
                   "![reports](reports.png)", ""]  # fmt: skip
     if "chat" in results:
