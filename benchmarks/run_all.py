@@ -102,7 +102,7 @@ class Context:
     @property
     def ddb(self) -> ManagedProcess:
         if self._ddb is None:
-            self._ddb = start_dynamodb_local(Settings(), port=free_port(), log_dir=self.base / "logs")
+            self._ddb = start_dynamodb_local(Settings(), port=free_port(), log_dir=self.base / "logs", timeout=240)
             self.stack.callback(self._ddb.stop)
         return self._ddb
 
