@@ -118,7 +118,7 @@ def stores(ddb: ManagedProcess, base: Path, **changes: Any) -> tuple[Settings, I
 
 
 def burst(ddb: ManagedProcess, base: Path, *, jobs: int, workers: int) -> dict[str, float]:
-    settings, investigator = stores(ddb, base, summary_workers=workers)
+    settings, investigator = stores(ddb, base, summary_workers=workers, api_rate_limit_per_minute=0)  # the jobs, not the limiter
     for n in range(3):
         draft_and_store(investigator, f"C-B{n}")
     receiver = Receiver()
