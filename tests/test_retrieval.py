@@ -18,15 +18,27 @@ import numpy as np
 import pytest
 
 from fraudagent.core.errors import DependencyUnavailable
-from fraudagent.core.models import Action, Disposition, PastCase, Typology
+from fraudagent.core.models import (
+    Account,
+    Action,
+    Case,
+    Disposition,
+    Event,
+    EventType,
+    PastCase,
+    Trigger,
+    TriggerKind,
+    Typology,
+)
 from fraudagent.core.services import ManagedProcess, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.documents import IndexedCase, Provenance, document
 from fraudagent.retrieval.filters import CaseFilter
+from fraudagent.retrieval.lexical import CaseTable, StoredCase
 from fraudagent.retrieval.langchain_adapters import PastCaseRetriever, similar_cases_tool
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.retrieval.queries import case_query
-from fraudagent.retrieval.search import CaseQuery, RetrievalMode, reciprocal_rank_fusion
+from fraudagent.retrieval.search import CaseQuery, Fusion, RetrievalMode, reciprocal_rank_fusion, score_fusion
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMA = ROOT / ".venv" / "bin" / "chroma"
@@ -299,6 +311,7 @@ def test_each_neighbour_says_why_it_matched(store: PastCaseStore) -> None:
 
 
 def test_hybrid_order_is_the_reciprocal_rank_fusion_of_both_retrievers(store: PastCaseStore) -> None:
+    store.fusion, store.vector_share = Fusion.rrf, 0.5
     query = CaseQuery.from_text("gift cards and declined cards after a password reset")
     lists = [
         _ids(store.find(query, k=50, mode=m, min_similarity=-1.0).neighbours)
@@ -307,6 +320,61 @@ def test_hybrid_order_is_the_reciprocal_rank_fusion_of_both_retrievers(store: Pa
     hybrid = store.find(query, k=50, mode=RetrievalMode.hybrid, min_similarity=-1.0).neighbours
     assert _ids(hybrid) == [case_id for case_id, _ in reciprocal_rank_fusion(lists, k=store.rrf_k)]
     assert lists[0] != lists[1]  # the fusion had something to do
+
+
+def test_score_fusion_follows_its_share_between_the_two_retrievers(store: PastCaseStore) -> None:
+    assert store.fusion is Fusion.scores  # the default
+    query = CaseQuery.from_text("gift cards and declined cards after a password reset")
+
+    def order(mode: RetrievalMode, share: float | None = None) -> list[str]:
+        if share is not None:
+            store.vector_share = share
+        return _ids(store.find(query, k=50, mode=mode, min_similarity=-1.0).neighbours)
+
+    vector, lexical = order(RetrievalMode.vector), order(RetrievalMode.lexical)
+    assert order(RetrievalMode.hybrid, 1.0) == vector  # all on the cosine
+    assert order(RetrievalMode.hybrid, 0.0)[: len(lexical)] == lexical  # all on BM25; cases sharing no term last
+    bm25 = {n.case.case_id: n.score for n in store.find(query, k=50, mode=RetrievalMode.lexical, min_similarity=-1.0)
+            .neighbours}  # fmt: skip
+    store.vector_share = 0.7
+    mixed = store.find(query, k=50, mode=RetrievalMode.hybrid, min_similarity=-1.0).neighbours
+    expected = [0.7 * n.similarity + 0.3 * bm25.get(n.case.case_id, 0.0) / max(bm25.values()) for n in mixed]
+    assert [n.score for n in mixed] == pytest.approx(expected, abs=1e-3)
+    assert [n.score for n in mixed] == sorted((n.score for n in mixed), reverse=True)
+
+
+def test_score_fusion_prefers_agreement_to_one_retrievers_favourite() -> None:
+    cosines = {"both": 0.70, "vector_only": 0.75, "lexical_only": 0.40}
+    bm25 = {"both": 8.0, "lexical_only": 10.0}
+    fused = score_fusion(cosines, bm25, vector_share=0.7)
+    assert [i for i, _ in fused] == ["both", "lexical_only", "vector_only"]
+    assert fused[0][1] == pytest.approx(0.7 * 0.70 + 0.3 * 0.8)
+    assert [i for i, _ in score_fusion(cosines, bm25, vector_share=1.0)][0] == "vector_only"
+    assert [i for i, _ in score_fusion(cosines, bm25, vector_share=0.0)][0] == "lexical_only"
+
+
+def test_fusion_comes_from_settings(tmp_path: Path, embedder: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings().retrieval_fusion == "scores"
+    monkeypatch.setenv("FRAUDAGENT_RETRIEVAL_FUSION", "rrf")
+    monkeypatch.setenv("FRAUDAGENT_RETRIEVAL_VECTOR_SHARE", "0.25")
+    settings = Settings(chroma_path=tmp_path / "chroma", chroma_collection="fusion")
+    store = PastCaseStore.from_settings(settings, embedder=embedder)
+    assert (store.fusion, store.vector_share) == (Fusion.rrf, 0.25)
+
+
+def test_bm25_length_normalisation_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    meta = {"typology": "legitimate", "closed_ts": 0, "account_id": "A-1"}
+    rows = [
+        StoredCase("C-short", "refund requested twice", meta),
+        StoredCase("C-long", "refund requested twice " + "played the new season every evening " * 8, meta),
+    ]
+    allowed = np.ones(2, dtype=bool)
+    for b, short_wins in ((0.0, False), (1.0, True)):
+        scores = CaseTable(rows, b=b).lexical_scores(["refund"], allowed)
+        assert bool(scores[0] > scores[1] + 1e-6) is short_wins  # b=0: one mention is one mention, however long
+    assert Settings().retrieval_bm25_b == 1.0
+    monkeypatch.setenv("FRAUDAGENT_RETRIEVAL_BM25_B", "0.3")
+    assert Settings().retrieval_bm25_b == 0.3
 
 
 def test_reciprocal_rank_fusion_rewards_agreement() -> None:
@@ -360,6 +428,30 @@ def test_an_open_case_query_comes_from_its_events() -> None:
     assert query.filters.closed_before == bundle.case.opened_at
     assert len(query.signals) >= 3  # enough signals: the embedding reads them, not the activity digest
     assert "opened on" in query.context and "opened on" not in query.embedding_text()
+
+
+def test_a_chargeback_case_reads_its_signals_around_the_disputed_purchase() -> None:
+    """Opened weeks after the purchase: the new account, the foreign IP and the BIN mismatch of the purchase
+    count, not the quiet days before the chargeback."""
+    created = BASE
+    bought = BASE + timedelta(days=2)
+    opened = bought + timedelta(days=11)
+    card = {"instrument_id": "PI-1", "instrument_type": "card", "bin_country": "US", "currency": "USD"}
+    events = [
+        Event(event_id="E-1", account_id="A-CB", ts=bought - timedelta(minutes=20), type=EventType.login,
+              status="success", device_id="D-1", ip_country="RU"),
+        Event(event_id="E-2", account_id="A-CB", ts=bought, type=EventType.purchase, amount="69.99", sku="GAME-1",
+              status="settled", device_id="D-1", ip_country="RU", **card),
+        Event(event_id="E-3", account_id="A-CB", ts=opened - timedelta(hours=2), type=EventType.chargeback,
+              amount="69.99", sku="GAME-1", status="received", **card),
+    ]  # fmt: skip
+    account = Account(account_id="A-CB", created_at=created, country="US")
+    case = Case(case_id="C-CB", account_id="A-CB", opened_at=opened, trigger=Trigger(kind=TriggerKind.chargeback))
+    signals = set(case_query(case=case, account=account, events=events).signals)
+    assert {"chargeback", "new_account", "foreign_ip", "bin_mismatch"} <= signals
+    on_model_alert = case.model_copy(update={"trigger": Trigger(kind=TriggerKind.model)})
+    quiet = case_query(case=on_model_alert, account=account, events=events).signals
+    assert not {"new_account", "foreign_ip"} & set(quiet)
 
 
 def test_a_query_needs_known_signals_and_something_to_look_for() -> None:

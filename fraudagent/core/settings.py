@@ -138,13 +138,24 @@ class Settings(BaseSettings):
 
     # --- similar past cases (hybrid retrieval) ---
     retrieval_mode: Literal["hybrid", "vector", "lexical"] = Field(
-        default="hybrid", description="hybrid fuses vector and BM25 results by reciprocal rank."
+        default="hybrid", description="hybrid fuses vector and BM25 results (retrieval_fusion)."
     )
     retrieval_min_similarity: float = Field(
         default=0.35, ge=-1.0, le=1.0, description="cosine floor: below it a case is noise, not a neighbour."
     )
     retrieval_candidates: int = Field(default=50, ge=1, le=1000, description="results each retriever returns before fusion")
     retrieval_rrf_k: int = Field(default=60, ge=1, le=1000, description="the k of reciprocal rank fusion")
+    retrieval_fusion: Literal["scores", "rrf"] = Field(
+        default="scores",
+        description="hybrid fusion: weighted sum of cosine and scaled BM25 (scores) or reciprocal rank fusion (rrf)",
+    )
+    retrieval_vector_share: float = Field(
+        default=0.65, ge=0.0, le=1.0, description="the vector retriever's weight in the fusion; BM25 gets the rest"
+    )
+    retrieval_bm25_k1: float = Field(default=1.5, ge=0, le=10, description="BM25 term-frequency saturation (k1)")
+    retrieval_bm25_b: float = Field(
+        default=1.0, ge=0, le=1, description="BM25 length normalisation (b): 1 fully, 0 none"
+    )
     retrieval_lexical_max_age_s: float = Field(
         default=300.0, gt=0, description="rebuild the in-memory BM25 copy when older (other writers may have changed the collection)"
     )

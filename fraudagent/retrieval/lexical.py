@@ -49,25 +49,29 @@ class StoredCase:
 class CaseTable:
     """Every stored case in memory, with its filter columns and a BM25 index over its tokens."""
 
-    def __init__(self, rows: list[StoredCase]) -> None:
+    def __init__(self, rows: list[StoredCase], *, k1: float = 1.5, b: float = 0.75) -> None:
         self.rows = rows
         self.position = {row.case_id: i for i, row in enumerate(rows)}
         self.columns = FilterColumns([row.metadata for row in rows])
         corpus = [row.tokens() for row in rows]
         self.doc_freq: Counter[str] = Counter(t for tokens in corpus for t in set(tokens))
-        self._bm25 = bm25s.BM25()
+        self._bm25 = bm25s.BM25(k1=k1, b=b)  # b: how much a long document's term counts are discounted
         if rows:
             self._bm25.index(corpus, show_progress=False)
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def lexical_top(self, tokens: Iterable[str], allowed: np.ndarray, n: int) -> list[tuple[int, float]]:
-        """Up to n (position, BM25 score) among the allowed rows, best first; rows sharing no term are left out."""
+    def lexical_scores(self, tokens: Iterable[str], allowed: np.ndarray) -> np.ndarray:
+        """The BM25 score of every row for these tokens, 0 where not allowed or sharing no term."""
         known = [t for t in dict.fromkeys(tokens) if t in self.doc_freq]
         if not known or not self.rows:
-            return []
-        scores = np.where(allowed, self._bm25.get_scores(known), 0.0)
+            return np.zeros(len(self.rows))
+        return np.where(allowed, self._bm25.get_scores(known), 0.0)
+
+    @staticmethod
+    def top_rows(scores: np.ndarray, n: int) -> list[tuple[int, float]]:
+        """Up to n (position, BM25 score) by `lexical_scores`, best first; rows sharing no term are left out."""
         candidates = np.flatnonzero(scores > 0)
         if len(candidates) > n:
             candidates = candidates[np.argpartition(-scores[candidates], n - 1)[:n]]

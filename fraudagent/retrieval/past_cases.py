@@ -5,7 +5,8 @@ On-disk `PersistentClient` by default, a Chroma server (`HttpClient`) when
 all-MiniLM-L6-v2, passed explicitly (Chroma's default would download a model);
 the store embeds documents and queries itself so that only changed cases are
 embedded and query embedding time is measured apart from search.
-Search fuses the vector neighbours with BM25 (`lexical.py`) by reciprocal rank.
+Search fuses the vector neighbours with BM25 (`lexical.py`): a weighted sum of cosine and scaled BM25 by
+default, reciprocal rank fusion on request (`retrieval_fusion`).
 Narratives are untrusted text: stored and returned as evidence, never as instructions.
 """
 
@@ -27,10 +28,12 @@ from fraudagent.retrieval.filters import CaseFilter
 from fraudagent.retrieval.lexical import CaseTable, StoredCase, tokenize
 from fraudagent.retrieval.search import (
     CaseQuery,
+    Fusion,
     RetrievalMode,
     SimilarCase,
     SimilarCases,
     reciprocal_rank_fusion,
+    score_fusion,
     summarize,
 )
 
@@ -99,6 +102,10 @@ class PastCaseStore:
         min_similarity: float = 0.35,
         candidates: int = 50,
         rrf_k: int = 60,
+        fusion: Fusion = Fusion.scores,
+        vector_share: float = 0.65,
+        bm25_k1: float = 1.5,
+        bm25_b: float = 1.0,
         lexical_max_age_s: float = 300.0,
         batch_size: int = 256,
     ) -> None:
@@ -115,6 +122,10 @@ class PastCaseStore:
         self.min_similarity = min_similarity
         self.candidates = candidates
         self.rrf_k = rrf_k
+        self.fusion = Fusion(fusion)
+        self.vector_share = vector_share
+        self.bm25_k1 = bm25_k1
+        self.bm25_b = bm25_b
         self.lexical_max_age_s = lexical_max_age_s
         self.batch_size = batch_size
         self.embedded = 0  # texts embedded by this store since it was made, and the time it took
@@ -133,6 +144,10 @@ class PastCaseStore:
             min_similarity=settings.retrieval_min_similarity,
             candidates=settings.retrieval_candidates,
             rrf_k=settings.retrieval_rrf_k,
+            fusion=Fusion(settings.retrieval_fusion),
+            vector_share=settings.retrieval_vector_share,
+            bm25_k1=settings.retrieval_bm25_k1,
+            bm25_b=settings.retrieval_bm25_b,
             lexical_max_age_s=settings.retrieval_lexical_max_age_s,
             batch_size=settings.retrieval_batch_size,
         )
@@ -267,7 +282,7 @@ class PastCaseStore:
             table = self._table
             expired = time.monotonic() - self._table_built_at > self.lexical_max_age_s
             if table is None or expired or len(table) != self.count():
-                table = self._table = CaseTable(self._read_all())
+                table = self._table = CaseTable(self._read_all(), k1=self.bm25_k1, b=self.bm25_b)
                 self._table_built_at = time.monotonic()
             return table
 
@@ -323,11 +338,14 @@ class PastCaseStore:
             self._vector_hits(query, query_vector, table, allowed) if mode is not RetrievalMode.lexical else {}
         )
         lexical_hits: dict[str, float] = {}
+        bm25 = np.zeros(0)
         if mode is not RetrievalMode.vector:
-            top = table.lexical_top(query.lexical_tokens(), allowed, self.candidates)
-            lexical_hits = {table.rows[p].case_id: bm25 for p, bm25 in top}
-        ranking = self._rank(mode, vector_hits, lexical_hits)
-        similarity = vector_hits | self._similarities(query_vector, [i for i, _ in ranking if i not in vector_hits])
+            bm25 = table.lexical_scores(query.lexical_tokens(), allowed)
+            top = table.top_rows(bm25, self.candidates)
+            lexical_hits = {table.rows[p].case_id: score for p, score in top}
+        # cosine for candidates only the lexical side returned: the fusion reads it, and one floor applies to all
+        similarity = vector_hits | self._similarities(query_vector, [i for i in lexical_hits if i not in vector_hits])
+        ranking = self._rank(mode, vector_hits, lexical_hits, similarity, bm25, table)
         vector_rank = {case_id: r for r, case_id in enumerate(vector_hits, start=1)}
         lexical_rank = {case_id: r for r, case_id in enumerate(lexical_hits, start=1)}
         query_terms = tokenize(query.text) + tokenize(query.context)
@@ -381,12 +399,24 @@ class PastCaseStore:
         return {i: 1.0 - float(d) for i, d in zip(result["ids"][0], result["distances"][0], strict=True)}
 
     def _rank(
-        self, mode: RetrievalMode, vector_hits: dict[str, float], lexical_hits: dict[str, float]
+        self,
+        mode: RetrievalMode,
+        vector_hits: dict[str, float],
+        lexical_hits: dict[str, float],
+        similarity: dict[str, float],
+        bm25: np.ndarray,
+        table: CaseTable,
     ) -> list[tuple[str, float]]:
-        """(id, score) best first: the fused RRF score, or one retriever's own score (cosine, BM25)."""
-        if mode is RetrievalMode.hybrid:
-            return reciprocal_rank_fusion([list(vector_hits), list(lexical_hits)], k=self.rrf_k)
-        return list((vector_hits if mode is RetrievalMode.vector else lexical_hits).items())
+        """(id, score) best first: the fused score of both retrievers' candidates (`fusion`, weighted by
+        `vector_share`), or one retriever's own score (cosine, BM25)."""
+        if mode is not RetrievalMode.hybrid:
+            return list((vector_hits if mode is RetrievalMode.vector else lexical_hits).items())
+        if self.fusion is Fusion.rrf:
+            weights = (2 * self.vector_share, 2 * (1 - self.vector_share))  # 0.5: plain RRF
+            return reciprocal_rank_fusion([list(vector_hits), list(lexical_hits)], k=self.rrf_k, weights=weights)
+        # every candidate's BM25, also of those only the vector side returned (0 when it shares no term)
+        lexical = {case_id: float(bm25[table.position[case_id]]) for case_id in similarity}
+        return score_fusion(similarity, lexical, vector_share=self.vector_share)
 
     def _similarities(self, query_vector: np.ndarray, case_ids: list[str]) -> dict[str, float]:
         """Cosine similarity for candidates only the lexical side returned, so one floor applies to all."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -22,6 +22,13 @@ class RetrievalMode(StrEnum):
     hybrid = "hybrid"
     vector = "vector"
     lexical = "lexical"
+
+
+class Fusion(StrEnum):
+    """How hybrid search merges its two retrievers."""
+
+    scores = "scores"  # a weighted sum of cosine similarity and BM25 scaled by the best BM25 of the candidates
+    rrf = "rrf"  # reciprocal rank fusion: ranks only
 
 
 class CaseQuery(BaseModel):
@@ -74,7 +81,7 @@ class SimilarCase:
     case: PastCase
     similarity: float  # cosine similarity of the embeddings, 1.0 = same direction
     provenance: str = "imported"
-    score: float = 0.0  # the ranking score: fused RRF, cosine or BM25 by mode
+    score: float = 0.0  # the ranking score: the fused score (retrieval_fusion), cosine or BM25 by mode
     vector_rank: int | None = None  # 1-based rank in each retriever's list, None when it did not return it
     lexical_rank: int | None = None
     matched_signals: list[str] = field(default_factory=list)
@@ -107,12 +114,32 @@ class SimilarCases:
     search_ms: float  # everything else: both retrievers, fusion, filters, explanations
 
 
-def reciprocal_rank_fusion(rankings: Sequence[Sequence[str]], *, k: int) -> list[tuple[str, float]]:
-    """Cormack et al. (2009): each list gives 1/(k + rank); ids ordered by the sum, ties by id."""
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[str]], *, k: int, weights: Sequence[float] | None = None
+) -> list[tuple[str, float]]:
+    """Cormack et al. (2009), optionally weighted: each list gives weight/(k + rank); ids ordered by the sum,
+    ties by id."""
     fused: Counter[str] = Counter()
-    for ranking in rankings:
+    for n, ranking in enumerate(rankings):
+        weight = 1.0 if weights is None else weights[n]
         for rank, item in enumerate(ranking, start=1):
-            fused[item] += 1.0 / (k + rank)
+            fused[item] += weight / (k + rank)
+    return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def score_fusion(
+    cosines: Mapping[str, float], bm25: Mapping[str, float], *, vector_share: float
+) -> list[tuple[str, float]]:
+    """A convex combination of the two retrievers' own scores over their candidates: `vector_share` times
+    the cosine similarity plus the rest times the BM25 score divided by the best BM25 among the candidates
+    (so both lie in about [0, 1]). Unlike rank fusion it keeps how much better one candidate is than the
+    next: a past case only one retriever ranks high, far below the other's best, no longer ties with that
+    best. Ids ordered by the score, ties by id; a candidate without a BM25 score counts 0 there."""
+    top = max(bm25.values(), default=0.0) or 1.0
+    fused = {
+        case_id: vector_share * cosine + (1.0 - vector_share) * bm25.get(case_id, 0.0) / top
+        for case_id, cosine in cosines.items()
+    }
     return sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
 
 

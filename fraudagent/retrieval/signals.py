@@ -22,7 +22,8 @@ from fraudagent.core.models import CREDENTIAL_CHANGES, SPEND_EVENTS, Account, Ca
 
 SIGNAL_TOKEN_PREFIX = "sig_"
 
-# The incident is what happened shortly before the case opened; history signals
+# The incident is what happened shortly before the case opened (for a chargeback: shortly before the disputed
+# purchase, which can be weeks earlier); history signals
 # (chargebacks, refund patterns, tenure) look at the whole window the caller read.
 INCIDENT_WINDOW = timedelta(days=3)
 NEW_ACCOUNT_AGE = timedelta(days=7)
@@ -120,9 +121,14 @@ def signals_from_events(
     *, case: Case, account: Account | None, events: Sequence[Event], linked_account_ids: Iterable[str] = ()
 ) -> set[str]:
     """The signals an open case's events show: its own account's, plus those of accounts in its bundle."""
-    opened = case.opened_at
     own = sorted((e for e in events if e.account_id == case.account_id), key=lambda e: e.ts)
-    incident_all = [e for e in events if opened - INCIDENT_WINDOW <= e.ts <= opened + timedelta(days=1)]
+    opened = incident_start(case, own)
+
+    def in_incident(ts: datetime) -> bool:  # around the incident, and just before the case opened
+        near_opening = case.opened_at - INCIDENT_WINDOW <= ts <= case.opened_at + timedelta(days=1)
+        return near_opening or opened - INCIDENT_WINDOW <= ts <= opened + INCIDENT_WINDOW
+
+    incident_all = [e for e in events if in_incident(e.ts)]
     incident = [e for e in incident_all if e.account_id == case.account_id]
     found: set[str] = set()
     found |= _identity_signals(own, incident, account, opened)
@@ -133,6 +139,21 @@ def signals_from_events(
     if _gift_cards_on_shared_device(events, incident_all):
         found.add("shared_gift_cards")
     return found
+
+
+def incident_start(case: Case, own: Sequence[Event]) -> datetime:
+    """When the incident happened: the case's opening, or for a case opened on a chargeback the earliest
+    purchase a chargeback of the account disputes (same item and instrument, bought before it)."""
+    if case.trigger.kind is not TriggerKind.chargeback:
+        return case.opened_at
+    disputed = [
+        e.ts
+        for cb in own
+        if cb.type is EventType.chargeback and cb.ts <= case.opened_at + timedelta(days=1)
+        for e in own
+        if e.type in SPEND_EVENTS and e.ts < cb.ts and (e.sku, e.instrument_id) == (cb.sku, cb.instrument_id)
+    ]
+    return min(disputed, default=case.opened_at)
 
 
 def _identity_signals(own: list[Event], incident: list[Event], account: Account | None, opened: datetime) -> set[str]:
