@@ -118,7 +118,7 @@ def stores(ddb: ManagedProcess, base: Path, **changes: Any) -> tuple[Settings, I
 
 
 def burst(ddb: ManagedProcess, base: Path, *, jobs: int, workers: int) -> dict[str, float]:
-    settings, investigator = stores(ddb, base, summary_workers=workers)
+    settings, investigator = stores(ddb, base, summary_workers=workers, api_rate_limit_per_minute=0)  # the jobs, not the limiter
     for n in range(3):
         draft_and_store(investigator, f"C-B{n}")
     receiver = Receiver()
@@ -133,7 +133,12 @@ def burst(ddb: ManagedProcess, base: Path, *, jobs: int, workers: int) -> dict[s
         while len(receiver.got) < jobs and time.time() < deadline:
             time.sleep(0.05)
         t_done = time.time()
-        final = [client.get(f"/v1/summaries/{i}").json() for i in ids]
+        # a worker records the delivery after the receiver answered: read the jobs once they are all recorded (bounded)
+        while True:
+            final = [client.get(f"/v1/summaries/{i}").json() for i in ids]
+            if all(j["status"] in ("done", "dead", "failed") for j in final) or time.time() > deadline:
+                break
+            time.sleep(0.2)
     receiver.server.shutdown()
     statuses = Counter(j["status"] for j in final)
     per_job = Counter(i for i, _ in receiver.got)
@@ -147,30 +152,47 @@ def burst(ddb: ManagedProcess, base: Path, *, jobs: int, workers: int) -> dict[s
     }  # fmt: skip
 
 
-def with_llm(ddb: ManagedProcess, base: Path) -> dict[str, float]:
-    probe = Settings()
-    llm = start_llama_server(probe, port=free_port(), log_dir=base / "logs")
-    try:
-        settings, investigator = stores(ddb, base, summary_workers=1)
-        settings = settings.model_copy(update={"llm_base_url": llm.url, "llm_timeout_s": 900, "llm_max_retries": 1})
-        investigator = Investigator(settings=settings, history=investigator.history)
-        with Api(create_app(settings, investigator)) as client:
-            t0 = time.time()
-            job_id = client.post("/v1/summaries", json={"case_id": "C-B0", "format": "markdown"}).json()["job_id"]
-            while (job := client.get(f"/v1/summaries/{job_id}").json())["status"] not in ("done", "dead", "failed"):
-                time.sleep(0.2)
-            summary_s = time.time() - t0
+def chat_first_token(ddb: ManagedProcess, base: Path, llm_url: str, *, questions: int = 1) -> list[dict[str, Any]]:
+    """Time to the first streamed chat token (client side and as the server measured it), once per question."""
+    settings, investigator = stores(ddb, base, summary_workers=0)
+    settings = settings.model_copy(update={"llm_base_url": llm_url, "llm_timeout_s": 900, "llm_max_retries": 1})
+    investigator = Investigator(settings=settings, history=investigator.history)
+    rows = []
+    asked = ("What happened after the password reset?", "Why was this case flagged?", "Which accounts are linked?")
+    with Api(create_app(settings, investigator)) as client:
+        for n in range(questions):
             t1 = time.time()
-            first = None
-            with client.stream("POST", "/v1/cases/C-B1/chat", json={"message": "What happened after the password reset?"}) as response:
+            first, final = None, {}
+            with client.stream("POST", f"/v1/cases/C-B{n % 3}/chat", json={"message": asked[n % len(asked)]}) as response:
                 for line in response.iter_lines():
                     if line.startswith("event: token") and first is None:
                         first = time.time() - t1
                     if line.startswith("data:") and '"session_id"' in line:
                         final = json.loads(line[5:])
-            chat_total = time.time() - t1
-        return {"summary_job_s": summary_s, "summary_path": job["result"]["report_path"], "chat_first_token_s": first or float("nan"),
-                "chat_total_s": chat_total, "chat_cited": len(final["cited_ids"]), "chat_server_first_token_s": final["first_token_s"]}  # fmt: skip
+            rows.append({"question": asked[n % len(asked)], "chat_first_token_s": first if first is not None else float("nan"),
+                         "chat_total_s": time.time() - t1, "chat_cited": len(final.get("cited_ids", [])),
+                         "chat_server_first_token_s": final.get("first_token_s"), "model_unavailable": final.get("model_unavailable")})  # fmt: skip
+    return rows
+
+
+def summary_with_model(ddb: ManagedProcess, base: Path, llm_url: str) -> dict[str, Any]:
+    """One summary job that has to draft its report with the model: its latency and the report's path."""
+    settings, investigator = stores(ddb, base, summary_workers=1)
+    settings = settings.model_copy(update={"llm_base_url": llm_url, "llm_timeout_s": 900, "llm_max_retries": 1})
+    investigator = Investigator(settings=settings, history=investigator.history)
+    with Api(create_app(settings, investigator)) as client:
+        t0 = time.time()
+        job_id = client.post("/v1/summaries", json={"case_id": "C-B0", "format": "markdown"}).json()["job_id"]
+        while (job := client.get(f"/v1/summaries/{job_id}").json())["status"] not in ("done", "dead", "failed"):
+            time.sleep(0.2)
+        return {"summary_job_s": time.time() - t0, "summary_path": job["result"]["report_path"]}
+
+
+def with_llm(ddb: ManagedProcess, base: Path) -> dict[str, Any]:
+    probe = Settings()
+    llm = start_llama_server(probe, port=free_port(), log_dir=base / "logs")
+    try:
+        return summary_with_model(ddb, base, llm.url) | chat_first_token(ddb, base, llm.url)[0]
     finally:
         llm.stop()
 

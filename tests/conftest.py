@@ -26,6 +26,24 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 API_KEY = "test-key-" + uuid.uuid4().hex
 
+# Personal data in the log records pytest captured, per test (nodeid -> hits), for the session-end scan
+# (tests/test_hostile.py::test_no_log_written_during_the_session_holds_pii, run last).
+PII_IN_CAPTURED_LOGS: dict[str, list[str]] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    from tests.pii import pii_found
+
+    if report.caplog:
+        hits = pii_found(report.caplog)
+        if hits:
+            PII_IN_CAPTURED_LOGS.setdefault(report.nodeid, []).extend(hits)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `session_end` run after every other test (the log scans)."""
+    items.sort(key=lambda item: item.get_closest_marker("session_end") is not None)  # stable: the order is kept otherwise
+
 
 @pytest.fixture(scope="session")
 def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -26,10 +26,12 @@ class Received:
 
 @dataclass
 class CallbackReceiver:
-    """Answers `fail_first` requests (or all, with fail_always) with 500, the rest with 200; keeps every request."""
+    """Answers `fail_first` requests (or all, with fail_always) with 500, the rest with 200; keeps every request.
+    With `redirect_to`, every answer is a 307 to that URL instead."""
 
     fail_first: int = 0
     fail_always: bool = False
+    redirect_to: str | None = None
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -42,7 +44,9 @@ class CallbackReceiver:
                 with receiver.lock:
                     receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     failing = receiver.fail_always or len(receiver.received) <= receiver.fail_first
-                self.send_response(500 if failing else 200)
+                self.send_response(307 if receiver.redirect_to else 500 if failing else 200)
+                if receiver.redirect_to:
+                    self.send_header("Location", receiver.redirect_to)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

