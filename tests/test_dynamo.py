@@ -27,7 +27,8 @@ def _events(account: str, n: int, device: str = "D-1") -> list[Event]:
 
 def test_create_tables_is_idempotent(history: History, settings: Settings) -> None:
     assert dynamo.create_tables(history.client, settings) == []
-    names = history.client.list_tables()["TableNames"]
+    # every page: the session's DynamoDB Local holds the tables of every test so far (more than one page of 100)
+    names = [n for page in history.client.get_paginator("list_tables").paginate() for n in page["TableNames"]]
     assert {history.accounts, history.events, history.cases, history.reports} <= set(names)
 
 

@@ -79,7 +79,7 @@ def test_a_policy_run_writes_results_report_and_junit(policy_run: tuple[RunResul
     # the run's stores are gone
     from fraudagent.tools.dynamo import make_client
 
-    tables = make_client(eval_settings).list_tables()["TableNames"]
+    tables = [n for page in make_client(eval_settings).get_paginator("list_tables").paginate() for n in page["TableNames"]]
     assert not [t for t in tables if f"-eval-{run.meta.run_id}" in t]
 
 
