@@ -10,9 +10,9 @@ FRAUDAGENT_EVAL_RUNS_DIR/<run_id> on the machine that ran it; the record keeps t
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +35,20 @@ def subject(run_id: str) -> str:
 
 
 class EvalRunner:
-    """Runs queued eval runs on a bounded pool; stopping abandons queued work to the next process."""
+    """Runs queued eval runs on a few daemon threads; stopping leaves queued runs to the next process."""
 
     def __init__(self, *, settings: Settings, investigator: Investigator, store: EvalRunStore) -> None:
         self.settings = settings
         self.investigator = investigator
         self.store = store
-        self._pool = ThreadPoolExecutor(max_workers=settings.eval_api_parallel_runs, thread_name_prefix="eval-run")
+        # Daemon threads, not a pool: stopping the service must not wait for a run that may last hours; a run cut
+        # off that way stops beating and is marked `interrupted` by the next process.
+        self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._stopping = threading.Event()
+        self._workers = [threading.Thread(target=self._work, name=f"eval-run-{n}", daemon=True)
+                         for n in range(settings.eval_api_parallel_runs)]  # fmt: skip
+        for worker in self._workers:
+            worker.start()
 
     def run_dir(self, run_id: str) -> Path:
         return self.settings.eval_runs_path / run_id
@@ -66,11 +72,22 @@ class EvalRunner:
             self.submit(run.run_id)
 
     def submit(self, run_id: str) -> None:
-        self._pool.submit(self._execute, run_id)
+        self._queue.put(run_id)
 
     def stop(self) -> None:
+        """Queued runs stay queued (for the next process); a run in progress is abandoned with the process."""
         self._stopping.set()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _work(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                run_id = self._queue.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            try:
+                self._execute(run_id)
+            except Exception as error:  # e.g. DynamoDB down at claim time: the run stays queued for the next start
+                log.warning("eval run %s not executed: %s", run_id, type(error).__name__)
 
     def _execute(self, run_id: str) -> None:
         if self._stopping.is_set() or not service.claim(self.store, run_id):
