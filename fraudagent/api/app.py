@@ -41,7 +41,7 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with summary_flows.running_workers(app, settings=settings, investigator=investigator, jobs=jobs):
-            await run_in_threadpool(eval_runner.recover)
+            await run_in_threadpool(eval_runner.start)
             try:
                 yield
             finally:

@@ -47,14 +47,15 @@ class EvalRunner:
         self._stopping = threading.Event()
         self._workers = [threading.Thread(target=self._work, name=f"eval-run-{n}", daemon=True)
                          for n in range(settings.eval_api_parallel_runs)]  # fmt: skip
-        for worker in self._workers:
-            worker.start()
 
     def run_dir(self, run_id: str) -> Path:
         return self.settings.eval_runs_path / run_id
 
-    def recover(self) -> None:
-        """At start-up: runs of a dead process become `interrupted`; queued runs are submitted again."""
+    def start(self) -> None:
+        """With the app: start the workers, then recover (runs of a dead process become `interrupted`; queued
+        runs are submitted again)."""
+        for worker in self._workers:
+            worker.start()
         try:
             self._recover()
         except Exception as error:  # the API must start even when DynamoDB is down; the next start recovers
