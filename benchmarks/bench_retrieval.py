@@ -2,7 +2,9 @@
 
     .venv/bin/python benchmarks/bench_retrieval.py [--store-cases 3000] [--latency-cases 100000]
 
-Quality. The store holds the simulator's past cases (seed 7). The queries are
+Quality. The store holds the simulator's past cases, simulated with each of
+`--store-seeds` in turn (which write-ups exist moves the figures by a few
+points, so each is measured and the mean reported). The queries are
 held out, never in the store: (1) open cases, the alert bundles of worlds
 simulated with other seeds, each queried as the agent does (signals computed
 from its events, its own and bundle accounts excluded); (2) narratives of
@@ -159,15 +161,23 @@ class ReusedVectorStore(PastCaseStore):
 
 
 def measure_latency(args: argparse.Namespace, real_embedder: Any, queries: list[CaseQuery], work: Path) -> str:
-    before = datetime(2026, 1, 1, tzinfo=timezone.utc)
-    cases = generate_past_cases(Random("bench:latency"), args.latency_cases, accounts=[], truth={}, before=before)
-    indexed = [IndexedCase(case=c, provenance=Provenance.simulated) for c in cases]
-    pool = np.asarray(real_embedder([c.narrative for c in cases[: args.latency_pool]]), dtype=np.float32)
+    """Query latency at `--latency-cases`. The store is written once per `--work` folder: a later run with the
+    same folder and size reuses it, so the queries can be timed again on a quiet machine without the long write."""
     settings = Settings(chroma_path=work / "latency", chroma_collection="latency")
-    store = ReusedVectorStore(pool=pool, client=make_client(settings), collection="latency", embedder=real_embedder)
-    started = time.perf_counter()
-    store.upsert(indexed, batch_size=1000)
-    write_s = time.perf_counter() - started
+    existing = PastCaseStore.from_settings(settings, embedder=real_embedder)
+    if existing.count() == args.latency_cases:
+        written = f"Reused the {args.latency_cases:,}-case store written earlier in {work / 'latency'}."
+    else:
+        before = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        cases = generate_past_cases(Random("bench:latency"), args.latency_cases, accounts=[], truth={}, before=before)
+        indexed = [IndexedCase(case=c, provenance=Provenance.simulated) for c in cases]
+        pool = np.asarray(real_embedder([c.narrative for c in cases[: args.latency_pool]]), dtype=np.float32)
+        store = ReusedVectorStore(pool=pool, client=make_client(settings), collection="latency", embedder=real_embedder)
+        started = time.perf_counter()
+        store.upsert(indexed, batch_size=1000)
+        write_s = time.perf_counter() - started
+        written = (f"Writing {len(indexed):,} cases (hashing, metadata, Chroma upsert; embeddings reused, see above): "
+                   f"{write_s:.0f} s ({len(indexed) / write_s:,.0f} cases/s).")  # fmt: skip
     real = PastCaseStore.from_settings(settings, embedder=real_embedder)  # same collection, the real model for queries
     started = time.perf_counter()
     real.lexical_table()
@@ -182,11 +192,10 @@ def measure_latency(args: argparse.Namespace, real_embedder: Any, queries: list[
         rows.append(f"| {mode.value} | {len(queries)} | {_pct(search_ms, 50):.1f} | {_pct(search_ms, 95):.1f} | "
                     f"{_pct(embed_ms, 50):.1f} | {_pct(embed_ms, 95):.1f} |")  # fmt: skip
     return "\n".join([
-        f"### Latency at {store.count():,} stored cases",
+        f"### Latency at {real.count():,} stored cases",
         "",
-        f"Writing {len(indexed):,} cases (hashing, metadata, Chroma upsert; embeddings reused, see above): "
-        f"{write_s:.0f} s ({len(indexed) / write_s:,.0f} cases/s). "
-        f"Rebuilding the BM25 copy from the collection: {rebuild_s:.1f} s.",
+        f"{written} Rebuilding the BM25 copy from the collection: {rebuild_s:.1f} s. "
+        f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores after the queries.",
         "",
         "| mode | queries | search p50 ms | search p95 ms | query embedding p50 ms | p95 ms |",
         "|---|---|---|---|---|---|",
@@ -201,6 +210,10 @@ def _pct(values: list[float], q: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store-cases", type=int, default=3000)
+    parser.add_argument(
+        "--store-seeds", type=int, nargs="+", default=[7, 8, 9],
+        help="simulate the quality store with each seed and measure each (which past cases exist moves the figures)",
+    )  # fmt: skip
     parser.add_argument("--held-out-seeds", type=int, nargs="+", default=[101, 102, 103])
     parser.add_argument("--held-out-accounts", type=int, default=3000)
     parser.add_argument("--held-out-days", type=int, default=60)
@@ -214,6 +227,8 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true", help="only ingestion and latency")
     parser.add_argument("--skip-latency", action="store_true", help="only ingestion and quality")
     parser.add_argument("--skip-narratives", action="store_true", help="no held-out narrative queries")
+    parser.add_argument("--latency-only", action="store_true",
+                        help="only the latency at --latency-cases (with --work, reuses a store written earlier)")  # fmt: skip
     parser.add_argument("--backend", choices=["onnx-int8", "onnx", "torch"], default=None,
                         help="embedding backend (default: the configured one)")  # fmt: skip
     parser.add_argument("--max-tokens", type=int, default=None, help="embedding token limit (default: configured)")
@@ -226,18 +241,27 @@ def main() -> None:
     overrides = {k: v for k, v in (("embedding_backend", args.backend), ("embedding_max_tokens", args.max_tokens)) if v}
     embedder = embedding_function(Settings(**overrides))  # type: ignore[arg-type]
 
-    world = generate_world(seed=7, accounts=2000, days=30, past_cases=args.store_cases)
-    in_store = Counter(c.typology for c in world.past_cases)
     open_cases = open_case_queries(args.held_out_seeds, args.held_out_accounts, args.held_out_days)
     print(f"## Similar-case retrieval ({os.cpu_count()} cores)\n")
-    store = ingest(world, embedder, work, "quality")
-    if not args.skip_quality:
-        open_title = f"Open cases: {len(open_cases)} alert bundles of seeds {args.held_out_seeds}"
-        print(quality_table(open_title, measure_quality(store, open_cases, in_store)) + "\n")
-        if not args.skip_narratives:
+    overall: dict[int, dict[RetrievalMode, Tally]] = {}
+    for store_seed in [] if args.latency_only else args.store_seeds:
+        world = generate_world(seed=store_seed, accounts=2000, days=30, past_cases=args.store_cases)
+        in_store = Counter(c.typology for c in world.past_cases)
+        store = ingest(world, embedder, work, f"quality-{store_seed}", seed=store_seed)
+        if args.skip_quality:
+            break  # ingestion measured once is enough
+        open_title = f"Open cases: {len(open_cases)} alert bundles of seeds {args.held_out_seeds}, store seed {store_seed}"
+        overall[store_seed] = measure_quality(store, open_cases, in_store)
+        print(quality_table(open_title, overall[store_seed]) + "\n")
+        if not args.skip_narratives and store_seed == args.store_seeds[0]:
             narratives = narrative_queries(args.held_out_seeds[0], args.held_out_narratives)
             narrative_title = f"Held-out narratives: {len(narratives)} (seed {args.held_out_seeds[0]})"
             print(quality_table(narrative_title, measure_quality(store, narratives, in_store)) + "\n")
+    if len(overall) > 1:
+        print(seeds_table(overall) + "\n")
+    if args.compare:
+        world = generate_world(seed=args.store_seeds[0], accounts=2000, days=30, past_cases=args.store_cases)
+        in_store = Counter(c.typology for c in world.past_cases)
     for n, spec in enumerate(args.compare):
         backend, _, tokens = spec.partition(":")
         other = embedding_function(Settings(embedding_backend=backend, embedding_max_tokens=int(tokens or 128)))  # type: ignore[arg-type]
@@ -249,15 +273,33 @@ def main() -> None:
         print(measure_latency(args, embedder, latency_queries, work))
 
 
-def ingest(world: Any, embedder: Any, work: Path, name: str) -> PastCaseStore:
+def seeds_table(by_seed: dict[int, dict[RetrievalMode, Tally]]) -> str:
+    """Overall majority@5 per store seed and their mean: the spread says how much rests on which cases exist."""
+    lines = ["### Overall majority@5 by store seed", "",
+             "| store seed | " + " | ".join(m.value for m in MODES) + " | hybrid recall@10 | legitimate FP share (hybrid) |",
+             "|---|" + "---|" * (len(MODES) + 2)]  # fmt: skip
+    for seed, tallies in by_seed.items():
+        fp = statistics.mean(tallies[RetrievalMode.hybrid].fp_shares)
+        lines.append(f"| {seed} | " + " | ".join(f"{tallies[m].majority():.3f}" for m in MODES)
+                     + f" | {tallies[RetrievalMode.hybrid].recall_at_10():.3f} | {fp:.2f} |")  # fmt: skip
+    means = [statistics.mean(t[m].majority() for t in by_seed.values()) for m in MODES]
+    recall = statistics.mean(t[RetrievalMode.hybrid].recall_at_10() for t in by_seed.values())
+    fp = statistics.mean(statistics.mean(t[RetrievalMode.hybrid].fp_shares) for t in by_seed.values())
+    lines.append("| **mean** | " + " | ".join(f"**{v:.3f}**" for v in means) + f" | **{recall:.3f}** | {fp:.2f} |")
+    return "\n".join(lines)
+
+
+def ingest(world: Any, embedder: Any, work: Path, name: str, *, seed: int = 7) -> PastCaseStore:
     """Index the quality store and say how fast: wall clock, and per CPU-second of this process (the machine
     is shared, so the wall-clock rate depends on what else runs; the load average says how busy it was)."""
     store = PastCaseStore.from_settings(Settings(chroma_path=work / name, chroma_collection=name), embedder=embedder)
+    if store.count():
+        raise SystemExit(f"{work / name} already holds a store: ingestion is measured on an empty one (another --work)")
     wall, cpu = time.perf_counter(), time.process_time()
     store.upsert([IndexedCase(case=c, provenance=Provenance.simulated) for c in world.past_cases])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     n = len(world.past_cases)
-    print(f"Store `{name}`: {store.count():,} simulated past cases (seed 7), embedder `{embedder.identity}`. "
+    print(f"Store `{name}`: {store.count():,} simulated past cases (seed {seed}), embedder `{embedder.identity}`. "
           f"Ingestion: **{n / wall:.0f} cases/s** wall clock including embedding (embedding {store.embedding_s / wall:.0%} "
           f"of it), {n / cpu:.0f} cases per CPU-second of this process; load average {os.getloadavg()[0]:.1f} "
           f"on {os.cpu_count()} cores.\n")  # fmt: skip

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/tune_retrieval.py [--split dev|test|all] [--configs NAME ...]
 
-The store (3,000 simulated past cases, seed 7) and the open-case queries (the
+The store (3,000 simulated past cases, seed 7 or `--store-seed`) and the open-case queries (the
 alert bundles of worlds simulated with seeds 101-103) are the same as in
 `bench_retrieval.py`. Embeddings are cached on disk by the sha256 of the
 embedded text and the embedder's identity (`--cache`, default under /tmp), so
@@ -33,7 +33,7 @@ from fraudagent.core.settings import Settings
 from fraudagent.retrieval.documents import IndexedCase, Provenance
 from fraudagent.retrieval.past_cases import PastCaseStore, embedding_function
 from fraudagent.retrieval.search import CaseQuery, RetrievalMode
-from fraudagent.sim.world import generate_world
+from fraudagent.sim.world import GENERATOR_VERSION, generate_world
 
 SPLITS = {"dev": (101,), "test": (102, 103), "all": (101, 102, 103)}
 
@@ -79,7 +79,7 @@ def load_queries(seeds: Sequence[int], work: Path) -> list[tuple[int, Typology, 
     """(seed, truth, bundle) for the alert bundles; the worlds are simulated once and pickled."""
     out = []
     for seed in seeds:
-        path = work / f"bundles-{seed}.pkl"
+        path = work / f"bundles-{seed}-{GENERATOR_VERSION.replace('/', '-')}.pkl"
         if path.exists():
             bundles = pickle.loads(path.read_bytes())
         else:
@@ -89,14 +89,14 @@ def load_queries(seeds: Sequence[int], work: Path) -> list[tuple[int, Typology, 
     return out
 
 
-def build_store(embedder: CachedEmbedder, work: Path) -> tuple[PastCaseStore, Counter[Typology]]:
-    world_path = work / "world-7.pkl"
+def build_store(embedder: CachedEmbedder, work: Path, seed: int = 7) -> tuple[PastCaseStore, Counter[Typology]]:
+    world_path = work / f"world-{seed}-{GENERATOR_VERSION.replace('/', '-')}.pkl"
     if world_path.exists():
         past = pickle.loads(world_path.read_bytes())
     else:
-        past = generate_world(seed=7, accounts=2000, days=30, past_cases=3000).past_cases
+        past = generate_world(seed=seed, accounts=2000, days=30, past_cases=3000).past_cases
         world_path.write_bytes(pickle.dumps(past))
-    settings = Settings(chroma_path=work / "chroma", chroma_collection="tune")
+    settings = Settings(chroma_path=work / f"chroma-{seed}", chroma_collection="tune")
     store = PastCaseStore.from_settings(settings, embedder=embedder)
     store.upsert([IndexedCase(case=c, provenance=Provenance.simulated) for c in past])
     return store, Counter(c.typology for c in past)
@@ -142,6 +142,7 @@ def summary_line(name: str, tallies: dict[RetrievalMode, Tally], modes: Sequence
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", choices=sorted(SPLITS), default="dev")
+    parser.add_argument("--store-seed", type=int, default=7, help="the seed that simulates the 3,000 past cases")
     parser.add_argument("--work", type=Path, default=Path("/tmp/fraudagent-tune-retrieval"))
     parser.add_argument("--cache", type=Path, default=None, help="embedding cache (.npz); default under --work")
     parser.add_argument("--table", action="store_true", help="print the full per-typology table of each config")
@@ -154,7 +155,7 @@ def main() -> None:
     cache = args.cache or args.work / f"embeddings-{hashlib.sha256(inner.identity.encode()).hexdigest()[:12]}.npz"
     embedder = CachedEmbedder(inner, cache)
     started = time.perf_counter()
-    store, in_store = build_store(embedder, args.work)
+    store, in_store = build_store(embedder, args.work, args.store_seed)
     bundles = load_queries(SPLITS[args.split], args.work)
     queries = [(truth, _bundle_query(b)) for _, truth, b in bundles]
     seeds = [seed for seed, _, _ in bundles]

@@ -284,3 +284,29 @@ def test_default_world_has_the_promised_size_and_every_typology() -> None:
     assert set(alerted) == set(Typology)
     smallest_fraud = min(n for t, n in alerted.items() if t is not Typology.legitimate)
     assert alerted[Typology.legitimate] >= smallest_fraud
+
+
+def test_the_history_has_legitimate_precedents_for_every_look_alike_storyline() -> None:
+    """Similar-case search can only call a look-alike legitimate if such cases were closed before: every legitimate
+    storyline the world alerts on (sim/lookalikes.py) has write-ups that read its signals, and fraud write-ups keep
+    what tells them apart (a takeover's cash-out, a stolen card's foreign IP)."""
+    from fraudagent.retrieval.signals import signals_from_text
+
+    world = generate_world(seed=5, accounts=200, days=20, past_cases=1500)
+    legit = [signals_from_text(p.narrative) for p in world.past_cases if p.typology is Typology.legitimate]
+    storylines = {
+        "traveller": lambda s: {"foreign_ip", "bin_mismatch"} <= s,
+        "new console": lambda s: "new_device" in s and "usual_device" in s,
+        "holiday gifter": lambda s: "gift_cards" in s and "new_account" not in s,
+        "family": lambda s: "linked_accounts" in s,
+        "duplicate charge": lambda s: "duplicate_charge" in s,
+        "newcomer": lambda s: {"new_account", "promo"} <= s,
+        "card trouble": lambda s: {"declines", "rapid_attempts"} <= s,
+        "account recovery": lambda s: {"failed_logins", "credential_change", "new_device"} <= s,
+        "expat newcomer": lambda s: {"bin_mismatch", "new_account"} <= s and "foreign_ip" not in s,
+    }
+    for name, reads in storylines.items():
+        assert sum(map(reads, legit)) >= 10, name
+    stolen = [signals_from_text(p.narrative) for p in world.past_cases if p.typology is Typology.stolen_card]
+    assert all({"bin_mismatch", "foreign_ip"} <= s for s in stolen)
+    assert 0.3 < sum("declines" in s for s in stolen) / len(stolen) < 0.8  # as often as the storyline sees one

@@ -64,7 +64,7 @@ SIGNALS: tuple[Signal, ...] = (
            _lexicon(r"\busual\b|as always|home ip|home network|same network|own devices")),
     Signal("foreign_ip", "login from another country",
            _lexicon(r"\bip in\b|connecting from|signed in from|logins? (came )?from|\blogin (?-i:[A-Z]{2})\b"
-                    r"|\b(?-i:[A-Z]{2}) ip\b|ip country|outside|abroad|travel|holiday|(came|played|activity) from")),
+                    r"|\b(?-i:[A-Z]{2}) ip\b|\bip (?-i:[A-Z]{2})\b|bin-ip|ip country|outside|abroad|travel|holiday|(came|played|activity) from")),
     Signal("bin_mismatch", "card issued in a country the account never connected from",
            _lexicon(r"\bbin\b(?! countries)|issued in|mismatch|never matched")),
     Signal("many_bin_countries", "cards issued in many countries",

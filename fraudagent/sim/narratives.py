@@ -139,6 +139,9 @@ def _stolen_card_facts(rng: Random, money: Callable[[float], str]) -> Facts:
         "hours": str(rng.randint(1, 6)),
         "domain": rng.choice(("a throwaway mail domain", "a disposable inbox", "a burner email domain")),
     }
+    item = rng.choice((("gift cards", "GC"), ("currency packs", "VC packs"), ("gift cards and currency packs", "GC/VC"),
+                       ("games", "games")))  # fmt: skip  # what the storyline buys: things that resell
+    facts["item"], facts["item_short"] = item
     _country(rng, _HOMES, facts, "bin")
     _country(rng, _ORIGINS, facts, "ip", other_than=facts["bin_code"])
     return facts
@@ -274,6 +277,52 @@ def _duplicate_facts(rng: Random, money: Callable[[float], str]) -> Facts:
     }
 
 
+def _newcomer_facts(rng: Random, money: Callable[[float], str]) -> Facts:
+    offer = rng.choice((("the first-purchase discount", "first-purchase promo"), ("a free trial", "trial"),
+                        ("the welcome discount", "welcome promo")))  # fmt: skip
+    return {
+        "age_days": str(rng.randint(0, 6)),
+        "offer": offer[0],
+        "offer_short": offer[1],
+        "n": str(rng.randint(1, 3)),
+        "total": money(rng.randint(1, 6) * 10),
+        "device": rng.choice(("console", "phone", "PC")),
+    }
+
+
+def _card_trouble_facts(rng: Random, money: Callable[[float], str]) -> Facts:
+    return {
+        "declines": str(rng.randint(2, 6)),
+        "minutes": str(rng.randint(2, 30)),
+        "item": rng.choice(("game", "currency pack", "season pass", "deluxe edition")),
+        "amount": money(rng.choice((19.99, 49.99, 59.99, 69.99))),
+        "years": str(rng.randint(2, 10)),
+    }
+
+
+def _recovery_facts(rng: Random, money: Callable[[float], str]) -> Facts:
+    facts = {
+        "fails": str(rng.randint(1, 4)),
+        "gap": str(rng.randint(2, 20)),
+        "n": str(rng.randint(1, 4)),
+        "total": money(rng.randint(2, 10) * 10),
+        "years": str(rng.randint(2, 10)),
+    }
+    _country(rng, ("ES", "FR", "IT", "MX", "JP", "TH", "GB", "US", "NL"), facts, "dest")
+    return facts
+
+
+def _expat_facts(rng: Random, money: Callable[[float], str]) -> Facts:
+    count = rng.randint(2, 5)
+    facts = {
+        "age_days": str(rng.randint(1, 6)),
+        "n": str(count),
+        "total": money(count * rng.choice((25, 50))),
+    }
+    _country(rng, _HOMES, facts, "home")
+    return facts
+
+
 def _finding(full: tuple[str, ...], terse: tuple[str, ...], required: bool = False) -> _Finding:
     return _Finding(full, terse, required)
 
@@ -370,13 +419,18 @@ _SCENARIOS: dict[Typology, tuple[_Scenario, ...]] = {
                 ),
                 _finding(
                     (
-                        "{n} high-value purchases totalling {total} went through within {hours} hours"
-                        " and {declines} more were declined",
-                        "it bought {n} expensive items for {total} in about {hours} hours,"
-                        " with {declines} declines in between",
+                        "{n} high-value purchases ({item}) totalling {total} went through within {hours} hours",
+                        "it bought {n} {item} for {total} in about {hours} hours",
                     ),
-                    ("{n} buys {total} in {hours}h, {declines} declined",),
+                    ("{n} buys ({item_short}) {total} in {hours}h",),
                     required=True,
+                ),
+                _finding(  # the storyline's issuer declines a fifth of the attempts: most cases see one, not all
+                    (
+                        "{declines} more attempts were declined in between",
+                        "the issuer declined {declines} of the attempts",
+                    ),
+                    ("{declines} declined",),
                 ),
                 _finding(
                     (
@@ -817,6 +871,149 @@ _SCENARIOS: dict[Typology, tuple[_Scenario, ...]] = {
                 ),
             ),
             triggers=("an incoming chargeback",),
+        ),
+        # The four below mirror look-alike storylines of the world (sim/lookalikes.py) that the store had no
+        # write-ups of: honest newcomers, card trouble, owners recovering their account, expats paying from home.
+        _Scenario(
+            label="new customer",
+            short="newcomer",
+            facts=_newcomer_facts,
+            findings=(
+                _finding(
+                    (
+                        "the account was created {age_days} days before the alert and used {offer} once",
+                        "a new customer, {age_days} days old, took {offer} once, as intended",
+                    ),
+                    ("new account ({age_days}d), {offer_short} used once",),
+                    required=True,
+                ),
+                _finding(
+                    (
+                        "the card's country matched the home network",
+                        "card and home network are in the same country",
+                    ),
+                    ("card country = home IP",),
+                ),
+                _finding(
+                    (
+                        "{n} purchases for {total} on a {device}, a normal first basket",
+                        "they bought {n} items for {total} on their {device}",
+                    ),
+                    ("{n} buys {total} on {device}",),
+                ),
+            ),
+            triggers=("a new-account model score", "a first-purchase rule"),
+        ),
+        _Scenario(
+            label="card trouble",
+            short="declines",
+            facts=_card_trouble_facts,
+            findings=(
+                _finding(
+                    (
+                        "the bank declined {declines} attempts to buy the same {item} within {minutes} minutes",
+                        "the customer retried a {amount} {item} {declines} times in {minutes} minutes, "
+                        "each attempt declined by the bank",
+                    ),
+                    ("{declines} declined attempts, same {item}, {minutes}m",),
+                    required=True,
+                ),
+                _finding(
+                    (
+                        "it was the usual device on the home network",
+                        "every attempt came over the customer's home network",
+                    ),
+                    ("usual device + home IP",),
+                ),
+                _finding(
+                    (
+                        "the account has {years} years of clean history",
+                        "{years} years without a single dispute",
+                    ),
+                    ("{years}y clean",),
+                ),
+                _finding(
+                    (
+                        "the customer wrote in to ask why the payment kept failing",
+                        "the customer contacted support about the failed payments",
+                    ),
+                    ("cust asked support re failures",),
+                ),
+            ),
+            triggers=("a decline-velocity rule", "a payment-failure model alert"),
+        ),
+        _Scenario(
+            label="account recovery",
+            short="recovery",
+            facts=_recovery_facts,
+            findings=(
+                _finding(
+                    (
+                        "after {fails} failed logins the owner reset the password from a new phone",
+                        "locked out, the customer reset the password on a new phone after {fails} failed "
+                        "password attempts",
+                    ),
+                    ("{fails} failed logins, pw reset from new phone",),
+                    required=True,
+                ),
+                _finding(
+                    (
+                        "they were abroad at the time, in {dest}",
+                        "the reset was done while the customer was on holiday in {dest}",
+                    ),
+                    ("owner abroad ({dest_code})",),
+                ),
+                _finding(
+                    (
+                        "what they bought next ({n} items, {total}) fits their history",
+                        "the {n} purchases after the reset ({total}) look like their earlier ones",
+                    ),
+                    ("{n} buys {total} after reset, in pattern",),
+                ),
+                _finding(
+                    ("the account has {years} years of history", "a {years}-year customer"),
+                    ("{years}y acct",),
+                ),
+                _finding(
+                    (
+                        "the owner contacted support to confirm the reset was theirs",
+                        "the customer confirmed by phone that they had changed the password",
+                    ),
+                    ("owner confirmed reset",),
+                ),
+            ),
+            triggers=("a credential-change model alert", "an account-takeover rule"),
+        ),
+        _Scenario(
+            label="expat newcomer",
+            short="expat",
+            facts=_expat_facts,
+            findings=(
+                _finding(
+                    (
+                        "a new account, {age_days} days old, paying with a card issued in {home}",
+                        "a new customer who moved here {age_days} days ago still pays with their card from {home}, "
+                        "hence the BIN mismatch",
+                    ),
+                    ("new account {age_days}d old, {home_code} card (BIN mismatch)",),
+                    required=True,
+                ),
+                _finding(
+                    (
+                        "one device and one address since sign-up",
+                        "nothing changed in device or address since the account was opened",
+                    ),
+                    ("1 device, 1 address since signup",),
+                ),
+                _finding(
+                    (
+                        "{n} gift cards ({total}) went to family in {home}",
+                        "the {n} gift cards for {total} were sent home to relatives",
+                    ),
+                    ("{n} GCs {total} to family",),
+                ),
+            ),
+            triggers=("a BIN-country rule", "a new-account model score"),
         ),
     ),
 }

@@ -28,7 +28,7 @@ from fraudagent.sim.stage import Stage, Storyline
 from fraudagent.sim.timeline import EventDraft, Timeline
 
 DEFAULT_END = datetime(2026, 11, 26, tzinfo=timezone.utc)
-GENERATOR_VERSION = "fraudagent-sim/2"  # bump whenever the same seed would write a different world
+GENERATOR_VERSION = "fraudagent-sim/3"  # bump whenever the same seed would write a different world
 MIN_DAYS = 7  # storylines need room: a trip, a chargeback weeks after a purchase
 
 
