@@ -109,6 +109,16 @@ def test_the_verifier_catches_each_bad_draft(pack: EvidencePack, changes: dict[s
         assert any(expected in p for p in problems), problems
 
 
+def test_ids_a_model_writes_under_another_name_resolve_only_when_unambiguous(pack: EvidencePack) -> None:
+    assert pack.resolve("txn:E-99812") == pack.resolve("E-99812") == "txn:E-99812"
+    assert pack.resolve("event:E-99812") == pack.resolve("transaction: E-99812") == "txn:E-99812"
+    assert pack.resolve("[event:E-99812]") == "txn:E-99812"
+    assert pack.resolve("score:E-99812") == "score:E-99812"
+    assert pack.resolve("acct:E-99812") is None  # one of the pack's own kinds, and the wrong one
+    assert pack.resolve("event:E-12345") is None and pack.resolve("score_0.80") is None
+    assert _verify(pack, findings=[{"statement": "Gift card bought.", "evidence_ids": ["event:E-99812"]}]) == []
+
+
 def test_claims_are_checked_token_by_token() -> None:
     from fraudagent.agent.verifier import Vocabulary
 

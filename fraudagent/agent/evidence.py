@@ -31,6 +31,8 @@ ItemKind = Literal["txn", "score", "acct", "dev", "case", "fact"]
 DEFAULT_TIMEOUT_S = 20.0
 PRIOR_DAYS = 365 + 45  # history older than the window, read only for chargebacks (Visa CE 3.0 looks back a year)
 MAX_LINK_KEYS = 6  # devices/instruments per case whose other users we look up
+EVIDENCE_KINDS = ("txn:", "score:", "acct:", "dev:", "case:", "fact:")  # the prefixes of evidence ids
+BARE_ID_KINDS = ("txn:", "acct:", "dev:", "case:", "fact:")  # what a bare id names (E-1 is the event, not its score)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -65,14 +67,18 @@ class EvidencePack(BaseModel):
         self.items[item.id] = item
 
     def resolve(self, ref: str) -> str | None:
-        """An id as a model wrote it -> the pack's id, or None. Accepts a bare event/account/case id."""
+        """An id as a model wrote it -> the pack's id, or None. Accepts a bare id (`E-1`) and an id under a kind
+        the pack does not use (`event:E-1`, `transaction:E-1`), when exactly one item has it; an id under one of
+        the pack's own kinds must be that kind (`acct:E-1` is not the event E-1)."""
         ref = ref.strip().strip("[]")
         if ref in self.items:
             return ref
-        for prefix in ("txn:", "acct:", "dev:", "case:", "fact:"):
-            if prefix + ref in self.items:
-                return prefix + ref
-        return None
+        kind, colon, bare = ref.partition(":")
+        if colon and kind + colon in EVIDENCE_KINDS:
+            return None
+        bare = bare.strip() if colon else ref
+        matches = [kind + bare for kind in BARE_ID_KINDS if kind + bare in self.items]
+        return matches[0] if len(matches) == 1 else None
 
     def snapshot_hash(self) -> str:
         """Identifies exactly what the agent saw, for the audit record."""
