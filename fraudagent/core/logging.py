@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 from contextvars import ContextVar
+from typing import Any
 
 from pythonjsonlogger.json import JsonFormatter
 
@@ -40,9 +42,26 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stderr` is when a record is emitted, not when the handler was made: a CLI run inside
+    a test runner gets a stderr that is closed afterwards, and later records must not go there."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._chosen: Any = None  # a stream set explicitly (`setStream`) wins
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return self._chosen or sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        self._chosen = value
+
+
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
     """Logs on stderr: one JSON object per line (`fmt="json"`), or text for people."""
-    handler = logging.StreamHandler()
+    handler = StderrHandler()
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(
