@@ -150,7 +150,7 @@ class Settings(BaseSettings):
         description="hybrid fusion: weighted sum of cosine and scaled BM25 (scores) or reciprocal rank fusion (rrf)",
     )
     retrieval_vector_share: float = Field(
-        default=0.65, ge=0.0, le=1.0, description="the vector retriever's weight in the fusion; BM25 gets the rest"
+        default=0.7, ge=0.0, le=1.0, description="the vector retriever's weight in the fusion; BM25 gets the rest"
     )
     retrieval_bm25_k1: float = Field(default=1.5, ge=0, le=10, description="BM25 term-frequency saturation (k1)")
     retrieval_bm25_b: float = Field(
