@@ -139,8 +139,9 @@ def _stolen_card_facts(rng: Random, money: Callable[[float], str]) -> Facts:
         "hours": str(rng.randint(1, 6)),
         "domain": rng.choice(("a throwaway mail domain", "a disposable inbox", "a burner email domain")),
     }
+    # what the storyline buys: things that resell (sim/fraud.py `_resale_item`)
     item = rng.choice((("gift cards", "GC"), ("currency packs", "VC packs"), ("gift cards and currency packs", "GC/VC"),
-                       ("games", "games")))  # fmt: skip  # what the storyline buys: things that resell
+                       ("games", "games")))  # fmt: skip
     facts["item"], facts["item_short"] = item
     _country(rng, _HOMES, facts, "bin")
     _country(rng, _ORIGINS, facts, "ip", other_than=facts["bin_code"])
