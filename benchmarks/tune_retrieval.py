@@ -39,9 +39,9 @@ SPLITS = {"dev": (101,), "test": (102, 103), "all": (101, 102, 103)}
 
 
 class CachedEmbedder:
-    """The real embedder behind an on-disk cache keyed by text hash (same identity, same vectors). The int8
-    model quantises activations per batch, so a text's vector depends a little on its batch: documents are
-    embedded in the store's upsert batches and queries one at a time, as in production."""
+    """The real embedder behind an on-disk cache keyed by text hash (same identity, same vectors): the embedder
+    embeds each text on its own, so a cached vector is the one production computes. Keep one cache per
+    embedder identity (the default file name holds its hash)."""
 
     def __init__(self, inner: Any, path: Path) -> None:
         self.inner, self.path, self.identity = inner, path, inner.identity

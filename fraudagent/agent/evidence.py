@@ -16,7 +16,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -31,8 +31,8 @@ ItemKind = Literal["txn", "score", "acct", "dev", "case", "fact"]
 DEFAULT_TIMEOUT_S = 20.0
 PRIOR_DAYS = 365 + 45  # history older than the window, read only for chargebacks (Visa CE 3.0 looks back a year)
 MAX_LINK_KEYS = 6  # devices/instruments per case whose other users we look up
-EVIDENCE_KINDS = ("txn:", "score:", "acct:", "dev:", "case:", "fact:")  # the prefixes of evidence ids
-BARE_ID_KINDS = ("txn:", "acct:", "dev:", "case:", "fact:")  # what a bare id names (E-1 is the event, not its score)
+EVIDENCE_KINDS = tuple(f"{kind}:" for kind in get_args(ItemKind))  # the prefixes of evidence ids
+BARE_ID_KINDS = tuple(k for k in EVIDENCE_KINDS if k != "score:")  # what a bare id names (E-1: the event, not its score)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
