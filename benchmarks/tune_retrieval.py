@@ -21,7 +21,7 @@ import hashlib
 import pickle
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -75,27 +75,31 @@ class CachedEmbedder:
         tmp.replace(self.path)
 
 
+def simulated(work: Path, name: str, make: Callable[[], Any]) -> Any:
+    """`make()`, computed once per generator version and pickled under `work`."""
+    path = work / f"{name}-{GENERATOR_VERSION.replace('/', '-')}.pkl"
+    if path.exists():
+        return pickle.loads(path.read_bytes())
+    value = make()
+    path.write_bytes(pickle.dumps(value))
+    return value
+
+
 def load_queries(seeds: Sequence[int], work: Path) -> list[tuple[int, Typology, Any]]:
     """(seed, truth, bundle) for the alert bundles; the worlds are simulated once and pickled."""
     out = []
     for seed in seeds:
-        path = work / f"bundles-{seed}-{GENERATOR_VERSION.replace('/', '-')}.pkl"
-        if path.exists():
-            bundles = pickle.loads(path.read_bytes())
-        else:
-            bundles = generate_world(seed=seed, accounts=3000, days=60, past_cases=0).alerts
-            path.write_bytes(pickle.dumps(bundles))
+        bundles = simulated(
+            work, f"bundles-{seed}", lambda seed=seed: generate_world(seed=seed, accounts=3000, days=60, past_cases=0).alerts
+        )
         out += [(seed, b.expected.typology, b) for b in bundles]
     return out
 
 
 def build_store(embedder: CachedEmbedder, work: Path, seed: int = 7) -> tuple[PastCaseStore, Counter[Typology]]:
-    world_path = work / f"world-{seed}-{GENERATOR_VERSION.replace('/', '-')}.pkl"
-    if world_path.exists():
-        past = pickle.loads(world_path.read_bytes())
-    else:
-        past = generate_world(seed=seed, accounts=2000, days=30, past_cases=3000).past_cases
-        world_path.write_bytes(pickle.dumps(past))
+    past = simulated(
+        work, f"world-{seed}", lambda: generate_world(seed=seed, accounts=2000, days=30, past_cases=3000).past_cases
+    )
     settings = Settings(chroma_path=work / f"chroma-{seed}", chroma_collection="tune")
     store = PastCaseStore.from_settings(settings, embedder=embedder)
     store.upsert([IndexedCase(case=c, provenance=Provenance.simulated) for c in past])
