@@ -164,8 +164,8 @@ def measure_latency(args: argparse.Namespace, real_embedder: Any, queries: list[
     """Query latency at `--latency-cases`. The store is written once per `--work` folder: a later run with the
     same folder and size reuses it, so the queries can be timed again on a quiet machine without the long write."""
     settings = Settings(chroma_path=work / "latency", chroma_collection="latency")
-    existing = PastCaseStore.from_settings(settings, embedder=real_embedder)
-    if existing.count() == args.latency_cases:
+    real = PastCaseStore.from_settings(settings, embedder=real_embedder)  # the real model for queries
+    if real.count() == args.latency_cases:
         written = f"Reused the {args.latency_cases:,}-case store written earlier in {work / 'latency'}."
     else:
         before = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -178,7 +178,6 @@ def measure_latency(args: argparse.Namespace, real_embedder: Any, queries: list[
         write_s = time.perf_counter() - started
         written = (f"Writing {len(indexed):,} cases (hashing, metadata, Chroma upsert; embeddings reused, see above): "
                    f"{write_s:.0f} s ({len(indexed) / write_s:,.0f} cases/s).")  # fmt: skip
-    real = PastCaseStore.from_settings(settings, embedder=real_embedder)  # same collection, the real model for queries
     started = time.perf_counter()
     real.lexical_table()
     rebuild_s = time.perf_counter() - started
@@ -244,8 +243,10 @@ def main() -> None:
     open_cases = open_case_queries(args.held_out_seeds, args.held_out_accounts, args.held_out_days)
     print(f"## Similar-case retrieval ({os.cpu_count()} cores)\n")
     overall: dict[int, dict[RetrievalMode, Tally]] = {}
+    first_world = None
     for store_seed in [] if args.latency_only else args.store_seeds:
         world = generate_world(seed=store_seed, accounts=2000, days=30, past_cases=args.store_cases)
+        first_world = first_world or world
         in_store = Counter(c.typology for c in world.past_cases)
         store = ingest(world, embedder, work, f"quality-{store_seed}", seed=store_seed)
         if args.skip_quality:
@@ -259,8 +260,8 @@ def main() -> None:
             print(quality_table(narrative_title, measure_quality(store, narratives, in_store)) + "\n")
     if len(overall) > 1:
         print(seeds_table(overall) + "\n")
-    if args.compare:
-        world = generate_world(seed=args.store_seeds[0], accounts=2000, days=30, past_cases=args.store_cases)
+    if args.compare:  # the other embedders on the first store
+        world = first_world or generate_world(seed=args.store_seeds[0], accounts=2000, days=30, past_cases=args.store_cases)
         in_store = Counter(c.typology for c in world.past_cases)
     for n, spec in enumerate(args.compare):
         backend, _, tokens = spec.partition(":")
