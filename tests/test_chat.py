@@ -188,6 +188,31 @@ def test_when_the_model_is_down_the_stream_ends_with_a_final_event_saying_so(sto
         assert history["messages"][1]["model_unavailable"] is True
 
 
+class _CutOffStreamModel(ScriptedStreamModel):
+    """What a busy llama.cpp server did with request interruption on: the stream ends early, with no finish reason
+    (or with no token at all)."""
+
+    def _stream(self, messages: list[Any], stop: Any = None, run_manager: Any = None, **_: Any) -> Any:
+        from langchain_core.messages import AIMessageChunk
+        from langchain_core.outputs import ChatGenerationChunk
+
+        text = self._next(messages)
+        if text:
+            yield ChatGenerationChunk(message=AIMessageChunk(content=text))
+
+
+@pytest.mark.parametrize("answer", ["", "The gift card [txn:E-99812] was bought from"])
+def test_an_empty_or_cut_off_answer_is_model_unavailable_and_never_stored_as_an_answer(stores: Any, answer: str) -> None:
+    with serving(*stores, _CutOffStreamModel(answers=[answer])) as server:
+        client = client_for(server, key=server.keys["analyst"])
+        response, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": "What happened?"})
+        final = events[-1][1]
+        assert response.status_code == 200 and final["model_unavailable"]
+        assert "model is unavailable" in final["answer"]
+        history = client.get(f"/v1/cases/{CASE}/chat/{final['session_id']}").json()
+        assert history["messages"][1]["model_unavailable"] is True  # kept as a failure, left out of the next prompt
+
+
 def test_chat_needs_an_analyst_key_a_known_case_and_a_valid_request(stores: Any) -> None:
     model = ScriptedStreamModel(answers=["ok"])
     with serving(*stores, model) as server:

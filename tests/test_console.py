@@ -69,8 +69,7 @@ def console(ddb_server: ManagedProcess, embedder: object, tmp_path_factory: pyte
                 _bundle("C-000003", priority="medium", score=0.62, account="A-5503")):
         load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past, scorer=None)
     # The latest report, drafted through the real pipeline (evidence, verifier, storage) by a scripted drafting model.
-    findings = [{"statement": "A password reset from a new device in RO.", "evidence_ids": ["txn:E-99801"]},
-                {"statement": "A 100.00 USD gift card 19 minutes later.", "evidence_ids": ["txn:E-99812", "fact:credential_change"]}]
+    findings = ["txn:E-99801", "txn:E-99812", "fact:credential_change"]
     drafter = ScriptedToolModel(script=[draft(findings=findings)])
     draft_and_store(Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: drafter),
                     CASE, requested_by="tests")  # fmt: skip

@@ -66,7 +66,7 @@ def test_a_policy_run_writes_results_report_and_junit(policy_run: tuple[RunResul
     assert list(saved.metrics) == METRIC_ORDER
     assert {c.case_id for c in saved.cases} == set(MINI)
     for case in saved.cases:
-        assert case.report is not None and case.path == "fallback"
+        assert case.report is not None and case.path == "policy"
         assert all(s.explanation for s in case.scores.values())
         assert case.scores["citation_validity"].value == 1.0  # code-built reports cite only real evidence
     legit = next(c for c in saved.cases if c.case_id == "C-200001")

@@ -15,6 +15,7 @@ redirects not followed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import time
@@ -30,8 +31,9 @@ from pydantic import SecretStr, ValidationError
 
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.pipeline import Investigator
-from fraudagent.agent.policy import cached_policy
-from fraudagent.agent.report import MAX_FINDINGS, MAX_NARRATIVE_CHARS, Draft
+from fraudagent.agent.policy import cached_policy, facts_of
+from fraudagent.agent.drafting import MAX_FINDINGS, OPEN_QUESTIONS, ModelDraft, choices, parse_draft
+from fraudagent.agent.report import MAX_NARRATIVE_CHARS
 from fraudagent.agent.verifier import claim_problems, verify, vocabulary
 from fraudagent.api.app import create_app
 from fraudagent.api.summaries.callbacks import check_callback_url
@@ -136,11 +138,11 @@ def pack(settings: Settings, history: History) -> EvidencePack:
 
 @FEW
 @given(st.text(max_size=400) | json_values.map(json.dumps))
-def test_any_model_output_is_a_draft_or_a_validation_error(raw: str) -> None:
-    try:
-        Draft.model_validate_json(raw)
-    except ValidationError:
-        pass
+def test_any_model_output_is_a_draft_or_a_reason_why_not(raw: str) -> None:
+    draft, why = parse_draft(raw)
+    assert (draft is None) != (why is None)
+    with contextlib.suppress(ValidationError):
+        ModelDraft.model_validate_json(raw)
 
 
 claim_text = st.text(max_size=200) | st.from_regex(
@@ -155,24 +157,17 @@ def test_the_verifier_never_raises_on_arbitrary_claims(pack: EvidencePack, data:
     ids = [*pack.items, "txn:E-00000", "", "fact:nope"]
     text = data.draw(claim_text)
     assert all(isinstance(p, str) for p in claim_problems(text, vocab))
-    findings = data.draw(
-        st.lists(
-            st.fixed_dictionaries({"statement": claim_text, "evidence_ids": st.lists(st.sampled_from(ids) | st.text(max_size=12), min_size=1, max_size=4)}),
-            min_size=1,
-            max_size=MAX_FINDINGS,
-        )
-    )
-    draft = Draft(
+    draft = ModelDraft(
         narrative=data.draw(claim_text),
-        findings=findings,
+        findings=data.draw(st.lists(st.sampled_from(ids) | st.text(max_size=12), min_size=1, max_size=MAX_FINDINGS)),
         typology=data.draw(st.sampled_from(list(Typology))),
-        recommended_actions=data.draw(st.lists(st.sampled_from(list(Action)), min_size=1, max_size=2)),
-        confidence=data.draw(st.floats(allow_nan=True, allow_infinity=True)),
-        insufficient_evidence=data.draw(st.booleans()),
-        unknowns=data.draw(st.lists(st.text(max_size=40), max_size=3)),
+        actions=data.draw(st.lists(st.sampled_from(list(Action)), min_size=1, max_size=2)),
+        confidence=data.draw(st.sampled_from(["low", "medium", "high"])),
+        unknowns=data.draw(st.lists(st.sampled_from(list(OPEN_QUESTIONS)), max_size=2)),
     )
     policy = cached_policy(Settings().policy_path)
-    verdict = verify(draft, pack, policy, vocab, max_narrative=MAX_NARRATIVE_CHARS, max_findings=MAX_FINDINGS)
+    allowed = choices(pack, policy, facts_of(pack.items), shown=list(pack.items))
+    verdict = verify(draft, pack, policy, vocab, choices=allowed, max_narrative=MAX_NARRATIVE_CHARS)
     assert verdict.ok or verdict.problems
 
 

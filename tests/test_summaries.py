@@ -108,7 +108,7 @@ def test_summaries_render_in_markdown_jira_and_servicenow(loaded: tuple[Settings
     assert len({j["result"]["report_id"] for j in done.values()}) == 1
     markdown = done["markdown"]["result"]
     assert markdown["media_type"] == "text/markdown" and markdown["report_path"] == "llm"
-    assert markdown["body"].startswith("## Fraud case C-000001: account takeover (confidence 0.80)")
+    assert markdown["body"].startswith("## Fraud case C-000001: account takeover (confidence 0.85)")
     assert "txn:E-99801" in markdown["body"] and "lock account" in markdown["body"]
     adf = done["jira"]["result"]["body"]
     assert adf["version"] == 1 and adf["type"] == "doc" and adf_node_types(adf) <= ADF_NODES

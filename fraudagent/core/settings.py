@@ -74,9 +74,22 @@ class Settings(BaseSettings):
         "unset: external unless the base URL is on loopback",
     )
     llm_timeout_s: float = Field(default=180.0, gt=0)
-    llm_max_retries: int = Field(default=1, ge=0, le=5)
+    llm_max_retries: int = Field(
+        default=0, ge=0, le=5, description="client retries of a failed request (a retried timeout queues a second copy)"
+    )
     llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     llm_max_tokens: int = Field(default=600, ge=64, le=8192)
+    llm_send_max_tokens: bool = Field(
+        default=True,
+        description="also send the token cap as `max_tokens` in the body (llama-cpp-python's server reads only that name)",
+    )
+    llm_schema_mode: Literal["llama_cpp", "json_schema", "off"] = Field(
+        default="llama_cpp",
+        description="how the endpoint enforces the draft's schema while decoding: llama_cpp (response_format json_object "
+        "with a schema), json_schema (OpenAI-style strict structured outputs), off (parsed and checked only)",
+    )
+    draft_max_tokens: int = Field(default=320, ge=64, le=4096, description="completion cap of one report draft")
+    draft_timeout_s: float = Field(default=120.0, gt=0, description="deadline of one drafting call; past it the stream is closed")
 
     # --- embedded llama.cpp server ---
     cache_dir: Path = DEFAULT_CACHE_DIR
@@ -93,7 +106,7 @@ class Settings(BaseSettings):
     evidence_window_days: int = Field(default=90, ge=1, le=730)
     evidence_max_events: int = Field(default=400, ge=10, le=10000)
     evidence_prompt_events: int = Field(default=12, ge=4, le=200)
-    evidence_prompt_tokens: int = Field(default=1100, ge=200, le=100_000)
+    evidence_prompt_tokens: int = Field(default=600, ge=200, le=100_000, description="evidence block budget, in the model's tokens")
     linked_max_accounts: int = Field(default=20, ge=0, le=500)
     similar_cases: int = Field(default=3, ge=0, le=20)
     evidence_timeouts_s: dict[str, float] = Field(
