@@ -190,6 +190,10 @@ def test_shipped_suites_are_what_the_generator_writes(tmp_path: Path) -> None:
     from fraudagent.evals.generate import generate_suites
 
     counts = generate_suites(tmp_path)
+    # `handwritten` is shipped too but written by hand (session 5), not by the generator: nothing to compare
+    # (tests/test_eval_suites_handwritten.py checks it), and the generator must neither write nor remove it.
+    assert set(counts) == {"core", "adversarial", "edge"} and not (tmp_path / "handwritten").exists()
+    assert (SHIPPED / "handwritten" / "suite.yaml").is_file()
     for name in ("core", "adversarial", "edge"):
         shipped = sorted(p.relative_to(SHIPPED / name) for p in (SHIPPED / name).rglob("*") if p.is_file() and p.name != "thresholds.yaml")
         fresh = sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*") if p.is_file() and p.name != "thresholds.yaml")
