@@ -20,6 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -34,6 +35,7 @@ from fraudagent.agent.llm import chat_model, response_format, stream_call, token
 from fraudagent.agent.pii import Pseudonyms
 from fraudagent.agent.policy import ClassifyRule, Policy, PolicyDecision, cached_policy, facts_of
 from fraudagent.agent.prompts import PROMPT_VERSION, SYSTEM_PROMPT, feedback_prompt, render_evidence, rules_line, shown_ids, user_prompt
+from fraudagent.agent.scheduler import ModelScheduler, Priority
 from fraudagent.agent.report import (
     MAX_NARRATIVE_CHARS,
     Finding,
@@ -63,10 +65,19 @@ class Investigator:
     model_factory: Any = field(default=None)
     score_provider: Any | None = None  # tools.scores.ScoreProvider; None: the scores stored on the events
     policy: Policy | None = None  # None: the file in settings.policy_path, else the packaged default
+    scheduler: ModelScheduler | None = None  # None: one for this investigator, sized by the settings
 
     def __post_init__(self) -> None:
         if self.policy is None:
             self.policy = cached_policy(self.settings.policy_path)
+        if self.scheduler is None:
+            s = self.settings
+            self.scheduler = ModelScheduler(slots=s.llm_parallel_calls, max_waiting=s.llm_queue_max, interactive_wait_s=s.llm_queue_wait_s)
+
+    def model_turn(self, priority: Priority) -> AbstractContextManager[float]:
+        """A slot on the model endpoint (agent/scheduler.py): interactive work before background work."""
+        assert self.scheduler is not None
+        return self.scheduler.turn(priority)
 
     def evidence(self, case_id: str) -> EvidencePack:
         s = self.settings
@@ -218,7 +229,12 @@ def _unwrap(settings: Settings, text: str) -> str:
 
 
 def draft_with_retries(
-    investigator: Investigator, prepared: Prepared, *, model: str | None = None, progress: ProgressFn = _quiet
+    investigator: Investigator,
+    prepared: Prepared,
+    *,
+    model: str | None = None,
+    progress: ProgressFn = _quiet,
+    priority: Priority = "interactive",
 ) -> DraftOutcome:
     """Model calls and checks: the first acceptable draft wins; a refused one is sent back with its problems."""
     settings = investigator.settings
@@ -239,7 +255,8 @@ def draft_with_retries(
         def on_delta(delta: str, text: str, attempt: int = attempt) -> None:
             progress("token", {"attempt": attempt, "delta": delta, "narrative": narrative_so_far(text)})
 
-        call = stream_call(llm, messages, body=body, deadline_s=settings.draft_timeout_s, on_delta=on_delta)
+        with investigator.model_turn(priority):  # ModelBusy propagates: the caller answers 503 or retries later
+            call = stream_call(llm, messages, body=body, deadline_s=settings.draft_timeout_s, on_delta=on_delta)
         out.usage.llm_calls += 1
         out.usage.completion_tokens += call.completion_tokens
         out.usage.prompt_tokens += call.prompt_tokens or sum(prepared.count_tokens(str(m.content)) for m in messages)
@@ -366,11 +383,12 @@ def report_from_pack(
     evidence_s: float = 0.0,
     replay_of: str | None = None,
     progress: ProgressFn = _quiet,
+    priority: Priority = "interactive",
 ) -> InvestigationReport:
     """Prepare, draft (unless `use_model` is off) and assemble over a gathered (or stored) evidence pack."""
     t1 = time.perf_counter()
     prepared = prepare(investigator, pack)
-    outcome = draft_with_retries(investigator, prepared, model=model, progress=progress) if use_model else None
+    outcome = draft_with_retries(investigator, prepared, model=model, progress=progress, priority=priority) if use_model else None
     verification_s = outcome.verification_s if outcome else 0.0
     timings = Timings(evidence_s=round(evidence_s, 3), drafting_s=round(time.perf_counter() - t1 - verification_s, 3),
                       verification_s=round(verification_s, 4))  # fmt: skip
@@ -385,11 +403,12 @@ def draft_report(
     requested_by: str | None = None,
     use_model: bool = True,
     progress: ProgressFn = _quiet,
+    priority: Priority = "interactive",
 ) -> InvestigationReport:
     """The pipeline for one case. `use_model=False` is the policy-only solver: facts and policy, no LLM (path `policy`)."""
     pack, seconds = _gather(investigator, case_id, progress)
     return report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model,
-                            evidence_s=seconds, progress=progress)  # fmt: skip
+                            evidence_s=seconds, progress=progress, priority=priority)  # fmt: skip
 
 
 def draft_and_store(
@@ -400,13 +419,15 @@ def draft_and_store(
     requested_by: str | None = None,
     use_model: bool = True,
     progress: ProgressFn | None = None,
+    priority: Priority = "interactive",
 ) -> InvestigationReport:
     """Draft a report and store it with its audit record: the evidence snapshot it was drafted from.
-    `progress(stage, data)` hears evidence, drafting, token and checks events as they happen (the streaming route)."""
+    `progress(stage, data)` hears evidence, drafting, token and checks events as they happen (the streaming route);
+    `priority` orders the model call among others (background: summary jobs, eval runs)."""
     progress = progress or _quiet
     pack, seconds = _gather(investigator, case_id, progress)
     report = report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model,
-                              evidence_s=seconds, progress=progress)  # fmt: skip
+                              evidence_s=seconds, progress=progress, priority=priority)  # fmt: skip
     store.put_report(investigator.history, case_id=case_id, report=report.model_dump(mode="json"), snapshot=pack.model_dump_json())
     return report
 

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fraudagent.agent.scheduler import ModelBusy
 from fraudagent.core.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,12 @@ def install(app: FastAPI) -> None:
         log.warning("dependency unavailable: %s", error.service)
         response = problem(503, "Service unavailable", f"{error.service} is unavailable; retry later", type_="/problems/unavailable")
         response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception_handler(ModelBusy)
+    async def busy(_: Request, error: ModelBusy) -> JSONResponse:
+        response = problem(503, "Model busy", str(error), type_="/problems/model-busy")
+        response.headers["Retry-After"] = str(error.retry_after_s)
         return response
 
     @app.exception_handler(RequestValidationError)

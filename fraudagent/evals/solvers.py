@@ -23,7 +23,7 @@ def policy_report(investigator: Investigator, case_id: str, model: str | None = 
 
 
 def agent_report(investigator: Investigator, case_id: str, model: str | None = None) -> InvestigationReport:
-    return draft_report(investigator, case_id, model=model, requested_by="eval")
+    return draft_report(investigator, case_id, model=model, requested_by="eval", priority="background")
 
 
 def naive_report(investigator: Investigator, case_id: str, model: str | None = None) -> InvestigationReport:

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from sse_starlette import EventSourceResponse
 
+from fraudagent.agent.scheduler import ModelBusy
+
 from fraudagent.api import problems
 from fraudagent.api.chat import flows, service
 from fraudagent.api.chat.models import SESSION_ID, ChatRequest, ChatSession
@@ -44,6 +46,8 @@ _STREAM = {
 def chat(case_id: CaseId, body: ChatRequest, caller: AnalystDep, investigator: InvestigatorDep, chats: ChatsDep) -> EventSourceResponse:
     """Ask about a case; the answer streams as SSE and cites the case's evidence ids. Pass `session_id` to continue."""
     store.get_case(investigator.history, case_id)  # 404 before the stream starts
+    if investigator.scheduler is not None and not investigator.scheduler.admits("interactive"):
+        raise ModelBusy("the model is busy and its queue is full; retry later", investigator.scheduler.typical_retry_after())
     if body.session_id:
         service.session_meta(chats, session_id=body.session_id, case_id=case_id)
         session_id = body.session_id
