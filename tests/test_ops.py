@@ -9,8 +9,10 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -21,10 +23,11 @@ from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import ManagedProcess
+from fraudagent.core.services import ManagedProcess, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.tools import dynamo
+from fraudagent.tools import keys as key_store
 from fraudagent.tools.bundles import load_bundle
 from fraudagent.tools.history import History
 from tests.bundles import example
@@ -70,6 +73,106 @@ def test_readyz_without_dynamodb_tables_is_not_ready(stores: tuple[Settings, Inv
     with LiveServer(create_app(other, Investigator(settings=other, history=history, past_cases=investigator.past_cases))) as server:
         body = client_for(server, key=None).get("/readyz").json()
     assert body["status"] == 503 and body["components"]["dynamodb"].startswith("unavailable")
+
+
+class _CountingModels(ThreadingHTTPServer):
+    """A loopback OpenAI-compatible stub that answers GET /v1/models and counts the calls (the model probe)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                server.calls += 1
+                body = b'{"object": "list", "data": []}'
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+def test_healthz_probes_nothing_and_readyz_probes_at_most_once_per_cache_period(stores: tuple[Settings, Investigator]) -> None:
+    settings, investigator = stores
+    model = _CountingModels()
+    try:
+        ready = settings.model_copy(update={"llm_base_url": model.url, "readiness_cache_s": 1.0})
+        with LiveServer(create_app(ready, investigator)) as server:
+            anyone = client_for(server, key=None)
+            for _ in range(5):
+                health = anyone.get("/healthz")
+                assert health.status_code == 200 and health.json() == {"status": "ok", "version": health.json()["version"]}
+            assert model.calls == 0  # liveness never touches a dependency
+            first, second = anyone.get("/readyz"), anyone.get("/readyz")
+            assert first.status_code == second.status_code == 200, first.text
+            assert first.json() == {"status": "ready", "components": {"dynamodb": "ok", "chroma": "ok", "llm": "ok"}}
+            assert model.calls == 1  # the second answer came from the cache
+            time.sleep(1.1)
+            assert anyone.get("/readyz").status_code == 200 and model.calls == 2  # probed again once it expired
+    finally:
+        model.shutdown()
+        model.server_close()
+
+
+def test_healthz_stays_up_while_dynamodb_is_unreachable_and_readyz_says_so(ddb_server: ManagedProcess, tmp_path: Path) -> None:
+    """The app pointed at a DynamoDB endpoint where nothing listens (no JVM to stop): liveness answers from the
+    process alone, readiness names DynamoDB, and a keyed request gets 503, not a hang."""
+    dead = make_settings(ddb_server, tmp_path, ddb_endpoint_url=f"http://127.0.0.1:{free_port()}", ddb_max_attempts=1, summary_workers=0)
+    investigator = Investigator(settings=dead, history=History.connect(dead), past_cases=None)
+    with LiveServer(create_app(dead, investigator)) as server:
+        anyone = client_for(server, key=None)
+        started = time.monotonic()
+        health = anyone.get("/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "ok" and "components" not in health.json()
+        assert time.monotonic() - started < 1
+        ready = anyone.get("/readyz")
+        assert ready.status_code == 503 and ready.headers["content-type"] == PROBLEM
+        assert ready.json()["components"]["dynamodb"].startswith("unavailable") and "dynamodb" in ready.json()["detail"]
+        assert client_for(server).get("/v1/cases/C-000000").status_code == 503
+
+
+def test_made_up_keys_from_one_address_are_throttled_before_the_key_store_is_read(
+    stores: tuple[Settings, Investigator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each made-up key of our shape (`fa_<id>_<secret>`) is a cache miss, so a read of the keys table; past
+    FRAUDAGENT_API_KEY_LOOKUP_LIMIT_PER_MINUTE such reads from one address the answer is 429 with Retry-After,
+    given before the read. A known key (here the bootstrap key, which needs no read) still gets in."""
+    settings, investigator = stores
+    reads: list[str] = []
+    real_find_key = key_store.find_key
+
+    def counting_find_key(history: History, key_id: str) -> object:
+        reads.append(key_id)
+        return real_find_key(history, key_id)
+
+    monkeypatch.setattr(key_store, "find_key", counting_find_key)
+    limited = settings.model_copy(update={"api_key_lookup_limit_per_minute": 5, "api_rate_limit_per_minute": 0})
+    with LiveServer(create_app(limited, investigator)) as server:
+        statuses = []
+        for n in range(30):
+            response = client_for(server, key=f"fa_k{n:010d}_{'s' * 43}").get("/v1/cases")
+            statuses.append(response.status_code)
+            assert response.headers["content-type"] == PROBLEM
+            if response.status_code == 429:
+                assert int(response.headers["retry-after"]) >= 1 and "look-ups" in response.json()["detail"]
+        assert statuses == [401] * 5 + [429] * 25
+        assert len(reads) == 5  # the refused 25 cost no read
+        assert client_for(server).get("/v1/cases").status_code == 200  # the bootstrap key: no look-up, not throttled
+        metrics = client_for(server).get("/metrics").text
+        assert "fraudagent_key_lookups_total 5.0" in metrics and "fraudagent_rate_limited_total 25.0" in metrics
 
 
 @pytest.mark.llm

@@ -57,8 +57,9 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     app.state.investigator = investigator
     app.state.metrics = Metrics()
     app.state.keys = KeyAuthenticator(
-        history=investigator.history, bootstrap_key=settings.api_key, cache_s=settings.api_key_cache_s
-    )
+        history=investigator.history, bootstrap_key=settings.api_key, cache_s=settings.api_key_cache_s,
+        lookup_limiter=KeyRateLimiter(per_minute=settings.api_key_lookup_limit_per_minute), on_lookup=app.state.metrics.key_lookups.inc,
+    )  # fmt: skip
     app.state.rate_limiter = KeyRateLimiter(per_minute=settings.api_rate_limit_per_minute)
     app.state.jobs = jobs
     app.state.eval_runner = eval_runner
