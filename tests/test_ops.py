@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -242,7 +243,60 @@ def test_bodies_over_the_limit_get_413(api: LiveServer) -> None:
     chunks = iter([b'{"notes": "', b"y" * 3000, b"y" * 3000, b'"}'])
     streamed = client.post("/v1/cases/C-000000/decision", content=chunks, headers={"content-type": "application/json"})
     assert streamed.status_code == 413 and streamed.headers["content-type"] == PROBLEM
+    # one problem body for every 413, whichever way the size was found
+    assert "content-length" in response.request.headers and "content-length" not in streamed.request.headers
+    assert streamed.json() == response.json() == {
+        "type": "/problems/too-large", "title": "Content Too Large", "status": 413, "detail": "the request body is larger than 4096 bytes"}  # fmt: skip
     assert client.get("/v1/cases/C-000000").json()["record"]["status"] == "open"
+
+
+def test_api_responses_are_not_stored_by_caches(api: LiveServer) -> None:
+    """`Cache-Control: no-store` on every JSON answer (data, problems, health, the spec, metrics, SSE sets its
+    own); static files keep their own caching."""
+    client, anyone = client_for(api), client_for(api, key=None)
+    answers = {
+        "data": client.get("/v1/cases"),
+        "detail": client.get("/v1/cases/C-000000"),
+        "404 problem": client.get("/v1/cases/C-unknown"),
+        "401 problem": anyone.get("/v1/cases"),
+        "422 problem": client.get("/v1/cases", params={"limit": 0}),
+        "413 problem": client.post("/v1/cases/C-000000/decision", content=b"x" * 5000, headers={"content-type": "application/json"}),
+        "healthz": anyone.get("/healthz"),
+        "readyz": anyone.get("/readyz"),
+        "openapi": anyone.get("/openapi.json"),
+        "metrics": client.get("/metrics"),
+        "unknown route": anyone.get("/nowhere"),
+    }
+    assert {name: r.headers.get("cache-control") for name, r in answers.items()} == dict.fromkeys(answers, "no-store")
+    assert anyone.get("/console/static/console.css").headers.get("cache-control") != "no-store"
+
+
+def test_docs_load_swagger_ui_from_the_package_under_a_csp(stores: tuple[Settings, Investigator], api: LiveServer) -> None:
+    """/docs names no other origin: its script and style come from this server (the pinned package's files),
+    the start-up code is a file (no inline script), the CSP allows this origin only; no ReDoc page."""
+    anyone = client_for(api, key=None)
+    page = anyone.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self';" in csp and "connect-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "//" not in page.text  # no URL with a host, no protocol-relative one
+    loaded = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sorted(loaded) == ["/docs/assets/swagger-init.js", "/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "data:,"]
+    assert "<script>" not in page.text  # no inline script: CSP script-src 'self' would block it
+    for url in (u for u in loaded if u != "data:,"):
+        asset = anyone.get(url)
+        assert asset.status_code == 200, url
+        assert asset.headers["content-type"].startswith("text/css" if url.endswith(".css") else "text/javascript"), url
+    bundle = anyone.get("/docs/assets/swagger-ui-bundle.js").text
+    assert len(bundle) > 500_000 and "SwaggerUIBundle" in bundle
+    assert "validatorUrl: null" in anyone.get("/docs/assets/swagger-init.js").text
+    assert anyone.get("/docs/assets/redoc.standalone.js").status_code == 404
+    assert anyone.get("/redoc").status_code == 404
+    # and off when FRAUDAGENT_API_DOCS=false (the spec stays)
+    settings, investigator = stores
+    with LiveServer(create_app(settings.model_copy(update={"api_docs": False}), investigator)) as server:
+        off = client_for(server, key=None)
+        assert off.get("/docs").status_code == 404 and off.get("/openapi.json").status_code == 200
 
 
 def test_tracing_when_configured_makes_a_span_per_request(stores: tuple[Settings, Investigator]) -> None:

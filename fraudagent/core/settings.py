@@ -131,6 +131,7 @@ class Settings(BaseSettings):
         "before the read; 0: unlimited",
     )
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body accepted (413 beyond)")
+    api_docs: bool = Field(default=True, description="serve /docs (Swagger UI from the package, under a CSP); /openapi.json is always served")
     api_case_scan_limit: int = Field(
         default=1000, ge=10, le=100_000, description="cases a filtered list page reads at most before it returns what it found and a cursor"
     )
