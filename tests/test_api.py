@@ -30,13 +30,11 @@ def api(settings: Settings, history: History, past_cases: PastCaseStore) -> Iter
         yield server
 
 
-def test_health_needs_no_key_and_reports_components(api: LiveServer) -> None:
+def test_health_needs_no_key_and_reports_the_process_alone(api: LiveServer) -> None:
     response = client_for(api, key=None).get("/healthz")
     assert response.status_code == 200
     body = response.json()
-    assert body["components"]["dynamodb"] == "ok"
-    assert body["components"]["llm"].startswith("unavailable")  # no model server in this test
-    assert body["status"] == "degraded"
+    assert body == {"status": "ok", "version": body["version"]}  # no model server in this test: still alive (/readyz says the rest)
 
 
 @pytest.mark.parametrize("key", [None, "wrong-key"])

@@ -60,8 +60,25 @@ def problem(status: int, title: str, detail: str, *, type_: str = "about:blank",
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over the limit, found while it streamed in (no Content-Length, or a lying one)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+        self.limit = limit
+
+
+def too_large(limit: int) -> JSONResponse:
+    """The one 413 body, whether Content-Length said so up front or the streamed body passed the limit."""
+    return problem(413, "Content Too Large", f"the request body is larger than {limit} bytes", type_="/problems/too-large")
+
+
 def install(app: FastAPI) -> None:
     _problem_media_only(app)
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_: Request, error: BodyTooLarge) -> JSONResponse:
+        return too_large(error.limit)
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, error: NotFound) -> JSONResponse:

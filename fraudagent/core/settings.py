@@ -144,11 +144,17 @@ class Settings(BaseSettings):
         default=5.0, ge=0, le=300, description="how long a looked-up API key is trusted before DynamoDB is asked again (a revoked key fails within this)"
     )
     api_rate_limit_per_minute: int = Field(default=120, ge=0, description="requests per API key per minute; 0: unlimited")
+    api_key_lookup_limit_per_minute: int = Field(
+        default=300, ge=0, description="API-key reads from DynamoDB (keys not in the cache) per client address per minute, checked "
+        "before the read; 0: unlimited",
+    )
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body accepted (413 beyond)")
+    api_docs: bool = Field(default=True, description="serve /docs (Swagger UI from the package, under a CSP); /openapi.json is always served")
     api_case_scan_limit: int = Field(
         default=1000, ge=10, le=100_000, description="cases a filtered list page reads at most before it returns what it found and a cursor"
     )
     readiness_timeout_s: float = Field(default=2.0, gt=0, le=60, description="per dependency probe of /readyz")
+    readiness_cache_s: float = Field(default=3.0, ge=0, le=60, description="how long /readyz answers from its last probes; 0: probe every call")
     otlp_endpoint: str | None = Field(
         default=None, description="OpenTelemetry OTLP/gRPC collector (e.g. http://127.0.0.1:4317); unset: no tracing"
     )
