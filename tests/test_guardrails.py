@@ -250,6 +250,15 @@ def test_planted_instructions_change_nothing_and_are_reported(settings: Settings
     assert not any(t in dumped for t in TELLTALES)
 
 
+def test_with_planted_instructions_the_model_has_no_decision_left(settings: Settings, history: History, past_cases: PastCaseStore) -> None:
+    _load(history, past_cases, _attacked())
+    pack = _investigator(settings, history, past_cases, ScriptedToolModel()).evidence("C-000123")
+    allowed = choices(pack, load_policy(), facts_of(pack.items), shown=list(pack.items))
+    schema = draft_schema(allowed)
+    assert "anyOf" not in schema and schema["properties"]["typology"]["const"] == "account_takeover"
+    assert schema["properties"]["actions"]["items"]["enum"] == ["lock_account"]  # the rules' suggestion, nothing else
+
+
 @pytest.mark.llm
 def test_the_local_model_is_not_steered_by_planted_instructions(
     llm_server: ManagedProcess, ddb_server: ManagedProcess, tmp_path: Path, embedder: object

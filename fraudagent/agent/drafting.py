@@ -96,11 +96,17 @@ def permitted_actions(policy: Policy, typology: Typology, facts: Facts, *, rule:
 
 
 def choices(pack: EvidencePack, policy: Policy, facts: Facts, *, shown: list[str]) -> Choices:
-    """The typologies the facts support (the rules' first), their permitted actions, and the citable ids shown."""
+    """The typologies the facts support (the rules' first), their permitted actions, and the citable ids shown.
+
+    A case whose customer-written text tries to instruct the reviewer leaves the model no decision: the rules'
+    typology and suggestion are the only choices (the model still writes the narrative and picks the findings).
+    Trying to steer the review is itself a signal, and nothing the text says can then move the outcome."""
     rule = policy.classify_case(facts)
     suggested = policy.decide(rule.typology, facts).suggested
     actions: dict[Typology, list[Action]] = {}
-    for typology in [rule.typology, *Typology]:
+    if "injection_attempt" in facts:
+        actions[rule.typology] = list(suggested)
+    for typology in [] if actions else [rule.typology, *Typology]:
         if typology in actions or not policy.supported(typology, facts):
             continue
         permitted = permitted_actions(policy, typology, facts, rule=rule, suggested=suggested)

@@ -19,7 +19,7 @@ from typing import Any
 
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.policy import Policy, facts_of
-from fraudagent.agent.drafting import Choices, ModelDraft, permitted_actions, render_finding
+from fraudagent.agent.drafting import Choices, ModelDraft, render_finding
 from fraudagent.agent.report import Finding
 from fraudagent.core.models import Typology
 
@@ -252,8 +252,10 @@ def verify(
     else:
         actions = list(dict.fromkeys(draft.actions))
         fatal += policy.action_problems(draft.typology, actions, facts)
-        permitted = permitted_actions(policy, draft.typology, facts, rule=choices.rule, suggested=choices.suggested)
-        beyond = [a.value for a in actions if a not in permitted and not policy.action_problems(draft.typology, [a], facts)]
+        permitted = choices.actions.get(draft.typology) or []
+        if draft.typology not in choices.actions and not policy.action_problems(draft.typology, actions, facts):
+            fatal.append(f"typology {draft.typology.value} is not open for this case (the rules conclude {choices.rule.typology.value})")
+        beyond = [a.value for a in actions if draft.typology in choices.actions and a not in permitted and not policy.action_problems(draft.typology, [a], facts)]
         if beyond:
             fatal.append(
                 f"{', '.join(beyond)} for {draft.typology.value} goes beyond what the rules support "
