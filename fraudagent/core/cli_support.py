@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
-from fraudagent.core.errors import FraudAgentError, InvalidInput
+from fraudagent.core.errors import FraudAgentError, InvalidInput, Problem
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.settings import Settings, get_settings
 
@@ -16,8 +17,15 @@ err = Console(stderr=True)
 
 
 def cli_settings() -> Settings:
-    """The settings, with logging configured from them (level and format)."""
-    settings = get_settings()
+    """The settings, with logging configured from them (level and format); a bad value is one line per variable."""
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        problems = [
+            Problem("FRAUDAGENT_" + "_".join(str(p) for p in item["loc"]).upper() if item["loc"] else "settings", item["msg"])
+            for item in error.errors(include_url=False, include_input=False)
+        ]
+        raise failure(InvalidInput("invalid settings", problems)) from None
     configure_logging(settings.log_level, settings.log_format)
     return settings
 

