@@ -29,7 +29,7 @@ from fraudagent.tools.bundles import load_bundle
 from fraudagent.tools.history import History
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
-from tests.fakes import ScriptedToolModel, draft
+from tests.fakes import ScriptedStreamModel
 from tests.receiver import role_keys
 
 CASE = "C-000001"
@@ -72,6 +72,17 @@ def read_stream(client: httpx.Client, path: str = STREAM, body: dict[str, Any] |
         return response, list(sse_events(response))
 
 
+NARRATIVE = "A password reset from a new device in RO was followed 19 minutes later by a 100.00 USD gift card."
+
+
+def model_draft(**changes: Any) -> str:
+    """A draft as the model writes it (the constrained JSON; the narrative last)."""
+    body = {"typology": "account_takeover", "actions": ["lock_account"], "confidence": "high",
+            "findings": ["txn:E-99801", "txn:E-99812", "fact:credential_change"], "unknowns": ["holder_confirms"],
+            "narrative": NARRATIVE}  # fmt: skip
+    return json.dumps(body | changes)
+
+
 def stages(events: list[tuple[str, dict[str, Any]]]) -> list[str]:
     """The event names with runs of `token` collapsed to one."""
     out: list[str] = []
@@ -89,8 +100,7 @@ def metric(client: httpx.Client, name: str) -> float:
 
 def test_the_stream_shows_each_stage_then_the_report_that_was_stored(stores: Any) -> None:
     # The first draft cites an id the case does not have, so the checks fail and it is sent back; the second passes.
-    model = ScriptedToolModel(script=[draft(findings=[{"statement": "A gift card after the reset.", "evidence_ids": ["txn:E-00000"]}]),
-                                      draft()])  # fmt: skip
+    model = ScriptedStreamModel(answers=[model_draft(findings=["txn:E-00000"]), model_draft()])
     with serving(*stores, model) as server:
         admin = client_for(server)
         reports_before = metric(admin, "fraudagent_reports_total")
@@ -106,7 +116,7 @@ def test_the_stream_shows_each_stage_then_the_report_that_was_stored(stores: Any
         assert second == {"attempt": 2, "ok": True, "problems": []}
         tokens = [d for n, d in events if n == "token"]
         assert all(set(t) == {"attempt", "narrative"} for t in tokens)
-        assert tokens[-1]["narrative"] == draft()["narrative"]  # the whole narrative arrives before the checks
+        assert tokens[-1]["narrative"] == NARRATIVE  # the whole narrative arrives before the checks
         report = events[-1][1]
         assert report["path"] == "llm_retried" and report["case_id"] == CASE and report["requested_by"] == "analyst ana"
         # the same report POST /report would have answered, stored, audited and counted
@@ -118,7 +128,7 @@ def test_the_stream_shows_each_stage_then_the_report_that_was_stored(stores: Any
 
 
 def test_the_stream_needs_a_reader_key_and_a_known_case_before_it_starts(stores: Any) -> None:
-    model = ScriptedToolModel(script=[])
+    model = ScriptedStreamModel(answers=[model_draft()])
     with serving(*stores, model) as server:
         keys = server.keys  # type: ignore[attr-defined]
         assert read_stream(client_for(server, key=None))[0].status_code == 401
@@ -137,12 +147,12 @@ def test_the_stream_needs_a_reader_key_and_a_known_case_before_it_starts(stores:
 def test_a_client_that_leaves_mid_stream_still_gets_its_report_stored(stores: Any) -> None:
     release = threading.Event()
 
-    class Slow(ScriptedToolModel):
-        def _generate(self, *args: Any, **kwargs: Any) -> Any:
-            release.wait(30)
-            return super()._generate(*args, **kwargs)
+    class Slow(ScriptedStreamModel):
+        def _stream(self, *args: Any, **kwargs: Any) -> Any:
+            release.wait(30)  # the model has not answered yet
+            yield from super()._stream(*args, **kwargs)
 
-    model = Slow(script=[draft()])
+    model = Slow(answers=[model_draft()])
     with serving(*stores, model) as server:
         client = client_for(server, key=server.keys["analyst"])  # type: ignore[attr-defined]
         seen = []
