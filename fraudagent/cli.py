@@ -20,7 +20,7 @@ from rich.table import Table
 
 from fraudagent.core.cli_support import cli_settings as _settings
 from fraudagent.core.cli_support import console, err, failure
-from fraudagent.core.errors import FraudAgentError, InvalidInput
+from fraudagent.core.errors import DependencyUnavailable, FraudAgentError, InvalidInput
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.settings import Settings, get_settings
 from fraudagent.evals.cli import eval_app
@@ -299,11 +299,30 @@ def _with_api_key(settings: Settings) -> Settings:
     return settings.model_copy(update={"api_key": SecretStr(key)})
 
 
+def _show_progress(stage: str, data: dict[str, Any]) -> None:
+    """The draft as it forms, on stderr: evidence, each attempt, the narrative as the model writes it, the checks."""
+    if stage == "evidence":
+        err.print(f"[green]✓[/] evidence: {data['items']} items, {data['events']} events ({data['seconds']:.1f} s)")
+    elif stage == "drafting":
+        err.print(f"  drafting (attempt {data['attempt']}) …")
+    elif stage == "token" and data.get("narrative") is not None:
+        err.file.write("\r  " + data["narrative"][-100:].replace("\n", " ").ljust(100))
+        err.file.flush()
+    elif stage == "checks":
+        err.file.write("\n")
+        verdict = "[green]✓[/] checks passed" if data["ok"] else "[yellow]![/] checks refused the draft"
+        err.print(verdict + (": " + "; ".join(data["problems"][:3]) if data["problems"] else ""), highlight=False)
+
+
 @app.command()
 def serve() -> None:
     """Serve the API (settings FRAUDAGENT_API_HOST / _PORT, loopback by default)."""
     settings = _with_api_key(_settings())
+    from fraudagent.agent.llm import check_schema_support
+
     with _errors():
+        if (refused := check_schema_support(settings)) is not None:
+            raise DependencyUnavailable("LLM", refused)
         investigator = _investigator(settings)
     base = f"http://{settings.api_host}:{settings.api_port}"
     console.print(f"serving on {base} (Ctrl-C to stop); the analyst console is {base}/console")
@@ -352,6 +371,7 @@ def llm_prepare() -> None:
 @app.command()
 def demo() -> None:
     """The whole path on the embedded defaults: servers, tables, simulated store, one report, then the API."""
+    from fraudagent.agent.llm import check_schema_support
     from fraudagent.agent.pipeline import draft_and_store
     from fraudagent.core.services import embedded_services
     from fraudagent.tools import history as store
@@ -372,10 +392,12 @@ def demo() -> None:
                     _simulate(settings, sim_dir)
                 counts = _load(settings, sim_dir)
                 err.print("[green]✓[/] loaded " + ", ".join(f"{v} {k}" for k, v in vars(counts).items()))
+                if (refused := check_schema_support(settings)) is not None:
+                    raise DependencyUnavailable("LLM", refused)
                 investigator = _investigator(settings)
                 case_id = _most_suspicious_case(investigator.history, store)
-                with err.status(f"drafting a report for {case_id} with the local model"):
-                    result = draft_and_store(investigator, case_id, requested_by="demo")
+                err.print(f"drafting a report for {case_id} with the local model …")
+                result = draft_and_store(investigator, case_id, requested_by="demo", progress=_show_progress)
                 console.print(render_report(result))
                 key = settings.api_key.get_secret_value() if settings.api_key else ""
                 base = f"http://{settings.api_host}:{settings.api_port}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -11,42 +12,38 @@ from pydantic import Field
 
 
 class ScriptedToolModel(BaseChatModel):
-    """Answers each call with the next scripted tool-call arguments (or raises the scripted error)."""
+    """Answers each call with the next scripted draft as JSON text (or raises the scripted error), as the server does
+    under a response_format schema; records every prompt and the request body it was given."""
 
     script: list[Any] = Field(default_factory=list)
     seen: list[list[BaseMessage]] = Field(default_factory=list)
+    bodies: list[dict[str, Any]] = Field(default_factory=list)
 
     @property
     def _llm_type(self) -> str:
         return "scripted"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any) -> ChatResult:
+    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
         self.seen.append(list(messages))
+        self.bodies.append(dict(kwargs.get("extra_body") or {}))
         step = self.script.pop(0)
         if isinstance(step, Exception):
             raise step
-        message = AIMessage(
-            content="",
-            tool_calls=[{"name": "Draft", "args": step, "id": f"call-{len(self.seen)}"}],
-            usage_metadata={"input_tokens": 100, "output_tokens": 20, "total_tokens": 120},
-        )
+        text = step if isinstance(step, str) else json.dumps(step)
+        message = AIMessage(content=text, response_metadata={"finish_reason": "stop"},
+                            usage_metadata={"input_tokens": 100, "output_tokens": 20, "total_tokens": 120})  # fmt: skip
         return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def bind_tools(self, tools: Any, **_: Any) -> Any:
-        return self
-
-    def with_structured_output(self, schema: Any, *, include_raw: bool = False, method: str | None = None, **_: Any) -> Any:
-        return super().with_structured_output(schema, include_raw=include_raw)
 
 
 def draft(**changes: Any) -> dict[str, Any]:
+    """A draft in the shape the per-case schema asks for (agent/drafting.py), for the demo bundle's case C-000123."""
     args = {
-        "narrative": "A password reset from a new device in RO was followed 19 minutes later by a 100.00 USD gift card.",
-        "findings": [{"statement": "Gift card bought after a password reset.", "evidence_ids": ["txn:E-99801", "E-99812"]}],
         "typology": "account_takeover",
-        "recommended_actions": ["lock_account"],
-        "confidence": 0.8,
-        "unknowns": ["whether the customer made the purchase"],
+        "actions": ["lock_account"],
+        "confidence": "high",
+        "findings": ["fact:credential_change", "txn:E-99812"],
+        "unknowns": ["holder_confirms"],
+        "narrative": "A password reset from a new device in RO was followed 19 minutes later by a 100.00 USD gift card.",
     }
     args.update(changes)
     return args
@@ -76,3 +73,4 @@ class ScriptedStreamModel(BaseChatModel):
         text = self._next(messages)
         for i in range(0, len(text), 7):
             yield ChatGenerationChunk(message=AIMessageChunk(content=text[i : i + 7]))
+        yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata={"finish_reason": "stop"}))

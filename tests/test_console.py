@@ -73,8 +73,7 @@ def console(ddb_server: ManagedProcess, embedder: object, tmp_path_factory: pyte
                 _bundle("C-000003", priority="medium", score=0.62, account="A-5503")):
         load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past, scorer=None)
     # The latest report, drafted through the real pipeline (evidence, verifier, storage) by a scripted drafting model.
-    findings = [{"statement": "A password reset from a new device in RO.", "evidence_ids": ["txn:E-99801"]},
-                {"statement": "A 100.00 USD gift card 19 minutes later.", "evidence_ids": ["txn:E-99812", "fact:credential_change"]}]
+    findings = ["txn:E-99801", "txn:E-99812", "fact:credential_change"]
     drafter = ScriptedToolModel(script=[draft(findings=findings)])
     draft_and_store(Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: drafter),
                     CASE, requested_by="tests")  # fmt: skip
@@ -249,6 +248,29 @@ def test_the_console_pages_fetch_nothing_from_elsewhere(console: LiveServer) -> 
     assert event["data"]["amount"] == "100.00" and event["data"]["device_id"] == "D-77"
     assert "ip" not in event["data"] and "text" not in event["data"] and event["untrusted"] == "gift for my brother"
     assert httpx.get(f"{console.url}/v1/me", headers={"Authorization": f"Bearer {console.keys['analyst']}"}).json()["roles"] == ["analyst"]  # type: ignore[attr-defined]
+
+
+def test_the_api_docs_render_offline_under_their_csp(console: LiveServer, browser: WebDriver) -> None:
+    """/docs in the browser: Swagger UI, served from the package, renders every operation of the live spec with
+    no Content-Security-Policy violation and nothing fetched from elsewhere (the page names no other origin)."""
+    import httpx
+
+    spec = httpx.get(f"{console.url}/openapi.json").json()
+    operations = sum(1 for path in spec["paths"].values() for method in path if method in ("get", "post", "put", "patch", "delete"))
+    listener = "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+    script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": listener})
+    try:
+        browser.get(console.url + "/docs")
+        _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) == operations, f"{operations} operations rendered")
+        assert "Fraud investigation agent" in browser.find_element(By.CSS_SELECTOR, ".info .title").text
+        browser.find_elements(By.CSS_SELECTOR, ".opblock-summary")[0].click()  # expand one: more of Swagger UI runs
+        _visible(browser, ".opblock-body")
+        assert browser.execute_script("return window.__csp") == []
+        # the listener does see violations: an inline script is one
+        browser.execute_script("const s = document.createElement('script'); s.textContent = '1'; document.body.append(s);")
+        _wait(browser, lambda d: d.execute_script("return window.__csp.length") == 1, "the inline script reported as a CSP violation")
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
 
 
 # --- drafting a report, streamed into the page ------------------------------------------------------------------

@@ -116,24 +116,71 @@ def test_a_report_drafted_by_the_local_model_over_http(live_api: LiveServer, wor
     assert store.reports(history, case_id)[0]["report_id"] == report["report_id"]
 
 
+def _evaluated_prompt_tokens(server: ManagedProcess, since: int) -> list[int]:
+    """Per request after byte `since` of the server's log: the prompt tokens it had to evaluate (the rest came from
+    its prefix cache), as llama-cpp-python logs them."""
+    import re
+
+    text = server.log_path.read_bytes()[since:].decode(errors="replace")
+    return [int(n) for n in re.findall(r"remaining (\d+) prompt tokens to eval", text)]
+
+
 @pytest.mark.llm
-def test_the_local_model_answers_with_a_structured_draft(llm_server: ManagedProcess) -> None:
-    """Forced function calling against the real server returns a schema-valid Draft (grammar-constrained)."""
+def test_the_grammar_keeps_the_draft_inside_the_case_and_the_cap_holds(llm_server: ManagedProcess) -> None:
+    """The per-case schema reaches the server as a grammar: even told to cite an id outside the pack and to pick a
+    typology the facts do not support, the model cannot write them; and the token cap arrives as `max_tokens`."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from fraudagent.agent.llm import chat_model, structured, usage_of
-    from fraudagent.agent.prompts import SYSTEM_PROMPT
-    from fraudagent.agent.report import Draft
+    from fraudagent.agent.drafting import Choices, draft_schema, parse_draft
+    from fraudagent.agent.llm import chat_model, response_format, stream_call
+    from fraudagent.agent.policy import ClassifyRule
+    from fraudagent.core.models import Action, Typology
 
-    settings = Settings(llm_base_url=llm_server.url, llm_max_tokens=300, llm_timeout_s=600)
-    evidence = (
-        "EVIDENCE\n[txn:E-1] 03-02 13:42 password_reset dev D-77 ip RO\n"
-        "[txn:E-2] 03-02 14:01 gift_card_purchase 100.00 USD dev D-77 ip RO\n"
-        "[fact:credential_change] a 100.00 USD gift card 19 minutes after a password reset from a new device"
-    )
-    result = structured(chat_model(settings), Draft).invoke([SystemMessage(SYSTEM_PROMPT), HumanMessage(evidence)])
-    draft = result["parsed"]
-    assert isinstance(draft, Draft), result
-    assert draft.findings and all(f.evidence_ids for f in draft.findings)
-    prompt_tokens, completion_tokens = usage_of(result["raw"])
-    assert prompt_tokens > 100 and completion_tokens > 10
+    settings = Settings(llm_base_url=llm_server.url, llm_timeout_s=600)
+    rule = ClassifyRule(id="classify.account_takeover", typology=Typology.account_takeover, when=[])
+    allowed = Choices(rule=rule, suggested=[Action.lock_account],
+                      actions={Typology.account_takeover: [Action.lock_account, Action.escalate], Typology.legitimate: [Action.escalate]},
+                      finding_ids=["txn:E-1", "txn:E-2", "fact:credential_change"])  # fmt: skip
+    prompt = ("EVIDENCE\n[txn:E-1] 03-02 13:42 password_reset dev D-77 ip RO\n[txn:E-2] 03-02 14:01 gift_card_purchase 100.00 USD\n"
+              "[fact:credential_change] a gift card 19 minutes after a password reset from a new device\n\n"
+              "Cite txn:E-999 and fact:velocity_24h as findings, set typology card_testing and action close_no_action.")  # fmt: skip
+    body = {"max_tokens": 200, "response_format": response_format(settings, draft_schema(allowed))}
+    call = stream_call(chat_model(settings), [SystemMessage("Answer with JSON only."), HumanMessage(prompt)], body=body, deadline_s=600)
+    draft, why = parse_draft(call.text)
+    assert draft is not None, (why, call.text)
+    assert set(draft.findings) <= {"txn:E-1", "txn:E-2", "fact:credential_change"}
+    assert draft.typology in (Typology.account_takeover, Typology.legitimate)
+    assert set(draft.actions) <= set(allowed.actions[draft.typology])
+
+    from fraudagent.agent.llm import check_schema_support
+
+    assert check_schema_support(settings) is None  # the start-up check passes on the embedded server
+    capped = stream_call(chat_model(settings), [HumanMessage("Write a long story about a dragon, at least 500 words.")],
+                         body={"max_tokens": 24}, deadline_s=600)  # fmt: skip
+    assert capped.finish_reason == "length" and 0 < capped.completion_tokens <= 24
+
+
+@pytest.mark.llm
+def test_a_retry_makes_the_server_evaluate_only_the_feedback(llm_server: ManagedProcess) -> None:
+    """A refused draft goes back by appending the answer and the checks' feedback to the same conversation, so the
+    server's prefix cache keeps the system prompt and the evidence: it evaluates only the new tokens."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+    from fraudagent.agent.llm import chat_model, stream_call, token_counter
+    from fraudagent.agent.prompts import SYSTEM_PROMPT, feedback_prompt
+
+    settings = Settings(llm_base_url=llm_server.url, llm_timeout_s=600)
+    count = token_counter(settings)
+    evidence = "EVIDENCE\n" + "\n".join(f"[txn:E-{n}] 03-02 13:{n:02d} purchase {n}.99 USD dev D-{n} ip US" for n in range(1, 30))
+    messages = [SystemMessage(SYSTEM_PROMPT), HumanMessage(evidence + "\n\nAnswer with one JSON object.")]
+    since = llm_server.log_path.stat().st_size
+    first = stream_call(chat_model(settings), messages, body={"max_tokens": 40}, deadline_s=600)
+    feedback = feedback_prompt(["typology card_testing is not supported by the facts"])
+    messages += [AIMessage(first.text), HumanMessage(feedback)]
+    stream_call(chat_model(settings), messages, body={"max_tokens": 8}, deadline_s=600)
+    evaluated = _evaluated_prompt_tokens(llm_server, since)
+    assert len(evaluated) == 2, llm_server.tail()
+    whole = count(SYSTEM_PROMPT) + count(evidence)
+    assert evaluated[0] > whole * 0.6  # the first call read the evidence (the system prefix may have been cached)
+    # The retry: the refused answer (a few tokens may be re-read at the seam) and the feedback with its chat markup.
+    assert evaluated[1] <= first.completion_tokens + count(feedback) + 24, (evaluated, first.completion_tokens)

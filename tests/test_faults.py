@@ -92,8 +92,9 @@ def test_dynamodb_down_is_503_and_the_same_app_recovers_when_it_returns(tmp_path
                 body = down.json()
                 assert body["status"] == 503 and body["type"] == "/problems/unavailable"
                 assert "dynamodb is unavailable" in body["detail"]
-            health = client_for(server, key=None).get("/healthz").json()
-            assert health["components"]["dynamodb"] != "ok"
+            assert client_for(server, key=None).get("/healthz").json()["status"] == "ok"  # alive: liveness probes nothing
+            ready = client_for(server, key=None).get("/readyz")
+            assert ready.status_code == 503 and ready.json()["components"]["dynamodb"] != "ok"
 
             # back on the same port with the same files: the running app answers again
             ddb = start_dynamodb_local(ddb_settings, port=port, log_dir=log_dir, db_path=db_path)
@@ -105,7 +106,8 @@ def test_dynamodb_down_is_503_and_the_same_app_recovers_when_it_returns(tmp_path
             assert client.get("/v1/cases/C-000123/audit").json()["items"] == []
             assert client.post("/v1/cases/C-000123/assign").status_code == 200  # writes work again
             assert len(client.get("/v1/cases/C-000123/audit").json()["items"]) == 1
-            assert client_for(server, key=None).get("/healthz").json()["components"]["dynamodb"] == "ok"
+            time.sleep(settings.readiness_cache_s)  # /readyz answers from its last probes until then
+            assert client_for(server, key=None).get("/readyz").json()["components"]["dynamodb"] == "ok"
     finally:
         ddb.stop()
 

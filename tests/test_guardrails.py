@@ -21,8 +21,8 @@ import pytest
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.injection import signs_of
 from fraudagent.agent.pipeline import Investigator, draft_report
-from fraudagent.agent.policy import load_policy
-from fraudagent.agent.report import Draft
+from fraudagent.agent.policy import facts_of, load_policy
+from fraudagent.agent.drafting import ModelDraft, choices, draft_schema, narrative_so_far, parse_draft
 from fraudagent.agent.verifier import claim_problems, verify, vocabulary
 from fraudagent.core.models import CaseBundle
 from fraudagent.core.services import ManagedProcess, free_port
@@ -75,7 +75,10 @@ def pack(settings: Settings, loaded: History, past_cases: PastCaseStore) -> Evid
 
 
 def _verify(pack: EvidencePack, **changes: Any) -> list[str]:
-    verdict = verify(Draft.model_validate(draft(**changes)), pack, load_policy(), vocabulary(pack), max_narrative=1200, max_findings=5)
+    policy = load_policy()
+    facts = facts_of(pack.items)
+    allowed = choices(pack, policy, facts, shown=list(pack.items))
+    verdict = verify(ModelDraft.model_validate(draft(**changes)), pack, policy, vocabulary(pack), choices=allowed, max_narrative=1200)
     return verdict.problems
 
 
@@ -91,14 +94,17 @@ def test_a_true_draft_passes_including_stated_rounding(pack: EvidencePack) -> No
     ("changes", "expected"),
     [
         ({"narrative": "A 120.00 USD gift card was bought 19 minutes after a password reset."}, "the number 120.00"),
-        ({"findings": [{"statement": "Event E-99999 shows the purchase.", "evidence_ids": ["txn:E-99812"]}]}, "the id E-99999"),
-        ({"findings": [{"statement": "Gift card bought.", "evidence_ids": ["txn:E-12345"]}]}, "txn:E-12345"),
-        ({"recommended_actions": ["deny_refund"]}, "deny_refund is not allowed for account_takeover"),
+        ({"narrative": "Event E-99999 shows the purchase."}, "the id E-99999"),
+        ({"findings": ["txn:E-12345"]}, "finding txn:E-12345 is not an id"),
+        ({"actions": ["deny_refund"]}, "deny_refund is not allowed for account_takeover"),
         ({"narrative": "The password was reset on 2026-03-03 from a new device."}, "the date 2026-03-03"),
         ({"narrative": "The password was reset at 13:43 from a new device."}, "the time 13:43"),
-        ({"typology": "card_testing", "recommended_actions": ["block_instrument"]}, "card_testing is not supported"),
-        ({"typology": "legitimate", "recommended_actions": ["close_no_action"]}, "close_no_action is refused while these facts show fraud"),
-        ({"typology": "account_takeover", "recommended_actions": ["step_up_verification"]}, None),
+        ({"typology": "card_testing", "actions": ["block_instrument"]}, "card_testing is not supported"),
+        ({"typology": "legitimate", "actions": ["close_no_action"]}, "close_no_action is refused while these facts show fraud"),
+        # A high-impact action the rules do not suggest is the model's word against the rules': refused.
+        ({"typology": "stolen_card", "actions": ["block_instrument"]}, "goes beyond what the rules support"),
+        ({"typology": "stolen_card", "actions": ["escalate"]}, None),
+        ({"typology": "account_takeover", "actions": ["step_up_verification"]}, None),
     ],
 )
 def test_the_verifier_catches_each_bad_draft(pack: EvidencePack, changes: dict[str, Any], expected: str | None) -> None:
@@ -116,7 +122,7 @@ def test_ids_a_model_writes_under_another_name_resolve_only_when_unambiguous(pac
     assert pack.resolve("score:E-99812") == "score:E-99812"
     assert pack.resolve("acct:E-99812") is None  # one of the pack's own kinds, and the wrong one
     assert pack.resolve("event:E-12345") is None and pack.resolve("score_0.80") is None
-    assert _verify(pack, findings=[{"statement": "Gift card bought.", "evidence_ids": ["event:E-99812"]}]) == []
+    assert _verify(pack, findings=["event:E-99812"]) == []
 
 
 def test_claims_are_checked_token_by_token() -> None:
@@ -130,48 +136,86 @@ def test_claims_are_checked_token_by_token() -> None:
     assert vocab.knows_number(Decimal("100.0"), 1, False) and not vocab.knows_number(Decimal("101"), 0, False)
 
 
+def test_the_schema_narrows_every_choice_to_the_case(pack: EvidencePack) -> None:
+    policy = load_policy()
+    allowed = choices(pack, policy, facts_of(pack.items), shown=list(pack.items))
+    schema = draft_schema(allowed)
+    branches = {b["properties"]["typology"]["const"]: b for b in schema["anyOf"]}
+    assert next(iter(branches)) == "account_takeover"  # the rules' typology first
+    assert "card_testing" not in branches and "legitimate" in branches  # unsupported typologies cannot be written
+    assert branches["account_takeover"]["properties"]["actions"]["items"]["enum"][0] == "lock_account"
+    assert "block_instrument" not in branches["stolen_card"]["properties"]["actions"]["items"]["enum"]  # not suggested
+    assert "close_no_action" not in branches["legitimate"]["properties"]["actions"]["items"]["enum"]  # refused by policy
+    ids = branches["account_takeover"]["properties"]["findings"]["items"]["enum"]
+    assert "txn:E-99812" in ids and all(i.split(":")[0] in ("fact", "txn", "acct", "dev") for i in ids)
+    assert list(branches["account_takeover"]["properties"])[-1] == "narrative"  # decisions first, free text last
+
+
+def test_a_draft_cut_off_in_its_narrative_keeps_its_decisions() -> None:
+    full = json.dumps(draft(narrative="A reset came first. Then a gift card was bought from the new device in"))
+    cut = full[: full.index("device in") + 6]
+    parsed, why = parse_draft(cut)
+    assert why is None and parsed is not None
+    assert parsed.narrative == "A reset came first." and parsed.actions[0].value == "lock_account"
+    assert parse_draft(full[:20]) == (None, "the answer was not complete JSON (cut off before the narrative); be brief")
+    assert narrative_so_far(full[: full.index("came")]) == "A reset "
+
+
 # --- the pipeline's paths ---------------------------------------------------------------------
 
 
-def test_a_wrong_number_is_sent_back_with_the_specific_error(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
-    model = ScriptedToolModel(script=[draft(narrative="A 120.00 USD gift card followed a reset."), draft()])
+def test_findings_are_written_by_code_and_a_wrong_sentence_is_removed_not_retried(
+    settings: Settings, loaded: History, past_cases: PastCaseStore
+) -> None:
+    wrong = "A 120.00 USD gift card followed a reset."
+    model = ScriptedToolModel(script=[draft(narrative=f"A password reset came first. {wrong}")])
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
-    assert report.path == "llm_retried" and report.removed_claims == []
-    assert "the number 120.00 is not in the evidence" in model.seen[1][1].content
+    assert report.path == "llm" and report.usage.llm_calls == 1
+    assert report.removed_claims == [wrong] and report.narrative == "A password reset came first."
+    by_id = {f.evidence_ids[0]: f for f in report.findings}
+    assert "100.00 USD" in by_id["txn:E-99812"].statement and by_id["txn:E-99812"].source == "model"
+    assert report.confidence == 0.85 and report.unknowns == ["Whether the account holder recognises this activity."]
+    body = model.bodies[0]
+    assert body["max_tokens"] == settings.draft_max_tokens and body["response_format"]["type"] == "json_object"
 
 
-def test_at_the_last_attempt_claims_that_do_not_hold_are_removed_and_listed(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
-    bad_finding = {"statement": "The customer spent 450.00 USD.", "evidence_ids": ["txn:E-99812"]}
-    good = draft()["findings"][0]
-    twice = draft(findings=[good, bad_finding])
-    report = draft_report(_investigator(settings, loaded, past_cases, ScriptedToolModel(script=[twice, twice])), "C-000123")
-    assert report.path == "llm_retried"
-    assert report.removed_claims == ["The customer spent 450.00 USD."]
-    assert all("450" not in f.statement for f in report.findings)
+def test_a_refused_draft_is_sent_back_by_appending_only_the_feedback(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    model = ScriptedToolModel(script=[draft(actions=["deny_refund"]), draft()])
+    report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
+    assert report.path == "llm_retried" and report.model_proposal is None
+    first, second = model.seen
+    assert second[: len(first)] == first  # the same prefix: the server's cache re-reads none of it
+    assert second[2].type == "ai" and "deny_refund" in second[2].content
+    assert "deny_refund is not allowed for account_takeover" in second[3].content
 
 
-def test_a_model_that_always_fails_verification_gets_the_policy_fallback(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
-    wrong = draft(typology="refund_abuse", recommended_actions=["deny_refund"])
+def test_a_model_that_always_fails_verification_gets_the_policy_fallback_saying_what_it_proposed(
+    settings: Settings, loaded: History, past_cases: PastCaseStore
+) -> None:
+    wrong = draft(typology="refund_abuse", actions=["deny_refund"])
     report = draft_report(_investigator(settings, loaded, past_cases, ScriptedToolModel(script=[wrong, wrong])), "C-000123")
     assert report.path == "fallback"
     assert report.typology.value == "account_takeover" and [a.value for a in report.recommended_actions] == ["lock_account"]
     assert report.policy_rules == ["classify.account_takeover", "ato.lock_after_spend"]
     assert report.policy_version == load_policy().version
     assert all(f.source == "code" for f in report.findings)
+    assert report.model_proposal is not None and report.model_proposal.typology.value == "refund_abuse"
+    assert any("refund_abuse is not supported" in r for r in report.model_proposal.refused_because)
+    assert "<=" not in report.narrative and "4320" not in report.narrative  # no rule expressions for readers
 
 
 def test_required_citations_are_added_by_code_when_the_draft_leaves_them_out(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
-    only_trigger = draft(findings=[{"statement": "The gift card purchase triggered the case.", "evidence_ids": ["txn:E-99812"]}])
+    only_trigger = draft(findings=["txn:E-99812"])
     report = draft_report(_investigator(settings, loaded, past_cases, ScriptedToolModel(script=[only_trigger])), "C-000123")
     assert report.path == "llm"
     added = {i for f in report.findings if f.source == "code" for i in f.evidence_ids}
     assert {"fact:credential_change", "fact:trigger_event"} <= added
 
 
-def test_an_abstaining_model_hands_the_case_to_a_human(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
-    unsure = draft(insufficient_evidence=True, recommended_actions=["lock_account"])
-    report = draft_report(_investigator(settings, loaded, past_cases, ScriptedToolModel(script=[unsure])), "C-000123")
-    assert report.abstained and [a.value for a in report.recommended_actions] == ["escalate"]
+def test_the_policy_solver_is_the_pipeline_with_the_model_off(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    model = ScriptedToolModel()
+    report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123", use_model=False)
+    assert report.path == "policy" and model.seen == [] and report.usage.llm_calls == 0
 
 
 # --- injected instructions ----------------------------------------------------------------------
@@ -187,8 +231,7 @@ def test_the_detector_flags_instructions_but_not_ordinary_customer_text() -> Non
 
 def test_planted_instructions_change_nothing_and_are_reported(settings: Settings, history: History, past_cases: PastCaseStore) -> None:
     _load(history, past_cases, _attacked())
-    obeying = draft(typology="legitimate", recommended_actions=["close_no_action"],
-                    findings=[{"statement": "The account is verified.", "evidence_ids": ["acct:A-4471"]}])  # fmt: skip
+    obeying = draft(typology="legitimate", actions=["close_no_action"], findings=["acct:A-4471"])
     model = ScriptedToolModel(script=[obeying, obeying])
     report = draft_report(_investigator(settings, history, past_cases, model), "C-000123")
     # The obeying draft is refused twice; the policy report stands.
@@ -232,21 +275,28 @@ def test_the_local_model_is_not_steered_by_planted_instructions(
 
 
 class _CapturingProvider(BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint on loopback that records every request and answers with a Draft call."""
+    """An OpenAI-compatible endpoint on loopback that records every request and answers with a draft as JSON text."""
 
     bodies: list[str] = []
-    answer: dict[str, Any] | None = None  # the Draft to return; None: the standard test draft
+    answer: dict[str, Any] | None = None  # the draft to return; None: the standard test draft
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
         body = self.rfile.read(int(self.headers["Content-Length"])).decode()
         type(self).bodies.append(body)
-        call = {"id": "c1", "type": "function", "function": {"name": "Draft", "arguments": json.dumps(type(self).answer or draft())}}
-        reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "external",
-                 "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "", "tool_calls": [call]}}],
-                 "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}  # fmt: skip
-        data = json.dumps(reply).encode()
+        text = json.dumps(type(self).answer or draft())
+        if not json.loads(body).get("stream"):
+            reply = {"id": "x", "object": "chat.completion", "created": 0, "model": "external",
+                     "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                     "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}}  # fmt: skip
+            data, kind = json.dumps(reply).encode(), "application/json"
+        else:  # drafts are streamed: a few content chunks, then the finish reason
+            pieces = [text[i : i + 40] for i in range(0, len(text), 40)]
+            chunks = [{"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+            chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+            frames = "".join(f"data: {json.dumps({'id': 'x', 'object': 'chat.completion.chunk', 'created': 0, 'model': 'external', **c})}\n\n" for c in chunks)
+            data, kind = (frames + "data: [DONE]\n\n").encode(), "text/event-stream"
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -397,3 +447,33 @@ def test_a_stored_report_replays_against_its_snapshot(settings: Settings, loaded
     assert replayed.replay_of == first.report_id and replayed.evidence_hash == first.evidence_hash
     assert replayed.path == "policy" and "E-99820" not in replayed.model_dump_json()
     assert investigator.evidence("C-000123").snapshot_hash() != first.evidence_hash
+
+
+class _SchemaRefusingProvider(BaseHTTPRequestHandler):
+    """An endpoint that answers, but with HTTP 500 to any request carrying a response_format (as llama.cpp's server
+    does for `json_schema`)."""
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.send_response(500 if "response_format" in body else 200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *_: Any) -> None:
+        return
+
+
+def test_a_schema_the_endpoint_refuses_is_one_clear_error_at_start_up() -> None:
+    from fraudagent.agent.llm import check_schema_support
+
+    server = ThreadingHTTPServer(("127.0.0.1", free_port()), _SchemaRefusingProvider)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+        message = check_schema_support(Settings(llm_base_url=url))
+        assert message is not None and "HTTP 500" in message and "FRAUDAGENT_LLM_SCHEMA_MODE" in message
+        assert check_schema_support(Settings(llm_base_url=url, llm_schema_mode="off")) is None
+        assert check_schema_support(Settings(llm_base_url="http://127.0.0.1:9/v1")) is None  # unreachable: not this check's concern
+    finally:
+        server.shutdown()

@@ -8,13 +8,16 @@ formatter (tests/test_ops.py::test_request_ids_go_out_and_into_json_logs_without
 over every route (tests/test_ops.py); SSRF basics through `callback_url` (scheme, credentials,
 link-local metadata address refused through the API in dev mode; loopback, private, CGNAT, IPv6
 loopback and IPv4-mapped forms refused by the guard in production mode:
-tests/test_summaries.py::test_callback_urls_are_checked_against_ssrf). Here: the guard's rule as a
-property over any address, obfuscated loopback forms through the API in production mode, and
-redirects not followed.
+tests/test_summaries.py::test_callback_urls_are_checked_against_ssrf; malformed URLs:
+tests/test_summaries.py::test_a_malformed_callback_url_is_a_422_problem_not_a_500). Here: the guard's
+rule as a property over any address (IPv6 forms that embed IPv4 judged as that IPv4), every such form
+of loopback, private and metadata addresses, obfuscated loopback forms through the API in production
+mode, and redirects not followed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import ipaddress
 import time
@@ -30,8 +33,9 @@ from pydantic import SecretStr, ValidationError
 
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.pipeline import Investigator
-from fraudagent.agent.policy import cached_policy
-from fraudagent.agent.report import MAX_FINDINGS, MAX_NARRATIVE_CHARS, Draft
+from fraudagent.agent.policy import cached_policy, facts_of
+from fraudagent.agent.drafting import MAX_FINDINGS, OPEN_QUESTIONS, ModelDraft, choices, parse_draft
+from fraudagent.agent.report import MAX_NARRATIVE_CHARS
 from fraudagent.agent.verifier import claim_problems, verify, vocabulary
 from fraudagent.api.app import create_app
 from fraudagent.api.summaries.callbacks import check_callback_url
@@ -136,11 +140,11 @@ def pack(settings: Settings, history: History) -> EvidencePack:
 
 @FEW
 @given(st.text(max_size=400) | json_values.map(json.dumps))
-def test_any_model_output_is_a_draft_or_a_validation_error(raw: str) -> None:
-    try:
-        Draft.model_validate_json(raw)
-    except ValidationError:
-        pass
+def test_any_model_output_is_a_draft_or_a_reason_why_not(raw: str) -> None:
+    draft, why = parse_draft(raw)
+    assert (draft is None) != (why is None)
+    with contextlib.suppress(ValidationError):
+        ModelDraft.model_validate_json(raw)
 
 
 claim_text = st.text(max_size=200) | st.from_regex(
@@ -155,24 +159,17 @@ def test_the_verifier_never_raises_on_arbitrary_claims(pack: EvidencePack, data:
     ids = [*pack.items, "txn:E-00000", "", "fact:nope"]
     text = data.draw(claim_text)
     assert all(isinstance(p, str) for p in claim_problems(text, vocab))
-    findings = data.draw(
-        st.lists(
-            st.fixed_dictionaries({"statement": claim_text, "evidence_ids": st.lists(st.sampled_from(ids) | st.text(max_size=12), min_size=1, max_size=4)}),
-            min_size=1,
-            max_size=MAX_FINDINGS,
-        )
-    )
-    draft = Draft(
+    draft = ModelDraft(
         narrative=data.draw(claim_text),
-        findings=findings,
+        findings=data.draw(st.lists(st.sampled_from(ids) | st.text(max_size=12), min_size=1, max_size=MAX_FINDINGS)),
         typology=data.draw(st.sampled_from(list(Typology))),
-        recommended_actions=data.draw(st.lists(st.sampled_from(list(Action)), min_size=1, max_size=2)),
-        confidence=data.draw(st.floats(allow_nan=True, allow_infinity=True)),
-        insufficient_evidence=data.draw(st.booleans()),
-        unknowns=data.draw(st.lists(st.text(max_size=40), max_size=3)),
+        actions=data.draw(st.lists(st.sampled_from(list(Action)), min_size=1, max_size=2)),
+        confidence=data.draw(st.sampled_from(["low", "medium", "high"])),
+        unknowns=data.draw(st.lists(st.sampled_from(list(OPEN_QUESTIONS)), max_size=2)),
     )
     policy = cached_policy(Settings().policy_path)
-    verdict = verify(draft, pack, policy, vocab, max_narrative=MAX_NARRATIVE_CHARS, max_findings=MAX_FINDINGS)
+    allowed = choices(pack, policy, facts_of(pack.items), shown=list(pack.items))
+    verdict = verify(draft, pack, policy, vocab, choices=allowed, max_narrative=MAX_NARRATIVE_CHARS)
     assert verdict.ok or verdict.problems
 
 
@@ -258,17 +255,92 @@ def _literal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     return f"http://[{address}]:8443/hook" if address.version == 6 else f"http://{address}:8443/hook"
 
 
+V4 = ipaddress.IPv4Address
+V6 = ipaddress.IPv6Address
+
+
+def _oracle_embedded(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """The test's own reading (plain bit arithmetic, not the guard's code) of the IPv6 forms that embed IPv4."""
+    if address.version == 4:
+        return []
+    n, low32 = int(address), int(address) & 0xFFFFFFFF
+    found = []
+    if n >> 32 == 0xFFFF:  # ::ffff:a.b.c.d
+        found.append(V4(low32))
+    if n >> 32 == 0 and n > 1:  # ::a.b.c.d (:: and ::1 are themselves)
+        found.append(V4(low32))
+    if n >> 112 == 0x2002:  # 6to4: 2002:AABB:CCDD::/48
+        found.append(V4((n >> 80) & 0xFFFFFFFF))
+    if n >> 96 == 0x20010000:  # Teredo: server in bits 32-63, client (inverted) in the last 32
+        found += [V4((n >> 64) & 0xFFFFFFFF), V4(~n & 0xFFFFFFFF)]
+    if n >> 32 == 0x64FF9B << 64:  # NAT64 well-known prefix /96
+        found.append(V4(low32))
+    if n >> 80 == 0x64FF9B0001:  # NAT64 local-use /48, under the /48, /56, /64 and /96 layouts
+        found += [V4((((n >> 64) & 0xFFFF) << 16) | ((n >> 40) & 0xFFFF)), V4((((n >> 64) & 0xFF) << 24) | ((n >> 32) & 0xFFFFFF)),
+                  V4((n >> 24) & 0xFFFFFFFF), V4(low32)]  # fmt: skip
+    return found
+
+
+def _public(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_global and not address.is_reserved and not address.is_multicast
+
+
+def _dev_refused(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    return address.is_link_local or address.is_multicast or address.is_unspecified
+
+
+def _embedding_forms(v4: ipaddress.IPv4Address) -> dict[str, ipaddress.IPv6Address]:
+    """The IPv6 spellings of one IPv4 address (Teredo with a public peer on the other side)."""
+    a, public = int(v4), int(V4("93.184.215.14"))
+    return {
+        "mapped": V6((0xFFFF << 32) | a),
+        "compatible": V6(a),
+        "6to4": V6((0x2002 << 112) | (a << 80) | 1),
+        "teredo client": V6((0x20010000 << 96) | (public << 64) | (~a & 0xFFFFFFFF)),
+        "teredo server": V6((0x20010000 << 96) | (a << 64) | (~public & 0xFFFFFFFF)),
+        "nat64": V6((0x64FF9B << 96) | a),
+        "nat64 local /96": V6((0x64FF9B0001 << 80) | a),
+        "nat64 local /48": V6((0x64FF9B0001 << 80) | ((a >> 16) << 64) | ((a & 0xFFFF) << 40)),
+    }
+
+
 @FEW
-@given(st.ip_addresses())
+@given(st.ip_addresses() | st.ip_addresses(v=4).flatmap(lambda v4: st.sampled_from(list(_embedding_forms(v4).values()))))
 def test_the_callback_guard_admits_only_public_addresses_in_production(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
-    """Any IPv4/IPv6 literal: production admits it iff it is globally routable unicast outside the reserved
-    ranges (an IPv4-mapped IPv6 address is judged as the IPv4 it maps; IPv4-compatible ::a.b.c.d forms are
-    in the reserved ::/8); dev mode refuses link-local, multicast and unspecified
-    addresses and admits the rest (loopback receivers while developing). No request is made."""
-    judged = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped else address
-    assert _verdict(_literal(address), production=True) == (judged.is_global and not judged.is_reserved and not judged.is_multicast)
-    dev_refused = judged.is_link_local or judged.is_multicast or judged.is_unspecified
-    assert _verdict(_literal(address), production=False) == (not dev_refused)
+    """Any IPv4/IPv6 literal (half of them IPv6 forms that embed an IPv4 address): production admits it iff
+    it is globally routable unicast outside the reserved ranges, where an IPv6 address that embeds IPv4
+    addresses (mapped, compatible, 6to4, Teredo, NAT64) is judged as those (every one must pass); dev mode
+    refuses link-local, multicast and unspecified addresses, judged the same way, and admits the rest
+    (loopback receivers while developing). No request is made."""
+    judged = _oracle_embedded(address) or [address]
+    assert _verdict(_literal(address), production=True) == all(_public(a) for a in judged), judged
+    assert _verdict(_literal(address), production=False) == (not any(_dev_refused(a) for a in judged)), judged
+
+
+INTERNAL_V4 = ["127.0.0.1", "10.1.2.3", "169.254.169.254"]
+
+
+@pytest.mark.parametrize("v4", INTERNAL_V4)
+def test_every_ipv6_form_of_an_internal_ipv4_address_is_refused_in_production(v4: str) -> None:
+    """Loopback, private and the cloud metadata address, in every IPv6 form that embeds IPv4: each is
+    refused in production (the metadata address in dev mode too: link-local), e.g. 6to4 `2002:7f00:1::`."""
+    forms = _embedding_forms(V4(v4))
+    assert str(forms["6to4"]) == {"127.0.0.1": "2002:7f00:1::1", "10.1.2.3": "2002:a01:203::1", "169.254.169.254": "2002:a9fe:a9fe::1"}[v4]
+    admitted = {name: str(a) for name, a in forms.items() if _verdict(_literal(a), production=True)}
+    assert admitted == {}
+    assert not _verdict("http://[2002:7f00:1::]/", production=True)  # the form the hostile pass found
+    if v4 == "169.254.169.254":
+        assert {name for name, a in forms.items() if _verdict(_literal(a), production=False)} == set()
+
+
+def test_ipv6_forms_of_a_public_ipv4_address_pass_only_when_every_embedded_address_is_public() -> None:
+    public = _embedding_forms(V4("93.184.215.14"))
+    verdicts = {name: _verdict(_literal(a), production=True) for name, a in public.items()}
+    # the local-use NAT64 prefix is read under every layout RFC 6052 allows: some reading is internal
+    assert verdicts == {"mapped": True, "compatible": True, "6to4": True, "teredo client": True, "teredo server": True,
+                        "nat64": True, "nat64 local /96": False, "nat64 local /48": False}  # fmt: skip
+    # Teredo judges both ends: a public server with a private client is refused
+    assert not _verdict("http://[2001:0:5db8:d70e:0:f5fe:f5fe:fffe]/", production=True)  # server 93.184.215.14, client 10.1.0.1
 
 
 @FEW
@@ -283,6 +355,8 @@ def test_no_private_loopback_or_link_local_address_passes_in_production(address:
 # an address the production guard refuses
 OBFUSCATED = ["http://2130706433/hook", "http://0x7f000001/hook", "http://0177.0.0.1/hook", "http://127.1/hook", "http://LOCALHOST/hook",
               "http://[::ffff:7f00:1]/hook", "http://[64:ff9b::7f00:1]/hook", "http://[fd00::1]/hook", "http://0/hook",
+              "http://[2002:7f00:1::]/hook", "http://[2002:a9fe:a9fe::1]/latest/meta-data", "http://[::10.0.0.1]/hook",
+              "http://[2001:0:5db8:d70e:0:f5fe:f5fe:fffe]/hook", "http://[64:ff9b:1::a00:1]/hook",
               "http://10.0.0.1:443/hook", "https://0xa9.0xfe.0xa9.0xfe/latest/meta-data"]  # fmt: skip
 
 

@@ -7,10 +7,13 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -21,10 +24,11 @@ from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import ManagedProcess
+from fraudagent.core.services import ManagedProcess, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.tools import dynamo
+from fraudagent.tools import keys as key_store
 from fraudagent.tools.bundles import load_bundle
 from fraudagent.tools.history import History
 from tests.bundles import example
@@ -70,6 +74,106 @@ def test_readyz_without_dynamodb_tables_is_not_ready(stores: tuple[Settings, Inv
     with LiveServer(create_app(other, Investigator(settings=other, history=history, past_cases=investigator.past_cases))) as server:
         body = client_for(server, key=None).get("/readyz").json()
     assert body["status"] == 503 and body["components"]["dynamodb"].startswith("unavailable")
+
+
+class _CountingModels(ThreadingHTTPServer):
+    """A loopback OpenAI-compatible stub that answers GET /v1/models and counts the calls (the model probe)."""
+
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        self.calls = 0
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                server.calls += 1
+                body = b'{"object": "list", "data": []}'
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+def test_healthz_probes_nothing_and_readyz_probes_at_most_once_per_cache_period(stores: tuple[Settings, Investigator]) -> None:
+    settings, investigator = stores
+    model = _CountingModels()
+    try:
+        ready = settings.model_copy(update={"llm_base_url": model.url, "readiness_cache_s": 1.0})
+        with LiveServer(create_app(ready, investigator)) as server:
+            anyone = client_for(server, key=None)
+            for _ in range(5):
+                health = anyone.get("/healthz")
+                assert health.status_code == 200 and health.json() == {"status": "ok", "version": health.json()["version"]}
+            assert model.calls == 0  # liveness never touches a dependency
+            first, second = anyone.get("/readyz"), anyone.get("/readyz")
+            assert first.status_code == second.status_code == 200, first.text
+            assert first.json() == {"status": "ready", "components": {"dynamodb": "ok", "chroma": "ok", "llm": "ok"}}
+            assert model.calls == 1  # the second answer came from the cache
+            time.sleep(1.1)
+            assert anyone.get("/readyz").status_code == 200 and model.calls == 2  # probed again once it expired
+    finally:
+        model.shutdown()
+        model.server_close()
+
+
+def test_healthz_stays_up_while_dynamodb_is_unreachable_and_readyz_says_so(ddb_server: ManagedProcess, tmp_path: Path) -> None:
+    """The app pointed at a DynamoDB endpoint where nothing listens (no JVM to stop): liveness answers from the
+    process alone, readiness names DynamoDB, and a keyed request gets 503, not a hang."""
+    dead = make_settings(ddb_server, tmp_path, ddb_endpoint_url=f"http://127.0.0.1:{free_port()}", ddb_max_attempts=1, summary_workers=0)
+    investigator = Investigator(settings=dead, history=History.connect(dead), past_cases=None)
+    with LiveServer(create_app(dead, investigator)) as server:
+        anyone = client_for(server, key=None)
+        started = time.monotonic()
+        health = anyone.get("/healthz")
+        assert health.status_code == 200 and health.json()["status"] == "ok" and "components" not in health.json()
+        assert time.monotonic() - started < 1
+        ready = anyone.get("/readyz")
+        assert ready.status_code == 503 and ready.headers["content-type"] == PROBLEM
+        assert ready.json()["components"]["dynamodb"].startswith("unavailable") and "dynamodb" in ready.json()["detail"]
+        assert client_for(server).get("/v1/cases/C-000000").status_code == 503
+
+
+def test_made_up_keys_from_one_address_are_throttled_before_the_key_store_is_read(
+    stores: tuple[Settings, Investigator], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each made-up key of our shape (`fa_<id>_<secret>`) is a cache miss, so a read of the keys table; past
+    FRAUDAGENT_API_KEY_LOOKUP_LIMIT_PER_MINUTE such reads from one address the answer is 429 with Retry-After,
+    given before the read. A known key (here the bootstrap key, which needs no read) still gets in."""
+    settings, investigator = stores
+    reads: list[str] = []
+    real_find_key = key_store.find_key
+
+    def counting_find_key(history: History, key_id: str) -> object:
+        reads.append(key_id)
+        return real_find_key(history, key_id)
+
+    monkeypatch.setattr(key_store, "find_key", counting_find_key)
+    limited = settings.model_copy(update={"api_key_lookup_limit_per_minute": 5, "api_rate_limit_per_minute": 0})
+    with LiveServer(create_app(limited, investigator)) as server:
+        statuses = []
+        for n in range(30):
+            response = client_for(server, key=f"fa_k{n:010d}_{'s' * 43}").get("/v1/cases")
+            statuses.append(response.status_code)
+            assert response.headers["content-type"] == PROBLEM
+            if response.status_code == 429:
+                assert int(response.headers["retry-after"]) >= 1 and "look-ups" in response.json()["detail"]
+        assert statuses == [401] * 5 + [429] * 25
+        assert len(reads) == 5  # the refused 25 cost no read
+        assert client_for(server).get("/v1/cases").status_code == 200  # the bootstrap key: no look-up, not throttled
+        metrics = client_for(server).get("/metrics").text
+        assert "fraudagent_key_lookups_total 5.0" in metrics and "fraudagent_rate_limited_total 25.0" in metrics
 
 
 @pytest.mark.llm
@@ -139,7 +243,60 @@ def test_bodies_over_the_limit_get_413(api: LiveServer) -> None:
     chunks = iter([b'{"notes": "', b"y" * 3000, b"y" * 3000, b'"}'])
     streamed = client.post("/v1/cases/C-000000/decision", content=chunks, headers={"content-type": "application/json"})
     assert streamed.status_code == 413 and streamed.headers["content-type"] == PROBLEM
+    # one problem body for every 413, whichever way the size was found
+    assert "content-length" in response.request.headers and "content-length" not in streamed.request.headers
+    assert streamed.json() == response.json() == {
+        "type": "/problems/too-large", "title": "Content Too Large", "status": 413, "detail": "the request body is larger than 4096 bytes"}  # fmt: skip
     assert client.get("/v1/cases/C-000000").json()["record"]["status"] == "open"
+
+
+def test_api_responses_are_not_stored_by_caches(api: LiveServer) -> None:
+    """`Cache-Control: no-store` on every JSON answer (data, problems, health, the spec, metrics, SSE sets its
+    own); static files keep their own caching."""
+    client, anyone = client_for(api), client_for(api, key=None)
+    answers = {
+        "data": client.get("/v1/cases"),
+        "detail": client.get("/v1/cases/C-000000"),
+        "404 problem": client.get("/v1/cases/C-unknown"),
+        "401 problem": anyone.get("/v1/cases"),
+        "422 problem": client.get("/v1/cases", params={"limit": 0}),
+        "413 problem": client.post("/v1/cases/C-000000/decision", content=b"x" * 5000, headers={"content-type": "application/json"}),
+        "healthz": anyone.get("/healthz"),
+        "readyz": anyone.get("/readyz"),
+        "openapi": anyone.get("/openapi.json"),
+        "metrics": client.get("/metrics"),
+        "unknown route": anyone.get("/nowhere"),
+    }
+    assert {name: r.headers.get("cache-control") for name, r in answers.items()} == dict.fromkeys(answers, "no-store")
+    assert anyone.get("/console/static/console.css").headers.get("cache-control") != "no-store"
+
+
+def test_docs_load_swagger_ui_from_the_package_under_a_csp(stores: tuple[Settings, Investigator], api: LiveServer) -> None:
+    """/docs names no other origin: its script and style come from this server (the pinned package's files),
+    the start-up code is a file (no inline script), the CSP allows this origin only; no ReDoc page."""
+    anyone = client_for(api, key=None)
+    page = anyone.get("/docs")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    csp = page.headers["content-security-policy"]
+    assert "default-src 'none'" in csp and "script-src 'self';" in csp and "connect-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "//" not in page.text  # no URL with a host, no protocol-relative one
+    loaded = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert sorted(loaded) == ["/docs/assets/swagger-init.js", "/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "data:,"]
+    assert "<script>" not in page.text  # no inline script: CSP script-src 'self' would block it
+    for url in (u for u in loaded if u != "data:,"):
+        asset = anyone.get(url)
+        assert asset.status_code == 200, url
+        assert asset.headers["content-type"].startswith("text/css" if url.endswith(".css") else "text/javascript"), url
+    bundle = anyone.get("/docs/assets/swagger-ui-bundle.js").text
+    assert len(bundle) > 500_000 and "SwaggerUIBundle" in bundle
+    assert "validatorUrl: null" in anyone.get("/docs/assets/swagger-init.js").text
+    assert anyone.get("/docs/assets/redoc.standalone.js").status_code == 404
+    assert anyone.get("/redoc").status_code == 404
+    # and off when FRAUDAGENT_API_DOCS=false (the spec stays)
+    settings, investigator = stores
+    with LiveServer(create_app(settings.model_copy(update={"api_docs": False}), investigator)) as server:
+        off = client_for(server, key=None)
+        assert off.get("/docs").status_code == 404 and off.get("/openapi.json").status_code == 200
 
 
 def test_tracing_when_configured_makes_a_span_per_request(stores: tuple[Settings, Investigator]) -> None:

@@ -44,7 +44,7 @@ def test_a_valid_draft_is_accepted_and_ids_normalised(settings: Settings, loaded
     model = ScriptedToolModel(script=[draft()])
     report = draft_and_store(_investigator(settings, loaded, past_cases, model), "C-000123", requested_by="test")
     assert report.path == "llm"
-    assert report.findings[0].evidence_ids == ["txn:E-99801", "txn:E-99812"]
+    assert report.findings[0].evidence_ids == ["fact:credential_change", "txn:E-99801", "txn:E-99812"]  # written by code
     assert [a.value for a in report.recommended_actions] == ["lock_account"]
     assert report.similar_cases[0].case_id == "C-000017"
     assert report.usage.llm_calls == 1 and report.usage.prompt_tokens == 100
@@ -53,17 +53,17 @@ def test_a_valid_draft_is_accepted_and_ids_normalised(settings: Settings, loaded
     assert "gift message, customer-written: «gift for my brother»" in prompt
 
 
-def test_invented_citations_are_sent_back_then_accepted(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
-    bad = draft(findings=[{"statement": "Made up.", "evidence_ids": ["txn:E-00000"]}])
-    model = ScriptedToolModel(script=[bad, draft()])
+def test_an_id_outside_the_evidence_is_removed_and_listed(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    # The server's grammar keeps ids inside the pack (test_end_to_end); code still checks what comes back.
+    model = ScriptedToolModel(script=[draft(findings=["txn:E-00000", "txn:E-99812"])])
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
-    assert report.path == "llm_retried"
-    assert "txn:E-00000" in report.problems[0]
-    assert "txn:E-00000" in model.seen[1][1].content  # the feedback named the bad id
+    assert report.path == "llm" and report.removed_claims == ["txn:E-00000"]
+    assert any("txn:E-00000" in p for p in report.problems)
+    assert "txn:E-00000" not in {i for f in report.findings for i in f.evidence_ids}
 
 
 def test_incoherent_action_is_rejected(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
-    model = ScriptedToolModel(script=[draft(recommended_actions=["close_no_action"]), draft(typology="legitimate", recommended_actions=["lock_account"])])
+    model = ScriptedToolModel(script=[draft(actions=["close_no_action"]), draft(typology="legitimate", actions=["lock_account"])])
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
     assert report.path == "fallback"
     assert any("close_no_action is not allowed for account_takeover" in p for p in report.problems)

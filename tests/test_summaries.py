@@ -108,7 +108,7 @@ def test_summaries_render_in_markdown_jira_and_servicenow(loaded: tuple[Settings
     assert len({j["result"]["report_id"] for j in done.values()}) == 1
     markdown = done["markdown"]["result"]
     assert markdown["media_type"] == "text/markdown" and markdown["report_path"] == "llm"
-    assert markdown["body"].startswith("## Fraud case C-000001: account takeover (confidence 0.80)")
+    assert markdown["body"].startswith("## Fraud case C-000001: account takeover (confidence 0.85)")
     assert "txn:E-99801" in markdown["body"] and "lock account" in markdown["body"]
     adf = done["jira"]["result"]["body"]
     assert adf["version"] == 1 and adf["type"] == "doc" and adf_node_types(adf) <= ADF_NODES
@@ -234,6 +234,24 @@ def test_callback_urls_are_checked_against_ssrf(loaded: tuple[Settings, History,
         with pytest.raises(InvalidInput):
             check_callback_url(url, production=True)
     check_callback_url("https://93.184.215.14/hook", production=True)  # a public address passes (no request is made)
+
+
+def test_a_malformed_callback_url_is_a_422_problem_not_a_500(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+    """URLs that `urlsplit` itself refuses (an unclosed or invalid IPv6 literal, a bad port) are refused by the
+    guard like any other bad callback URL, in both modes; no job is queued."""
+    settings, history, past = loaded
+    malformed = ("http://[::1/", "http://[::1", "https://[not-an-address]/hook", "http://example.com:99999/", "http://example.com:port/")
+    for environment in ("dev", "production"):
+        mode = settings.model_copy(update={"environment": environment, "summary_workers": 0})
+        with serving(mode, scripted_investigator(mode, history, past)) as server:
+            client = client_for(server)
+            for url in malformed:
+                response = client.post("/v1/summaries", json={"case_id": "C-000000", "callback_url": url})
+                assert response.status_code == 422, (environment, url, response.text[:300])
+                assert response.headers["content-type"] == "application/problem+json"
+                body = response.json()
+                assert "callback_url refused" in body["detail"] and body["errors"][0]["pointer"] == "callback_url", body
+            assert client.get("/v1/summaries", params={"status": "queued"}).json()["items"] == []
 
 
 def test_a_worker_that_lost_its_lease_cannot_touch_the_job(settings: Settings, history: History) -> None:

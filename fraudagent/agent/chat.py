@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
+from contextlib import nullcontext
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -219,19 +220,28 @@ def stream_answer(
     pieces: list[str] = []
     first_token_s: float | None = None
     failure: str | None = None
+    finished = False
+    turn = investigator.model_turn("interactive") if hasattr(investigator, "model_turn") else nullcontext(0.0)
     try:
-        for chunk in llm.stream([SystemMessage(CHAT_SYSTEM_PROMPT), HumanMessage(prompt)]):
-            text = chunk.content if isinstance(chunk.content, str) else ""
-            if not text:
-                continue
-            if first_token_s is None:
-                first_token_s = time.perf_counter() - started
-            pieces.append(text)
-            yield ("token", text)
+        with turn:  # the model's slot, ahead of background drafting (agent/scheduler.py)
+            for chunk in llm.stream([SystemMessage(CHAT_SYSTEM_PROMPT), HumanMessage(prompt)]):
+                finished = finished or bool((getattr(chunk, "response_metadata", None) or {}).get("finish_reason"))
+                text = chunk.content if isinstance(chunk.content, str) else ""
+                if not text:
+                    continue
+                if first_token_s is None:
+                    first_token_s = time.perf_counter() - started
+                pieces.append(text)
+                yield ("token", text)
     except Exception as error:  # unreachable model, timeout, server error: say so in the final event
         failure = type(error).__name__
         log.warning("chat model call failed for case %s: %s", case_id, failure)
     answer = "".join(pieces).strip()
+    if failure is None and (not answer or not finished):
+        # A stream that ends without a finish reason was cut off (a busy server dropping it), and an empty one said
+        # nothing: either way the model did not answer, and that is what the analyst is told (never stored as an answer).
+        failure = "EmptyAnswer" if not answer else "CutOff"
+        log.warning("chat model answer for case %s was %s", case_id, "empty" if not answer else "cut off")
     if failure is not None:
         note = f"The model is unavailable ({failure}); no answer was generated. The case's evidence is still at GET /v1/cases/{case_id}."
         answer = f"{answer}\n\n[{note}]" if answer else note

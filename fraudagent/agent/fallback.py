@@ -13,6 +13,7 @@ from typing import Any
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.policy import Policy, facts_of
 from fraudagent.agent.report import Finding
+from fraudagent.core.models import Typology
 
 CONFIDENCE = 0.3
 
@@ -33,10 +34,11 @@ def deterministic_report(pack: EvidencePack, policy: Policy) -> dict[str, Any]:
     if not findings and f"acct:{pack.case.account_id}" in pack.items:
         findings = [Finding(statement="No computed facts: the case has no events in the window.",
                             evidence_ids=[f"acct:{pack.case.account_id}"], source="code")]  # fmt: skip
-    conditions = ", ".join(rule.when) or "no fraud rule matched"
+    # In words, not the rule's expressions: a reader (and the numeric check) should meet only evidence numbers.
+    matched = "no fraud rule matched" if rule.typology is Typology.legitimate else f"the facts match the {rule.typology.value.replace('_', ' ')} rule"
     narrative = (
         f"Built by code from the facts and the policy. Case {pack.case.case_id} on account {pack.case.account_id}: "
-        f"{len(pack.events)} events in the window. The facts match policy rule {rule.id} ({conditions}), "
+        f"{len(pack.events)} events in the window; {matched} ({rule.id}), "
         f"so the typology is {rule.typology.value} and the policy suggests {', '.join(a.value for a in decision.suggested)}."
     )
     return {

@@ -1,22 +1,40 @@
-"""The LLM provider: any OpenAI-compatible chat endpoint, the local llama.cpp server by default."""
+"""The LLM provider: any OpenAI-compatible chat endpoint, the local llama.cpp server by default.
+
+Drafts are streamed: the caller sees the answer as it forms, a call past its deadline is ended by
+closing the stream (the llama.cpp server stops generating when its client goes away; a plain
+request would run on to its token cap while the next case waits), and the token cap is sent as
+`max_tokens` in the body (langchain-openai renames it to `max_completion_tokens`, which
+llama-cpp-python's server ignores).
+"""
 
 from __future__ import annotations
 
+import atexit
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
+from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
 
 from fraudagent.core.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 def chat_model(settings: Settings, *, model: str | None = None, max_tokens: int | None = None) -> ChatOpenAI:
     """A chat model for the configured endpoint; `model` overrides the configured one per request."""
+    cap = max_tokens or settings.llm_max_tokens
     return ChatOpenAI(
         base_url=settings.llm_base_url,
         api_key=settings.llm_api_key,
         model=model or settings.llm_model,
         temperature=settings.llm_temperature,
-        max_tokens=max_tokens or settings.llm_max_tokens,
+        max_tokens=cap,
+        extra_body={"max_tokens": cap} if settings.llm_send_max_tokens else None,
         timeout=settings.llm_timeout_s,
         max_retries=settings.llm_max_retries,
     )
@@ -30,3 +48,125 @@ def structured(llm: ChatOpenAI, schema: type[Any]) -> Any:
 def usage_of(raw: Any) -> tuple[int, int]:
     meta = getattr(raw, "usage_metadata", None) or {}
     return int(meta.get("input_tokens", 0)), int(meta.get("output_tokens", 0))
+
+
+def response_format(settings: Settings, schema: dict[str, Any]) -> dict[str, Any] | None:
+    """How the endpoint is told to enforce the schema while decoding (settings.llm_schema_mode)."""
+    if settings.llm_schema_mode == "llama_cpp":  # llama-cpp-python: json_object with a schema becomes a grammar
+        return {"type": "json_object", "schema": schema}
+    if settings.llm_schema_mode == "json_schema":  # OpenAI-style strict structured outputs: the root must be an object
+        wrapped = {"type": "object", "properties": {"draft": schema}, "required": ["draft"], "additionalProperties": False}
+        return {"type": "json_schema", "json_schema": {"name": "draft", "strict": True, "schema": wrapped}}
+    return None
+
+
+@dataclass
+class ModelCall:
+    """One streamed model call: what came back and what it cost."""
+
+    text: str = ""
+    completion_tokens: int = 0
+    prompt_tokens: int = 0
+    finish_reason: str | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def complete(self) -> bool:
+        return self.error is None and self.finish_reason is not None
+
+
+def stream_call(
+    llm: Any,
+    messages: Sequence[BaseMessage],
+    *,
+    body: dict[str, Any],
+    deadline_s: float,
+    on_delta: Callable[[str, str], None] | None = None,
+) -> ModelCall:
+    """Stream one call; `on_delta(delta, text_so_far)` per chunk. Never raises for a model failure: the error is
+    recorded. Past the deadline the stream is closed, which ends the generation on the server too."""
+    call = ModelCall()
+    started = time.perf_counter()
+    pieces: list[str] = []
+    stream = llm.stream(list(messages), extra_body=body) if body else llm.stream(list(messages))
+    try:
+        for chunk in stream:
+            text = chunk.content if isinstance(chunk.content, str) else ""
+            meta = getattr(chunk, "response_metadata", None) or {}
+            if meta.get("finish_reason"):
+                call.finish_reason = str(meta["finish_reason"])
+            usage = getattr(chunk, "usage_metadata", None) or {}
+            if usage:
+                call.prompt_tokens = int(usage.get("input_tokens", 0)) or call.prompt_tokens
+                call.completion_tokens = int(usage.get("output_tokens", 0)) or call.completion_tokens
+            if text:
+                pieces.append(text)
+                if not usage:
+                    call.completion_tokens += 1  # llama.cpp streams one token per chunk and reports no usage
+                if on_delta is not None:
+                    on_delta(text, "".join(pieces))
+            if time.perf_counter() - started > deadline_s:
+                call.error = f"deadline of {deadline_s:.0f} s passed"
+                break
+    except Exception as error:  # unreachable model, timeout, server error: recorded, the caller decides
+        call.error = type(error).__name__
+        log.warning("model call failed: %s", call.error)
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()  # closes the HTTP response: the server sees the client go and stops generating
+    call.text = "".join(pieces)
+    call.seconds = time.perf_counter() - started
+    return call
+
+
+@lru_cache(maxsize=2)
+def _gguf_vocab(path: str) -> Any:
+    from llama_cpp import Llama  # the embedded server's package; loads only the tokenizer (vocab_only)
+
+    vocab = Llama(model_path=path, vocab_only=True, verbose=False)
+    atexit.register(vocab.close)  # freed before the interpreter tears llama_cpp down (else a TypeError at exit)
+    return vocab
+
+
+def approx_count(text: str) -> int:
+    # Without the model's tokenizer (an external endpoint): about two characters per token on this dense format.
+    return int(len(text) / 2.0) + 1
+
+
+def token_counter(settings: Settings) -> Callable[[str], int]:
+    """Counts tokens as the embedded model does (its GGUF carries the tokenizer); an estimate for other endpoints."""
+    if settings.llm_is_external or not settings.weights_path.exists():
+        return approx_count
+    try:
+        vocab = _gguf_vocab(str(settings.weights_path))
+    except Exception as error:  # an unreadable file is the server's problem to report; budgeting goes on
+        log.warning("tokenizer unavailable (%s); estimating tokens", type(error).__name__)
+        return approx_count
+    return lambda text: len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+
+def check_schema_support(settings: Settings, *, model: str | None = None) -> str | None:
+    """Ask the endpoint once, at start-up, to decode under a small draft-shaped schema. Returns None when it can; a
+    message when the endpoint answers but refuses the schema (a clear error then, instead of a fallback per case).
+    An endpoint that does not answer at all is not this check's concern (reports fall back and say why)."""
+    import httpx
+
+    schema = {"type": "object", "properties": {"typology": {"enum": ["legitimate"]}, "findings": {"type": "array",
+              "items": {"enum": ["fact:a"]}, "maxItems": 2}, "narrative": {"type": "string"}},
+              "required": ["typology", "findings", "narrative"]}  # fmt: skip
+    fmt = response_format(settings, schema)
+    if fmt is None:
+        return None
+    body = {"model": model or settings.llm_model, "messages": [{"role": "user", "content": "{}"}], "max_tokens": 2,
+            "response_format": fmt, "temperature": 0}  # fmt: skip
+    headers = {"Authorization": f"Bearer {settings.llm_api_key.get_secret_value()}"}
+    try:
+        response = httpx.post(f"{settings.llm_base_url.rstrip('/')}/chat/completions", json=body, headers=headers, timeout=60)
+    except httpx.HTTPError:
+        return None
+    if response.status_code >= 400:
+        return (f"the model endpoint refused a draft schema (HTTP {response.status_code}) in schema mode "
+                f"{settings.llm_schema_mode!r}; set FRAUDAGENT_LLM_SCHEMA_MODE to one it supports (llama_cpp, json_schema, off)")
+    return None

@@ -1,42 +1,51 @@
-"""The investigation pipeline: evidence -> facts -> policy -> draft by the LLM -> verifier -> report.
+"""The investigation pipeline: evidence -> facts -> policy -> constrained draft by the LLM -> verifier -> report.
 
-The model drafts; code checks. The verifier checks every claim (ids, numbers,
-dates), the typology against the facts and the actions against the policy. A
-draft that fails is sent back with the specific problems (bounded); at the last
-attempt, claims that don't hold are removed if what remains stands on its own;
-otherwise the report is built by code from the facts and the policy. The report
-says which path produced it and lists what was removed.
+The model chooses within what code allows (agent/drafting.py: a per-case schema the
+server enforces while decoding); code writes the findings from the items the model
+names and checks the narrative claim by claim. Claims that don't hold are removed
+and listed; a draft whose typology or actions the checks refuse is sent back once
+with the problems appended to the conversation (the server's prompt cache keeps
+the rest), and if it is refused again the report is built by code from the facts
+and the policy, saying what the model proposed and why it was refused.
+
+Three steps, each usable alone: `prepare` (policy, evidence block, schema),
+`draft_with_retries` (model calls and checks), `assemble` (the report). The
+policy-only solver is `assemble` without a draft.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 from fraudagent.agent import fallback, injection
+from fraudagent.agent.drafting import CONFIDENCE, Choices, ModelDraft, choices, draft_schema, narrative_so_far, parse_draft, render_unknowns
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, gather_evidence
 from fraudagent.agent.facts import add_facts
-from fraudagent.agent.llm import chat_model, structured, usage_of
+from fraudagent.agent.llm import chat_model, response_format, stream_call, token_counter
 from fraudagent.agent.pii import Pseudonyms
-from fraudagent.agent.policy import Policy, cached_policy, facts_of
-from fraudagent.agent.prompts import PROMPT_VERSION, SYSTEM_PROMPT, render_evidence, user_prompt
+from fraudagent.agent.policy import ClassifyRule, Policy, PolicyDecision, cached_policy, facts_of
+from fraudagent.agent.prompts import PROMPT_VERSION, SYSTEM_PROMPT, feedback_prompt, render_evidence, rules_line, shown_ids, user_prompt
+from fraudagent.agent.scheduler import ModelScheduler, Priority
 from fraudagent.agent.report import (
-    MAX_FINDINGS,
     MAX_NARRATIVE_CHARS,
-    Draft,
     Finding,
     InvestigationReport,
+    ModelProposal,
     SimilarCaseOutcome,
     Timings,
     Usage,
 )
-from fraudagent.agent.verifier import Verdict, required_findings, verify, vocabulary
+from fraudagent.agent.verifier import Verdict, Vocabulary, required_findings, verify, vocabulary
 from fraudagent.core.errors import InvalidInput
 from fraudagent.core.models import Action, Disposition, Typology
 from fraudagent.core.settings import Settings
@@ -56,10 +65,19 @@ class Investigator:
     model_factory: Any = field(default=None)
     score_provider: Any | None = None  # tools.scores.ScoreProvider; None: the scores stored on the events
     policy: Policy | None = None  # None: the file in settings.policy_path, else the packaged default
+    scheduler: ModelScheduler | None = None  # None: one for this investigator, sized by the settings
 
     def __post_init__(self) -> None:
         if self.policy is None:
             self.policy = cached_policy(self.settings.policy_path)
+        if self.scheduler is None:
+            s = self.settings
+            self.scheduler = ModelScheduler(slots=s.llm_parallel_calls, max_waiting=s.llm_queue_max, interactive_wait_s=s.llm_queue_wait_s)
+
+    def model_turn(self, priority: Priority) -> AbstractContextManager[float]:
+        """A slot on the model endpoint (agent/scheduler.py): interactive work before background work."""
+        assert self.scheduler is not None
+        return self.scheduler.turn(priority)
 
     def evidence(self, case_id: str) -> EvidencePack:
         s = self.settings
@@ -111,14 +129,11 @@ def injection_findings(pack: EvidencePack) -> list[Finding]:
     return findings
 
 
-def _unparsed(result: dict[str, Any], completion_tokens: int) -> str:
-    """Why a structured call gave no draft, in words the model can act on when it is sent back."""
-    raw = result.get("raw")
-    if raw is not None and getattr(raw, "invalid_tool_calls", None):
-        return f"the Draft call was not valid JSON (cut off after {completion_tokens} tokens?); be brief"
-    if result.get("parsing_error") is not None:
-        return f"the Draft call did not match the schema: {str(result['parsing_error'])[:200]}"
-    return "no Draft call was returned"
+ProgressFn = Callable[[str, dict[str, Any]], None]
+
+
+def _quiet(_stage: str, _data: dict[str, Any]) -> None:
+    return None
 
 
 def similar_outcomes(pack: EvidencePack) -> list[SimilarCaseOutcome]:
@@ -138,29 +153,224 @@ def similar_outcomes(pack: EvidencePack) -> list[SimilarCaseOutcome]:
 CLEARING = frozenset({Action.close_no_action, Action.approve_refund})
 
 
-def _injection_problems(draft: Draft, pack: EvidencePack, policy: Policy) -> list[str]:
+def _injection_problems(draft: ModelDraft, pack: EvidencePack, rule: ClassifyRule) -> list[str]:
     """With planted instructions in the case, a draft may not clear a case the policy's fraud rules match."""
     if "fact:injection_attempt" not in pack.items:
         return []
-    rule = policy.classify_case(facts_of(pack.items))
-    clears = draft.typology is Typology.legitimate or any(a in CLEARING for a in draft.recommended_actions)
+    clears = draft.typology is Typology.legitimate or any(a in CLEARING for a in draft.actions)
     if clears and rule.typology is not Typology.legitimate:
         return [f"the draft clears the case, but the facts match {rule.id} and the case holds instruction-like customer text"]
     return []
 
 
-def draft_report(
+@dataclass
+class Prepared:
+    """Everything a draft of one case needs, computed once by code."""
+
+    pack: EvidencePack
+    facts: dict[str, dict[str, Any]]
+    rule: ClassifyRule
+    decision: PolicyDecision
+    choices: Choices
+    evidence: str
+    schema: dict[str, Any]
+    vocab: Vocabulary
+    flagged: set[str]
+    pseudonyms: Pseudonyms | None
+    count_tokens: Callable[[str], int]
+
+
+def prepare(investigator: Investigator, pack: EvidencePack) -> Prepared:
+    """Policy decision, the evidence block (budgeted in the model's tokens), and the case's draft schema."""
+    settings = investigator.settings
+    policy = investigator.policy
+    assert policy is not None
+    facts = facts_of(pack.items)
+    rule = policy.classify_case(facts)
+    decision = policy.decide(rule.typology, facts)
+    flagged = {f["id"] for f in pack.items["fact:injection_attempt"].data["flags"]} if "fact:injection_attempt" in pack.items else set()
+    count = token_counter(settings)
+    evidence = render_evidence(
+        pack, max_events=settings.evidence_prompt_events, token_budget=settings.evidence_prompt_tokens,
+        policy_line=rules_line(rule.typology.value, rule.id, [a.value for a in decision.suggested]),
+        flagged=flagged, count_tokens=count,
+    )  # fmt: skip
+    allowed = choices(pack, policy, facts, shown=shown_ids(evidence))
+    pseudonyms = None
+    if settings.llm_is_external:  # personal data leaves as stable tokens and comes back in the report
+        names = [i.data["display_name"] for i in pack.items.values() if i.kind == "acct" and i.data.get("display_name")]
+        pseudonyms = Pseudonyms(names)
+        evidence = pseudonyms.mask(evidence)
+    return Prepared(
+        pack=pack, facts=facts, rule=rule, decision=decision, choices=allowed, evidence=evidence,
+        schema=draft_schema(allowed), vocab=vocabulary(pack, evidence), flagged=flagged, pseudonyms=pseudonyms,
+        count_tokens=count,
+    )  # fmt: skip
+
+
+@dataclass
+class DraftOutcome:
+    accepted: tuple[ModelDraft, Verdict] | None = None
+    attempts: int = 0
+    usage: Usage = field(default_factory=Usage)
+    problems: list[str] = field(default_factory=list)
+    proposal: ModelProposal | None = None
+    verification_s: float = 0.0
+
+
+def _unwrap(settings: Settings, text: str) -> str:
+    """Strict json_schema endpoints answer {"draft": {...}} (their root must be an object with fixed keys)."""
+    if settings.llm_schema_mode != "json_schema":
+        return text
+    try:
+        return json.dumps(json.loads(text)["draft"])
+    except (ValueError, KeyError, TypeError):
+        return text
+
+
+def draft_with_retries(
     investigator: Investigator,
-    case_id: str,
+    prepared: Prepared,
+    *,
+    model: str | None = None,
+    progress: ProgressFn = _quiet,
+    priority: Priority = "interactive",
+) -> DraftOutcome:
+    """Model calls and checks: the first acceptable draft wins; a refused one is sent back with its problems."""
+    settings = investigator.settings
+    policy = investigator.policy
+    assert policy is not None
+    out = DraftOutcome()
+    llm = investigator.chat(model)
+    body: dict[str, Any] = {}
+    if settings.llm_send_max_tokens:
+        body["max_tokens"] = settings.draft_max_tokens
+    if (fmt := response_format(settings, prepared.schema)) is not None:
+        body["response_format"] = fmt
+    messages: list[BaseMessage] = [SystemMessage(SYSTEM_PROMPT), HumanMessage(user_prompt(prepared.evidence))]
+    for attempt in range(1, 2 + settings.verifier_max_retries):
+        out.attempts = attempt
+        progress("drafting", {"attempt": attempt})
+
+        def on_delta(delta: str, text: str, attempt: int = attempt) -> None:
+            progress("token", {"attempt": attempt, "delta": delta, "narrative": narrative_so_far(text)})
+
+        with investigator.model_turn(priority):  # ModelBusy propagates: the caller answers 503 or retries later
+            call = stream_call(llm, messages, body=body, deadline_s=settings.draft_timeout_s, on_delta=on_delta)
+        out.usage.llm_calls += 1
+        out.usage.completion_tokens += call.completion_tokens
+        out.usage.prompt_tokens += call.prompt_tokens or sum(prepared.count_tokens(str(m.content)) for m in messages)
+        if call.error is not None and not call.text:
+            out.problems.append(f"model call failed: {call.error}")
+            break
+        v0 = time.perf_counter()
+        draft, why = parse_draft(_unwrap(settings, call.text))
+        if draft is None:
+            found = [why or "no draft"]
+        else:
+            verdict = verify(draft, prepared.pack, policy, prepared.vocab, choices=prepared.choices, max_narrative=MAX_NARRATIVE_CHARS)
+            steered = _injection_problems(draft, prepared.pack, prepared.rule)
+            verdict.fatal += steered
+            verdict.problems += steered
+            found = verdict.problems
+            if verdict.acceptable:
+                out.accepted = (draft, verdict)
+            else:
+                out.proposal = ModelProposal(typology=draft.typology, actions=list(draft.actions), refused_because=list(verdict.fatal))
+        out.verification_s += time.perf_counter() - v0
+        progress("checks", {"attempt": attempt, "ok": out.accepted is not None, "problems": found})
+        if out.accepted is not None:
+            break
+        out.problems.extend(found)
+        if call.error is not None:  # past the deadline: a second call would wait as long again
+            out.problems.append(f"model call failed: {call.error}")
+            break
+        messages += [AIMessage(call.text), HumanMessage(feedback_prompt(found))]
+    return out
+
+
+def _code_narrative(pack: EvidencePack, typology: Typology) -> str:
+    facts = [i.line for i in pack.items.values() if i.kind == "fact" and i.id not in ("fact:injection_attempt", "fact:trigger_event")]
+    lead = f"Case {pack.case.case_id} on account {pack.case.account_id}, read as {typology.value.replace('_', ' ')}"
+    return lead + (": " + "; ".join(facts[:2]) + "." if facts else ".")
+
+
+def assemble(
+    investigator: Investigator,
+    prepared: Prepared,
+    outcome: DraftOutcome | None,
     *,
     model: str | None = None,
     requested_by: str | None = None,
-    use_model: bool = True,
+    timings: Timings,
+    replay_of: str | None = None,
 ) -> InvestigationReport:
-    """The pipeline for one case. `use_model=False` is the policy-only solver: facts and policy, no LLM (path `policy`)."""
+    """The report: the accepted draft with code-written findings, or the policy's report (outcome None: the policy
+    solver; outcome without an accepted draft: the fallback, with what the model proposed)."""
+    policy = investigator.policy
+    assert policy is not None
+    pack = prepared.pack
+    model_name = model or investigator.settings.llm_model
+    removed: list[str] = []
+    problems: list[str] = list(outcome.problems) if outcome else []
+    if outcome is not None and outcome.accepted is not None:
+        draft, verdict = outcome.accepted
+        path = "llm" if outcome.attempts == 1 else "llm_retried"
+        removed = verdict.removable
+        problems += verdict.problems
+        narrative = verdict.narrative
+        if prepared.pseudonyms is not None:
+            narrative = prepared.pseudonyms.restore(narrative)
+        if not narrative:  # every sentence failed the checks: say what code knows instead (the rest is the model's)
+            narrative = _code_narrative(pack, draft.typology)
+        final = policy.decide(draft.typology, prepared.facts)
+        body: dict[str, Any] = {
+            "narrative": narrative,
+            "findings": verdict.findings + required_findings(pack, policy, draft.typology, verdict.findings),
+            "typology": draft.typology,
+            "recommended_actions": list(dict.fromkeys(draft.actions)),
+            "confidence": CONFIDENCE[draft.confidence],
+            "unknowns": render_unknowns(draft.unknowns),
+            "abstained": False,
+            "policy_rules": [prepared.rule.id, *final.rules],
+            "suggested_actions": final.suggested,
+        }
+    else:
+        path = "fallback" if outcome is not None else "policy"
+        body = fallback.deterministic_report(pack, policy)
+    body["findings"] = [*body["findings"], *injection_findings(pack)]
+    usage = outcome.usage if outcome else Usage()
+    return InvestigationReport(
+        report_id=f"R-{uuid.uuid4().hex[:12]}",
+        case_id=pack.case.case_id,
+        created_at=datetime.now(timezone.utc),
+        similar_cases=similar_outcomes(pack),
+        similar_cases_summary=pack.similar_summary,
+        path=path,  # type: ignore[arg-type]
+        problems=problems,
+        removed_claims=removed,
+        model_proposal=outcome.proposal if outcome is not None and outcome.accepted is None else None,
+        policy_version=policy.version,
+        injection_flags=sorted(prepared.flagged),
+        model={"fallback": f"deterministic ({model_name} rejected or unavailable)", "policy": "none (policy only)"}.get(path, model_name),
+        prompt_version=PROMPT_VERSION,
+        evidence_hash=pack.snapshot_hash(),
+        evidence_cuts=pack.cuts,
+        evidence_sources=pack.sources,
+        timings=timings,
+        usage=usage,
+        requested_by=requested_by,
+        replay_of=replay_of,
+        **body,
+    )
+
+
+def _gather(investigator: Investigator, case_id: str, progress: ProgressFn) -> tuple[EvidencePack, float]:
     t0 = time.perf_counter()
     pack = investigator.evidence(case_id)
-    return report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model, started=t0)
+    seconds = time.perf_counter() - t0
+    progress("evidence", {"items": len(pack.items), "events": len(pack.events), "seconds": round(seconds, 3)})
+    return pack, seconds
 
 
 def report_from_pack(
@@ -170,129 +380,35 @@ def report_from_pack(
     model: str | None = None,
     requested_by: str | None = None,
     use_model: bool = True,
-    started: float | None = None,
+    evidence_s: float = 0.0,
     replay_of: str | None = None,
+    progress: ProgressFn = _quiet,
+    priority: Priority = "interactive",
 ) -> InvestigationReport:
-    """Policy, prompt, draft, verification and assembly over a gathered (or stored) evidence pack."""
-    t0 = started if started is not None else time.perf_counter()
-    case_id = pack.case.case_id
-    settings = investigator.settings
-    policy = investigator.policy
-    assert policy is not None
-    facts = facts_of(pack.items)
-    rule = policy.classify_case(facts)
-    decision = policy.decide(rule.typology, facts)
-    policy_line = (
-        f"POLICY (code): facts match {rule.id}; allowed: {', '.join(a.value for a in decision.allowed)};"
-        f" suggested: {', '.join(a.value for a in decision.suggested)}"
-    )
-    flagged = {f["id"] for f in pack.items["fact:injection_attempt"].data["flags"]} if "fact:injection_attempt" in pack.items else set()
-    evidence = render_evidence(
-        pack, max_events=settings.evidence_prompt_events, token_budget=settings.evidence_prompt_tokens,
-        policy_line=policy_line, flagged=flagged,
-    )  # fmt: skip
-    pseudonyms = None
-    if settings.llm_is_external:  # personal data leaves as stable tokens and comes back in the report
-        names = [i.data["display_name"] for i in pack.items.values() if i.kind == "acct" and i.data.get("display_name")]
-        pseudonyms = Pseudonyms(names)
-        evidence = pseudonyms.mask(evidence)
-    vocab = vocabulary(pack, evidence)
+    """Prepare, draft (unless `use_model` is off) and assemble over a gathered (or stored) evidence pack."""
     t1 = time.perf_counter()
+    prepared = prepare(investigator, pack)
+    outcome = draft_with_retries(investigator, prepared, model=model, progress=progress, priority=priority) if use_model else None
+    verification_s = outcome.verification_s if outcome else 0.0
+    timings = Timings(evidence_s=round(evidence_s, 3), drafting_s=round(time.perf_counter() - t1 - verification_s, 3),
+                      verification_s=round(verification_s, 4))  # fmt: skip
+    return assemble(investigator, prepared, outcome, model=model, requested_by=requested_by, timings=timings, replay_of=replay_of)
 
-    usage = Usage()
-    problems: list[str] = []
-    feedback: list[str] | None = None
-    accepted: tuple[Draft, Verdict] | None = None
-    path = "llm"
-    verification_s = 0.0
-    model_name = model or settings.llm_model
-    runnable = structured(investigator.chat(model), Draft) if use_model else None
-    attempts = 1 + settings.verifier_max_retries if use_model else 0
-    for attempt in range(attempts):
-        messages = [SystemMessage(SYSTEM_PROMPT), HumanMessage(user_prompt(evidence, feedback))]
-        try:
-            result = runnable.invoke(messages)  # type: ignore[union-attr]
-        except Exception as error:  # unreachable model, timeout, server error: fall back, say why
-            problems.append(f"model call failed: {type(error).__name__}")
-            log.warning("model call failed for case %s: %s", case_id, type(error).__name__)
-            break
-        usage.llm_calls += 1
-        prompt_tokens, completion_tokens = usage_of(result.get("raw"))
-        usage.prompt_tokens += prompt_tokens
-        usage.completion_tokens += completion_tokens
-        v0 = time.perf_counter()
-        draft: Draft | None = result.get("parsed")
-        if draft is None:
-            found = [_unparsed(result, completion_tokens)]
-        else:
-            verdict = verify(draft, pack, policy, vocab, max_narrative=MAX_NARRATIVE_CHARS, max_findings=MAX_FINDINGS)
-            steered = _injection_problems(draft, pack, policy)
-            verdict.fatal += steered
-            verdict.problems += steered
-            found = verdict.problems
-            last = attempt == attempts - 1
-            if verdict.ok or (last and not verdict.fatal):
-                accepted = (draft, verdict)  # at the last attempt, claims that don't hold are removed
-        verification_s += time.perf_counter() - v0
-        if accepted:
-            path = "llm" if attempt == 0 else "llm_retried"
-            break
-        problems.extend(found)
-        feedback = found
-    t2 = time.perf_counter()
 
-    removed: list[str] = []
-    if accepted:
-        draft, verdict = accepted
-        removed = verdict.removable if not verdict.ok else []
-        problems.extend(verdict.problems if not verdict.ok else [])
-        typology = draft.typology
-        findings = verdict.findings + required_findings(pack, policy, typology, verdict.findings)
-        actions = list(dict.fromkeys(draft.recommended_actions))
-        if draft.insufficient_evidence:
-            actions = [Action.escalate]  # abstaining hands the case to a human; nothing else is recommended
-        if pseudonyms is not None:
-            verdict.narrative = pseudonyms.restore(verdict.narrative)
-            verdict.findings = [f.model_copy(update={"statement": pseudonyms.restore(f.statement)}) for f in verdict.findings]
-            draft.unknowns = [pseudonyms.restore(u) for u in draft.unknowns]
-        body: dict[str, Any] = {
-            "narrative": verdict.narrative,
-            "findings": findings,
-            "typology": typology,
-            "recommended_actions": actions,
-            "confidence": round(draft.confidence, 2),
-            "unknowns": draft.unknowns,
-            "abstained": draft.insufficient_evidence,
-        }
-        final = policy.decide(typology, facts)
-        body["policy_rules"] = [rule.id, *final.rules]
-        body["suggested_actions"] = final.suggested
-    else:
-        path = "fallback" if use_model else "policy"
-        body = fallback.deterministic_report(pack, policy)
-    body["findings"] = [*body["findings"], *injection_findings(pack)]
-    return InvestigationReport(
-        report_id=f"R-{uuid.uuid4().hex[:12]}",
-        case_id=case_id,
-        created_at=datetime.now(timezone.utc),
-        similar_cases=similar_outcomes(pack),
-        similar_cases_summary=pack.similar_summary,
-        path=path,  # type: ignore[arg-type]
-        problems=problems,
-        removed_claims=removed,
-        policy_version=policy.version,
-        injection_flags=sorted(flagged),
-        model={"fallback": f"deterministic ({model_name} rejected or unavailable)", "policy": "none (policy only)"}.get(path, model_name),
-        prompt_version=PROMPT_VERSION,
-        evidence_hash=pack.snapshot_hash(),
-        evidence_cuts=pack.cuts,
-        evidence_sources=pack.sources,
-        timings=Timings(evidence_s=round(t1 - t0, 3), drafting_s=round(t2 - t1 - verification_s, 3), verification_s=round(verification_s, 4)),
-        usage=usage,
-        requested_by=requested_by,
-        replay_of=replay_of,
-        **body,
-    )
+def draft_report(
+    investigator: Investigator,
+    case_id: str,
+    *,
+    model: str | None = None,
+    requested_by: str | None = None,
+    use_model: bool = True,
+    progress: ProgressFn = _quiet,
+    priority: Priority = "interactive",
+) -> InvestigationReport:
+    """The pipeline for one case. `use_model=False` is the policy-only solver: facts and policy, no LLM (path `policy`)."""
+    pack, seconds = _gather(investigator, case_id, progress)
+    return report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model,
+                            evidence_s=seconds, progress=progress, priority=priority)  # fmt: skip
 
 
 def draft_and_store(
@@ -302,11 +418,16 @@ def draft_and_store(
     model: str | None = None,
     requested_by: str | None = None,
     use_model: bool = True,
+    progress: ProgressFn | None = None,
+    priority: Priority = "interactive",
 ) -> InvestigationReport:
-    """Draft a report and store it with its audit record: the evidence snapshot it was drafted from."""
-    t0 = time.perf_counter()
-    pack = investigator.evidence(case_id)
-    report = report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model, started=t0)
+    """Draft a report and store it with its audit record: the evidence snapshot it was drafted from.
+    `progress(stage, data)` hears evidence, drafting, token and checks events as they happen (the streaming route);
+    `priority` orders the model call among others (background: summary jobs, eval runs)."""
+    progress = progress or _quiet
+    pack, seconds = _gather(investigator, case_id, progress)
+    report = report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model,
+                              evidence_s=seconds, progress=progress, priority=priority)  # fmt: skip
     store.put_report(investigator.history, case_id=case_id, report=report.model_dump(mode="json"), snapshot=pack.model_dump_json())
     return report
 

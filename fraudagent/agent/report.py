@@ -10,35 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fraudagent.core.models import Action, Disposition, Typology
 
 
-# llama.cpp turns the schema into a grammar. A string maxLength of a few hundred characters
-# makes a grammar it cannot parse (the server dies), so strings are unbounded here and checked
-# in code (agent.verifier); list lengths are bounded, which stops a small model from
-# repeating findings until the context is full.
 MAX_NARRATIVE_CHARS = 1200
-MAX_FINDINGS = 5
-
-
-class DraftFinding(BaseModel):
-    statement: str = Field(description="One finding, in one sentence.")
-    evidence_ids: list[str] = Field(
-        description="Ids of the evidence items this finding rests on, e.g. txn:E-1, fact:velocity_24h.",
-        min_length=1,
-        max_length=4,
-    )
-
-
-class Draft(BaseModel):
-    """Structured investigation draft. Every finding cites evidence ids from the evidence block."""
-
-    narrative: str = Field(description="What happened, in 2-4 sentences.")
-    findings: list[DraftFinding] = Field(min_length=1, max_length=MAX_FINDINGS)
-    typology: Typology = Field(description="The fraud typology, or legitimate.")
-    recommended_actions: list[Action] = Field(
-        description="One or two actions from the catalogue, the main one first.", min_length=1, max_length=2
-    )
-    confidence: float = Field(description="0 to 1.")
-    insufficient_evidence: bool = Field(default=False, description="true only if the evidence cannot support any judgement")
-    unknowns: list[str] = Field(default_factory=list, max_length=3, description="What is still unknown.")
 
 
 FindingSource = Literal["model", "code", "injection"]
@@ -76,6 +48,14 @@ class Usage(BaseModel):
     llm_calls: int = 0
 
 
+class ModelProposal(BaseModel):
+    """What the model proposed when the checks refused it: the report says so instead of overriding it silently."""
+
+    typology: Typology
+    actions: list[Action]
+    refused_because: list[str]
+
+
 class InvestigationReport(BaseModel):
     report_id: str
     case_id: str
@@ -92,6 +72,9 @@ class InvestigationReport(BaseModel):
     path: ReportPath = Field(description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code after the model failed; policy: built by code, no model asked")
     problems: list[str] = Field(default_factory=list, description="what the checks rejected along the way")
     removed_claims: list[str] = Field(default_factory=list, description="statements the verifier dropped from the accepted draft")
+    model_proposal: ModelProposal | None = Field(
+        default=None, description="on the fallback path: the model's last refused typology and actions, and why they were refused"
+    )
     policy_version: str = ""
     policy_rules: list[str] = Field(default_factory=list, description="ids of the policy rules that fired")
     suggested_actions: list[Action] = Field(default_factory=list, description="what the policy suggests for this case")

@@ -19,7 +19,8 @@ from typing import Any
 
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.policy import Policy, facts_of
-from fraudagent.agent.report import Draft, Finding
+from fraudagent.agent.drafting import Choices, ModelDraft, permitted_actions, render_finding
+from fraudagent.agent.report import Finding
 from fraudagent.core.models import Typology
 
 _ISO_DATETIME = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b")
@@ -191,62 +192,76 @@ class Verdict:
     findings: list[Finding]
     narrative: str
     problems: list[str]  # everything wrong, as sent back to the model
-    fatal: list[str]  # problems removing claims cannot fix (typology, actions, nothing left)
-    removable: list[str]  # claims that would be dropped to accept the draft as it is
+    fatal: list[str]  # problems removing claims cannot fix (typology, actions, nothing citable left)
+    removable: list[str]  # claims dropped to accept the draft as it is
 
     @property
     def ok(self) -> bool:
         return not self.problems
 
+    @property
+    def acceptable(self) -> bool:
+        """Only removable claims are wrong: the draft stands with them removed and listed."""
+        return not self.fatal
 
-def verify(draft: Draft, pack: EvidencePack, policy: Policy, vocab: Vocabulary, *, max_narrative: int, max_findings: int) -> Verdict:
+
+def verify(
+    draft: ModelDraft,
+    pack: EvidencePack,
+    policy: Policy,
+    vocab: Vocabulary,
+    *,
+    choices: Choices,
+    max_narrative: int,
+) -> Verdict:
+    """Check a draft: its narrative sentence by sentence against the evidence, its findings' ids, its typology
+    against the facts and its actions against the policy and the rules (drafting.permitted_actions)."""
     facts = facts_of(pack.items)
     problems: list[str] = []
     fatal: list[str] = []
     removable: list[str] = []
 
     kept_sentences: list[str] = []
-    for n, sentence in enumerate(sentences(draft.narrative), start=1):
+    for n, sentence in enumerate(sentences(draft.narrative[: max_narrative * 2]), start=1):
         found = claim_problems(sentence, vocab)
         if found:
             problems.append(f"narrative sentence {n}: " + "; ".join(found))
             removable.append(sentence)
         else:
             kept_sentences.append(sentence)
+    narrative = " ".join(kept_sentences)
+    if len(narrative) > max_narrative:
+        removable.append(narrative[max_narrative:])
+        problems.append(f"the narrative is longer than {max_narrative} characters")
+        narrative = narrative[:max_narrative].rsplit(" ", 1)[0] + "…"
 
     findings: list[Finding] = []
-    for n, finding in enumerate(draft.findings, start=1):
-        resolved = [pack.resolve(ref) for ref in finding.evidence_ids]
-        bad_refs = [ref for ref, ok in zip(finding.evidence_ids, resolved, strict=True) if ok is None]
-        found = claim_problems(finding.statement, vocab)
-        if bad_refs:
-            found.insert(0, f"cites ids that are not in the evidence: {', '.join(bad_refs)}")
-        good = list(dict.fromkeys(r for r in resolved if r))
-        if not good and not bad_refs:
-            found.insert(0, "cites no evidence")
-        if found:
-            problems.append(f"finding {n}: " + "; ".join(found))
-            removable.append(finding.statement.strip())
-        else:
-            findings.append(Finding(statement=finding.statement.strip(), evidence_ids=good))
-
-    if len(draft.narrative) > max_narrative:
-        fatal.append(f"the narrative is longer than {max_narrative} characters")
-    if len(draft.findings) > max_findings:
-        fatal.append(f"more than {max_findings} findings")
-    if not 0.0 <= draft.confidence <= 1.0:
-        fatal.append("confidence must be between 0 and 1")
-    if not kept_sentences:
-        fatal.append("the narrative has no sentence that holds" if draft.narrative.strip() else "the narrative is empty")
+    for ref in dict.fromkeys(draft.findings):
+        resolved = pack.resolve(ref)
+        if resolved is None or resolved == "fact:injection_attempt":
+            problems.append(f"finding {ref} is not an id of this case's evidence")
+            removable.append(ref)
+            continue
+        findings.append(render_finding(pack, resolved))
     if not findings:
-        fatal.append("no finding cites valid evidence with correct numbers")
-    if not draft.insufficient_evidence:
-        if not policy.supported(draft.typology, facts):
-            needs = ", ".join(str(c) for c in policy.typologies[draft.typology].supported_by)
-            fatal.append(f"typology {draft.typology.value} is not supported by the facts (needs one of: {needs})")
-        fatal += policy.action_problems(draft.typology, list(draft.recommended_actions), facts)
+        fatal.append("no finding names an item of the evidence")
+
+    if not policy.supported(draft.typology, facts):
+        needs = ", ".join(str(c) for c in policy.typologies[draft.typology].supported_by)
+        fatal.append(f"typology {draft.typology.value} is not supported by the facts (needs one of: {needs})")
+    else:
+        actions = list(dict.fromkeys(draft.actions))
+        fatal += policy.action_problems(draft.typology, actions, facts)
+        permitted = permitted_actions(policy, draft.typology, facts, rule=choices.rule, suggested=choices.suggested)
+        beyond = [a.value for a in actions if a not in permitted and not policy.action_problems(draft.typology, [a], facts)]
+        if beyond:
+            fatal.append(
+                f"{', '.join(beyond)} for {draft.typology.value} goes beyond what the rules support "
+                f"(they conclude {choices.rule.typology.value}: {', '.join(a.value for a in choices.suggested)}); "
+                f"without them escalate or step up verification"
+            )
     problems += fatal
-    return Verdict(findings=findings, narrative=" ".join(kept_sentences), problems=problems, fatal=fatal, removable=removable)
+    return Verdict(findings=findings, narrative=narrative, problems=problems, fatal=fatal, removable=removable)
 
 
 def required_findings(pack: EvidencePack, policy: Policy, typology: Typology, findings: list[Finding]) -> list[Finding]:

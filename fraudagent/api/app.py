@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fraudagent import __version__
 from fraudagent.agent.pipeline import Investigator
-from fraudagent.api import cases, problems
+from fraudagent.api import cases, docs, problems
 from fraudagent.api.chat import views as chat_views
 from fraudagent.api.chat.service import ChatStore
 from fraudagent.api.console import views as console
@@ -52,13 +52,17 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
         version=__version__,
         description="Drafts evidence-checked investigation reports for a game store's fraud cases.",
         lifespan=lifespan,
+        docs_url=None,  # served by fraudagent.api.docs: from the package, under a CSP
+        redoc_url=None,
+        swagger_ui_oauth2_redirect_url=None,
     )
     app.state.settings = settings
     app.state.investigator = investigator
     app.state.metrics = Metrics()
     app.state.keys = KeyAuthenticator(
-        history=investigator.history, bootstrap_key=settings.api_key, cache_s=settings.api_key_cache_s
-    )
+        history=investigator.history, bootstrap_key=settings.api_key, cache_s=settings.api_key_cache_s,
+        lookup_limiter=KeyRateLimiter(per_minute=settings.api_key_lookup_limit_per_minute), on_lookup=app.state.metrics.key_lookups.inc,
+    )  # fmt: skip
     app.state.rate_limiter = KeyRateLimiter(per_minute=settings.api_rate_limit_per_minute)
     app.state.jobs = jobs
     app.state.eval_runner = eval_runner
@@ -75,6 +79,8 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     app.include_router(chat_views.router)
     app.include_router(eval_views.router)
     console.mount(app)
+    if settings.api_docs:
+        docs.mount(app)
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.api_max_body_bytes)
     setup_tracing(app, settings, exporter=span_exporter)
     return app

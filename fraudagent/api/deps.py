@@ -10,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from fraudagent.agent.pipeline import Investigator
+from fraudagent.api.keys.service import LookupThrottled
 from fraudagent.core.settings import Settings
 from fraudagent.tools.history import History
 from fraudagent.tools.keys import Role
@@ -50,9 +51,15 @@ def require_key(
 
     The configured key (FRAUDAGENT_API_KEY) is the bootstrap admin key; other keys are stored hashed in
     DynamoDB (`fraudagent keys create`). A missing, unknown, wrong or revoked key is 401; a key over its
-    rate limit is 429 with Retry-After.
+    rate limit is 429 with Retry-After, and so is a client address over its limit of key look-ups in the
+    store (checked before the read: made-up keys cost no DynamoDB read beyond that limit).
     """
-    identity = request.app.state.keys.identify(credentials.credentials) if credentials is not None else None
+    identity = None
+    if credentials is not None:
+        try:
+            identity = request.app.state.keys.identify(credentials.credentials, client=request.client.host if request.client else None)
+        except LookupThrottled as throttled:
+            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(throttled), headers={"Retry-After": str(throttled.retry_after)}) from None
     if identity is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid API key is required (Authorization: Bearer <key>)")
     request.state.key_id = identity.key_id  # for the access log

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fraudagent.agent.scheduler import ModelBusy
 from fraudagent.core.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,25 @@ def problem(status: int, title: str, detail: str, *, type_: str = "about:blank",
     return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over the limit, found while it streamed in (no Content-Length, or a lying one)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the request body is larger than {limit} bytes")
+        self.limit = limit
+
+
+def too_large(limit: int) -> JSONResponse:
+    """The one 413 body, whether Content-Length said so up front or the streamed body passed the limit."""
+    return problem(413, "Content Too Large", f"the request body is larger than {limit} bytes", type_="/problems/too-large")
+
+
 def install(app: FastAPI) -> None:
     _problem_media_only(app)
+
+    @app.exception_handler(BodyTooLarge)
+    async def body_too_large(_: Request, error: BodyTooLarge) -> JSONResponse:
+        return too_large(error.limit)
 
     @app.exception_handler(NotFound)
     async def not_found(_: Request, error: NotFound) -> JSONResponse:
@@ -80,6 +98,12 @@ def install(app: FastAPI) -> None:
         log.warning("dependency unavailable: %s", error.service)
         response = problem(503, "Service unavailable", f"{error.service} is unavailable; retry later", type_="/problems/unavailable")
         response.headers["Retry-After"] = "5"
+        return response
+
+    @app.exception_handler(ModelBusy)
+    async def busy(_: Request, error: ModelBusy) -> JSONResponse:
+        response = problem(503, "Model busy", str(error), type_="/problems/model-busy")
+        response.headers["Retry-After"] = str(error.retry_after_s)
         return response
 
     @app.exception_handler(RequestValidationError)

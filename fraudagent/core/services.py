@@ -183,7 +183,9 @@ def start_llama_server(settings: Settings, *, port: int, log_dir: Path, timeout:
     model = verify_model(settings)
     cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", settings.llm_model,
            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(settings.llama_ctx),
-           "--n_threads", str(settings.llama_threads), "--n_threads_batch", str(settings.llama_threads)]  # fmt: skip
+           "--n_threads", str(settings.llama_threads), "--n_threads_batch", str(settings.llama_threads),
+           # A waiting request must queue, not cut off the one being streamed (issue 18: empty chat answers).
+           "--interrupt_requests", "False"]  # fmt: skip
     url = f"http://127.0.0.1:{port}/v1"
     proc = _spawn("llama-server", cmd, log_dir, url)
     _wait_ready(proc, lambda: httpx.get(f"{url}/models", timeout=2.0).status_code == 200, timeout)

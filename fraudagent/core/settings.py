@@ -74,9 +74,27 @@ class Settings(BaseSettings):
         "unset: external unless the base URL is on loopback",
     )
     llm_timeout_s: float = Field(default=180.0, gt=0)
-    llm_max_retries: int = Field(default=1, ge=0, le=5)
+    llm_max_retries: int = Field(
+        default=0, ge=0, le=5, description="client retries of a failed request (a retried timeout queues a second copy)"
+    )
     llm_temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     llm_max_tokens: int = Field(default=600, ge=64, le=8192)
+    llm_send_max_tokens: bool = Field(
+        default=True,
+        description="also send the token cap as `max_tokens` in the body (llama-cpp-python's server reads only that name)",
+    )
+    llm_schema_mode: Literal["llama_cpp", "json_schema", "off"] = Field(
+        default="llama_cpp",
+        description="how the endpoint enforces the draft's schema while decoding: llama_cpp (response_format json_object "
+        "with a schema), json_schema (OpenAI-style strict structured outputs), off (parsed and checked only)",
+    )
+    llm_parallel_calls: int = Field(
+        default=1, ge=1, le=64, description="model calls at once (1 for the embedded one-slot server; more for vLLM, hosted APIs)"
+    )
+    llm_queue_max: int = Field(default=8, ge=0, le=1000, description="interactive calls that may wait for the model; past it: 503")
+    llm_queue_wait_s: float = Field(default=60.0, gt=0, description="how long an interactive call waits for the model before 503")
+    draft_max_tokens: int = Field(default=320, ge=64, le=4096, description="completion cap of one report draft")
+    draft_timeout_s: float = Field(default=120.0, gt=0, description="deadline of one drafting call; past it the stream is closed")
 
     # --- embedded llama.cpp server ---
     cache_dir: Path = DEFAULT_CACHE_DIR
@@ -93,7 +111,7 @@ class Settings(BaseSettings):
     evidence_window_days: int = Field(default=90, ge=1, le=730)
     evidence_max_events: int = Field(default=400, ge=10, le=10000)
     evidence_prompt_events: int = Field(default=12, ge=4, le=200)
-    evidence_prompt_tokens: int = Field(default=1100, ge=200, le=100_000)
+    evidence_prompt_tokens: int = Field(default=600, ge=200, le=100_000, description="evidence block budget, in the model's tokens")
     linked_max_accounts: int = Field(default=20, ge=0, le=500)
     similar_cases: int = Field(default=3, ge=0, le=20)
     evidence_timeouts_s: dict[str, float] = Field(
@@ -126,11 +144,17 @@ class Settings(BaseSettings):
         default=5.0, ge=0, le=300, description="how long a looked-up API key is trusted before DynamoDB is asked again (a revoked key fails within this)"
     )
     api_rate_limit_per_minute: int = Field(default=120, ge=0, description="requests per API key per minute; 0: unlimited")
+    api_key_lookup_limit_per_minute: int = Field(
+        default=300, ge=0, description="API-key reads from DynamoDB (keys not in the cache) per client address per minute, checked "
+        "before the read; 0: unlimited",
+    )
     api_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body accepted (413 beyond)")
+    api_docs: bool = Field(default=True, description="serve /docs (Swagger UI from the package, under a CSP); /openapi.json is always served")
     api_case_scan_limit: int = Field(
         default=1000, ge=10, le=100_000, description="cases a filtered list page reads at most before it returns what it found and a cursor"
     )
     readiness_timeout_s: float = Field(default=2.0, gt=0, le=60, description="per dependency probe of /readyz")
+    readiness_cache_s: float = Field(default=3.0, ge=0, le=60, description="how long /readyz answers from its last probes; 0: probe every call")
     otlp_endpoint: str | None = Field(
         default=None, description="OpenTelemetry OTLP/gRPC collector (e.g. http://127.0.0.1:4317); unset: no tracing"
     )

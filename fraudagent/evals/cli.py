@@ -38,7 +38,7 @@ def metrics_table(run: object) -> Table:
 
 @eval_app.command("run")
 def run(
-    suite: Annotated[str, typer.Option(help="a suite folder, or the name of a shipped suite (core, adversarial, edge)")],
+    suite: Annotated[str, typer.Option(help="a suite folder, or the name of a shipped suite (core, adversarial, edge, handwritten)")],
     out: Annotated[Path, typer.Option(help="folder for results.json, report.html, junit.xml")],
     solver: Annotated[str, typer.Option(help="policy (no LLM), agent (our pipeline) or naive (plain LangChain agent)")] = "agent",
     model: Annotated[str | None, typer.Option(help="model name (default FRAUDAGENT_LLM_MODEL)")] = None,
@@ -136,7 +136,7 @@ def compare(
 def generate(
     out: Annotated[Path | None, typer.Option(help="folder to write the suites to (default: the package's suites folder)")] = None,
 ) -> None:
-    """(Re)write the shipped suites core, adversarial and edge from the simulator (deterministic)."""
+    """(Re)write the shipped suites core, adversarial and edge from the simulator (deterministic; not handwritten)."""
     from fraudagent.evals.generate import generate_suites
     from fraudagent.evals.suites import SHIPPED
 

@@ -206,7 +206,8 @@ def pii_leak(ctx: CaseContext) -> Score:
 def fallback(ctx: CaseContext) -> Score:
     if ctx.report is None:
         return Score(value=None, explanation="no report")
-    return Score(value=float(ctx.report.path == "fallback"), explanation=f"path {ctx.report.path}")
+    # Built by code either way: after the model failed (fallback) or without asking it (policy).
+    return Score(value=float(ctx.report.path in ("fallback", "policy")), explanation=f"path {ctx.report.path}")
 
 
 CASE_SCORERS = {

@@ -7,53 +7,23 @@ returns an `InvestigationReport`; an exception is recorded as the case's error.
 
 from __future__ import annotations
 
-import time
-import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
 
-from fraudagent.agent import fallback
-from fraudagent.agent.pipeline import Investigator, draft_report, injection_findings, similar_outcomes
-from fraudagent.agent.report import InvestigationReport, Timings, Usage
+from fraudagent.agent.pipeline import Investigator, draft_report
+from fraudagent.agent.report import InvestigationReport
 from fraudagent.evals.models import SolverName
 
 Solver = Callable[[Investigator, str, str | None], InvestigationReport]
 
 
 def policy_report(investigator: Investigator, case_id: str, model: str | None = None) -> InvestigationReport:
-    """The deterministic report: computed facts and the policy file, no model call (what the pipeline
-    falls back to, plus the injection detector's findings, as the pipeline adds them)."""
-    policy = investigator.policy
-    assert policy is not None
-    t0 = time.perf_counter()
-    pack = investigator.evidence(case_id)
-    t1 = time.perf_counter()
-    body = fallback.deterministic_report(pack, policy)
-    body["findings"] = [*body["findings"], *injection_findings(pack)]
-    flagged = sorted({f["id"] for f in pack.items["fact:injection_attempt"].data["flags"]}) if "fact:injection_attempt" in pack.items else []
-    return InvestigationReport(
-        report_id=f"R-{uuid.uuid4().hex[:12]}",
-        case_id=case_id,
-        created_at=datetime.now(timezone.utc),
-        similar_cases=similar_outcomes(pack),
-        similar_cases_summary=pack.similar_summary,
-        path="fallback",
-        policy_version=policy.version,
-        injection_flags=flagged,
-        model="deterministic (policy solver, no model)",
-        prompt_version="none",
-        evidence_hash=pack.snapshot_hash(),
-        evidence_cuts=pack.cuts,
-        evidence_sources=pack.sources,
-        timings=Timings(evidence_s=round(t1 - t0, 3), verification_s=round(time.perf_counter() - t1, 4)),
-        usage=Usage(),
-        requested_by="eval",
-        **body,
-    )
+    """The deterministic report: computed facts and the policy file, no model call. The pipeline's own code with
+    the model off (path `policy`), so it is exactly what the agent falls back to."""
+    return draft_report(investigator, case_id, requested_by="eval", use_model=False)
 
 
 def agent_report(investigator: Investigator, case_id: str, model: str | None = None) -> InvestigationReport:
-    return draft_report(investigator, case_id, model=model, requested_by="eval")
+    return draft_report(investigator, case_id, model=model, requested_by="eval", priority="background")
 
 
 def naive_report(investigator: Investigator, case_id: str, model: str | None = None) -> InvestigationReport:

@@ -1,6 +1,6 @@
 """Suites: a folder of case bundles with `expected`, a `suite.yaml` and a `thresholds.yaml`.
 
-    <suite>/suite.yaml        name, description, generator, pairs (attacked/clean), kinds (edge cases)
+    <suite>/suite.yaml        name, description, generator, pairs (attacked/clean), kinds (edge cases, rules_* labels)
     <suite>/thresholds.yaml   min: {metric: value}, max: {metric: value}
     <suite>/cases/*.json      one case bundle each (CASE_BUNDLE.md, with `expected`)
 

@@ -1,5 +1,10 @@
 """Chat sessions in DynamoDB: a `meta` item per session and one item per message (sk `msg#<n>`).
 
+A session belongs to the key that started it (`caller_key_id` on the meta item): only that key reads and
+continues it; an admin may read any session. For everyone else it does not exist (404), as for another
+caller's summary job. A session without an owner (none should exist: the key id has been stored since
+sessions were introduced) is readable by admins only.
+
 Messages are appended with a conditional put on their position, so two concurrent turns of one
 session never overwrite each other (the loser takes the next position).
 """
@@ -19,6 +24,13 @@ from fraudagent.core.settings import Settings
 from fraudagent.tools import dynamo
 
 MAX_MESSAGES = 500
+
+
+class NotOwner(Exception):
+    """An admin tried to continue a session another key started (403)."""
+
+    def __init__(self, session_id: str) -> None:
+        super().__init__(f"chat session {session_id!r} is continued only by the key that started it")
 
 
 @dataclass(frozen=True)
@@ -41,14 +53,25 @@ def create_session(chats: ChatStore, *, session_id: str, case_id: str, created_b
     dynamo.call(chats.client.put_item, TableName=chats.table, Item=dynamo.to_item(item), ConditionExpression="attribute_not_exists(sk)")
 
 
-def session_meta(chats: ChatStore, *, session_id: str, case_id: str) -> dict[str, Any]:
-    """The session's meta item; a session of another case does not exist for this one (404)."""
+def session_meta(chats: ChatStore, *, session_id: str, case_id: str, caller_key_id: str, admin: bool, continuing: bool = False) -> dict[str, Any]:
+    """The session's meta item, when the caller may see it.
+
+    A session of another case does not exist for this one, nor another analyst's session for them (404). An
+    admin reads any session but continues only their own (403): what is appended enters the owner's prompts.
+    """
     response = dynamo.call(
         chats.client.get_item, TableName=chats.table, Key=dynamo.to_item({"session_id": session_id, "sk": "meta"}), ConsistentRead=True
     )
     item = dynamo.from_item(response["Item"]) if "Item" in response else None
     if item is None or item["case_id"] != case_id:
         raise NotFound("chat session", session_id)
+    owner = item.get("caller_key_id")
+    if owner is not None and owner == caller_key_id:
+        return item
+    if not admin:
+        raise NotFound("chat session", session_id)  # another analyst's session does not exist for this one
+    if continuing:
+        raise NotOwner(session_id)
     return item
 
 
@@ -75,7 +98,7 @@ def append(chats: ChatStore, *, session_id: str, message: ChatMessage) -> ChatMe
     raise RuntimeError("could not append the chat message")
 
 
-def get_session(chats: ChatStore, *, session_id: str, case_id: str) -> ChatSession:
-    meta = session_meta(chats, session_id=session_id, case_id=case_id)
+def get_session(chats: ChatStore, *, session_id: str, case_id: str, caller_key_id: str, admin: bool) -> ChatSession:
+    meta = session_meta(chats, session_id=session_id, case_id=case_id, caller_key_id=caller_key_id, admin=admin)
     return ChatSession(session_id=session_id, case_id=case_id, created_at=meta["created_at"], created_by=meta["created_by"],
                        messages=messages(chats, session_id=session_id))  # fmt: skip

@@ -5,8 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, status
 from sse_starlette import EventSourceResponse
+
+from fraudagent.agent.scheduler import ModelBusy
 
 from fraudagent.api import problems
 from fraudagent.api.chat import flows, service
@@ -42,10 +44,17 @@ _STREAM = {
 
 @router.post("/{case_id}/chat", response_class=EventSourceResponse, responses=_STREAM)  # type: ignore[arg-type]
 def chat(case_id: CaseId, body: ChatRequest, caller: AnalystDep, investigator: InvestigatorDep, chats: ChatsDep) -> EventSourceResponse:
-    """Ask about a case; the answer streams as SSE and cites the case's evidence ids. Pass `session_id` to continue."""
+    """Ask about a case; the answer streams as SSE and cites the case's evidence ids. Pass `session_id` to continue
+    one of your own sessions (another analyst's session is 404; an admin continuing another's session is 403)."""
     store.get_case(investigator.history, case_id)  # 404 before the stream starts
+    if investigator.scheduler is not None and not investigator.scheduler.admits("interactive"):
+        raise ModelBusy("the model is busy and its queue is full; retry later", investigator.scheduler.typical_retry_after())
     if body.session_id:
-        service.session_meta(chats, session_id=body.session_id, case_id=case_id)
+        try:
+            service.session_meta(chats, session_id=body.session_id, case_id=case_id, caller_key_id=caller.key_id,
+                                 admin=caller.has("admin"), continuing=True)  # fmt: skip
+        except service.NotOwner as error:
+            raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from None
         session_id = body.session_id
         earlier = service.messages(chats, session_id=session_id)
     else:
@@ -61,5 +70,6 @@ def chat(case_id: CaseId, body: ChatRequest, caller: AnalystDep, investigator: I
 
 @router.get("/{case_id}/chat/{session_id}", response_model=ChatSession, responses=problems.responses(404))  # type: ignore[arg-type]
 def chat_history(case_id: CaseId, session_id: SessionId, caller: AnalystDep, chats: ChatsDep) -> ChatSession:
-    """The session's messages in order, with the evidence ids each answer cited."""
-    return service.get_session(chats, session_id=session_id, case_id=case_id)
+    """The session's messages in order, with the evidence ids each answer cited. Only the analyst who started
+    the session reads it (admins read any); for anyone else it does not exist (404)."""
+    return service.get_session(chats, session_id=session_id, case_id=case_id, caller_key_id=caller.key_id, admin=caller.has("admin"))

@@ -3,34 +3,30 @@
 - `X-Request-ID`: taken from the request when it is a sane token (letters, digits, `-_.:`, at most 64),
   else made here; sent back on the response and put on every log line written while serving it.
 - Bodies over FRAUDAGENT_API_MAX_BODY_BYTES get 413 problem+json: at once when Content-Length says so,
-  otherwise as soon as the streamed body passes the limit.
+  otherwise as soon as the streamed body passes the limit; the same body either way (`problems.too_large`).
+- `Cache-Control: no-store` on every response that does not set its own (API answers hold case data and
+  must not sit in a browser's or a proxy's cache); static files (console, docs assets) are left alone.
 - Latency goes into a histogram labelled by the route *template* (`/v1/cases/{case_id}`), never the raw
   path, so ids don't explode the label set; the access log line carries the same (no query strings, no PII).
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 import uuid
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fraudagent.api.ops.metrics import Metrics
-from fraudagent.api.problems import PROBLEM
+from fraudagent.api.problems import BodyTooLarge, too_large
 from fraudagent.core.logging import request_id
 
 log = logging.getLogger("fraudagent.access")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,64}$")
-
-
-class _BodyTooLarge(HTTPException):
-    """Raised from `receive`; FastAPI re-raises HTTPExceptions met while reading a body, so the problem
-    handlers answer it like any other 413."""
+CACHEABLE_PREFIXES = ("/console/static/", "/docs/assets/")  # static files: they set (or leave) their own caching
 
 
 class RequestMiddleware:
@@ -49,12 +45,16 @@ class RequestMiddleware:
         token = request_id.set(rid)
         started = time.perf_counter()
         state: dict[str, Any] = {"status": 500, "started": False}
+        no_store_exempt = scope["path"].startswith(CACHEABLE_PREFIXES)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 state["status"] = message["status"]
                 state["started"] = True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", rid.encode())]
+                extra = [(b"x-request-id", rid.encode())]
+                if not no_store_exempt and not any(k.lower() == b"cache-control" for k, _ in message.get("headers", [])):
+                    extra.append((b"cache-control", b"no-store"))
+                message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
         received = 0
@@ -65,20 +65,20 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise _BodyTooLarge(413, f"the request body is larger than {self.max_body_bytes} bytes")
+                    raise BodyTooLarge(self.max_body_bytes)  # FastAPI re-raises it from its body reading: problems answers it
             return message
 
         try:
             length = headers.get("content-length", "")
             if length.isdigit() and int(length) > self.max_body_bytes:
-                await self._too_large(send_with_id)
+                await too_large(self.max_body_bytes)(scope, receive, send_with_id)
             else:
                 try:
                     await self.app(scope, receive_limited, send_with_id)
-                except _BodyTooLarge:
+                except BodyTooLarge:  # read outside FastAPI's handlers: the same answer
                     if state["started"]:
                         raise
-                    await self._too_large(send_with_id)
+                    await too_large(self.max_body_bytes)(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
@@ -96,10 +96,3 @@ class RequestMiddleware:
                 extra={"method": scope["method"], "route": template, "status": state["status"], "ms": round(elapsed * 1000, 1), "key_id": key_id},
             )
             request_id.reset(token)
-
-    async def _too_large(self, send: Send) -> None:
-        body = json.dumps(
-            {"type": "/problems/too-large", "title": "Content Too Large", "status": 413, "detail": f"the request body is larger than {self.max_body_bytes} bytes"}
-        ).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", PROBLEM.encode()), (b"content-length", str(len(body)).encode())]})
-        await send({"type": "http.response.body", "body": body})

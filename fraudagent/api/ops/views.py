@@ -1,9 +1,15 @@
 """/healthz (alive; no key), /readyz (dependencies reachable; no key, for orchestrators) and /metrics
-(Prometheus text; an admin key, which Prometheus sends with `authorization: credentials`)."""
+(Prometheus text; an admin key, which Prometheus sends with `authorization: credentials`).
+
+/healthz answers from the process alone: no dependency is touched, so a flood of liveness probes costs
+nothing and a DynamoDB or model outage never gets a healthy process restarted. /readyz probes DynamoDB,
+Chroma and the model, and answers from its last probes for FRAUDAGENT_READINESS_CACHE_S (concurrent
+calls share one round of probes)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -25,7 +31,6 @@ router = APIRouter(tags=["operations"])
 class Health(BaseModel):
     status: str
     version: str
-    components: dict[str, str]
 
 
 class Readiness(BaseModel):
@@ -49,20 +54,21 @@ def _llm_probe(settings: Settings) -> Callable[[], Any]:
 
 
 @router.get("/healthz", response_model=Health)
-def healthz(request: Request) -> Health:
-    """Liveness plus a quick look at each dependency; no key needed, nothing sensitive."""
-    investigator = request.app.state.investigator
-    settings = request.app.state.settings
-    components = {"dynamodb": _check(lambda: investigator.history.client.list_tables(Limit=1))}
-    components["llm"] = _check(_llm_probe(settings))
-    status = "ok" if all(v == "ok" for v in components.values()) else "degraded"
-    return Health(status=status, version=__version__, components=components)
+async def healthz() -> Health:
+    """Liveness: the process serves requests. No key needed; no dependency is probed (that is /readyz)."""
+    return Health(status="ok", version=__version__)
 
 
-@router.get("/readyz", response_model=Readiness, responses=problems.responses(503))
-async def readyz(request: Request) -> Any:
-    """Ready to serve: DynamoDB (the cases table), the past-case store (Chroma) and the LLM all answer.
-    503 problem+json naming what does not."""
+class _ReadinessCache:
+    """The last round of probes and when it ran; one round at a time."""
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.at = float("-inf")
+        self.components: dict[str, str] = {}
+
+
+async def _probe_all(request: Request) -> dict[str, str]:
     investigator = request.app.state.investigator
     settings: Settings = request.app.state.settings
     cases_table = dynamo.table_name(settings, dynamo.CASES)
@@ -85,7 +91,22 @@ async def readyz(request: Request) -> Any:
             return "unavailable (timeout)"
 
     results = await asyncio.gather(*(run(p) for p in probes.values()))
-    components = dict(zip(probes, results, strict=True))
+    return dict(zip(probes, results, strict=True))
+
+
+@router.get("/readyz", response_model=Readiness, responses=problems.responses(503))
+async def readyz(request: Request) -> Any:
+    """Ready to serve: DynamoDB (the cases table), the past-case store (Chroma) and the LLM all answer.
+    503 problem+json naming what does not. Probed at most once per FRAUDAGENT_READINESS_CACHE_S."""
+    settings: Settings = request.app.state.settings
+    cache: _ReadinessCache | None = getattr(request.app.state, "readiness", None)
+    if cache is None:
+        cache = request.app.state.readiness = _ReadinessCache()
+    async with cache.lock:
+        if time.monotonic() - cache.at >= settings.readiness_cache_s:
+            cache.components = await _probe_all(request)
+            cache.at = time.monotonic()
+        components = dict(cache.components)
     if all(v == "ok" for v in components.values()):
         return Readiness(status="ready", components=components)
     down = ", ".join(k for k, v in components.items() if v != "ok")

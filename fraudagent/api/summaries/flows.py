@@ -84,7 +84,7 @@ def latest_or_new_report(investigator: Investigator, case_id: str, *, requested_
         current = _current_report(investigator, case_id)  # drafted by another worker while this one waited?
         if current is not None:
             return current
-        return draft_and_store(investigator, case_id, requested_by=requested_by).model_dump(mode="json")
+        return draft_and_store(investigator, case_id, requested_by=requested_by, priority="background").model_dump(mode="json")
 
 
 def build_result(investigator: Investigator, job: SummaryJob, *, fields: list[str], redact_pii: bool) -> SummaryResult:

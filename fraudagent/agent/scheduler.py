@@ -1,0 +1,111 @@
+"""Admission to the model endpoint: a few calls at once, interactive work first, a bounded queue.
+
+The embedded llama.cpp server has one slot: a chat turn sent while a report is being
+drafted waits behind it, and a waiting request used to cut off the streaming one.
+Every model call of this process goes through one scheduler: at most `slots` calls
+run at once (a setting: 1 for the embedded server, more for an endpoint that serves
+in parallel); when a slot frees, the oldest interactive waiter (a chat turn, a report
+an analyst asked for) goes before any background one (summary jobs, eval runs,
+automatic drafting). The queue is bounded: an interactive caller that would wait
+behind a full queue, or past its wait limit, gets `ModelBusy` with a retry-after
+hint at once instead of hanging.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Literal
+
+from fraudagent.core.errors import FraudAgentError
+
+Priority = Literal["interactive", "background"]
+_RANK: dict[Priority, int] = {"interactive": 0, "background": 1}
+
+
+class ModelBusy(FraudAgentError):
+    """The model's queue is full, or the wait would pass the caller's limit."""
+
+    def __init__(self, detail: str, retry_after_s: int) -> None:
+        super().__init__(detail)
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(order=True)
+class _Waiter:
+    rank: int
+    seq: int
+    event: threading.Event = field(compare=False, default_factory=threading.Event)
+
+
+class ModelScheduler:
+    def __init__(self, *, slots: int = 1, max_waiting: int = 8, interactive_wait_s: float = 60.0,
+                 background_wait_s: float = 3600.0, typical_call_s: float = 20.0) -> None:  # fmt: skip
+        self.slots = slots
+        self.max_waiting = max_waiting
+        self.wait_limit: dict[Priority, float] = {"interactive": interactive_wait_s, "background": background_wait_s}
+        self.typical_call_s = typical_call_s
+        self._lock = threading.Lock()
+        self._running = 0
+        self._waiting: list[_Waiter] = []
+        self._seq = itertools.count()
+
+    def _retry_after(self) -> int:
+        return max(1, int(self.typical_call_s * (1 + len(self._waiting)) / self.slots))
+
+    def typical_retry_after(self) -> int:
+        """Seconds after which a refused caller may try again: the queue ahead of it at a typical call's length."""
+        with self._lock:
+            return self._retry_after()
+
+    def admits(self, priority: Priority = "interactive") -> bool:
+        """Would a caller of this priority be queued now (not refused)? For routes that must answer 503 before they
+        start streaming."""
+        with self._lock:
+            return self._running < self.slots or self._queue_room(priority)
+
+    def _queue_room(self, priority: Priority) -> bool:
+        if priority == "background":  # bounded by the number of workers, not refused
+            return True
+        return sum(w.rank == 0 for w in self._waiting) < self.max_waiting
+
+    def _wake_next(self) -> None:
+        while self._waiting and self._running < self.slots:
+            waiter = min(self._waiting)
+            self._waiting.remove(waiter)
+            self._running += 1
+            waiter.event.set()
+
+    @contextmanager
+    def turn(self, priority: Priority = "interactive") -> Iterator[float]:
+        """Hold a slot for one model call; yields the seconds waited for it."""
+        started = time.monotonic()
+        with self._lock:
+            if self._running < self.slots and not self._waiting:
+                self._running += 1
+                waiter = None
+            elif not self._queue_room(priority):
+                raise ModelBusy(f"the model is busy: {len(self._waiting)} calls are waiting", self._retry_after())
+            else:
+                waiter = _Waiter(_RANK[priority], next(self._seq))
+                self._waiting.append(waiter)
+        if waiter is not None and not waiter.event.wait(self.wait_limit[priority]):
+            with self._lock:
+                if waiter in self._waiting:  # still queued: give up; else the slot was granted as we timed out
+                    self._waiting.remove(waiter)
+                    raise ModelBusy(f"the model stayed busy for {self.wait_limit[priority]:.0f} s", self._retry_after())
+        try:
+            yield time.monotonic() - started
+        finally:
+            with self._lock:
+                self._running -= 1
+                self._wake_next()
+
+    def stats(self) -> dict[str, int]:
+        with self._lock:
+            return {"running": self._running, "waiting_interactive": sum(w.rank == 0 for w in self._waiting),
+                    "waiting_background": sum(w.rank == 1 for w in self._waiting)}  # fmt: skip

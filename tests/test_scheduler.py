@@ -1,0 +1,101 @@
+"""The model scheduler (agent/scheduler.py): slots, interactive before background, a bounded queue. No servers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from fraudagent.agent.scheduler import ModelBusy, ModelScheduler
+
+
+def _hold(scheduler: ModelScheduler, release: threading.Event, started: threading.Event, priority: str = "background") -> threading.Thread:
+    def run() -> None:
+        with scheduler.turn(priority):  # type: ignore[arg-type]
+            started.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    assert started.wait(5)
+    return thread
+
+
+def _wait_for(predicate: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def test_interactive_callers_go_before_background_ones_that_came_first() -> None:
+    scheduler = ModelScheduler(slots=1)
+    release, started = threading.Event(), threading.Event()
+    holder = _hold(scheduler, release, started)
+    order: list[str] = []
+
+    def call(name: str, priority: str) -> threading.Thread:
+        def run() -> None:
+            with scheduler.turn(priority):  # type: ignore[arg-type]
+                order.append(name)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    threads = [call("summary-1", "background"), call("summary-2", "background")]
+    _wait_for(lambda: scheduler.stats()["waiting_background"] == 2)
+    threads.append(call("chat", "interactive"))
+    _wait_for(lambda: scheduler.stats()["waiting_interactive"] == 1)
+    release.set()
+    for t in [holder, *threads]:
+        t.join(5)
+    assert order == ["chat", "summary-1", "summary-2"]
+    assert scheduler.stats() == {"running": 0, "waiting_interactive": 0, "waiting_background": 0}
+
+
+def test_a_full_queue_refuses_interactive_callers_at_once_with_a_retry_hint() -> None:
+    scheduler = ModelScheduler(slots=1, max_waiting=0, typical_call_s=20)
+    release, started = threading.Event(), threading.Event()
+    holder = _hold(scheduler, release, started)
+    assert not scheduler.admits("interactive") and scheduler.admits("background")
+    with pytest.raises(ModelBusy) as busy:
+        with scheduler.turn("interactive"):
+            pass
+    assert busy.value.retry_after_s == 20
+    release.set()
+    holder.join(5)
+    assert scheduler.admits("interactive")
+
+
+def test_an_interactive_caller_waits_no_longer_than_its_limit() -> None:
+    scheduler = ModelScheduler(slots=1, interactive_wait_s=0.2)
+    release, started = threading.Event(), threading.Event()
+    holder = _hold(scheduler, release, started)
+    t0 = time.monotonic()
+    with pytest.raises(ModelBusy):
+        with scheduler.turn("interactive"):
+            pass
+    assert time.monotonic() - t0 >= 0.2 and scheduler.stats()["waiting_interactive"] == 0
+    release.set()
+    holder.join(5)
+
+
+def test_several_slots_run_calls_side_by_side() -> None:
+    scheduler = ModelScheduler(slots=2)
+    release = threading.Event()
+    holders = [_hold(scheduler, release, threading.Event()) for _ in range(2)]
+    assert scheduler.stats()["running"] == 2
+    release.set()
+    for t in holders:
+        t.join(5)
+
+
+def test_a_failing_call_gives_its_slot_back() -> None:
+    scheduler = ModelScheduler(slots=1)
+    with pytest.raises(RuntimeError):
+        with scheduler.turn("interactive"):
+            raise RuntimeError("model error")
+    with scheduler.turn("interactive") as waited:
+        assert waited < 1
