@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from fraudagent.agent.pipeline import Investigator
+from fraudagent.agent.scheduler import ModelScheduler
 from fraudagent.api import report_stream
 from fraudagent.api.app import create_app
 from fraudagent.api.report_stream import Relay
@@ -44,9 +45,10 @@ def stores(settings: Settings, history: History, past_cases: PastCaseStore) -> t
     return settings.model_copy(update={"api_rate_limit_per_minute": 0}), history, past_cases
 
 
-def serving(settings: Settings, history: History, past: PastCaseStore, model: Any | None) -> LiveServer:
+def serving(settings: Settings, history: History, past: PastCaseStore, model: Any | None, scheduler: ModelScheduler | None = None) -> LiveServer:
     factory = (lambda *_a, **_k: model) if model is not None else None
-    server = LiveServer(create_app(settings, Investigator(settings=settings, history=history, past_cases=past, model_factory=factory)))
+    investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=factory, scheduler=scheduler)
+    server = LiveServer(create_app(settings, investigator))
     server.keys = role_keys(history)  # type: ignore[attr-defined]
     return server
 
@@ -168,6 +170,24 @@ def test_a_client_that_leaves_mid_stream_still_gets_its_report_stored(stores: An
             time.sleep(0.1)
         assert len(items) == 1 and items[0]["path"] == "llm" and items[0]["requested_by"] == "analyst ana"
         assert metric(client_for(server), 'fraudagent_reports_total{path="llm"}') == 1
+
+
+def test_a_busy_model_is_503_before_the_stream_starts_or_an_error_event_once_the_wait_runs_out(stores: Any) -> None:
+    model = ScriptedStreamModel(answers=[model_draft()])
+    full = ModelScheduler(slots=1, max_waiting=0, typical_call_s=20)
+    with full.turn("background"), serving(*stores, model, scheduler=full) as server:  # the one slot is taken, no queue
+        response, events = read_stream(client_for(server, key=server.keys["analyst"]))  # type: ignore[attr-defined]
+        assert response.status_code == 503 and response.headers["content-type"] == "application/problem+json" and not events
+        assert response.json()["title"] == "Model busy" and int(response.headers["retry-after"]) >= 1
+    slow = ModelScheduler(slots=1, interactive_wait_s=0.3, typical_call_s=20)
+    with slow.turn("background"), serving(*stores, model, scheduler=slow) as server:  # queued, then the wait runs out
+        client = client_for(server, key=server.keys["analyst"])  # type: ignore[attr-defined]
+        response, events = read_stream(client)
+        assert response.status_code == 200 and [n for n, _ in events] == ["evidence", "drafting", "error"]
+        problem = events[-1][1]
+        assert problem["status"] == 503 and problem["title"] == "Model busy" and problem["retry_after_s"] >= 1
+        assert client.get(f"/v1/cases/{CASE}/reports").json()["items"] == []
+    assert model.seen == []
 
 
 def test_a_failure_while_drafting_ends_the_stream_with_a_problem_event(stores: Any, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,6 +18,7 @@ from sse_starlette import EventSourceResponse
 
 from fraudagent.agent.pipeline import draft_and_store
 from fraudagent.agent.report import InvestigationReport
+from fraudagent.agent.scheduler import ModelBusy
 from fraudagent.api import problems, report_stream
 from fraudagent.api.deps import Caller, HistoryDep, InvestigatorDep, SettingsDep, require_role
 from fraudagent.core.errors import InvalidInput, Problem
@@ -211,8 +212,11 @@ async def stream_report(
     request: Request, case_id: CaseId, investigator: InvestigatorDep, caller: Reader, body: ReportRequest | None = None
 ) -> EventSourceResponse:
     """The same as POST /report (drafted, checked, stored, audited), with its progress streamed as server-sent events.
-    A client that disconnects stops the events, not the report: it is still stored."""
+    A client that disconnects stops the events, not the report: it is still stored. With the model's queue full the
+    answer is 503 before the stream starts; a wait that runs out later ends the stream with an `error` event (503)."""
     await run_in_threadpool(store.get_case, investigator.history, case_id)  # 404 before the stream starts
+    if investigator.scheduler is not None and not investigator.scheduler.admits("interactive"):  # 503 before it, too
+        raise ModelBusy("the model is busy and its queue is full; retry later", investigator.scheduler.typical_retry_after())
     events = report_stream.report_events(
         investigator, case_id, model=body.model if body else None, requested_by=caller.name,
         observe=request.app.state.metrics.observe_report,

@@ -29,6 +29,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fraudagent.agent.pipeline import draft_and_store
 from fraudagent.agent.report import InvestigationReport
+from fraudagent.agent.scheduler import ModelBusy
 from fraudagent.core.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,9 @@ def problem_body(error: Exception) -> dict[str, Any]:
     if isinstance(error, InvalidInput):
         return {"type": "/problems/invalid-input", "title": "Invalid input", "status": 422, "detail": str(error),
                 "errors": [{"pointer": p.path, "detail": p.message} for p in error.problems]}  # fmt: skip
+    if isinstance(error, ModelBusy):  # no Retry-After header once the stream has started: the hint is in the body
+        return {"type": "/problems/model-busy", "title": "Model busy", "status": 503, "detail": str(error),
+                "retry_after_s": error.retry_after_s}  # fmt: skip
     if isinstance(error, DependencyUnavailable):
         return {"type": "/problems/unavailable", "title": "Service unavailable", "status": 503,
                 "detail": f"{error.service} is unavailable; retry later"}  # fmt: skip
