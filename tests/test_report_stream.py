@@ -45,7 +45,9 @@ def stores(settings: Settings, history: History, past_cases: PastCaseStore) -> t
     return settings.model_copy(update={"api_rate_limit_per_minute": 0}), history, past_cases
 
 
-def serving(settings: Settings, history: History, past: PastCaseStore, model: Any | None, scheduler: ModelScheduler | None = None) -> LiveServer:
+def serving(
+    settings: Settings, history: History, past: PastCaseStore, model: Any | None, scheduler: ModelScheduler | None = None
+) -> LiveServer:
     factory = (lambda *_a, **_k: model) if model is not None else None
     investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=factory, scheduler=scheduler)
     server = LiveServer(create_app(settings, investigator))
@@ -66,7 +68,9 @@ def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]
             name, data = "message", []
 
 
-def read_stream(client: httpx.Client, path: str = STREAM, body: dict[str, Any] | None = None) -> tuple[httpx.Response, list[tuple[str, dict[str, Any]]]]:
+def read_stream(
+    client: httpx.Client, path: str = STREAM, body: dict[str, Any] | None = None
+) -> tuple[httpx.Response, list[tuple[str, dict[str, Any]]]]:
     with client.stream("POST", path, json=body) as response:
         if response.status_code != 200:
             response.read()

@@ -1,9 +1,9 @@
 """The report pipeline's progress as server-sent events (POST /v1/cases/{case_id}/report/stream).
 
-`draft_and_store` runs in a worker thread (starlette's threadpool, like the POST route), from a task of its own
-and not from the request's:
-a client that goes away stops receiving events, but the report is still drafted, checked, stored with its
-audit record and counted in the metrics, exactly as through POST /v1/cases/{case_id}/report. The pipeline's
+`draft_and_store` runs in a worker thread (starlette's threadpool, like the POST route), started from a task of
+its own and not from the request's: a client that goes away stops receiving events, but the report is still
+drafted, checked, stored with its audit record and counted in the metrics, exactly as through
+POST /v1/cases/{case_id}/report. The pipeline's
 progress callbacks (called in that thread) reach the event loop through `call_soon_threadsafe` onto an
 asyncio queue that the SSE generator reads, so events arrive in the order the pipeline made them, and the
 final `report` (or `error`) event is put there by the same thread after the report is stored.
@@ -45,7 +45,8 @@ _RUNNING: set[asyncio.Task[None]] = set()  # the pipelines still running, kept r
 def problem_body(error: Exception) -> dict[str, Any]:
     """The problem+json body the API's handlers (api/problems.py) answer for `error`, for an `error` event."""
     if isinstance(error, NotFound):
-        return {"type": "/problems/not-found", "title": f"{error.kind.capitalize()} not found", "status": 404, "detail": str(error)}
+        return {"type": "/problems/not-found", "title": f"{error.kind.capitalize()} not found", "status": 404,
+                "detail": str(error)}  # fmt: skip
     if isinstance(error, Conflict):
         return {"type": "/problems/conflict", "title": "Conflict", "status": 409, "detail": str(error)}
     if isinstance(error, InvalidInput):
@@ -57,7 +58,8 @@ def problem_body(error: Exception) -> dict[str, Any]:
     if isinstance(error, DependencyUnavailable):
         return {"type": "/problems/unavailable", "title": "Service unavailable", "status": 503,
                 "detail": f"{error.service} is unavailable; retry later"}  # fmt: skip
-    return {"type": "about:blank", "title": "Internal Server Error", "status": 500, "detail": "an unexpected error; it was logged"}
+    return {"type": "about:blank", "title": "Internal Server Error", "status": 500,
+            "detail": "an unexpected error; it was logged"}  # fmt: skip
 
 
 class Relay:
