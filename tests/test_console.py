@@ -4,11 +4,15 @@ real HTTP with DynamoDB Local and Chroma behind it.
 
 The report is drafted once through the real pipeline with a scripted drafting model, and the chat answers with a
 scripted streaming model (tests/fakes.py) through the investigator's model factory: the page still reads the
-answer from the live SSE stream. Screenshots go to test-artifacts/console-queue.png and console-case.png.
+answer from the live SSE stream. Drafting a report is watched on a case of its own: a paced streaming model writes a
+draft the checks refuse, then one they pass, and the page shows each stage and the narrative forming from the live
+POST /report/stream. Screenshots go to test-artifacts/console-queue.png, console-case.png and console-draft.png.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -267,3 +271,80 @@ def test_the_api_docs_render_offline_under_their_csp(console: LiveServer, browse
         _wait(browser, lambda d: d.execute_script("return window.__csp.length") == 1, "the inline script reported as a CSP violation")
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
+
+
+# --- drafting a report, streamed into the page ------------------------------------------------------------------
+
+DRAFT_CASE = "C-000009"
+NARRATIVE = "A password reset from a new device in RO was followed 19 minutes later by a 100.00 USD gift card."
+
+
+class PacedStreamModel(ScriptedStreamModel):
+    """ScriptedStreamModel that pauses before each piece, as a model writing at a few dozen tokens a second."""
+
+    pause_s: float = 0.0
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Any:
+        for chunk in super()._stream(*args, **kwargs):
+            time.sleep(self.pause_s)
+            yield chunk
+
+
+def _model_draft(**changes: Any) -> str:
+    body = {"typology": "account_takeover", "actions": ["lock_account"], "confidence": "high",
+            "findings": ["txn:E-99801", "txn:E-99812", "fact:credential_change"], "unknowns": ["holder_confirms"],
+            "narrative": NARRATIVE}  # fmt: skip
+    return json.dumps(body | changes)
+
+
+@pytest.fixture(scope="module")
+def drafting_console(ddb_server: ManagedProcess, embedder: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A case without a report, and a drafting model whose first draft the checks refuse (an id not in the case)."""
+    settings = make_settings(ddb_server, tmp_path_factory.mktemp("drafting"), api_rate_limit_per_minute=0)
+    history = History.connect(settings)
+    dynamo.create_tables(history.client, settings)
+    past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
+    load_bundle(history, CaseBundle.model_validate(_bundle(DRAFT_CASE, priority="high", score=0.91)), past_case_store=past, scorer=None)
+    model = PacedStreamModel(answers=[_model_draft(findings=["txn:E-00000"]), _model_draft()], pause_s=0.05)
+    investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: model)
+    with LiveServer(create_app(settings, investigator)) as server:
+        server.keys = role_keys(history)  # type: ignore[attr-defined]
+        yield server
+
+
+def test_drafting_a_report_shows_each_stage_as_it_streams_then_the_report(drafting_console: LiveServer, browser: WebDriver) -> None:
+    _sign_in(browser, drafting_console.url, drafting_console.keys["analyst"], path=f"/console/cases/{DRAFT_CASE}")  # type: ignore[attr-defined]
+    assert "No report yet" in _visible(browser, "#report").text
+    # every narrative the page shows while the model writes, as the page shows it
+    browser.execute_script(
+        "window.shown = [];"
+        "new MutationObserver(() => { const n = [...document.querySelectorAll('#draft-stages .draft-narrative')].pop();"
+        "  if (n && window.shown[window.shown.length - 1] !== n.textContent) window.shown.push(n.textContent); })"
+        ".observe(document.getElementById('draft-stages'), {subtree: true, childList: true, characterData: true});"
+    )
+    browser.find_element(By.ID, "draft-report").click()
+    _visible(browser, "#draft-stages .stage-report")
+    stages = browser.execute_script(
+        "return [...document.querySelectorAll('#draft-stages > li')].map((li) => [li.className, li.dataset.attempt || null])"
+    )
+    assert stages == [["stage stage-evidence", None], ["stage stage-drafting", "1"], ["stage stage-checks failed", "1"],
+                      ["stage stage-drafting", "2"], ["stage stage-checks passed", "2"], ["stage stage-report", None]]  # fmt: skip
+    assert "Evidence gathered" in browser.find_element(By.CSS_SELECTOR, "#draft-stages .stage-evidence").text
+    refused = browser.find_element(By.CSS_SELECTOR, "#draft-stages .stage-checks.failed")
+    assert "txn:E-00000" in refused.find_element(By.CSS_SELECTOR, ".problems").text
+    # the narrative formed in front of the analyst: shorter prefixes of it first, then all of it
+    shown = browser.execute_script("return window.shown")
+    forming = [s for s in shown if s and NARRATIVE.startswith(s)]
+    assert len(forming) >= 3 and forming[-1] == NARRATIVE and len(forming[0]) < len(NARRATIVE), shown
+    second = browser.find_elements(By.CSS_SELECTOR, "#draft-stages .stage-drafting .draft-narrative")[1]
+    assert second.text == NARRATIVE
+    # then the report itself, as the case page renders any report, and the same one the API stored
+    assert "LLM draft, retried" in _visible(browser, "#report .path").text
+    assert browser.find_element(By.CSS_SELECTOR, "#report .narrative").text == NARRATIVE
+    assert "Report drafted" in browser.find_element(By.ID, "case-status").text
+    import httpx
+
+    stored = httpx.get(f"{drafting_console.url}/v1/cases/{DRAFT_CASE}/reports",
+                       headers={"Authorization": f"Bearer {drafting_console.keys['analyst']}"}).json()["items"]  # type: ignore[attr-defined]  # fmt: skip
+    assert len(stored) == 1 and stored[0]["report_id"] in browser.find_element(By.CSS_SELECTOR, "#report .versions").text
+    _screenshot(browser, "console-draft.png")

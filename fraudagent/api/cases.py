@@ -1,5 +1,5 @@
 """Case routes: the queue with filters, a case with its evidence, its reports, its audit trail,
-assigning it, and drafting a report.
+assigning it, and drafting a report (in one answer, or streamed as server-sent events).
 
 Roles: analysts and evaluators read cases and draft reports (evaluators compare models on them);
 assigning and the audit trail are for analysts; ticketing keys reach cases only through summaries;
@@ -14,10 +14,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, Field
+from sse_starlette import EventSourceResponse
 
 from fraudagent.agent.pipeline import draft_and_store
 from fraudagent.agent.report import InvestigationReport
-from fraudagent.api import problems
+from fraudagent.agent.scheduler import ModelBusy
+from fraudagent.api import problems, report_stream
 from fraudagent.api.deps import Caller, HistoryDep, InvestigatorDep, SettingsDep, require_role
 from fraudagent.core.errors import InvalidInput, Problem
 from fraudagent.core.models import Priority, Typology
@@ -188,3 +190,35 @@ async def create_report(
     )
     request.app.state.metrics.observe_report(report)
     return report
+
+
+_REPORT_STREAM = {
+    200: {
+        "description": "server-sent events as the report is made: `evidence` ({items, events, seconds}) once the evidence "
+        "pack is gathered; per model call `drafting` ({attempt}), `token` ({attempt, narrative}: the narrative so far or "
+        "null, at most 5 a second) and `checks` ({attempt, ok, problems}); then `report` (the InvestigationReport, as "
+        "POST /report answers it) or `error` (problem+json), and the stream ends",
+        "content": {"text/event-stream": {"schema": {
+            "type": "object", "required": ["event", "data"],
+            "properties": {"event": {"type": "string", "enum": report_stream.EVENT_NAMES},
+                           "data": {"type": "string", "description": "JSON; InvestigationReport for `report`, Problem for `error`"}},
+        }}},  # fmt: skip
+    },
+} | problems.responses(404)
+
+
+@router.post("/{case_id}/report/stream", response_class=EventSourceResponse, responses=_REPORT_STREAM)  # type: ignore[arg-type]
+async def stream_report(
+    request: Request, case_id: CaseId, investigator: InvestigatorDep, caller: Reader, body: ReportRequest | None = None
+) -> EventSourceResponse:
+    """The same as POST /report (drafted, checked, stored, audited), with its progress streamed as server-sent events.
+    A client that disconnects stops the events, not the report: it is still stored. With the model's queue full the
+    answer is 503 before the stream starts; a wait that runs out later ends the stream with an `error` event (503)."""
+    await run_in_threadpool(store.get_case, investigator.history, case_id)  # 404 before the stream starts
+    if investigator.scheduler is not None and not investigator.scheduler.admits("interactive"):  # 503 before it, too
+        raise ModelBusy("the model is busy and its queue is full; retry later", investigator.scheduler.typical_retry_after())
+    events = report_stream.report_events(
+        investigator, case_id, model=body.model if body else None, requested_by=caller.name,
+        observe=request.app.state.metrics.observe_report,
+    )  # fmt: skip
+    return EventSourceResponse(events, ping=15)

@@ -341,6 +341,77 @@
     loadChat();
   }
 
+  /* ---------- drafting a report, streamed ---------- */
+
+  /** One line of the drafting log; `title` is text, the rest are nodes or text. */
+  function stage(kind, title, ...rest) {
+    const li = el("li", { class: `stage stage-${kind}` }, el("span", { class: "stage-title" }, title), ...rest);
+    document.getElementById("draft-stages").append(li);
+    return li;
+  }
+
+  /** POST /report/stream and show its events as they come: the evidence gathered, each model call with its
+      narrative as it forms, the checks on each draft; then the final report in the report card. */
+  async function draftStreamed() {
+    const box = document.getElementById("draft-progress");
+    document.getElementById("draft-stages").replaceChildren();
+    box.hidden = false;
+    const started = performance.now();
+    let drafting = null;   // the current attempt's line
+    let narrative = null;  // its narrative box
+    let updates = 0;
+    const done = () => { if (drafting) drafting.removeAttribute("aria-busy"); };
+    const response = await api(`/v1/cases/${encodeURIComponent(caseId)}/report/stream`,
+      { method: "POST", raw: true, accept: "text/event-stream" });
+    for await (const [name, data] of sse(response)) {
+      const payload = JSON.parse(data);
+      if (name === "evidence") {
+        stage("evidence", `Evidence gathered: ${payload.items} items, ${payload.events} events, in ${Number(payload.seconds).toFixed(1)} s.`);
+      } else if (name === "drafting") {
+        done();
+        updates = 0;
+        narrative = el("p", { class: "draft-narrative waiting", "aria-live": "off" }, "waiting for the model …");
+        drafting = stage("drafting", `Drafting, attempt ${payload.attempt}`, narrative);
+        drafting.dataset.attempt = payload.attempt;
+        drafting.setAttribute("aria-busy", "true");
+      } else if (name === "token" && narrative) {
+        updates += 1;
+        if (payload.narrative) {
+          narrative.classList.remove("waiting");
+          narrative.textContent = payload.narrative;
+        } else {
+          narrative.textContent = `the model is writing the other fields (${updates} updates) …`;
+        }
+      } else if (name === "checks") {
+        done();
+        const li = stage("checks", payload.ok ? `Checks passed on attempt ${payload.attempt}.`
+          : `Checks failed on attempt ${payload.attempt}${payload.problems.length ? ":" : "."}`);
+        li.classList.add(payload.ok ? "passed" : "failed");
+        li.dataset.attempt = payload.attempt;
+        if (payload.problems.length) li.append(el("ul", { class: "problems" }, payload.problems.map((p) => el("li", {}, p))));
+      } else if (name === "report") {
+        done();
+        const seconds = ((performance.now() - started) / 1000).toFixed(1);
+        const names = { llm: "the model's draft", llm_retried: "the model's draft after feedback", fallback: "built by code (the drafts were refused or the model was unavailable)", policy: "built by code" };
+        stage("report", `Report ready in ${seconds} s: ${names[payload.path] || payload.path}.`);
+        detail.latest_report = payload;
+        if (payload.typology) detail.record.suggested_typology = payload.typology;
+        renderMeta();
+        renderReport();
+        renderSimilar();
+        return payload;
+      } else if (name === "error") {
+        done();
+        const error = new FA.ApiError(payload.status, payload.title, payload.detail);
+        stage("error", describe(error));
+        throw error;
+      }
+    }
+    done();
+    stage("error", "The stream ended before the report arrived; reload the page to see whether it was stored.");
+    return null;
+  }
+
   /* ---------- decision, assignment, drafting ---------- */
 
   function showDecided(decision) {
@@ -424,9 +495,8 @@
       event.target.disabled = true;
       status.textContent = "Drafting a report …";
       try {
-        await api(`/v1/cases/${encodeURIComponent(caseId)}/report`, { method: "POST" });
-        await load();
-        status.textContent = "Report drafted.";
+        const report = await draftStreamed();
+        status.textContent = report ? `Report drafted (${report.path.replaceAll("_", " ")}).` : "";
       } catch (error) { status.textContent = ""; notice(describe(error)); }
       finally { event.target.disabled = false; }
     });

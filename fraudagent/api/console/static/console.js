@@ -23,8 +23,8 @@ const FA = (() => {
   }
 
   /** fetch against this API with the Bearer key; JSON in and out; a problem+json answer throws ApiError. */
-  async function api(path, { method = "GET", body, raw = false } = {}) {
-    const headers = { Authorization: `Bearer ${key() || ""}`, Accept: "application/json" };
+  async function api(path, { method = "GET", body, raw = false, accept = "application/json" } = {}) {
+    const headers = { Authorization: `Bearer ${key() || ""}`, Accept: accept };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     let response;
     try {
