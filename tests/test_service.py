@@ -98,7 +98,9 @@ def service(ddb_server: ManagedProcess, tmp_path_factory: pytest.TempPathFactory
     for n in range(8):
         bundle = _case(n, priority="high" if n % 2 else "low", score=0.5 + n * 0.05)
         load_bundle(history, bundle, past_case_store=past, scorer=None)
-    model = ScriptedToolModel(script=[draft() for _ in range(50)])
+    # Escalation: cases opened days after the reset fall outside the takeover rule, and a lock the rules do not
+    # suggest would be refused (agent/drafting.py); escalating is open to the model whatever the rules say.
+    model = ScriptedToolModel(script=[draft(actions=["escalate"]) for _ in range(50)])
     investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: model)
     limited_settings = settings.model_copy(update={"api_rate_limit_per_minute": 3})
     with LiveServer(create_app(settings, investigator)) as server, LiveServer(create_app(limited_settings, investigator)) as limited:
