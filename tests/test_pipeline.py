@@ -110,3 +110,13 @@ def test_a_remote_score_provider_rescores_the_evidence(settings: Settings, loade
     pack = investigator.evidence("C-000123")
     assert pack.sources["scores:http"] == "error: ConnectionError"
     assert pack.items["score:E-99812"].data["model_version"] == "ref-gbm-1"  # the stored score stays
+
+
+def test_every_report_carries_the_timeline_before_the_trigger(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    for use_model in (True, False):
+        report = draft_report(_investigator(settings, loaded, past_cases, ScriptedToolModel(script=[draft()])), "C-000123",
+                              use_model=use_model)  # fmt: skip
+        timeline = [f for f in report.findings if f.statement.startswith("Before the case opened")]
+        assert len(timeline) == 1 and timeline[0].source == "code"
+        assert timeline[0].evidence_ids[-1] == "txn:E-99812"  # the trigger closes it
+        assert "txn:E-99801" in timeline[0].evidence_ids and "2026-03-02 13:42 password_reset" in timeline[0].statement

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, ValidationError
 
 from fraudagent.agent.evidence import EvidencePack
+from fraudagent.agent.findings import item_finding
 from fraudagent.agent.policy import ClassifyRule, Facts, Policy
 from fraudagent.agent.report import Finding
 from fraudagent.core.models import Action, Typology
@@ -214,19 +215,7 @@ def parse_draft(raw: str) -> tuple[ModelDraft | None, str | None]:
 
 def render_finding(pack: EvidencePack, evidence_id: str) -> Finding:
     """A finding's statement written by code from the item the model chose, citing it and what it rests on."""
-    item = pack.items[evidence_id]
-    line = item.line[:1].upper() + item.line[1:]
-    if item.kind == "fact":
-        events = [f"txn:{e}" for e in item.rests_on if f"txn:{e}" in pack.items][:3]
-        return Finding(statement=line.rstrip(".") + ".", evidence_ids=[evidence_id, *events], source="model")
-    if item.kind == "txn":
-        bare = evidence_id.removeprefix("txn:")
-        score = f"score:{bare}"
-        cites = [evidence_id, *([score] if score in pack.items else [])]
-        scored = f" (model score {pack.items[score].data['score']:.2f})" if score in pack.items else ""
-        return Finding(statement=f"Event {bare}: {item.line}{scored}.", evidence_ids=cites, source="model")
-    label = {"acct": "Linked account", "dev": "Device"}.get(item.kind, "Item")
-    return Finding(statement=f"{label} {evidence_id.partition(':')[2]}: {item.line}.", evidence_ids=[evidence_id], source="model")
+    return item_finding(pack, evidence_id, "model")
 
 
 def render_unknowns(keys: list[str]) -> list[str]:

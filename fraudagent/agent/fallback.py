@@ -12,6 +12,7 @@ from typing import Any
 
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.policy import Policy, facts_of
+from fraudagent.agent.findings import item_finding
 from fraudagent.agent.report import Finding
 from fraudagent.core.models import Typology
 
@@ -23,11 +24,7 @@ def deterministic_report(pack: EvidencePack, policy: Policy) -> dict[str, Any]:
     rule = policy.classify_case(facts)
     decision = policy.decide(rule.typology, facts)
     findings = [
-        Finding(
-            statement=item.line[:1].upper() + item.line[1:] + ".",
-            evidence_ids=[item.id, *[f"txn:{e}" for e in item.rests_on[:3] if f"txn:{e}" in pack.items]],
-            source="code",
-        )
+        item_finding(pack, item.id, "code")
         for item in pack.items.values()
         if item.kind == "fact" and item.id != "fact:injection_attempt"  # injection findings are added separately
     ]

@@ -31,6 +31,7 @@ from fraudagent.agent import fallback, injection
 from fraudagent.agent.drafting import CONFIDENCE, Choices, ModelDraft, choices, draft_schema, narrative_so_far, parse_draft, render_unknowns
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, gather_evidence
 from fraudagent.agent.facts import add_facts
+from fraudagent.agent.findings import timeline_finding
 from fraudagent.agent.llm import chat_model, response_format, stream_call, token_counter
 from fraudagent.agent.pii import Pseudonyms
 from fraudagent.agent.policy import ClassifyRule, Policy, PolicyDecision, cached_policy, facts_of
@@ -338,7 +339,8 @@ def assemble(
     else:
         path = "fallback" if outcome is not None else "policy"
         body = fallback.deterministic_report(pack, policy)
-    body["findings"] = [*body["findings"], *injection_findings(pack)]
+    timeline = timeline_finding(pack)
+    body["findings"] = [*body["findings"], *([timeline] if timeline else []), *injection_findings(pack)]
     usage = outcome.usage if outcome else Usage()
     return InvestigationReport(
         report_id=f"R-{uuid.uuid4().hex[:12]}",

@@ -20,6 +20,7 @@ from typing import Any
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.policy import Policy, facts_of
 from fraudagent.agent.drafting import Choices, ModelDraft, render_finding
+from fraudagent.agent.findings import item_finding
 from fraudagent.agent.report import Finding
 from fraudagent.core.models import Typology
 
@@ -273,7 +274,5 @@ def required_findings(pack: EvidencePack, policy: Policy, typology: Typology, fi
     for fact_id in policy.required_citations(typology, facts_of(pack.items)):
         if fact_id in cited:
             continue
-        item = pack.items[fact_id]
-        events = [f"txn:{e}" for e in item.rests_on if f"txn:{e}" in pack.items][:3]
-        added.append(Finding(statement=item.line[:1].upper() + item.line[1:] + ".", evidence_ids=[fact_id, *events], source="code"))
+        added.append(item_finding(pack, fact_id, "code"))
     return added
