@@ -3,7 +3,6 @@ restarts, tools chosen in code, citations checked against the case's evidence, n
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +22,7 @@ from fraudagent.tools.history import History
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedStreamModel
+from tests.sse import sse_events
 from tests.receiver import role_keys
 
 CASE = "C-000001"
@@ -78,15 +78,7 @@ def read_sse(client: httpx.Client, path: str, body: dict[str, Any]) -> tuple[htt
         if response.status_code != 200:
             response.read()
             return response, events
-        name, data = "message", []
-        for line in response.iter_lines():
-            if line.startswith("event:"):
-                name = line[6:].strip()
-            elif line.startswith("data:"):
-                data.append(line[5:].removeprefix(" "))
-            elif line == "" and data:
-                events.append((name, json.loads("\n".join(data))))
-                name, data = "message", []
+        events = list(sse_events(response))
     return response, events
 
 

@@ -9,7 +9,6 @@ import json
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -25,12 +24,12 @@ from fraudagent.core.models import CaseBundle
 from fraudagent.core.services import ManagedProcess
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.tools import history as store
 from fraudagent.tools.bundles import load_bundle
 from fraudagent.tools.history import History
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedStreamModel
+from tests.sse import sse_events
 from tests.receiver import role_keys
 
 CASE = "C-000001"
@@ -53,19 +52,6 @@ def serving(
     server = LiveServer(create_app(settings, investigator))
     server.keys = role_keys(history)  # type: ignore[attr-defined]
     return server
-
-
-def sse_events(response: httpx.Response) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(event, JSON data) per server-sent event, as the lines arrive (comments such as pings are skipped)."""
-    name, data = "message", []
-    for line in response.iter_lines():
-        if line.startswith("event:"):
-            name = line[6:].strip()
-        elif line.startswith("data:"):
-            data.append(line[5:].removeprefix(" "))
-        elif line == "" and data:
-            yield name, json.loads("\n".join(data))
-            name, data = "message", []
 
 
 def read_stream(

@@ -153,7 +153,7 @@ class Settings(BaseSettings):
     )
     llm_queue_max: int = Field(default=8, ge=0, le=1000, description="interactive calls that may wait for the model; past it: 503")
     llm_queue_wait_s: float = Field(default=60.0, gt=0, description="how long an interactive call waits for the model before 503")
-    draft_max_tokens: int = Field(default=320, ge=64, le=4096, description="completion cap of one report draft")
+    draft_max_tokens: int = Field(default=200, ge=64, le=4096, description="completion cap of one report draft")
     draft_timeout_s: float = Field(default=120.0, gt=0, description="deadline of one drafting call; past it the stream is closed")
 
     # --- embedded llama.cpp server ---
