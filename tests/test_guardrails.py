@@ -152,13 +152,25 @@ def test_the_schema_narrows_every_choice_to_the_case(pack: EvidencePack) -> None
 
 
 def test_a_draft_cut_off_in_its_narrative_keeps_its_decisions() -> None:
-    full = json.dumps(draft(narrative="A reset came first. Then a gift card was bought from the new device in"))
+    full = json.dumps(draft(narrative=["A reset came first.", "Then a gift card was bought from the new device in RO."]))
     cut = full[: full.index("device in") + 6]
     parsed, why = parse_draft(cut)
     assert why is None and parsed is not None
-    assert parsed.narrative == "A reset came first." and parsed.actions[0].value == "lock_account"
+    assert parsed.narrative == ["A reset came first."] and parsed.actions[0].value == "lock_account"
     assert parse_draft(full[:20]) == (None, "the answer was not complete JSON (cut off before the narrative); be brief")
     assert narrative_so_far(full[: full.index("came")]) == "A reset "
+    assert narrative_so_far(full[: full.index("bought")]) == "A reset came first. Then a gift card was "
+
+
+def test_the_narrative_is_at_most_three_sentences_by_grammar() -> None:
+    import re
+
+    from fraudagent.agent.drafting import MAX_SENTENCES, SENTENCE_PATTERN
+
+    sentence = re.compile(SENTENCE_PATTERN)
+    assert sentence.match("A 99.99 USD gift card followed the reset.") and not sentence.match("Two. Sentences.")
+    assert not sentence.match('A "quoted" word.') and not sentence.match("No period")
+    assert MAX_SENTENCES == 3
 
 
 # --- the pipeline's paths ---------------------------------------------------------------------

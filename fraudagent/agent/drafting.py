@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.findings import item_finding
@@ -31,6 +31,12 @@ from fraudagent.core.models import Action, Typology
 
 MAX_FINDINGS = 4
 MAX_UNKNOWNS = 2
+MAX_SENTENCES = 3
+# One sentence: no quote or backslash, a period only inside a number (99.99), a period at the end. The server's
+# grammar then closes the narrative after at most three sentences (an unbounded string let the 0.5B model run on
+# to the token cap). Written with [.] rather than an escaped dot: llama.cpp's grammar parser rejects "\." and the
+# server process dies on it.
+SENTENCE_PATTERN = '^([^".\\\\]|[.][0-9])+[.]$'
 Confidence = Literal["low", "medium", "high"]
 CONFIDENCE: dict[str, float] = {"low": 0.35, "medium": 0.6, "high": 0.85}
 
@@ -57,7 +63,16 @@ class ModelDraft(BaseModel):
     confidence: Confidence
     findings: list[str] = Field(min_length=1, max_length=MAX_FINDINGS)
     unknowns: list[str] = Field(default_factory=list, max_length=MAX_UNKNOWNS)
-    narrative: str = ""
+    narrative: list[str] = Field(default_factory=list, max_length=MAX_SENTENCES, description="one sentence each")
+
+    @field_validator("narrative", mode="before")
+    @classmethod
+    def _sentences(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value  # a schema-less endpoint may answer with one string
+
+    @property
+    def text(self) -> str:
+        return " ".join(s.strip() for s in self.narrative if s.strip())
 
 
 @dataclass(frozen=True)
@@ -130,7 +145,8 @@ def draft_schema(c: Choices) -> dict[str, Any]:
                 "confidence": {"enum": list(CONFIDENCE)},
                 "findings": {"type": "array", "items": {"enum": c.finding_ids}, "minItems": 1, "maxItems": MAX_FINDINGS},
                 "unknowns": {"type": "array", "items": {"enum": list(OPEN_QUESTIONS)}, "maxItems": MAX_UNKNOWNS},
-                "narrative": {"type": "string"},
+                "narrative": {"type": "array", "items": {"type": "string", "pattern": SENTENCE_PATTERN},
+                              "minItems": 1, "maxItems": MAX_SENTENCES},  # fmt: skip
             },
             "required": ["typology", "actions", "confidence", "findings", "unknowns", "narrative"],
             "additionalProperties": False,
@@ -140,18 +156,19 @@ def draft_schema(c: Choices) -> dict[str, Any]:
     return branches[0] if len(branches) == 1 else {"anyOf": branches}
 
 
-_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
-_NARRATIVE_START = re.compile(r'"narrative"\s*:\s*"')
+_NARRATIVE_START = re.compile(r'"narrative"\s*:\s*\[')
+_STRING_START = re.compile(r'\s*,?\s*"')
 
 
-def _partial_string(text: str) -> str:
-    """The JSON string body `text` starts, decoded as far as it goes (a cut-off escape is dropped)."""
+def _partial_string(text: str) -> tuple[str, int | None]:
+    """The JSON string body `text` starts, decoded as far as it goes, and where its closing quote ends (None: cut
+    off; a cut-off escape is dropped)."""
     out: list[str] = []
     i = 0
     while i < len(text):
         ch = text[i]
         if ch == '"':
-            break
+            return "".join(out), i + 1
         if ch == "\\":
             if i + 1 >= len(text):
                 break
@@ -170,25 +187,42 @@ def _partial_string(text: str) -> str:
             continue
         out.append(ch)
         i += 1
-    return "".join(out)
+    return "".join(out), None
+
+
+def _narrative(raw: str) -> tuple[int, list[str], str | None] | None:
+    """Where the narrative array starts, its complete sentences, and the one being written (None when none is)."""
+    m = _NARRATIVE_START.search(raw)
+    if m is None:
+        return None
+    done: list[str] = []
+    rest = raw[m.end() :]
+    while (s := _STRING_START.match(rest)) is not None:
+        text, end = _partial_string(rest[s.end() :])
+        if end is None:
+            return m.start(), done, text
+        done.append(text)
+        rest = rest[s.end() + end :]
+    return m.start(), done, None
 
 
 def narrative_so_far(raw: str) -> str | None:
     """The narrative as the model is writing it (for streaming), or None before it starts."""
-    m = _NARRATIVE_START.search(raw)
-    return _partial_string(raw[m.end() :]) if m else None
+    found = _narrative(raw)
+    if found is None:
+        return None
+    _, done, current = found
+    return " ".join([*done, *([current] if current else [])])
 
 
 def salvage(raw: str) -> str | None:
-    """A cut-off draft made whole: the narrative closed at its last full sentence. None when the decision fields
+    """A cut-off draft made whole: the narrative keeps its complete sentences. None when the decision fields
     themselves were cut off (nothing to salvage)."""
-    m = _NARRATIVE_START.search(raw)
-    if m is None:
+    found = _narrative(raw)
+    if found is None:
         return None
-    narrative = _partial_string(raw[m.end() :])
-    ends = list(_SENTENCE_END.finditer(narrative))
-    narrative = narrative[: ends[-1].end()] if ends else ""
-    return raw[: m.end() - 1] + json.dumps(narrative) + "}"
+    start, done, _ = found
+    return raw[:start] + '"narrative": ' + json.dumps(done) + "}"
 
 
 def parse_draft(raw: str) -> tuple[ModelDraft | None, str | None]:

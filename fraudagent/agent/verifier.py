@@ -223,7 +223,7 @@ def verify(
     removable: list[str] = []
 
     kept_sentences: list[str] = []
-    for n, sentence in enumerate(sentences(draft.narrative[: max_narrative * 2]), start=1):
+    for n, sentence in enumerate(sentences(draft.text[: max_narrative * 2]), start=1):
         found = claim_problems(sentence, vocab)
         if found:
             problems.append(f"narrative sentence {n}: " + "; ".join(found))
