@@ -170,7 +170,7 @@ def test_the_narrative_is_at_most_three_sentences_by_grammar() -> None:
     sentence = re.compile(SENTENCE_PATTERN)
     assert sentence.match("A 99.99 USD gift card followed the reset.") and not sentence.match("Two. Sentences.")
     assert not sentence.match('A "quoted" word.') and not sentence.match("No period")
-    assert MAX_SENTENCES == 3
+    assert MAX_SENTENCES == 2
 
 
 # --- the pipeline's paths ---------------------------------------------------------------------

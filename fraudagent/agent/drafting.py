@@ -29,11 +29,11 @@ from fraudagent.agent.policy import ClassifyRule, Facts, Policy
 from fraudagent.agent.report import Finding
 from fraudagent.core.models import Action, Typology
 
-MAX_FINDINGS = 4
+MAX_FINDINGS = 3
 MAX_UNKNOWNS = 2
-MAX_SENTENCES = 3
+MAX_SENTENCES = 2
 # One sentence: no quote or backslash, a period only inside a number (99.99), a period at the end. The server's
-# grammar then closes the narrative after at most three sentences (an unbounded string let the 0.5B model run on
+# grammar then closes the narrative after at most two sentences (an unbounded string let the 0.5B model run on
 # to the token cap). Written with [.] rather than an escaped dot: llama.cpp's grammar parser rejects "\." and the
 # server process dies on it.
 SENTENCE_PATTERN = '^([^".\\\\]|[.][0-9])+[.]$'

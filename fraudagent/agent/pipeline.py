@@ -31,7 +31,7 @@ from fraudagent.agent import fallback, injection
 from fraudagent.agent.drafting import CONFIDENCE, Choices, ModelDraft, choices, draft_schema, narrative_so_far, parse_draft, render_unknowns
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, gather_evidence
 from fraudagent.agent.facts import add_facts
-from fraudagent.agent.findings import timeline_finding
+from fraudagent.agent.findings import item_finding, timeline_finding
 from fraudagent.agent.llm import chat_model, response_format, stream_call, token_counter
 from fraudagent.agent.pii import Pseudonyms
 from fraudagent.agent.policy import ClassifyRule, Policy, PolicyDecision, cached_policy, facts_of
@@ -296,6 +296,15 @@ def _code_narrative(pack: EvidencePack, typology: Typology) -> str:
     return lead + (": " + "; ".join(facts[:2]) + "." if facts else ".")
 
 
+def _with_supporting_facts(pack: EvidencePack, findings: list[Finding]) -> list[Finding]:
+    """The model's findings first, in its order; then every other computed fact, written by code, so the report
+    stands on all the evidence code computed (what the deterministic report lists too), not only on what was picked."""
+    cited = {ref for f in findings for ref in f.evidence_ids}
+    rest = [item_finding(pack, i.id, "code") for i in pack.items.values()
+            if i.kind == "fact" and i.id not in cited and i.id != "fact:injection_attempt"]  # fmt: skip
+    return [*findings, *rest]
+
+
 def assemble(
     investigator: Investigator,
     prepared: Prepared,
@@ -327,7 +336,7 @@ def assemble(
         final = policy.decide(draft.typology, prepared.facts)
         body: dict[str, Any] = {
             "narrative": narrative,
-            "findings": verdict.findings + required_findings(pack, policy, draft.typology, verdict.findings),
+            "findings": _with_supporting_facts(pack, verdict.findings + required_findings(pack, policy, draft.typology, verdict.findings)),
             "typology": draft.typology,
             "recommended_actions": list(dict.fromkeys(draft.actions)),
             "confidence": CONFIDENCE[draft.confidence],

@@ -170,6 +170,7 @@ def run_suite(
     samples: int = 1000,
     embedder: Any | None = None,
     model_factory: Any | None = None,
+    scheduler: Any | None = None,
     judge_model: str | None = None,
     on_progress: Progress | None = None,
     run_id: str | None = None,
@@ -200,7 +201,9 @@ def run_suite(
             past_store.upsert(past)
             progress("loading past cases", len(past), len(past))
         past_ids = {p.case_id for p in past}
-        investigator = Investigator(settings=iso, history=history, past_cases=past_store, model_factory=model_factory)
+        # `scheduler`: the serving process's, so a run started through the API queues behind analysts' chat turns
+        investigator = Investigator(settings=iso, history=history, past_cases=past_store, model_factory=model_factory,
+                                    scheduler=scheduler)  # fmt: skip
         results: list[CaseResult] = []
         progress("cases", 0, len(bundles))
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:

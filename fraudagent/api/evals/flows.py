@@ -120,7 +120,7 @@ class EvalRunner:
             suite=suite, settings=self.settings, out_dir=self.run_dir(run_id), solver=request.solver, model=request.model,
             concurrency=request.concurrency, limit=request.limit, seed=self.settings.eval_seed,
             samples=self.settings.eval_bootstrap_samples, embedder=past.embedder if past is not None else None,
-            model_factory=self.investigator.model_factory, run_id=run_id,
+            model_factory=self.investigator.model_factory, scheduler=self.investigator.scheduler, run_id=run_id,
             on_progress=lambda stage, done, total: beat.progress(stage, done, total),
         )  # fmt: skip
         broken = gate(results.metrics, minimum=suite.thresholds.min, maximum=suite.thresholds.max)
