@@ -156,7 +156,8 @@ def draft_schema(c: Choices) -> dict[str, Any]:
     return branches[0] if len(branches) == 1 else {"anyOf": branches}
 
 
-_NARRATIVE_START = re.compile(r'"narrative"\s*:\s*\[')
+_NARRATIVE_START = re.compile(r'"narrative"\s*:\s*(\[|(?="))')  # a list of sentences, or one string (schema off)
+_SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _STRING_START = re.compile(r'\s*,?\s*"')
 
 
@@ -197,6 +198,12 @@ def _narrative(raw: str) -> tuple[int, list[str], str | None] | None:
         return None
     done: list[str] = []
     rest = raw[m.end() :]
+    if not m.group(1):  # one string: its finished sentences are done, the rest is being written
+        text, end = _partial_string(rest[1:])
+        if end is not None:
+            return m.start(), [text], None
+        cut = max((e.end() for e in _SENTENCE_END.finditer(text)), default=0)
+        return m.start(), [text[:cut].strip()] if cut else [], text[cut:].strip() or None
     while (s := _STRING_START.match(rest)) is not None:
         text, end = _partial_string(rest[s.end() :])
         if end is None:
