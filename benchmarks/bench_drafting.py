@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -146,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm-url", help="a running OpenAI-compatible endpoint (then evaluated tokens are not measured)")
     parser.add_argument("--ddb-url", help="a running DynamoDB endpoint")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the servers this run started
     suites = [(s.split(":")[0], int(s.split(":")[1]) if ":" in s else None) for s in (args.suite or ["core:40", "adversarial:40", "handwritten"])]
     args.out.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
