@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import re
 import time
-from contextlib import nullcontext
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -221,9 +220,8 @@ def stream_answer(
     first_token_s: float | None = None
     failure: str | None = None
     finished = False
-    turn = investigator.model_turn("interactive") if hasattr(investigator, "model_turn") else nullcontext(0.0)
     try:
-        with turn:  # the model's slot, ahead of background drafting (agent/scheduler.py)
+        with investigator.model_turn("interactive"):  # the model's slot, ahead of background drafting (agent/scheduler.py)
             for chunk in llm.stream([SystemMessage(CHAT_SYSTEM_PROMPT), HumanMessage(prompt)]):
                 finished = finished or bool((getattr(chunk, "response_metadata", None) or {}).get("finish_reason"))
                 text = chunk.content if isinstance(chunk.content, str) else ""

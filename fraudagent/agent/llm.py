@@ -20,6 +20,7 @@ from typing import Any
 from langchain_core.messages import BaseMessage
 from langchain_openai import ChatOpenAI
 
+from fraudagent.agent.prompts import approx_tokens
 from fraudagent.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,11 +44,6 @@ def chat_model(settings: Settings, *, model: str | None = None, max_tokens: int 
 def structured(llm: ChatOpenAI, schema: type[Any]) -> Any:
     """Forced function calling: the only structured path that works on the local server (DESIGN.md)."""
     return llm.with_structured_output(schema, method="function_calling", include_raw=True)
-
-
-def usage_of(raw: Any) -> tuple[int, int]:
-    meta = getattr(raw, "usage_metadata", None) or {}
-    return int(meta.get("input_tokens", 0)), int(meta.get("output_tokens", 0))
 
 
 def response_format(settings: Settings, schema: dict[str, Any]) -> dict[str, Any] | None:
@@ -130,20 +126,15 @@ def _gguf_vocab(path: str) -> Any:
     return vocab
 
 
-def approx_count(text: str) -> int:
-    # Without the model's tokenizer (an external endpoint): about two characters per token on this dense format.
-    return int(len(text) / 2.0) + 1
-
-
 def token_counter(settings: Settings) -> Callable[[str], int]:
     """Counts tokens as the embedded model does (its GGUF carries the tokenizer); an estimate for other endpoints."""
     if settings.llm_is_external or not settings.weights_path.exists():
-        return approx_count
+        return approx_tokens
     try:
         vocab = _gguf_vocab(str(settings.weights_path))
     except Exception as error:  # an unreadable file is the server's problem to report; budgeting goes on
         log.warning("tokenizer unavailable (%s); estimating tokens", type(error).__name__)
-        return approx_count
+        return approx_tokens
     return lambda text: len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
 

@@ -34,7 +34,7 @@ from fraudagent.agent.facts import add_facts
 from fraudagent.agent.findings import item_finding, timeline_finding
 from fraudagent.agent.llm import chat_model, response_format, stream_call, token_counter
 from fraudagent.agent.pii import Pseudonyms
-from fraudagent.agent.policy import ClassifyRule, Policy, PolicyDecision, cached_policy, facts_of
+from fraudagent.agent.policy import ClassifyRule, Policy, cached_policy, facts_of
 from fraudagent.agent.prompts import PROMPT_VERSION, SYSTEM_PROMPT, feedback_prompt, render_evidence, rules_line, shown_ids, user_prompt
 from fraudagent.agent.scheduler import ModelScheduler, Priority
 from fraudagent.agent.report import (
@@ -171,7 +171,6 @@ class Prepared:
     pack: EvidencePack
     facts: dict[str, dict[str, Any]]
     rule: ClassifyRule
-    decision: PolicyDecision
     choices: Choices
     evidence: str
     schema: dict[str, Any]
@@ -203,7 +202,7 @@ def prepare(investigator: Investigator, pack: EvidencePack) -> Prepared:
         pseudonyms = Pseudonyms(names)
         evidence = pseudonyms.mask(evidence)
     return Prepared(
-        pack=pack, facts=facts, rule=rule, decision=decision, choices=allowed, evidence=evidence,
+        pack=pack, facts=facts, rule=rule, choices=allowed, evidence=evidence,
         schema=draft_schema(allowed), vocab=vocabulary(pack, evidence), flagged=flagged, pseudonyms=pseudonyms,
         count_tokens=count,
     )  # fmt: skip
