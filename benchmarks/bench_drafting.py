@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from fraudagent.core.services import ManagedProcess, embedded_services, free_port
+from fraudagent.cli.services import ManagedProcess, embedded_services, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.evals.compare import compare_runs
 from fraudagent.evals.flows import run_suite

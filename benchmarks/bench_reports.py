@@ -26,14 +26,14 @@ from typing import Any
 from fraudagent.agent.pipeline import Investigator, draft_report
 from fraudagent.agent.report import InvestigationReport
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import embedded_services, free_port
+from fraudagent.cli.services import embedded_services, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
 from fraudagent.sim.export import write_world
 from fraudagent.sim.world import generate_world
-from fraudagent.tools import dynamo
-from fraudagent.tools.flows import read_path, write_plan
-from fraudagent.tools.history import History
+from fraudagent.store import dynamo
+from fraudagent.bundles.flows import read_path, write_plan
+from fraudagent.store.tables import Tables
 
 SEED = 101
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             "table_prefix": "bench", "chroma_path": root / "chroma", "llm_timeout_s": 900,
         })  # fmt: skip
         with embedded_services(settings, log_dir=root / "logs", ddb_port=ddb_port, llm_port=llm_port):
-            history = History.connect(settings)
+            history = Tables.connect(settings)
             dynamo.create_tables(history.client, settings)
             store = PastCaseStore.from_settings(settings)
             t0 = time.perf_counter()

@@ -28,12 +28,13 @@ import httpx
 import uvicorn
 
 from fraudagent.core.models import Account, Event
-from fraudagent.core.services import free_port
+from fraudagent.cli.services import free_port
 from fraudagent.core.scoring import InvocationRequest
-from fraudagent.sim.risk import SCORED_EVENTS, SCORER_VERSION, score_events
-from fraudagent.sim.risk_model import RiskModel
-from fraudagent.sim.risk_training import simulated_store, train_model
-from fraudagent.sim.scoring_server import create_scoring_app
+from fraudagent.risk.rules import SCORED_EVENTS, SCORER_VERSION, score_events
+from fraudagent.risk.model import RiskModel
+from fraudagent.risk.training import train_model
+from fraudagent.sim.world import simulated_store
+from fraudagent.risk.server import create_scoring_app
 from fraudagent.sim.world import World
 
 BATCH = 10_000

@@ -38,11 +38,11 @@ from pydantic import SecretStr
 from fraudagent.agent.pipeline import Investigator, draft_and_store
 from fraudagent.api.app import create_app
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server
+from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server
 from fraudagent.core.settings import Settings
-from fraudagent.tools import dynamo
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.store import dynamo
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 
 KEY = "bench-" + uuid.uuid4().hex
 
@@ -110,7 +110,7 @@ def stores(ddb: ManagedProcess, base: Path, **changes: Any) -> tuple[Settings, I
     settings = Settings(ddb_endpoint_url=ddb.url, table_prefix="b" + uuid.uuid4().hex[:10], chroma_path=base / uuid.uuid4().hex,
                         api_key=SecretStr(KEY), llm_base_url="http://127.0.0.1:9/v1", llm_max_retries=0, llm_timeout_s=5,
                         callback_secret=SecretStr("bench"), summary_poll_s=0.1, **changes)  # fmt: skip
-    history = History.connect(settings)
+    history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     for n in range(3):
         load_bundle(history, CaseBundle.model_validate(bundle(f"C-B{n}", f"A-B{n}", n + 2)), past_case_store=None, scorer=None)

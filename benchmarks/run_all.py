@@ -58,15 +58,15 @@ import bench_summaries  # noqa: E402
 from fraudagent.agent.pipeline import Investigator  # noqa: E402
 from fraudagent.api.app import create_app  # noqa: E402
 from fraudagent.core.models import CaseBundle  # noqa: E402
-from fraudagent.core.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server  # noqa: E402
+from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server  # noqa: E402
 from fraudagent.core.settings import Settings  # noqa: E402
 from fraudagent.evals.flows import read_run, run_suite  # noqa: E402
 from fraudagent.evals.generate import _big_history  # noqa: E402  (the edge suite's 10,000-event history)
 from fraudagent.evals.suites import load_suite, select  # noqa: E402
 from fraudagent.retrieval.past_cases import embedding_function  # noqa: E402
-from fraudagent.tools import dynamo  # noqa: E402
-from fraudagent.tools.bundles import load_bundle  # noqa: E402
-from fraudagent.tools.history import History  # noqa: E402
+from fraudagent.store import dynamo  # noqa: E402
+from fraudagent.bundles.service import load_bundle  # noqa: E402
+from fraudagent.store.tables import Tables  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -124,7 +124,7 @@ class Context:
 def bench_evidence(ctx: Context, quick: bool) -> dict[str, Any]:
     sizes = (100, 1_000) if quick else (100, 1_000, 10_000)
     settings = ctx.settings()
-    history = History.connect(settings)
+    history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     rows: list[dict[str, Any]] = []
     for n, size in enumerate(sizes):

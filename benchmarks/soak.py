@@ -57,11 +57,11 @@ import bench_summaries  # noqa: E402
 
 from fraudagent.agent.pipeline import Investigator, draft_and_store  # noqa: E402
 from fraudagent.core.models import CaseBundle  # noqa: E402
-from fraudagent.core.services import free_port, start_dynamodb_local, start_llama_server  # noqa: E402
+from fraudagent.cli.services import free_port, start_dynamodb_local, start_llama_server  # noqa: E402
 from fraudagent.core.settings import Settings  # noqa: E402
-from fraudagent.tools import dynamo  # noqa: E402
-from fraudagent.tools.bundles import load_bundle  # noqa: E402
-from fraudagent.tools.history import History  # noqa: E402
+from fraudagent.store import dynamo  # noqa: E402
+from fraudagent.bundles.service import load_bundle  # noqa: E402
+from fraudagent.store.tables import Tables  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -153,7 +153,7 @@ def start_service(stack: ExitStack, base: Path, chat: str) -> tuple[str, str, in
     key = "soak-" + uuid.uuid4().hex
     prefix = "soak" + uuid.uuid4().hex[:8]
     settings = Settings(ddb_endpoint_url=ddb.url, table_prefix=prefix, chroma_path=base / "chroma", llm_base_url=llm_url)
-    history = History.connect(settings)
+    history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     case_ids = []
     investigator = Investigator(settings=settings, history=history, past_cases=None)

@@ -17,10 +17,10 @@ import httpx
 import pytest
 import uvicorn
 
-from fraudagent.core.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server
+from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server
 from fraudagent.core.settings import Settings
-from fraudagent.tools import dynamo
-from fraudagent.tools.history import History
+from fraudagent.store import dynamo
+from fraudagent.store.tables import Tables
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -86,8 +86,8 @@ def settings(ddb_server: ManagedProcess, tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def history(settings: Settings) -> History:
-    history = History.connect(settings)
+def history(settings: Settings) -> Tables:
+    history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     return history
 

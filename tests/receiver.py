@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from fraudagent.tools import keys as key_store
-from fraudagent.tools.history import History
+from fraudagent.store import keys as key_store
+from fraudagent.store.tables import Tables
 
 
-def role_keys(history: History) -> dict[str, str]:
+def role_keys(history: Tables) -> dict[str, str]:
     """Real keys (stored hashed, like `fraudagent keys create`): role -> secret."""
     names = {"ticketing": "ticketing system", "analyst": "analyst ana"}
     return {role: key_store.create_key(history, name=name, roles=[role], created_by="tests")[1] for role, name in names.items()}

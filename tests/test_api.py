@@ -11,15 +11,15 @@ from fraudagent.api.app import create_app
 from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedToolModel, draft
 
 
 @pytest.fixture
-def api(settings: Settings, history: History, past_cases: PastCaseStore) -> Iterator[LiveServer]:
+def api(settings: Settings, history: Tables, past_cases: PastCaseStore) -> Iterator[LiveServer]:
     for n in range(5):
         doc = example()
         doc["case"] = dict(doc["case"], case_id=f"C-{n:06d}", opened_at=f"2026-03-0{n + 2}T14:05:00Z")
@@ -103,13 +103,13 @@ def test_report_is_drafted_stored_and_shown_on_the_case(api: LiveServer) -> None
     assert detail["latest_report"]["report_id"] == report["report_id"]
 
 
-def test_a_busy_model_gets_503_with_retry_after_and_loses_nothing(settings: Settings, history: History, past_cases: PastCaseStore) -> None:
+def test_a_busy_model_gets_503_with_retry_after_and_loses_nothing(settings: Settings, history: Tables, past_cases: PastCaseStore) -> None:
     """One slot, held by a background draft, and no room to wait: an analyst's report and chat are refused at once
     with problem+json 503 and Retry-After (not left hanging), and nothing half-drafted is stored."""
     import threading
 
     from fraudagent.agent.scheduler import ModelScheduler
-    from fraudagent.tools import history as store
+    from fraudagent import store
 
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=past_cases, scorer=None)
     scheduler = ModelScheduler(slots=1, max_waiting=0, typical_call_s=15)
@@ -134,7 +134,7 @@ def test_a_busy_model_gets_503_with_retry_after_and_loses_nothing(settings: Sett
                 assert response.status_code == 503, response.text
                 assert response.headers["content-type"] == "application/problem+json"
                 assert response.headers["retry-after"] == "15" and response.json()["type"] == "/problems/model-busy"
-            assert store.reports(history, example()["case"]["case_id"]) == []
+            assert store.reports.reports(history, example()["case"]["case_id"]) == []
     finally:
         release.set()
         worker.join(5)

@@ -13,15 +13,15 @@ import pytest
 
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
-from fraudagent.api.evals import service
-from fraudagent.api.evals.models import EvalRunRequest
-from fraudagent.api.evals.service import EvalRunStore
+from fraudagent.store import evalruns as run_store
+from fraudagent.evalruns.models import EvalRunRequest
+from fraudagent.store.tables import Tables
 from fraudagent.core.models import utc_iso
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.tools import audit, dynamo
-from fraudagent.tools import keys as key_store
-from fraudagent.tools.history import History
+from fraudagent.store import audit, dynamo
+from fraudagent.store import keys as key_store
+from fraudagent.store.tables import Tables
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedToolModel, draft
 from tests.test_eval_runner import MINI, write_suite
@@ -35,7 +35,7 @@ def eval_settings(settings: Settings, tmp_path: Path) -> Settings:
                                        "eval_bootstrap_samples": 100})  # fmt: skip
 
 
-def _investigator(settings: Settings, history: History, past_cases: PastCaseStore, calls: list[Any]) -> Investigator:
+def _investigator(settings: Settings, history: Tables, past_cases: PastCaseStore, calls: list[Any]) -> Investigator:
     def factory(_settings: Settings, model: str | None = None) -> ScriptedToolModel:
         calls.append(model)
         return ScriptedToolModel(script=[draft(), draft()])
@@ -44,7 +44,7 @@ def _investigator(settings: Settings, history: History, past_cases: PastCaseStor
 
 
 @pytest.fixture
-def keys(history: History) -> dict[str, str]:
+def keys(history: Tables) -> dict[str, str]:
     return {role: key_store.create_key(history, name=f"{role} key", roles=[role], created_by="tests")[1]  # type: ignore[list-item]
             for role in ("evaluator", "analyst")}  # fmt: skip
 
@@ -59,7 +59,7 @@ def _wait(client: httpx.Client, run_id: str, until: tuple[str, ...] = ("succeede
 
 
 def test_an_evaluator_runs_a_suite_in_the_background_and_reads_metrics_gate_results_and_report(
-    eval_settings: Settings, history: History, past_cases: PastCaseStore, keys: dict[str, str]
+    eval_settings: Settings, history: Tables, past_cases: PastCaseStore, keys: dict[str, str]
 ) -> None:
     calls: list[Any] = []
     with LiveServer(create_app(eval_settings, _investigator(eval_settings, history, past_cases, calls))) as server:
@@ -98,7 +98,7 @@ def test_an_evaluator_runs_a_suite_in_the_background_and_reads_metrics_gate_resu
 
 
 def test_roles_bad_input_and_unknown_runs_are_problem_details(
-    eval_settings: Settings, history: History, past_cases: PastCaseStore, keys: dict[str, str]
+    eval_settings: Settings, history: Tables, past_cases: PastCaseStore, keys: dict[str, str]
 ) -> None:
     with LiveServer(create_app(eval_settings, _investigator(eval_settings, history, past_cases, []))) as server:
         assert client_for(server, None).get("/v1/evals/runs").status_code == 401
@@ -119,13 +119,13 @@ def test_roles_bad_input_and_unknown_runs_are_problem_details(
         assert client.get("/v1/evals/runs").json()["items"] == []  # nothing was queued by the refused requests
 
 
-def test_a_full_queue_is_429_with_retry_after(eval_settings: Settings, history: History, past_cases: PastCaseStore,
+def test_a_full_queue_is_429_with_retry_after(eval_settings: Settings, history: Tables, past_cases: PastCaseStore,
                                              keys: dict[str, str]) -> None:  # fmt: skip
     settings = eval_settings.model_copy(update={"eval_api_max_queued": 1})
     with LiveServer(create_app(settings, _investigator(settings, history, past_cases, []))) as server:
         # A run queued by another process (not this one's pool) fills the queue.
-        store = EvalRunStore.connect(settings, client=history.client)
-        service.create_run(store, run_id="ev-elsewhere001", request=EvalRunRequest(suite="mini", solver="policy"),
+        store = history
+        run_store.create_run(store, run_id="ev-elsewhere001", request=EvalRunRequest(suite="mini", solver="policy"),
                            requested_by="other", caller_key_id="k-other")  # fmt: skip
         full = client_for(server, keys["evaluator"]).post("/v1/evals/runs", json={"suite": "mini", "solver": "policy"})
         assert full.status_code == 429 and full.headers["retry-after"] == "60"
@@ -133,17 +133,17 @@ def test_a_full_queue_is_429_with_retry_after(eval_settings: Settings, history: 
 
 
 def test_after_a_restart_a_dead_process_run_is_interrupted_and_queued_runs_are_run(
-    eval_settings: Settings, history: History, past_cases: PastCaseStore, keys: dict[str, str]
+    eval_settings: Settings, history: Tables, past_cases: PastCaseStore, keys: dict[str, str]
 ) -> None:
     settings = eval_settings.model_copy(update={"eval_heartbeat_s": 1.0})
     dynamo.create_tables(history.client, settings)
-    store = EvalRunStore.connect(settings, client=history.client)
+    store = history
     request = EvalRunRequest(suite="mini", solver="policy")
-    service.create_run(store, run_id="ev-deadprocess1", request=request, requested_by="evaluator key", caller_key_id="k")
-    assert service.claim(store, "ev-deadprocess1")  # its process then died: the heartbeat stops
-    old = utc_iso(service._now().replace(year=2025))
-    service.update(store, "ev-deadprocess1", expect=("running",), values={"heartbeat_at": old})
-    service.create_run(store, run_id="ev-leftqueued1", request=request, requested_by="evaluator key", caller_key_id="k")
+    run_store.create_run(store, run_id="ev-deadprocess1", request=request, requested_by="evaluator key", caller_key_id="k")
+    assert run_store.claim(store, "ev-deadprocess1")  # its process then died: the heartbeat stops
+    old = utc_iso(run_store._now().replace(year=2025))
+    run_store.update(store, "ev-deadprocess1", expect=("running",), values={"heartbeat_at": old})
+    run_store.create_run(store, run_id="ev-leftqueued1", request=request, requested_by="evaluator key", caller_key_id="k")
     with LiveServer(create_app(settings, _investigator(settings, history, past_cases, []))) as server:
         client = client_for(server, keys["evaluator"])
         dead = client.get("/v1/evals/runs/ev-deadprocess1").json()

@@ -14,11 +14,11 @@ from fraudagent.agent.chat import route
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import ManagedProcess
+from fraudagent.cli.services import ManagedProcess
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedStreamModel
@@ -47,7 +47,7 @@ def other_bundle() -> dict[str, Any]:
 
 
 @pytest.fixture
-def stores(settings: Settings, history: History, past_cases: PastCaseStore) -> tuple[Settings, History, PastCaseStore]:
+def stores(settings: Settings, history: Tables, past_cases: PastCaseStore) -> tuple[Settings, Tables, PastCaseStore]:
     doc = example()
     doc["case"] = dict(doc["case"], case_id=CASE)
     load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past_cases, scorer=None)
@@ -63,7 +63,7 @@ def stores(settings: Settings, history: History, past_cases: PastCaseStore) -> t
 
 
 @contextmanager
-def serving(settings: Settings, history: History, past: PastCaseStore, model: Any | None) -> Iterator[LiveServer]:
+def serving(settings: Settings, history: Tables, past: PastCaseStore, model: Any | None) -> Iterator[LiveServer]:
     factory = (lambda *_a, **_k: model) if model is not None else None
     investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=factory)
     with LiveServer(create_app(settings, investigator)) as server:
@@ -242,8 +242,8 @@ def test_a_session_belongs_to_the_analyst_who_started_it(stores: Any) -> None:
     """A second analyst can neither read nor continue another's session (404, as if it did not exist), so
     nothing they write can enter the owner's prompts; an admin may read it but not continue it (403); a
     session with no owner on record is readable by admins only."""
-    from fraudagent.tools import dynamo
-    from fraudagent.tools import keys as key_store
+    from fraudagent.store import dynamo
+    from fraudagent.store import keys as key_store
 
     model = ScriptedStreamModel(answers=["A 100.00 USD gift card [txn:E-99812]."])
     with serving(*stores, model) as server:
@@ -269,9 +269,9 @@ def test_a_session_belongs_to_the_analyst_who_started_it(stores: Any) -> None:
         assert events[-1][1]["session_id"] == session_id  # the owner continues it
 
         # a session stored without an owner: admins only
-        chats = server.server.config.app.state.chats
+        chats = server.server.config.app.state.investigator.history
         legacy = "S-" + "a" * 32
-        dynamo.call(chats.client.put_item, TableName=chats.table, Item=dynamo.to_item(
+        dynamo.call(chats.client.put_item, TableName=chats.chats, Item=dynamo.to_item(
             {"session_id": legacy, "sk": "meta", "case_id": CASE, "created_at": "2026-03-01T00:00:00Z", "created_by": "someone"}))  # fmt: skip
         assert owner.get(f"/v1/cases/{CASE}/chat/{legacy}").status_code == 404
         assert read_sse(owner, f"/v1/cases/{CASE}/chat", {"message": "hi", "session_id": legacy})[0].status_code == 404

@@ -22,12 +22,12 @@ import pytest
 from fraudagent.agent.pipeline import Investigator, draft_and_store
 from fraudagent.api.app import create_app
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import ManagedProcess
+from fraudagent.cli.services import ManagedProcess
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
-from fraudagent.tools import dynamo
-from fraudagent.tools import keys as key_store
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.store import dynamo
+from fraudagent.store import keys as key_store
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import ARTIFACTS, LiveServer, make_settings
 from tests.fakes import ScriptedStreamModel, ScriptedToolModel, draft
@@ -66,7 +66,7 @@ def _bundle(case_id: str, *, priority: str, score: float, account: str = "A-4471
 @pytest.fixture(scope="module")
 def console(ddb_server: ManagedProcess, embedder: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     settings = make_settings(ddb_server, tmp_path_factory.mktemp("console"), api_rate_limit_per_minute=0)
-    history = History.connect(settings)
+    history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
     for doc in (_bundle(CASE, priority="high", score=0.91), _bundle("C-000002", priority="low", score=0.35, account="A-5502"),
@@ -301,7 +301,7 @@ def _model_draft(**changes: Any) -> str:
 def drafting_console(ddb_server: ManagedProcess, embedder: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A case without a report, and a drafting model whose first draft the checks refuse (an id not in the case)."""
     settings = make_settings(ddb_server, tmp_path_factory.mktemp("drafting"), api_rate_limit_per_minute=0)
-    history = History.connect(settings)
+    history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
     load_bundle(history, CaseBundle.model_validate(_bundle(DRAFT_CASE, priority="high", score=0.91)), past_case_store=past, scorer=None)

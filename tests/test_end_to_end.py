@@ -14,16 +14,16 @@ import pytest
 
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
-from fraudagent.core.services import ManagedProcess
+from fraudagent.cli.services import ManagedProcess
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.sim.export import write_world
-from fraudagent.sim.risk import score_events
+from fraudagent.risk.rules import score_events
 from fraudagent.sim.world import generate_world
-from fraudagent.tools import dynamo
-from fraudagent.tools import history as store
-from fraudagent.tools.flows import load_path
-from fraudagent.tools.history import History
+from fraudagent.store import dynamo
+from fraudagent import store
+from fraudagent.bundles.flows import load_path
+from fraudagent.store.tables import Tables
 from tests.conftest import LiveServer, client_for, make_settings
 
 
@@ -35,9 +35,9 @@ def world_dir(session_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def world(ddb_server: ManagedProcess, session_dir: Path, world_dir: Path, embedder: object) -> tuple[Settings, History, PastCaseStore]:
+def world(ddb_server: ManagedProcess, session_dir: Path, world_dir: Path, embedder: object) -> tuple[Settings, Tables, PastCaseStore]:
     settings = make_settings(ddb_server, session_dir)
-    history = History.connect(settings)
+    history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
     load_path(history, world_dir, past_case_store=past, scorer=score_events)
@@ -50,13 +50,13 @@ def _cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "fraudagent.cli", *args], env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_the_simulated_store_loads_with_cases_and_scores(world: tuple[Settings, History, PastCaseStore], world_dir: Path) -> None:
+def test_the_simulated_store_loads_with_cases_and_scores(world: tuple[Settings, Tables, PastCaseStore], world_dir: Path) -> None:
     _, history, past = world
     manifest = json.loads((world_dir / "manifest.json").read_text())
     alerts = list((world_dir / "alerts").glob("*.json"))
     cases, cursor = [], None
     while True:
-        page, cursor = store.list_cases(history, limit=100, cursor=cursor)
+        page, cursor = store.cases.list_cases(history, limit=100, cursor=cursor)
         cases += page
         if cursor is None:
             break
@@ -64,13 +64,13 @@ def test_the_simulated_store_loads_with_cases_and_scores(world: tuple[Settings, 
     assert past.count() == 200
     assert manifest["seed"] == 11
     record = max(cases, key=lambda c: c.max_score or 0)
-    events, _ = store.account_events(history, record.case.account_id, start=record.window_start, end=record.case.opened_at, max_items=1000)  # type: ignore[arg-type]
+    events, _ = store.events.account_events(history, record.case.account_id, start=record.window_start, end=record.case.opened_at, max_items=1000)  # type: ignore[arg-type]
     assert events and any(s.score is not None for s in events)
 
 
-def test_cli_loads_exports_and_refuses_bad_input(world: tuple[Settings, History, PastCaseStore], tmp_path: Path) -> None:
+def test_cli_loads_exports_and_refuses_bad_input(world: tuple[Settings, Tables, PastCaseStore], tmp_path: Path) -> None:
     settings, history, _ = world
-    case_id = store.list_cases(history, limit=1)[0][0].case.case_id
+    case_id = store.cases.list_cases(history, limit=1)[0][0].case.case_id
     exported = _cli(settings, "export", case_id)
     assert exported.returncode == 0, exported.stderr
     bundle = json.loads(exported.stdout)
@@ -89,7 +89,7 @@ def test_cli_loads_exports_and_refuses_bad_input(world: tuple[Settings, History,
 
 
 @pytest.fixture(scope="session")
-def live_api(world: tuple[Settings, History, PastCaseStore], llm_server: ManagedProcess) -> Iterator[LiveServer]:
+def live_api(world: tuple[Settings, Tables, PastCaseStore], llm_server: ManagedProcess) -> Iterator[LiveServer]:
     settings, history, past = world
     settings = settings.model_copy(update={"llm_base_url": llm_server.url, "llm_timeout_s": 600, "llm_max_retries": 1})
     with LiveServer(create_app(settings, Investigator(settings=settings, history=history, past_cases=past))) as server:
@@ -97,7 +97,7 @@ def live_api(world: tuple[Settings, History, PastCaseStore], llm_server: Managed
 
 
 @pytest.mark.llm
-def test_a_report_drafted_by_the_local_model_over_http(live_api: LiveServer, world: tuple[Settings, History, PastCaseStore]) -> None:
+def test_a_report_drafted_by_the_local_model_over_http(live_api: LiveServer, world: tuple[Settings, Tables, PastCaseStore]) -> None:
     _, history, _ = world
     client = client_for(live_api)
     assert client.get("/healthz").json()["status"] == "ok"
@@ -113,7 +113,7 @@ def test_a_report_drafted_by_the_local_model_over_http(live_api: LiveServer, wor
     evidence = {item["id"] for item in client.get(f"/v1/cases/{case_id}").json()["evidence"]}
     cited = {i for f in report["findings"] for i in f["evidence_ids"]}
     assert cited and cited <= evidence
-    assert store.reports(history, case_id)[0]["report_id"] == report["report_id"]
+    assert store.reports.reports(history, case_id)[0]["report_id"] == report["report_id"]
 
 
 def _evaluated_prompt_tokens(server: ManagedProcess, since: int) -> list[int]:

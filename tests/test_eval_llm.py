@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fraudagent.core.services import ManagedProcess
+from fraudagent.cli.services import ManagedProcess
 from fraudagent.evals.flows import read_run, run_suite
 from fraudagent.evals.suites import load_suite
 from tests.conftest import make_settings

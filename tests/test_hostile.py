@@ -38,13 +38,13 @@ from fraudagent.agent.drafting import MAX_FINDINGS, OPEN_QUESTIONS, ModelDraft, 
 from fraudagent.agent.report import MAX_NARRATIVE_CHARS
 from fraudagent.agent.verifier import claim_problems, verify, vocabulary
 from fraudagent.api.app import create_app
-from fraudagent.api.summaries.callbacks import check_callback_url
+from fraudagent.summaries.callbacks import check_callback_url
 from fraudagent.core.bundle import parse_bundle, read_bundles
 from fraudagent.core.errors import InvalidInput
 from fraudagent.core.models import Action, CaseBundle, Typology
 from fraudagent.core.settings import Settings
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import ARTIFACTS, PII_IN_CAPTURED_LOGS, LiveServer, client_for
 from tests.pii import pii_found
@@ -133,7 +133,7 @@ def test_deeply_nested_and_invalid_utf8_bundle_files_are_located_problems(tmp_pa
 
 
 @pytest.fixture
-def pack(settings: Settings, history: History) -> EvidencePack:
+def pack(settings: Settings, history: Tables) -> EvidencePack:
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)
     return Investigator(settings=settings, history=history, past_cases=None).evidence("C-000123")
 
@@ -176,7 +176,7 @@ def test_the_verifier_never_raises_on_arbitrary_claims(pack: EvidencePack, data:
 # --- a huge event history --------------------------------------------------------------------------------
 
 
-def test_a_huge_history_loads_and_the_evidence_stays_bounded(settings: Settings, history: History) -> None:
+def test_a_huge_history_loads_and_the_evidence_stays_bounded(settings: Settings, history: Tables) -> None:
     doc = example()
     extra = [
         {"event_id": f"E-{n}", "account_id": "A-4471", "ts": f"2026-02-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:00Z",
@@ -199,7 +199,7 @@ def test_a_huge_history_loads_and_the_evidence_stays_bounded(settings: Settings,
 
 
 @pytest.fixture
-def api(settings: Settings, history: History) -> Iterator[LiveServer]:
+def api(settings: Settings, history: Tables) -> Iterator[LiveServer]:
     load_bundle(history, CaseBundle.model_validate(pii_example()), past_case_store=None, scorer=None)
     investigator = Investigator(settings=settings, history=history, past_cases=None)
     with LiveServer(create_app(settings, investigator)) as server:
@@ -360,7 +360,7 @@ OBFUSCATED = ["http://2130706433/hook", "http://0x7f000001/hook", "http://0177.0
               "http://10.0.0.1:443/hook", "https://0xa9.0xfe.0xa9.0xfe/latest/meta-data"]  # fmt: skip
 
 
-def test_obfuscated_internal_callback_urls_are_refused_through_the_api_in_production(settings: Settings, history: History) -> None:
+def test_obfuscated_internal_callback_urls_are_refused_through_the_api_in_production(settings: Settings, history: Tables) -> None:
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)
     production = settings.model_copy(update={"environment": "production", "callback_secret": SecretStr("s"), "summary_workers": 0,
                                              "api_rate_limit_per_minute": 0})  # fmt: skip
@@ -377,7 +377,7 @@ def test_obfuscated_internal_callback_urls_are_refused_through_the_api_in_produc
         assert client.get("/v1/summaries", params={"status": "queued"}).json()["items"][0]["job_id"] == accepted.json()["job_id"]
 
 
-def test_a_callback_redirect_is_not_followed(settings: Settings, history: History) -> None:
+def test_a_callback_redirect_is_not_followed(settings: Settings, history: Tables) -> None:
     """A receiver that answers 307 to another address (here another loopback server: dev mode, where the
     guard allows loopback) never gets that address called: the attempt fails and is retried, the job ends dead."""
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)

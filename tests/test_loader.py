@@ -12,15 +12,15 @@ from fraudagent.core.bundle import read_bundles
 from fraudagent.core.errors import InvalidInput, NotFound
 from fraudagent.retrieval.past_cases import PastCaseStore
 from fraudagent.retrieval.search import CaseQuery
-from fraudagent.tools import dynamo
-from fraudagent.tools import history as store
-from fraudagent.tools.bundles import export_bundle
-from fraudagent.tools.flows import load_path
-from fraudagent.tools.history import History
+from fraudagent.store import dynamo
+from fraudagent import store
+from fraudagent.bundles.service import export_bundle
+from fraudagent.bundles.flows import load_path
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 
 
-def _counts(history: History) -> dict[str, int]:
+def _counts(history: Tables) -> dict[str, int]:
     return {
         t: history.client.scan(TableName=t, Select="COUNT")["Count"]
         for t in (history.accounts, history.events, history.cases, history.reports)
@@ -34,7 +34,7 @@ def _write(folder: Path, *docs: dict[str, Any]) -> Path:
     return folder
 
 
-def test_loading_twice_changes_nothing(history: History, past_cases: PastCaseStore, tmp_path: Path) -> None:
+def test_loading_twice_changes_nothing(history: Tables, past_cases: PastCaseStore, tmp_path: Path) -> None:
     folder = _write(tmp_path / "in", example())
     first = load_path(history, folder, past_case_store=past_cases, scorer=None)
     assert (first.bundles, first.accounts, first.events, first.past_cases) == (1, 1, 3, 1)
@@ -47,10 +47,10 @@ def test_loading_twice_changes_nothing(history: History, past_cases: PastCaseSto
     load_path(history, folder, past_case_store=past_cases, scorer=None)
     assert _counts(history) == after_first
     assert past_cases.count() == 1
-    assert store.get_case(history, "C-000123").status == "closed"
+    assert store.cases.get_case(history, "C-000123").status == "closed"
 
 
-def test_export_gives_back_what_was_loaded(history: History, past_cases: PastCaseStore, tmp_path: Path) -> None:
+def test_export_gives_back_what_was_loaded(history: Tables, past_cases: PastCaseStore, tmp_path: Path) -> None:
     doc = example()
     load_path(history, _write(tmp_path / "in", doc), past_case_store=past_cases, scorer=None)
     exported = export_bundle(history, "C-000123", past_case_store=past_cases)
@@ -60,7 +60,7 @@ def test_export_gives_back_what_was_loaded(history: History, past_cases: PastCas
     assert read_bundles(_write(tmp_path / "out", exported))[0].case.case_id == "C-000123"
 
 
-def test_a_malformed_bundle_writes_nothing(history: History, past_cases: PastCaseStore, tmp_path: Path) -> None:
+def test_a_malformed_bundle_writes_nothing(history: Tables, past_cases: PastCaseStore, tmp_path: Path) -> None:
     bad = example()
     bad["case"]["case_id"] = "C-000999"
     bad["events"][2]["currency"] = "dollars"
@@ -72,7 +72,7 @@ def test_a_malformed_bundle_writes_nothing(history: History, past_cases: PastCas
     assert past_cases.count() == 0
 
 
-def test_two_bundles_sharing_an_account_merge_its_events(history: History, tmp_path: Path) -> None:
+def test_two_bundles_sharing_an_account_merge_its_events(history: Tables, tmp_path: Path) -> None:
     second = example()
     second["case"] = dict(second["case"], case_id="C-000124", opened_at="2026-03-05T10:00:00Z")
     second["events"] = [dict(second["events"][0], event_id="E-99900", ts="2026-03-05T09:00:00Z")]
@@ -80,16 +80,16 @@ def test_two_bundles_sharing_an_account_merge_its_events(history: History, tmp_p
     second["past_cases"] = []
     load_path(history, _write(tmp_path / "in", example(), second), past_case_store=None, scorer=None)
     assert _counts(history)[history.events] == 4
-    assert {c.case.case_id for c in store.list_cases(history)[0]} == {"C-000123", "C-000124"}
+    assert {c.case.case_id for c in store.cases.list_cases(history)[0]} == {"C-000123", "C-000124"}
 
 
-def test_exporting_an_unknown_case_is_not_found(history: History) -> None:
+def test_exporting_an_unknown_case_is_not_found(history: Tables) -> None:
     with pytest.raises(NotFound):
         export_bundle(history, "C-nope", past_case_store=None)
 
 
 def test_a_simulated_stores_past_cases_are_marked_simulated(
-    history: History, past_cases: PastCaseStore, tmp_path: Path
+    history: Tables, past_cases: PastCaseStore, tmp_path: Path
 ) -> None:
     from fraudagent.sim.export import write_world
     from fraudagent.sim.world import generate_world

@@ -24,13 +24,13 @@ from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import ManagedProcess, free_port
+from fraudagent.cli.services import ManagedProcess, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
-from fraudagent.tools import dynamo
-from fraudagent.tools import keys as key_store
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.store import dynamo
+from fraudagent.store import keys as key_store
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import API_KEY, ARTIFACTS, LiveServer, client_for, make_settings
 
@@ -41,7 +41,7 @@ PROBLEM = "application/problem+json"
 def stores(ddb_server: ManagedProcess, tmp_path_factory: pytest.TempPathFactory, embedder: object) -> tuple[Settings, Investigator]:
     """Two cases; the LLM setting points at a dead port, so reports take the deterministic fallback quickly."""
     settings = make_settings(ddb_server, tmp_path_factory.mktemp("ops"))
-    history = History.connect(settings)
+    history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
     for n in range(2):
@@ -70,7 +70,7 @@ def test_readyz_names_what_is_not_reachable(api: LiveServer) -> None:
 def test_readyz_without_dynamodb_tables_is_not_ready(stores: tuple[Settings, Investigator]) -> None:
     settings, investigator = stores
     other = settings.model_copy(update={"table_prefix": "missing"})
-    history = History.connect(other)
+    history = Tables.connect(other)
     with LiveServer(create_app(other, Investigator(settings=other, history=history, past_cases=investigator.past_cases))) as server:
         body = client_for(server, key=None).get("/readyz").json()
     assert body["status"] == 503 and body["components"]["dynamodb"].startswith("unavailable")
@@ -132,7 +132,7 @@ def test_healthz_stays_up_while_dynamodb_is_unreachable_and_readyz_says_so(ddb_s
     """The app pointed at a DynamoDB endpoint where nothing listens (no JVM to stop): liveness answers from the
     process alone, readiness names DynamoDB, and a keyed request gets 503, not a hang."""
     dead = make_settings(ddb_server, tmp_path, ddb_endpoint_url=f"http://127.0.0.1:{free_port()}", ddb_max_attempts=1, summary_workers=0)
-    investigator = Investigator(settings=dead, history=History.connect(dead), past_cases=None)
+    investigator = Investigator(settings=dead, history=Tables.connect(dead), past_cases=None)
     with LiveServer(create_app(dead, investigator)) as server:
         anyone = client_for(server, key=None)
         started = time.monotonic()
@@ -155,7 +155,7 @@ def test_made_up_keys_from_one_address_are_throttled_before_the_key_store_is_rea
     reads: list[str] = []
     real_find_key = key_store.find_key
 
-    def counting_find_key(history: History, key_id: str) -> object:
+    def counting_find_key(history: Tables, key_id: str) -> object:
         reads.append(key_id)
         return real_find_key(history, key_id)
 

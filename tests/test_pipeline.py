@@ -9,15 +9,15 @@ from fraudagent.agent.pipeline import Investigator, draft_and_store, draft_repor
 from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.tools import history as store
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent import store
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.fakes import ScriptedToolModel, draft
 
 
 @pytest.fixture
-def loaded(history: History, past_cases: PastCaseStore) -> History:
+def loaded(history: Tables, past_cases: PastCaseStore) -> Tables:
     past = example()["past_cases"][0]
     other = dict(past, case_id="C-000018", account_id="A-4471", narrative="Same account, earlier: must not be cited as similar.")
     bundle = CaseBundle.model_validate(example(past_cases=[past, other]))
@@ -25,11 +25,11 @@ def loaded(history: History, past_cases: PastCaseStore) -> History:
     return history
 
 
-def _investigator(settings: Settings, history: History, past_cases: PastCaseStore, model: ScriptedToolModel) -> Investigator:
+def _investigator(settings: Settings, history: Tables, past_cases: PastCaseStore, model: ScriptedToolModel) -> Investigator:
     return Investigator(settings=settings, history=history, past_cases=past_cases, model_factory=lambda *_a, **_k: model)
 
 
-def test_evidence_pack_has_stable_ids_facts_and_no_self_evidence(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_evidence_pack_has_stable_ids_facts_and_no_self_evidence(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     pack = _investigator(settings, loaded, past_cases, ScriptedToolModel()).evidence("C-000123")
     ids = set(pack.items)
     assert {"txn:E-99790", "txn:E-99801", "txn:E-99812", "score:E-99812", "acct:A-4471", "case:C-000017"} <= ids
@@ -40,7 +40,7 @@ def test_evidence_pack_has_stable_ids_facts_and_no_self_evidence(settings: Setti
     assert pack.sources == {"events": "ok", "accounts": "ok", "linked:device": "ok", "linked:instrument": "ok", "past_cases": "ok"}
 
 
-def test_a_valid_draft_is_accepted_and_ids_normalised(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_a_valid_draft_is_accepted_and_ids_normalised(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     model = ScriptedToolModel(script=[draft()])
     report = draft_and_store(_investigator(settings, loaded, past_cases, model), "C-000123", requested_by="test")
     assert report.path == "llm"
@@ -48,12 +48,12 @@ def test_a_valid_draft_is_accepted_and_ids_normalised(settings: Settings, loaded
     assert [a.value for a in report.recommended_actions] == ["lock_account"]
     assert report.similar_cases[0].case_id == "C-000017"
     assert report.usage.llm_calls == 1 and report.usage.prompt_tokens == 100
-    assert store.reports(loaded, "C-000123")[0]["report_id"] == report.report_id
+    assert store.reports.reports(loaded, "C-000123")[0]["report_id"] == report.report_id
     prompt = model.seen[0][1].content
     assert "gift message, customer-written: «gift for my brother»" in prompt
 
 
-def test_an_id_outside_the_evidence_is_removed_and_listed(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_an_id_outside_the_evidence_is_removed_and_listed(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     # The server's grammar keeps ids inside the pack (test_end_to_end); code still checks what comes back.
     model = ScriptedToolModel(script=[draft(findings=["txn:E-00000", "txn:E-99812"])])
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
@@ -62,7 +62,7 @@ def test_an_id_outside_the_evidence_is_removed_and_listed(settings: Settings, lo
     assert "txn:E-00000" not in {i for f in report.findings for i in f.evidence_ids}
 
 
-def test_incoherent_action_is_rejected(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_incoherent_action_is_rejected(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     model = ScriptedToolModel(script=[draft(actions=["close_no_action"]), draft(typology="legitimate", actions=["lock_account"])])
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
     assert report.path == "fallback"
@@ -71,7 +71,7 @@ def test_incoherent_action_is_rejected(settings: Settings, loaded: History, past
     assert report.policy_version and "classify.account_takeover" in report.policy_rules
 
 
-def test_an_unreachable_model_falls_back_to_a_report_built_from_facts(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_an_unreachable_model_falls_back_to_a_report_built_from_facts(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     model = ScriptedToolModel(script=[openai.APIConnectionError(request=None)])  # type: ignore[arg-type]
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
     assert report.path == "fallback"
@@ -99,7 +99,7 @@ class _Rescoring:
                 for s in events if s.event.amount is not None]  # fmt: skip
 
 
-def test_a_remote_score_provider_rescores_the_evidence(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_a_remote_score_provider_rescores_the_evidence(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     investigator = _investigator(settings, loaded, past_cases, ScriptedToolModel())
     investigator.score_provider = _Rescoring()
     pack = investigator.evidence("C-000123")
@@ -112,7 +112,7 @@ def test_a_remote_score_provider_rescores_the_evidence(settings: Settings, loade
     assert pack.items["score:E-99812"].data["model_version"] == "ref-gbm-1"  # the stored score stays
 
 
-def test_every_report_carries_the_timeline_before_the_trigger(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+def test_every_report_carries_the_timeline_before_the_trigger(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
     for use_model in (True, False):
         report = draft_report(_investigator(settings, loaded, past_cases, ScriptedToolModel(script=[draft()])), "C-000123",
                               use_model=use_model)  # fmt: skip

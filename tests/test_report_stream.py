@@ -21,11 +21,11 @@ from fraudagent.api.app import create_app
 from fraudagent.api.report_stream import Relay
 from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.core.models import CaseBundle
-from fraudagent.core.services import ManagedProcess
+from fraudagent.cli.services import ManagedProcess
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedStreamModel
@@ -37,7 +37,7 @@ STREAM = f"/v1/cases/{CASE}/report/stream"
 
 
 @pytest.fixture
-def stores(settings: Settings, history: History, past_cases: PastCaseStore) -> tuple[Settings, History, PastCaseStore]:
+def stores(settings: Settings, history: Tables, past_cases: PastCaseStore) -> tuple[Settings, Tables, PastCaseStore]:
     doc = example()
     doc["case"] = dict(doc["case"], case_id=CASE)
     load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past_cases, scorer=None)
@@ -45,7 +45,7 @@ def stores(settings: Settings, history: History, past_cases: PastCaseStore) -> t
 
 
 def serving(
-    settings: Settings, history: History, past: PastCaseStore, model: Any | None, scheduler: ModelScheduler | None = None
+    settings: Settings, history: Tables, past: PastCaseStore, model: Any | None, scheduler: ModelScheduler | None = None
 ) -> LiveServer:
     factory = (lambda *_a, **_k: model) if model is not None else None
     investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=factory, scheduler=scheduler)

@@ -30,12 +30,12 @@ from fraudagent.core.models import (
     TriggerKind,
     Typology,
 )
-from fraudagent.core.services import ManagedProcess, free_port
+from fraudagent.cli.services import ManagedProcess, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.documents import IndexedCase, Provenance, document
 from fraudagent.retrieval.filters import CaseFilter
 from fraudagent.retrieval.lexical import CaseTable, StoredCase
-from fraudagent.retrieval.langchain_adapters import PastCaseRetriever, similar_cases_tool
+from fraudagent.tools.similar_cases import PastCaseRetriever, similar_cases_tool
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.retrieval.queries import case_query
 from fraudagent.retrieval.search import CaseQuery, Fusion, RetrievalMode, reciprocal_rank_fusion, score_fusion

@@ -20,15 +20,17 @@ from botocore.stub import Stubber
 from fraudagent.core.errors import DependencyUnavailable, InvalidInput
 from fraudagent.core.models import Account, Event, Reason, Score
 from fraudagent.core.reasons import describe_reason, described_features
-from fraudagent.core.services import free_port
+from fraudagent.cli.services import free_port
 from fraudagent.core.settings import Settings
-from fraudagent.sim.risk import MAX_REASONS
-from fraudagent.sim.risk_model import FEATURES, RiskModel, feature_rows, latest_model_dir, next_version
-from fraudagent.sim.risk_training import TrainingRun, simulated_store, train_model
-from fraudagent.sim.scoring_server import create_scoring_app
+from fraudagent.risk.rules import MAX_REASONS
+from fraudagent.risk.model import FEATURES, RiskModel, feature_rows, latest_model_dir, next_version
+from fraudagent.risk.training import TrainingRun, train_model
+from fraudagent.sim.world import simulated_store
+from fraudagent.risk.server import create_scoring_app
 from fraudagent.sim.world import World
-from fraudagent.tools.bundles import load_records
-from fraudagent.tools.history import History, ScoredEvent, account_events
+from fraudagent.bundles.service import load_records
+from fraudagent.store.events import ScoredEvent, account_events
+from fraudagent.store.tables import Tables
 from fraudagent.tools.scores import (
     EndpointScores,
     SageMakerScores,
@@ -358,7 +360,7 @@ def test_sagemaker_provider_needs_an_endpoint_name() -> None:
 
 
 def test_loader_stores_the_models_scores_on_the_events(
-    history: History, model: RiskModel, sample: tuple[list[Event], list[Account]]
+    history: Tables, model: RiskModel, sample: tuple[list[Event], list[Account]]
 ) -> None:
     events, accounts = sample
     counts = load_records(

@@ -22,13 +22,13 @@ import pytest
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
 from fraudagent.core.models import CaseBundle, utc_iso
-from fraudagent.core.services import ManagedProcess
+from fraudagent.cli.services import ManagedProcess
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
-from fraudagent.tools import audit, dynamo
-from fraudagent.tools import keys as key_store
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.store import audit, dynamo
+from fraudagent.store import keys as key_store
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for, make_settings
 from tests.fakes import ScriptedToolModel, draft
@@ -39,7 +39,7 @@ PROBLEM = "application/problem+json"
 @dataclass
 class Service:
     settings: Settings
-    history: History
+    history: Tables
     past_cases: PastCaseStore
     server: LiveServer
     limited: LiveServer  # the same stores behind an app with a rate limit of 3 a minute
@@ -91,7 +91,7 @@ def service(ddb_server: ManagedProcess, tmp_path_factory: pytest.TempPathFactory
         # a loaded machine must not drop the similar-case search from the evidence (the decision test reads it)
         evidence_timeouts_s={s: 120.0 for s in ("events", "accounts", "prior", "scores", "linked", "past_cases")},
     )
-    history = History.connect(settings)
+    history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
     # C-000000..C-000007 on one account; priorities and top scores vary for the filters.
@@ -283,9 +283,9 @@ def test_the_queue_filters_by_priority_and_score_and_pages(service: Service) -> 
 
 
 def _closed(service: Service) -> set[str]:
-    from fraudagent.tools import history as store
+    from fraudagent import store
 
-    return {c.case.case_id for c in store.list_cases(service.history, status="closed", limit=100)[0]}
+    return {c.case.case_id for c in store.cases.list_cases(service.history, status="closed", limit=100)[0]}
 
 
 def test_report_history_is_paged_newest_first_and_typology_filters(service: Service) -> None:

@@ -24,16 +24,17 @@ from pydantic import SecretStr
 
 from fraudagent.agent.pipeline import Investigator, draft_and_store
 from fraudagent.api.app import create_app
-from fraudagent.api.summaries import service
-from fraudagent.api.summaries.callbacks import check_callback_url, verify
-from fraudagent.api.summaries.models import DeliveryAttempt, SummaryRequest, SummaryResult
-from fraudagent.api.summaries.service import JobStore, LeaseLost
+from fraudagent.store import jobs as job_store
+from fraudagent.summaries.callbacks import check_callback_url, verify
+from fraudagent.summaries.models import DeliveryAttempt, SummaryRequest, SummaryResult
+from fraudagent.store.tables import Tables
+from fraudagent.store.jobs import LeaseLost
 from fraudagent.core.errors import InvalidInput
 from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.tools.bundles import load_bundle
-from fraudagent.tools.history import History
+from fraudagent.bundles.service import load_bundle
+from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedToolModel, draft
@@ -46,14 +47,14 @@ NARRATIVE = "A password reset from 203.0.113.9 was followed 19 minutes later by 
 CASES = [f"C-{n:06d}" for n in range(3)]
 
 
-def load_cases(history: History, past_cases: PastCaseStore) -> None:
+def load_cases(history: Tables, past_cases: PastCaseStore) -> None:
     for n, case_id in enumerate(CASES):
         doc = example()
         doc["case"] = dict(doc["case"], case_id=case_id, opened_at=f"2026-03-0{n + 2}T14:05:00Z", note=NOTE)
         load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past_cases, scorer=None)
 
 
-def scripted_investigator(settings: Settings, history: History, past_cases: PastCaseStore) -> Investigator:
+def scripted_investigator(settings: Settings, history: Tables, past_cases: PastCaseStore) -> Investigator:
     factory = lambda *_a, **_k: ScriptedToolModel(script=[draft(narrative=NARRATIVE)])  # noqa: E731
     return Investigator(settings=settings, history=history, past_cases=past_cases, model_factory=factory)
 
@@ -71,7 +72,7 @@ def serving(settings: Settings, investigator: Investigator) -> Iterator[LiveServ
 
 
 @pytest.fixture
-def loaded(settings: Settings, history: History, past_cases: PastCaseStore) -> tuple[Settings, History, PastCaseStore]:
+def loaded(settings: Settings, history: Tables, past_cases: PastCaseStore) -> tuple[Settings, Tables, PastCaseStore]:
     load_cases(history, past_cases)
     return fast(settings), history, past_cases
 
@@ -92,7 +93,7 @@ def adf_node_types(node: dict[str, Any]) -> set[str]:
     return {node["type"]} | {t for child in node.get("content", []) for t in adf_node_types(child)}
 
 
-def test_summaries_render_in_markdown_jira_and_servicenow(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_summaries_render_in_markdown_jira_and_servicenow(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
     with serving(settings, scripted_investigator(settings, history, past)) as server:
         client = client_for(server)
@@ -124,7 +125,7 @@ def _texts(node: dict[str, Any]) -> list[dict[str, Any]]:
     return ([node] if node["type"] == "text" else []) + [t for c in node.get("content", []) for t in _texts(c)]
 
 
-def test_a_ticketing_caller_gets_only_allowed_fields_with_pii_redacted(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_a_ticketing_caller_gets_only_allowed_fields_with_pii_redacted(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
     with serving(settings, scripted_investigator(settings, history, past)) as server:
         client = client_for(server, key=server.keys["ticketing"])
@@ -151,7 +152,7 @@ def test_a_ticketing_caller_gets_only_allowed_fields_with_pii_redacted(loaded: t
     assert marked and marked[0]["marks"] == [{"type": "em"}]
 
 
-def test_a_retried_request_with_the_same_idempotency_key_returns_the_same_job(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_a_retried_request_with_the_same_idempotency_key_returns_the_same_job(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
     settings = settings.model_copy(update={"summary_workers": 0})  # keep the jobs queued: count them
     with serving(settings, scripted_investigator(settings, history, past)) as server:
@@ -167,12 +168,12 @@ def test_a_retried_request_with_the_same_idempotency_key_returns_the_same_job(lo
         other = client.post("/v1/summaries", json=body, headers={"Idempotency-Key": "T-2"})
         plain = client.post("/v1/summaries", json=body)
         assert len({answers[0].json()["job_id"], other.json()["job_id"], plain.json()["job_id"]}) == 3
-        assert service.queue_depth(JobStore.connect(settings, client=history.client)) == 3
+        assert job_store.queue_depth(history) == 3
         assert client.post("/v1/summaries", json={"case_id": "C-missing"}).status_code == 404
         assert client_for(server, key=None).post("/v1/summaries", json=body).status_code == 401
 
 
-def test_the_callback_is_signed_and_received_once(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_the_callback_is_signed_and_received_once(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
     with CallbackReceiver() as receiver, serving(settings, scripted_investigator(settings, history, past)) as server:
         client = client_for(server, key=server.keys["ticketing"])
@@ -193,7 +194,7 @@ def test_the_callback_is_signed_and_received_once(loaded: tuple[Settings, Histor
     assert payload["result"] == job["result"]
 
 
-def test_a_receiver_that_keeps_failing_dead_letters_the_job(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_a_receiver_that_keeps_failing_dead_letters_the_job(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
     with CallbackReceiver(fail_always=True) as receiver, serving(settings, scripted_investigator(settings, history, past)) as server:
         client = client_for(server)
@@ -207,7 +208,7 @@ def test_a_receiver_that_keeps_failing_dead_letters_the_job(loaded: tuple[Settin
     assert [j["job_id"] for j in dead] == [job_id]
 
 
-def test_a_receiver_that_recovers_gets_the_callback_once(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_a_receiver_that_recovers_gets_the_callback_once(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
     with CallbackReceiver(fail_first=2) as receiver, serving(settings, scripted_investigator(settings, history, past)) as server:
         client = client_for(server)
@@ -218,7 +219,7 @@ def test_a_receiver_that_recovers_gets_the_callback_once(loaded: tuple[Settings,
     assert len(receiver.received) == 3 and len({r.headers["x-signature"] for r in receiver.received}) >= 1
 
 
-def test_callback_urls_are_checked_against_ssrf(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_callback_urls_are_checked_against_ssrf(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
     with serving(settings, scripted_investigator(settings, history, past)) as server:
         client = client_for(server)
@@ -236,7 +237,7 @@ def test_callback_urls_are_checked_against_ssrf(loaded: tuple[Settings, History,
     check_callback_url("https://93.184.215.14/hook", production=True)  # a public address passes (no request is made)
 
 
-def test_a_malformed_callback_url_is_a_422_problem_not_a_500(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_a_malformed_callback_url_is_a_422_problem_not_a_500(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     """URLs that `urlsplit` itself refuses (an unclosed or invalid IPv6 literal, a bad port) are refused by the
     guard like any other bad callback URL, in both modes; no job is queued."""
     settings, history, past = loaded
@@ -254,33 +255,33 @@ def test_a_malformed_callback_url_is_a_422_problem_not_a_500(loaded: tuple[Setti
             assert client.get("/v1/summaries", params={"status": "queued"}).json()["items"] == []
 
 
-def test_a_worker_that_lost_its_lease_cannot_touch_the_job(settings: Settings, history: History) -> None:
-    jobs = JobStore.connect(settings, client=history.client)
-    job, _ = service.create_job(jobs, job_id="J-lease", request=SummaryRequest(case_id="C-1", callback_url="http://127.0.0.1:9/"),
+def test_a_worker_that_lost_its_lease_cannot_touch_the_job(settings: Settings, history: Tables) -> None:
+    jobs = history
+    job, _ = job_store.create_job(jobs, job_id="J-lease", request=SummaryRequest(case_id="C-1", callback_url="http://127.0.0.1:9/"),
                                 fields=["case"], redact_pii=True, requested_by="t", caller_key_id="k")  # fmt: skip
-    first = service.claim(jobs, job_id=job.job_id, worker="stalled", lease_s=0.5)
+    first = job_store.claim(jobs, job_id=job.job_id, worker="stalled", lease_s=0.5)
     assert first is not None and first.attempts == 1
-    assert service.claim(jobs, job_id=job.job_id, worker="other", lease_s=30) is None  # lease still held
+    assert job_store.claim(jobs, job_id=job.job_id, worker="other", lease_s=30) is None  # lease still held
     time.sleep(0.7)
-    second = service.claim(jobs, job_id=job.job_id, worker="other", lease_s=30)
+    second = job_store.claim(jobs, job_id=job.job_id, worker="other", lease_s=30)
     assert second is not None and second.attempts == 2 and second.lease_owner == "other"
     result = SummaryResult(format="markdown", media_type="text/markdown", body="x", report_id="R-1", report_path="fallback", fields=[])
     with pytest.raises(LeaseLost):
-        service.save_result(jobs, job_id=job.job_id, worker="stalled", result=result, done=False)
+        job_store.save_result(jobs, job_id=job.job_id, worker="stalled", result=result, done=False)
     with pytest.raises(LeaseLost):
-        service.extend_lease(jobs, job_id=job.job_id, worker="stalled", lease_s=30)
+        job_store.extend_lease(jobs, job_id=job.job_id, worker="stalled", lease_s=30)
     attempt = DeliveryAttempt(attempt=1, started_at=first.created_at, worker="stalled", outcome="sending")
     with pytest.raises(LeaseLost):
-        service.begin_delivery(jobs, job_id=job.job_id, worker="stalled", attempt=attempt, lease_s=30)
-    service.save_result(jobs, job_id=job.job_id, worker="other", result=result, done=False)
-    service.begin_delivery(jobs, job_id=job.job_id, worker="other", attempt=attempt.model_copy(update={"worker": "other"}), lease_s=30)
+        job_store.begin_delivery(jobs, job_id=job.job_id, worker="stalled", attempt=attempt, lease_s=30)
+    job_store.save_result(jobs, job_id=job.job_id, worker="other", result=result, done=False)
+    job_store.begin_delivery(jobs, job_id=job.job_id, worker="other", attempt=attempt.model_copy(update={"worker": "other"}), lease_s=30)
     # a second "attempt 1" (another worker racing on the same count) is fenced off by the size check
     with pytest.raises(LeaseLost):
-        service.begin_delivery(jobs, job_id=job.job_id, worker="other", attempt=attempt, lease_s=30)
-    done = service.end_delivery(jobs, job_id=job.job_id, worker="other", attempt=1, outcome="delivered", status_code=200, error=None)
+        job_store.begin_delivery(jobs, job_id=job.job_id, worker="other", attempt=attempt, lease_s=30)
+    done = job_store.end_delivery(jobs, job_id=job.job_id, worker="other", attempt=1, outcome="delivered", status_code=200, error=None)
     assert done.status == "done" and done.lease_owner is None
     with pytest.raises(LeaseLost):  # nothing can be sent after the delivery was recorded
-        service.begin_delivery(jobs, job_id=job.job_id, worker="other", attempt=attempt.model_copy(update={"attempt": 2}), lease_s=30)
+        job_store.begin_delivery(jobs, job_id=job.job_id, worker="other", attempt=attempt.model_copy(update={"attempt": 2}), lease_s=30)
 
 
 def _worker_process(settings: Settings, llm_url: str) -> subprocess.Popen[bytes]:
@@ -292,10 +293,10 @@ def _worker_process(settings: Settings, llm_url: str) -> subprocess.Popen[bytes]
                             stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
 
 
-def test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
     settings = settings.model_copy(update={"summary_lease_s": 4.0})
-    jobs = JobStore.connect(settings, client=history.client)
+    jobs = history
     # A model endpoint that accepts connections and never answers: the worker hangs mid-draft.
     silent = socket.socket()
     silent.bind(("127.0.0.1", 0))
@@ -306,17 +307,17 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once(loaded
         worker = _worker_process(settings, f"http://127.0.0.1:{silent.getsockname()[1]}/v1")
         try:
             deadline = time.monotonic() + 180
-            while service.get_job(jobs, job_id).status != "running":
+            while job_store.get_job(jobs, job_id).status != "running":
                 assert time.monotonic() < deadline and worker.poll() is None, "the worker process never claimed the job"
                 time.sleep(0.2)
-            claimed = service.get_job(jobs, job_id)
+            claimed = job_store.get_job(jobs, job_id)
             assert f":{worker.pid}:" in (claimed.lease_owner or "")
             time.sleep(1.5)  # mid-draft, heartbeating
         finally:
             os.killpg(worker.pid, signal.SIGKILL)
             worker.wait(timeout=30)
             silent.close()
-        assert service.get_job(jobs, job_id).status == "running"  # the dead worker's lease is still on it
+        assert job_store.get_job(jobs, job_id).status == "running"  # the dead worker's lease is still on it
         # The app's workers (model unreachable: the deterministic path) take it over once the lease expires.
         with serving(settings, Investigator(settings=settings, history=history, past_cases=past)) as server:
             job = wait_for(client_for(server), job_id, {"done", "dead", "failed"}, timeout=120)
@@ -328,7 +329,7 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once(loaded
     assert job["result"]["report_path"] == "fallback"
 
 
-def test_a_burst_of_100_summaries_all_complete_once(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_a_burst_of_100_summaries_all_complete_once(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
     investigator = scripted_investigator(settings, history, past)
     for case_id in CASES:  # reports drafted beforehand: the burst measures the job machinery
@@ -348,10 +349,10 @@ def test_a_burst_of_100_summaries_all_complete_once(loaded: tuple[Settings, Hist
     assert all([d["outcome"] for d in j["deliveries"]] == ["delivered"] for j in finished)
     delivered = Counter(r.headers["x-delivery-id"] for r in receiver.received)
     assert set(delivered) == set(ids) and set(delivered.values()) == {1}
-    assert service.queue_depth(JobStore.connect(settings, client=history.client)) == 0
+    assert job_store.queue_depth(history) == 0
 
 
-def test_workers_can_be_switched_off(loaded: tuple[Settings, History, PastCaseStore]) -> None:
+def test_workers_can_be_switched_off(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
     settings = settings.model_copy(update={"summary_workers": 0})
     with serving(settings, scripted_investigator(settings, history, past)) as server:

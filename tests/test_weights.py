@@ -20,7 +20,7 @@ import pytest
 from pydantic import ValidationError
 
 from fraudagent.core.errors import DependencyUnavailable
-from fraudagent.core.services import prepare_model, verify_model, weight_parts, weights_prepared
+from fraudagent.cli.services import prepare_model, verify_model, weight_parts, weights_prepared
 from fraudagent.core.settings import QWEN_05B_SHA256, QWEN_15B_SHA256, WEIGHTS, ModelWeights, Settings
 
 ROOT = Path(__file__).resolve().parent.parent

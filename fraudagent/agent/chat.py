@@ -26,7 +26,7 @@ from fraudagent.agent.prompts import approx_tokens, render_evidence
 from fraudagent.core.logging import redact
 from fraudagent.core.models import CREDENTIAL_CHANGES
 from fraudagent.retrieval.queries import case_query
-from fraudagent.tools import history as store
+from fraudagent import store
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolRe
         else:
             last = changes[-1]
             result.lines.append(_line(items[f"txn:{last.event.event_id}"]) + "  <- the last credential change")
-            after, cut = store.account_events(
+            after, cut = store.events.account_events(
                 investigator.history, pack.case.account_id, start=last.event.ts, end=datetime.now(timezone.utc), max_items=MAX_AFTER_EVENTS
             )
             after = [s for s in after if s.event.event_id != last.event.event_id]

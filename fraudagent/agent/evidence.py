@@ -23,8 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from fraudagent.core.models import Account, Case
 from fraudagent.core.reasons import describe_reason
 from fraudagent.retrieval.queries import case_query
-from fraudagent.tools import history as store
-from fraudagent.tools.history import CaseRecord, History, ScoredEvent
+from fraudagent import store
+from fraudagent.store.cases import CaseRecord
+from fraudagent.store.events import ScoredEvent
+from fraudagent.store.tables import Tables
 
 ItemKind = Literal["txn", "score", "acct", "dev", "case", "fact"]
 
@@ -160,7 +162,7 @@ def _run(pack: EvidencePack, name: str, future: Future[Any], default: Any, timeo
 
 def gather_evidence(
     *,
-    history: History,
+    history: Tables,
     case_id: str,
     past_cases: Any | None,
     window_days: int,
@@ -187,7 +189,7 @@ def gather_evidence(
 
 def _gather(
     pool: ThreadPoolExecutor,
-    history: History,
+    history: Tables,
     case_id: str,
     past_cases: Any | None,
     window_days: int,
@@ -197,14 +199,14 @@ def _gather(
     score_provider: Any | None,
     timeouts: Mapping[str, float],
 ) -> EvidencePack:
-    record: CaseRecord = store.get_case(history, case_id)
+    record: CaseRecord = store.cases.get_case(history, case_id)
     case = record.case
     start = case.opened_at - timedelta(days=window_days)
     end = case.opened_at + timedelta(days=1)
     pack = EvidencePack(case=case, status=record.status, account=None, events=[], items={})
 
-    accounts_f = pool.submit(store.get_accounts, history, [case.account_id])
-    events_f = pool.submit(store.account_events, history, case.account_id, start=start, end=end, max_items=max_events)
+    accounts_f = pool.submit(store.events.get_accounts, history, [case.account_id])
+    events_f = pool.submit(store.events.account_events, history, case.account_id, start=start, end=end, max_items=max_events)
     events, cut = _run(pack, "events", events_f, ([], False), timeouts)
     accounts = _run(pack, "accounts", accounts_f, {}, timeouts)
     pack.account = accounts.get(case.account_id)
@@ -221,7 +223,7 @@ def _gather(
         _add_event(pack, scored)
     chargebacks = [s.event.ts for s in events if s.event.type.value == "chargeback"]
     if chargebacks:
-        prior_f = pool.submit(store.account_events, history, case.account_id,
+        prior_f = pool.submit(store.events.account_events, history, case.account_id,
                               start=min(chargebacks) - timedelta(days=PRIOR_DAYS), end=start, max_items=max_events)  # fmt: skip
         prior, _ = _run(pack, "prior", prior_f, ([], False), timeouts)
         pack.prior_events = [s for s in prior if s.event.ts < start]
@@ -239,12 +241,12 @@ def _gather(
         )
 
     # Who else used this account's devices and instruments (bounded), and similar past cases.
-    keys: list[tuple[store.LinkKind, str]] = []
+    keys: list[tuple[store.events.LinkKind, str]] = []
     for kind, attr in (("device", "device_id"), ("instrument", "instrument_id")):
         seen = list(dict.fromkeys(getattr(s.event, attr) for s in events if getattr(s.event, attr)))
         keys += [(kind, v) for v in seen[-MAX_LINK_KEYS // 2 :]]  # the most recently used ones
     link_futures = {
-        key: pool.submit(store.linked_events, history, key[0], key[1], start=start, end=end, max_items=200)
+        key: pool.submit(store.events.linked_events, history, key[0], key[1], start=start, end=end, max_items=200)
         for key in keys
     }
     linked: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -310,13 +312,13 @@ def _add_devices(pack: EvidencePack, device_stats: dict[str, list[ScoredEvent]])
 
 
 def _add_linked_accounts(
-    pack: EvidencePack, history: History, linked: dict[str, dict[str, list[str]]], max_linked: int
+    pack: EvidencePack, history: Tables, linked: dict[str, dict[str, list[str]]], max_linked: int
 ) -> None:
     ranked = sorted(linked.items(), key=lambda kv: (-sum(len(v) for v in kv[1].values()), kv[0]))
     if len(ranked) > max_linked:
         pack.cuts.append(f"linked accounts: {len(ranked)} found, {max_linked} kept")
         ranked = ranked[:max_linked]
-    profiles = store.get_accounts(history, [a for a, _ in ranked]) if ranked else {}
+    profiles = store.events.get_accounts(history, [a for a, _ in ranked]) if ranked else {}
     for account_id, via in ranked:
         shared = "; ".join(f"shares {k} ({len(v)} events)" for k, v in sorted(via.items()))
         profile = profiles.get(account_id)

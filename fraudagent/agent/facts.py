@@ -13,7 +13,7 @@ from decimal import Decimal
 
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack
 from fraudagent.core.models import CREDENTIAL_CHANGES, SPEND_EVENTS, EventType
-from fraudagent.tools.history import ScoredEvent
+from fraudagent.store.events import ScoredEvent
 
 RECENT = timedelta(days=7)
 DAY = timedelta(hours=24)

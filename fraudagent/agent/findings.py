@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.report import Finding, FindingSource
-from fraudagent.tools.history import ScoredEvent
+from fraudagent.store.events import ScoredEvent
 
 FACT_EVENTS = 6  # events a fact finding cites (what it rests on, newest kept)
 TIMELINE_BEFORE = 4  # events before the trigger in the timeline finding

@@ -50,8 +50,8 @@ from fraudagent.agent.verifier import Verdict, Vocabulary, required_findings, ve
 from fraudagent.core.errors import InvalidInput
 from fraudagent.core.models import Action, Disposition, Typology
 from fraudagent.core.settings import Settings
-from fraudagent.tools import history as store
-from fraudagent.tools.history import History
+from fraudagent import store
+from fraudagent.store.tables import Tables
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class Investigator:
     """What a report needs: the stores, the settings, the policy, and a chat model factory."""
 
     settings: Settings
-    history: History
+    history: Tables
     past_cases: Any | None = None
     model_factory: Any = field(default=None)
     score_provider: Any | None = None  # tools.scores.ScoreProvider; None: the scores stored on the events
@@ -438,7 +438,7 @@ def draft_and_store(
     pack, seconds = _gather(investigator, case_id, progress)
     report = report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model,
                               evidence_s=seconds, progress=progress, priority=priority)  # fmt: skip
-    store.put_report(investigator.history, case_id=case_id, report=report.model_dump(mode="json"), snapshot=pack.model_dump_json())
+    store.reports.put_report(investigator.history, case_id=case_id, report=report.model_dump(mode="json"), snapshot=pack.model_dump_json())
     return report
 
 
@@ -452,7 +452,7 @@ def replay_report(
     use_model: bool = True,
 ) -> InvestigationReport:
     """Draft again from the exact evidence a stored report saw (its snapshot), e.g. with another model or policy."""
-    stored, snapshot = store.report_with_snapshot(investigator.history, case_id=case_id, report_id=report_id)
+    stored, snapshot = store.reports.report_with_snapshot(investigator.history, case_id=case_id, report_id=report_id)
     pack = EvidencePack.model_validate_json(snapshot)
     if pack.snapshot_hash() != stored["evidence_hash"]:
         raise InvalidInput(f"the snapshot of report {report_id} does not match its evidence hash", [])

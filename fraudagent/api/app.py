@@ -12,35 +12,29 @@ from starlette.concurrency import run_in_threadpool
 
 from fraudagent import __version__
 from fraudagent.agent.pipeline import Investigator
-from fraudagent.api import cases, docs, problems
-from fraudagent.api.chat import views as chat_views
-from fraudagent.api.chat.service import ChatStore
+from fraudagent.api import cases, decisions, docs, keys, problems
+from fraudagent.api import chat as chat_views
+from fraudagent.api import evalruns as eval_views
+from fraudagent.api import summaries as summary_views
 from fraudagent.api.console import views as console
-from fraudagent.api.decisions import views as decisions
-from fraudagent.api.evals import views as eval_views
-from fraudagent.api.evals.flows import EvalRunner
-from fraudagent.api.evals.service import EvalRunStore
-from fraudagent.api.keys import views as keys
-from fraudagent.api.keys.service import KeyAuthenticator
+from fraudagent.evalruns.flows import EvalRunner
+from fraudagent.keys.service import KeyAuthenticator
 from fraudagent.api.ops import views as ops
 from fraudagent.api.ops.metrics import Metrics
 from fraudagent.api.ops.middleware import RequestMiddleware
-from fraudagent.api.ops.ratelimit import KeyRateLimiter
+from fraudagent.keys.ratelimit import KeyRateLimiter
 from fraudagent.api.ops.tracing import setup_tracing
-from fraudagent.api.summaries import flows as summary_flows
-from fraudagent.api.summaries import views as summary_views
-from fraudagent.api.summaries.service import JobStore
 from fraudagent.core.settings import Settings
+from fraudagent.summaries import flows as summary_flows
 
 
 def create_app(settings: Settings, investigator: Investigator, *, span_exporter: Any | None = None) -> FastAPI:
-    jobs = JobStore.connect(settings, client=investigator.history.client)
-    eval_runner = EvalRunner(settings=settings, investigator=investigator,
-                             store=EvalRunStore.connect(settings, client=investigator.history.client))  # fmt: skip
+    tables = investigator.history
+    eval_runner = EvalRunner(settings=settings, investigator=investigator, store=tables)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with summary_flows.running_workers(app, settings=settings, investigator=investigator, jobs=jobs):
+        async with summary_flows.running_workers(app, settings=settings, investigator=investigator, jobs=tables):
             await run_in_threadpool(eval_runner.start)
             try:
                 yield
@@ -64,10 +58,8 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
         lookup_limiter=KeyRateLimiter(per_minute=settings.api_key_lookup_limit_per_minute), on_lookup=app.state.metrics.key_lookups.inc,
     )  # fmt: skip
     app.state.rate_limiter = KeyRateLimiter(per_minute=settings.api_rate_limit_per_minute)
-    app.state.jobs = jobs
     app.state.eval_runner = eval_runner
-    app.state.chats = ChatStore.connect(settings, client=investigator.history.client)
-    app.state.queue_depth = summary_flows.queue_depth_reader(jobs)  # summary jobs queued or running
+    app.state.queue_depth = summary_flows.queue_depth_reader(tables)  # summary jobs queued or running
     app.state.metrics.watch_queue("summaries", app.state.queue_depth)
     problems.install(app)
     app.include_router(ops.router)

@@ -20,13 +20,13 @@ from fraudagent.agent.pipeline import draft_and_store
 from fraudagent.agent.report import InvestigationReport
 from fraudagent.agent.scheduler import ModelBusy
 from fraudagent.api import problems, report_stream
-from fraudagent.api.deps import Caller, HistoryDep, InvestigatorDep, SettingsDep, require_role
+from fraudagent.api.deps import Caller, TablesDep, InvestigatorDep, SettingsDep, require_role
 from fraudagent.core.errors import InvalidInput, Problem
 from fraudagent.core.models import Priority, Typology
-from fraudagent.tools import audit
-from fraudagent.tools import history as store
-from fraudagent.tools.audit import AuditPage
-from fraudagent.tools.history import CaseFilters, CaseRecord, CaseStatus
+from fraudagent.store import audit
+from fraudagent import store
+from fraudagent.store.audit import AuditPage
+from fraudagent.store.cases import CaseFilters, CaseRecord, CaseStatus
 
 router = APIRouter(prefix="/v1/cases", tags=["cases"], responses=problems.responses(*problems.AUTHED))
 
@@ -95,7 +95,7 @@ def _sane_time(value: datetime) -> bool:
 
 @router.get("", response_model=CasePage)
 def list_cases(
-    history: HistoryDep,
+    history: TablesDep,
     settings: SettingsDep,
     _: Reader,
     status: CaseStatus = "open",
@@ -121,7 +121,7 @@ def list_cases(
         raise InvalidInput("bad age range", [Problem("opened_after", "must not be after opened_before")])
     filters = CaseFilters(priority=priority, min_score=min_score, max_score=max_score, typology=typology, assignee=assignee,
                           opened_after=opened_after, opened_before=opened_before)  # fmt: skip
-    items, next_cursor = store.list_cases(
+    items, next_cursor = store.cases.list_cases(
         history, status=status, limit=limit, cursor=cursor, filters=filters, max_scanned=settings.api_case_scan_limit
     )
     return CasePage(items=items, next_cursor=next_cursor)
@@ -129,9 +129,9 @@ def list_cases(
 
 @router.get("/{case_id}", response_model=CaseDetail, responses=problems.responses(404))
 def get_case(case_id: CaseId, investigator: InvestigatorDep, _: Reader) -> CaseDetail:
-    record = store.get_case(investigator.history, case_id)
+    record = store.cases.get_case(investigator.history, case_id)
     pack = investigator.evidence(case_id)
-    latest = store.reports(investigator.history, case_id, limit=1)
+    latest = store.reports.reports(investigator.history, case_id, limit=1)
     return CaseDetail(
         record=record,
         evidence=[_evidence_out(i) for i in pack.items.values()],
@@ -144,39 +144,39 @@ def get_case(case_id: CaseId, investigator: InvestigatorDep, _: Reader) -> CaseD
 @router.get("/{case_id}/reports", response_model=ReportPage, responses=problems.responses(404))
 def list_reports(
     case_id: CaseId,
-    history: HistoryDep,
+    history: TablesDep,
     _: Reader,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: Cursor = None,
 ) -> ReportPage:
     """Every report drafted for the case, newest first, paged."""
-    store.get_case(history, case_id)
-    items, next_cursor = store.report_page(history, case_id, limit=limit, cursor=cursor)
+    store.cases.get_case(history, case_id)
+    items, next_cursor = store.reports.report_page(history, case_id, limit=limit, cursor=cursor)
     return ReportPage(items=items, next_cursor=next_cursor)
 
 
 @router.get("/{case_id}/audit", response_model=AuditPage, responses=problems.responses(404))
 def case_audit(
     case_id: CaseId,
-    history: HistoryDep,
+    history: TablesDep,
     _: Analyst,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Cursor = None,
 ) -> AuditPage:
     """The case's audit trail, newest first: reports drafted, assignment, the decision."""
-    store.get_case(history, case_id)
+    store.cases.get_case(history, case_id)
     return audit.events_for(history, subject=audit.case_subject(case_id), limit=limit, cursor=cursor)
 
 
 @router.post("/{case_id}/assign", response_model=CaseRecord, responses=problems.responses(404, 409))
-def assign_case(case_id: CaseId, history: HistoryDep, caller: Analyst, body: AssignRequest | None = None) -> CaseRecord:
+def assign_case(case_id: CaseId, history: TablesDep, caller: Analyst, body: AssignRequest | None = None) -> CaseRecord:
     """Assign an open case (to the caller by default); audited."""
     assignee = body.assignee if body and body.assignee else caller.name
     event = audit.new_event(
         subject=audit.case_subject(case_id), action="case.assigned", actor=caller.name, details={"assignee": assignee}
     )
-    store.assign_case(history, case_id=case_id, assignee=assignee, event=event)
-    return store.get_case(history, case_id)
+    store.cases.assign_case(history, case_id=case_id, assignee=assignee, event=event)
+    return store.cases.get_case(history, case_id)
 
 
 @router.post("/{case_id}/report", response_model=InvestigationReport, responses=problems.responses(404))
@@ -184,7 +184,7 @@ async def create_report(
     request: Request, case_id: CaseId, investigator: InvestigatorDep, caller: Reader, body: ReportRequest | None = None
 ) -> InvestigationReport:
     """Draft, check and store a report (audited); slow with a local model."""
-    await run_in_threadpool(store.get_case, investigator.history, case_id)  # 404 before any model time is spent
+    await run_in_threadpool(store.cases.get_case, investigator.history, case_id)  # 404 before any model time is spent
     report = await run_in_threadpool(
         draft_and_store, investigator, case_id, model=body.model if body else None, requested_by=caller.name
     )
@@ -214,7 +214,7 @@ async def stream_report(
     """The same as POST /report (drafted, checked, stored, audited), with its progress streamed as server-sent events.
     A client that disconnects stops the events, not the report: it is still stored. With the model's queue full the
     answer is 503 before the stream starts; a wait that runs out later ends the stream with an `error` event (503)."""
-    await run_in_threadpool(store.get_case, investigator.history, case_id)  # 404 before the stream starts
+    await run_in_threadpool(store.cases.get_case, investigator.history, case_id)  # 404 before the stream starts
     if investigator.scheduler is not None and not investigator.scheduler.admits("interactive"):  # 503 before it, too
         raise ModelBusy("the model is busy and its queue is full; retry later", investigator.scheduler.typical_retry_after())
     events = report_stream.report_events(

@@ -10,12 +10,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from fraudagent.agent.pipeline import Investigator
-from fraudagent.api.keys.service import LookupThrottled
+from fraudagent.keys.service import LookupThrottled
 from fraudagent.core.settings import Settings
-from fraudagent.tools.history import History
-from fraudagent.tools.keys import Role
+from fraudagent.store.tables import Tables
+from fraudagent.store.keys import Role
 
-__all__ = ["Caller", "CallerDep", "HistoryDep", "InvestigatorDep", "Role", "SettingsDep", "require_key", "require_role"]
+__all__ = ["Caller", "CallerDep", "TablesDep", "InvestigatorDep", "Role", "SettingsDep", "require_key", "require_role"]
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
@@ -39,7 +39,7 @@ def get_investigator(request: Request) -> Investigator:
     return request.app.state.investigator
 
 
-def get_history(investigator: Annotated[Investigator, Depends(get_investigator)]) -> History:
+def get_tables(investigator: Annotated[Investigator, Depends(get_investigator)]) -> Tables:
     return investigator.history
 
 
@@ -86,5 +86,5 @@ def require_role(*roles: Role) -> Callable[..., Caller]:
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 InvestigatorDep = Annotated[Investigator, Depends(get_investigator)]
-HistoryDep = Annotated[History, Depends(get_history)]
+TablesDep = Annotated[Tables, Depends(get_tables)]
 CallerDep = Annotated[Caller, Depends(require_key)]

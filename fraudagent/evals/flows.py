@@ -45,9 +45,9 @@ from fraudagent.evals.scorers import (
 from fraudagent.evals.solvers import SOLVERS
 from fraudagent.evals.suites import Suite, agent_bundles, select
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.tools import dynamo
-from fraudagent.tools.flows import LoadPlan, write_plan
-from fraudagent.tools.history import History
+from fraudagent.store import dynamo
+from fraudagent.bundles.flows import LoadPlan, write_plan
+from fraudagent.store.tables import Tables
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -75,7 +75,7 @@ def isolated_settings(settings: Settings, run_id: str, chroma_dir: Path) -> Sett
     )
 
 
-def _drop_tables(history: History, prefix: str) -> None:
+def _drop_tables(history: Tables, prefix: str) -> None:
     """Delete every table of the run (all of them carry its own prefix)."""
     try:
         names = [n for page in history.client.get_paginator("list_tables").paginate() for n in page["TableNames"]]
@@ -187,7 +187,7 @@ def run_suite(
     )  # fmt: skip
     chroma_dir = Path(tempfile.mkdtemp(prefix=f"fraudagent-eval-{run_id}-"))
     iso = isolated_settings(settings, run_id, chroma_dir)
-    history = History.connect(iso)
+    history = Tables.connect(iso)
     try:
         dynamo.create_tables(history.client, iso)
         past_store = PastCaseStore.from_settings(iso, embedder=embedder)

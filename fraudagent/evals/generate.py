@@ -40,7 +40,7 @@ from fraudagent.core.models import (
     TriggerKind,
     Typology,
 )
-from fraudagent.sim.catalog import USD_RATES, WHOLE_UNIT_CURRENCIES
+from fraudagent.core.money import USD_RATES, WHOLE_UNIT_CURRENCIES
 from fraudagent.sim.injections import Carrier, make_injection
 from fraudagent.sim.world import GENERATOR_VERSION, World, generate_world
 

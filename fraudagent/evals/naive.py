@@ -31,8 +31,8 @@ from pydantic import BaseModel, Field
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.agent.report import Finding, InvestigationReport, Timings, Usage
 from fraudagent.core.models import Action, Typology
-from fraudagent.retrieval.langchain_adapters import similar_cases_tool
-from fraudagent.tools import history as store
+from fraudagent.tools.similar_cases import similar_cases_tool
+from fraudagent import store
 
 NAIVE_PROMPT_VERSION = "naive-1"
 NAIVE_PROMPT = (
@@ -70,7 +70,7 @@ class LlamaCppChat(ChatOpenAI):
         return payload
 
 
-def _event_record(scored: store.ScoredEvent) -> dict[str, Any]:
+def _event_record(scored: store.events.ScoredEvent) -> dict[str, Any]:
     record = {"id": f"txn:{scored.event.event_id}"} | scored.event.model_dump(mode="json", exclude_none=True)
     if scored.score is not None:
         record["risk_score"] = scored.score.score
@@ -81,30 +81,30 @@ def _event_record(scored: store.ScoredEvent) -> dict[str, Any]:
 def case_tools(investigator: Investigator, case_id: str) -> list[StructuredTool]:
     """The case's tools, bound to it: events, account, linked accounts, similar past cases."""
     history = investigator.history
-    record = store.get_case(history, case_id)
+    record = store.cases.get_case(history, case_id)
     case = record.case
     start = case.opened_at - timedelta(days=investigator.settings.evidence_window_days)
     end = case.opened_at + timedelta(days=1)
 
     def case_events(limit: int = 15) -> str:
         """The case account's most recent events (purchases, logins, refunds...) with risk scores."""
-        events, _ = store.account_events(history, case.account_id, start=start, end=end, max_items=max(1, min(limit, 50)))
+        events, _ = store.events.account_events(history, case.account_id, start=start, end=end, max_items=max(1, min(limit, 50)))
         return json.dumps([_event_record(e) for e in events])
 
     def account_profile() -> str:
         """The case account's profile."""
-        accounts = store.get_accounts(history, [case.account_id])
+        accounts = store.events.get_accounts(history, [case.account_id])
         account = accounts.get(case.account_id)
         return json.dumps({"case": case.model_dump(mode="json", exclude_none=True),
                            "account": account.model_dump(mode="json", exclude_none=True) if account else None})  # fmt: skip
 
     def linked_accounts() -> str:
         """Other accounts that used the same devices or payment instruments."""
-        events, _ = store.account_events(history, case.account_id, start=start, end=end, max_items=200)
+        events, _ = store.events.account_events(history, case.account_id, start=start, end=end, max_items=200)
         found: dict[str, list[str]] = {}
         for kind, attr in (("device", "device_id"), ("instrument", "instrument_id")):
             for value in list(dict.fromkeys(getattr(e.event, attr) for e in events if getattr(e.event, attr)))[-3:]:
-                linked, _ = store.linked_events(history, kind, value, start=start, end=end, max_items=100)
+                linked, _ = store.events.linked_events(history, kind, value, start=start, end=end, max_items=100)
                 for e in linked:
                     if e.event.account_id != case.account_id:
                         found.setdefault(e.event.account_id, []).append(f"{kind} {value}")

@@ -34,7 +34,7 @@ from fraudagent.core.models import (
     TriggerKind,
     Typology,
 )
-from fraudagent.sim.catalog import usd_value
+from fraudagent.core.money import usd_value
 from fraudagent.sim.injections import Carrier, Injection, make_injection
 from fraudagent.sim.playbook import ACCEPTABLE_ACTIONS, FALSE_POSITIVE_ACTIONS, INCONCLUSIVE_ACTIONS
 from fraudagent.sim.stage import Storyline

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+from fraudagent.core.money import USD_RATES, WHOLE_UNIT_CURRENCIES, usd_value
+
 
 @dataclass(frozen=True, slots=True)
 class Market:
@@ -103,20 +105,6 @@ DISPOSABLE_EMAIL_DOMAINS: tuple[str, ...] = (
     "proton.me",
 )
 
-# Units of each currency per US dollar; fixed so prices are reproducible.
-USD_RATES: dict[str, float] = {
-    "USD": 1.0,
-    "CAD": 1.36,
-    "GBP": 0.79,
-    "EUR": 0.92,
-    "SEK": 10.5,
-    "PLN": 4.0,
-    "BRL": 5.0,
-    "MXN": 17.0,
-    "AUD": 1.52,
-    "JPY": 150.0,
-}
-WHOLE_UNIT_CURRENCIES = frozenset({"JPY"})
 
 
 def local_price(usd: float, currency: str) -> str:
@@ -137,9 +125,6 @@ def face_value(usd: int, currency: str) -> str:
     return str(rounded) if currency in WHOLE_UNIT_CURRENCIES else f"{rounded}.00"
 
 
-def usd_value(amount: str, currency: str) -> float:
-    """Approximate US dollar value of an amount, for currency-independent comparisons."""
-    return float(Decimal(amount)) / USD_RATES.get(currency, 1.0)
 
 
 @dataclass(frozen=True, slots=True)

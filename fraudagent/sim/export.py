@@ -21,7 +21,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from fraudagent.core.models import Typology, utc_iso
-from fraudagent.sim.risk import SCORER_VERSION
+from fraudagent.risk.rules import SCORER_VERSION
 from fraudagent.sim.world import GENERATOR_VERSION, World
 
 Progress = Callable[[str, int, int], None]

@@ -23,7 +23,7 @@ from fraudagent.sim.catalog import sale_windows
 from fraudagent.sim.entities import IdMint, Profile
 from fraudagent.sim.past_cases import generate_past_cases
 from fraudagent.sim.population import ProfileFactory
-from fraudagent.sim.risk import score_events
+from fraudagent.risk.rules import score_events
 from fraudagent.sim.stage import Stage, Storyline
 from fraudagent.sim.timeline import EventDraft, Timeline
 
@@ -198,3 +198,8 @@ def _truth(accounts: list[Account], storylines: list[Storyline]) -> dict[str, Ty
         for member in story.members:
             truth[member] = story.typology
     return truth
+
+
+def simulated_store(seed: int, accounts: int, days: int) -> World:
+    """The world a model is trained on: no past cases are needed for that."""
+    return generate_world(seed=seed, accounts=accounts, days=days, past_cases=0)

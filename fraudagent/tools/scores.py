@@ -32,7 +32,7 @@ from fraudagent.core.errors import DependencyUnavailable, InvalidInput, Problem
 from fraudagent.core.models import Account, Event, Score
 from fraudagent.core.scoring import InvocationRequest, InvocationResponse
 from fraudagent.core.settings import Settings
-from fraudagent.tools.history import ScoredEvent
+from fraudagent.store.events import ScoredEvent
 
 _TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
 

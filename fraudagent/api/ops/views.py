@@ -23,7 +23,7 @@ from fraudagent import __version__
 from fraudagent.api import problems
 from fraudagent.api.deps import Caller, require_role
 from fraudagent.core.settings import Settings
-from fraudagent.tools import dynamo
+from fraudagent.store import dynamo
 
 router = APIRouter(tags=["operations"])
 

@@ -1,0 +1,97 @@
+"""Deciding a case: close it (once), audit it, and index it as a past case so the next similar case finds it.
+
+Closing and its audit record are one DynamoDB transaction conditioned on the case being open, so two
+analysts deciding at once get one success and one 409. Indexing comes after: if the past-case store is
+down the decision stands, the result says `indexed: false`, and the case can be indexed again later
+(`fraudagent export` + `fraudagent cases index`).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+
+from fraudagent.agent import fallback
+from fraudagent.agent.pipeline import Investigator
+from fraudagent.decisions.models import DecisionRequest, DecisionResult
+from fraudagent.core.errors import Conflict
+from fraudagent.core.models import PastCase
+from fraudagent.retrieval.documents import IndexedCase, Provenance
+from fraudagent.store import audit
+from fraudagent import store
+from fraudagent.store.cases import CaseDecision, CaseRecord
+
+log = logging.getLogger(__name__)
+NARRATIVE_MAX = 3900  # PastCase.narrative holds 4000
+
+
+def decide(investigator: Investigator, *, case_id: str, request: DecisionRequest, analyst: str, key_id: str) -> DecisionResult:
+    record = store.cases.get_case(investigator.history, case_id)  # 404 first
+    if record.status == "closed":
+        raise Conflict("case", case_id, "the case is closed; a decision is made once")
+    decision = CaseDecision(
+        disposition=request.disposition,
+        typology=request.typology,
+        actions=request.actions,
+        notes=request.notes,
+        analyst=analyst,
+        decided_at=datetime.now(timezone.utc),
+    )
+    event = audit.new_event(
+        subject=audit.case_subject(case_id),
+        action="case.decided",
+        actor=analyst,
+        details={
+            "key_id": key_id,
+            "disposition": decision.disposition.value,
+            "typology": decision.typology.value,
+            "actions": [a.value for a in decision.actions],
+            "notes_chars": len(decision.notes),
+        },
+    )
+    store.cases.close_case(investigator.history, case_id=case_id, decision=decision, event=event)
+    indexed = _index(investigator, record, decision)
+    return DecisionResult(case_id=case_id, status="closed", decision=decision, audit_id=event.audit_id, indexed=indexed)
+
+
+def _index(investigator: Investigator, record: CaseRecord, decision: CaseDecision) -> bool:
+    if investigator.past_cases is None:
+        return False
+    try:
+        indexed = IndexedCase(
+            case=PastCase(
+                case_id=record.case.case_id,
+                account_id=record.case.account_id,
+                closed_at=decision.decided_at,
+                typology=decision.typology,
+                disposition=decision.disposition,
+                actions=decision.actions,
+                narrative=_narrative(investigator, record, decision),
+            ),
+            provenance=Provenance.analyst_decision,
+            region=_region(investigator, record),
+            linked_account_ids=[a for a in record.account_ids if a != record.case.account_id],
+        )
+        investigator.past_cases.upsert([indexed])
+        return True
+    except Exception as error:  # the decision stands; say it was not indexed
+        log.warning("decided case %s was not indexed: %s", record.case.case_id, type(error).__name__)
+        return False
+
+
+def _narrative(investigator: Investigator, record: CaseRecord, decision: CaseDecision) -> str:
+    """What happened (the latest report's narrative, else the facts-only one) and the analyst's notes."""
+    latest = store.reports.reports(investigator.history, record.case.case_id, limit=1)
+    if latest:
+        what = str(latest[0].get("narrative", ""))
+    else:
+        what = str(fallback.deterministic_report(investigator.evidence(record.case.case_id))["narrative"])
+    text = what.strip()
+    if decision.notes.strip():
+        text += "\nAnalyst notes: " + decision.notes.strip()
+    return text[:NARRATIVE_MAX] or f"{decision.typology.value} case closed as {decision.disposition.value}"
+
+
+def _region(investigator: Investigator, record: CaseRecord) -> str:
+    account = store.events.get_accounts(investigator.history, [record.case.account_id]).get(record.case.account_id)
+    return account.country if account else ""
