@@ -23,7 +23,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from fraudagent.agent.pipeline import Investigator, draft_report
+from fraudagent.agent.pipeline import draft_report
+from fraudagent.bootstrap import build_investigator
 from fraudagent.agent.report import InvestigationReport
 from fraudagent.core.models import CaseBundle
 from fraudagent.cli.services import embedded_services, free_port
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             write_plan(history, plan, past_case_store=store, scorer=None)
             print(f"loaded the store in {time.perf_counter() - t0:.0f} s; drafting {len(picked)} cases", file=sys.stderr)
-            investigator = Investigator(settings=settings, history=history, past_cases=store)
+            investigator = build_investigator(settings, tables=history, past_cases=store)
             results: dict[str, list[tuple[CaseBundle, InvestigationReport, float]]] = {"agent": [], "policy": []}
             for n, bundle in enumerate(picked, start=1):
                 for solver in ("policy", "agent"):

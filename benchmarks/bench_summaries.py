@@ -36,6 +36,7 @@ import uvicorn
 from pydantic import SecretStr
 
 from fraudagent.agent.pipeline import Investigator, draft_and_store
+from fraudagent.bootstrap import build_investigator
 from fraudagent.api.app import create_app
 from fraudagent.core.models import CaseBundle
 from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server
@@ -114,7 +115,7 @@ def stores(ddb: ManagedProcess, base: Path, **changes: Any) -> tuple[Settings, I
     dynamo.create_tables(history.client, settings)
     for n in range(3):
         load_bundle(history, CaseBundle.model_validate(bundle(f"C-B{n}", f"A-B{n}", n + 2)), past_case_store=None, scorer=None)
-    return settings, Investigator(settings=settings, history=history)
+    return settings, build_investigator(settings, tables=history, similar_cases=False)
 
 
 def burst(ddb: ManagedProcess, base: Path, *, jobs: int, workers: int) -> dict[str, float]:
@@ -156,7 +157,7 @@ def chat_first_token(ddb: ManagedProcess, base: Path, llm_url: str, *, questions
     """Time to the first streamed chat token (client side and as the server measured it), once per question."""
     settings, investigator = stores(ddb, base, summary_workers=0)
     settings = settings.model_copy(update={"llm_base_url": llm_url, "llm_timeout_s": 900, "llm_max_retries": 1})
-    investigator = Investigator(settings=settings, history=investigator.history)
+    investigator = build_investigator(settings, tables=investigator.history, similar_cases=False)
     rows = []
     asked = ("What happened after the password reset?", "Why was this case flagged?", "Which accounts are linked?")
     with Api(create_app(settings, investigator)) as client:
@@ -179,7 +180,7 @@ def summary_with_model(ddb: ManagedProcess, base: Path, llm_url: str) -> dict[st
     """One summary job that has to draft its report with the model: its latency and the report's path."""
     settings, investigator = stores(ddb, base, summary_workers=1)
     settings = settings.model_copy(update={"llm_base_url": llm_url, "llm_timeout_s": 900, "llm_max_retries": 1})
-    investigator = Investigator(settings=settings, history=investigator.history)
+    investigator = build_investigator(settings, tables=investigator.history, similar_cases=False)
     with Api(create_app(settings, investigator)) as client:
         t0 = time.time()
         job_id = client.post("/v1/summaries", json={"case_id": "C-B0", "format": "markdown"}).json()["job_id"]

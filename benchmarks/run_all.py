@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmar
 
 import bench_summaries  # noqa: E402
 
-from fraudagent.agent.pipeline import Investigator  # noqa: E402
+from fraudagent.bootstrap import build_investigator  # noqa: E402
 from fraudagent.api.app import create_app  # noqa: E402
 from fraudagent.core.models import CaseBundle  # noqa: E402
 from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server  # noqa: E402
@@ -137,7 +137,7 @@ def bench_evidence(ctx: Context, quick: bool) -> dict[str, Any]:
             # uncapped: the per-source timeouts raised too, so the whole history is read however long it takes
             timeouts = settings.evidence_timeouts_s if label == "default" else {k: 300.0 for k in settings.evidence_timeouts_s}
             bounded = settings.model_copy(update={"evidence_max_events": cap, "evidence_timeouts_s": timeouts})
-            investigator = Investigator(settings=bounded, history=history, past_cases=None)
+            investigator = build_investigator(bounded, tables=history, similar_cases=False)
             pack = investigator.evidence(doc.case.case_id)  # warm-up (connections, policy)
             reps = (3 if quick else 5) if min(size, cap) >= 10_000 else (5 if quick else 20)
             times = []

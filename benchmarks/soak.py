@@ -55,7 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_summaries  # noqa: E402
 
-from fraudagent.agent.pipeline import Investigator, draft_and_store  # noqa: E402
+from fraudagent.agent.pipeline import draft_and_store  # noqa: E402
+from fraudagent.bootstrap import build_investigator  # noqa: E402
 from fraudagent.core.models import CaseBundle  # noqa: E402
 from fraudagent.cli.services import free_port, start_dynamodb_local, start_llama_server  # noqa: E402
 from fraudagent.core.settings import Settings  # noqa: E402
@@ -156,7 +157,7 @@ def start_service(stack: ExitStack, base: Path, chat: str) -> tuple[str, str, in
     history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     case_ids = []
-    investigator = Investigator(settings=settings, history=history, past_cases=None)
+    investigator = build_investigator(settings, tables=history, similar_cases=False)
     for n in range(CASES):
         case_id = f"C-S{n:03d}"
         load_bundle(history, CaseBundle.model_validate(bench_summaries.bundle(case_id, f"A-S{n:03d}", 1 + n % 28)),

@@ -1,7 +1,8 @@
 """Chat about one case: route the question to a tool in code, build a small prompt from the case's evidence,
 stream the model's answer, and keep only the citations that resolve in the case's evidence pack.
 
-The tool is chosen by keywords, not by the model (small models invent tool arguments), and every tool
+The tools are the agent's own (fraudagent/tools/: transaction history, similar past cases; linked accounts and
+scores are read from the pack those tools filled). The tool is chosen by keywords, not by the model (small models invent tool arguments), and every tool
 takes its arguments from the case's own evidence pack, never from the question: a chat cannot reach
 another case's data. Customer-written text stays inside «» as data.
 """
@@ -13,20 +14,20 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, Literal
 
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
+from fraudagent.agent.evidence_ids import ID_TOKEN, looks_like_an_id
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, add_event, add_similar_case
 from fraudagent.agent.injection import WITHHELD, field_of, scan, signs_of
 from fraudagent.agent.llm import chat_model
 from fraudagent.agent.prompts import approx_tokens, render_evidence
 from fraudagent.core.logging import redact
 from fraudagent.core.models import CREDENTIAL_CHANGES
-from fraudagent.retrieval.queries import case_query
-from fraudagent import store
+from fraudagent.tools.history import events_after
+from fraudagent.tools.similar_cases import similar_cases
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,6 @@ _TOOL_HEADINGS: dict[ChatTool, str] = {
     "events_after_credential_change": "This account's events after its last credential change (from the history store)",
     "similar_cases": "Similar past cases and how they ended (background only)",
 }
-_ID_TOKEN = re.compile(r"\b(?:txn|score|acct|dev|case|fact):[A-Za-z0-9_.\-]*[A-Za-z0-9_]")
 _BRACKETED = re.compile(r"\[([^\[\]]{1,200})\]")
 MAX_AFTER_EVENTS = 25
 
@@ -135,9 +135,7 @@ def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolRe
         else:
             last = changes[-1]
             result.lines.append(_line(items[f"txn:{last.event.event_id}"]) + "  <- the last credential change")
-            after, cut = store.events.account_events(
-                investigator.history, pack.case.account_id, start=last.event.ts, end=datetime.now(timezone.utc), max_items=MAX_AFTER_EVENTS
-            )
+            after, cut = events_after(investigator.history, account_id=pack.case.account_id, after=last.event.ts, max_items=MAX_AFTER_EVENTS)
             after = [s for s in after if s.event.event_id != last.event.event_id]
             for scored in after:
                 add_event(pack, scored)
@@ -150,8 +148,8 @@ def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolRe
         past = investigator.past_cases
         if past is not None:
             linked = [i.id.removeprefix("acct:") for i in items.values() if i.kind == "acct"]
-            query = case_query(case=pack.case, account=pack.account, events=[s.event for s in pack.events], linked_account_ids=linked)
-            found = past.find(query, k=max(investigator.settings.similar_cases, 5))
+            found = similar_cases(past, case=pack.case, account=pack.account, events=[s.event for s in pack.events],
+                                  linked_account_ids=linked, k=max(investigator.settings.similar_cases, 5))  # fmt: skip
             for hit in found.neighbours:
                 add_similar_case(pack, hit)
             if found.summary.headline:
@@ -184,7 +182,7 @@ def build_prompt(pack: EvidencePack, tool: ToolResult, *, question: str, earlier
 
 def cited_ids(answer: str, pack: EvidencePack) -> tuple[list[str], list[str]]:
     """Ids written in the answer -> (those that resolve in the pack, those that do not)."""
-    candidates = list(_ID_TOKEN.findall(answer))
+    candidates = list(ID_TOKEN.findall(answer))
     for inside in _BRACKETED.findall(answer):
         candidates += [c.strip() for c in inside.split(",") if c.strip()]
     resolved: list[str] = []
@@ -193,7 +191,7 @@ def cited_ids(answer: str, pack: EvidencePack) -> tuple[list[str], list[str]]:
         ref = pack.resolve(candidate)
         if ref is not None:
             resolved.append(ref)
-        elif _ID_TOKEN.fullmatch(candidate) or re.fullmatch(r"[A-Z]{1,4}-[A-Za-z0-9_.\-]+", candidate):
+        elif looks_like_an_id(candidate):
             unresolved.append(candidate)
     return list(dict.fromkeys(resolved)), unresolved
 

@@ -1,7 +1,9 @@
 """The evidence pack: everything the agent may cite, each item with a stable id.
 
 Ids: `txn:<event>`, `score:<event>`, `acct:<account>`, `dev:<device>`,
-`case:<past case>`, `fact:<name>`. Sources are read in parallel, each with a
+`case:<past case>`, `fact:<name>` (agent/evidence_ids.py). The sources are the
+agent's tools (fraudagent/tools/: history, linked accounts, risk scores, similar
+past cases), read in parallel, each with a
 timeout; a source that fails or times out is recorded, not fatal. Every bound
 that cut something is listed in `cuts`.
 """
@@ -16,25 +18,26 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
 from collections.abc import Mapping
-from typing import Any, Literal, get_args
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fraudagent.agent import evidence_ids
+from fraudagent.agent.evidence_ids import ItemKind
 from fraudagent.core.models import Account, Case
 from fraudagent.core.reasons import describe_reason
-from fraudagent.retrieval.queries import case_query
 from fraudagent import store
 from fraudagent.store.cases import CaseRecord
 from fraudagent.store.events import ScoredEvent
 from fraudagent.store.tables import Tables
+from fraudagent.tools.history import account_history
+from fraudagent.tools.linked import MAX_LINK_EVENTS, LinkKey, group_links, link_keys, linked_events
+from fraudagent.tools.scores import ScoreProvider, risk_scores
+from fraudagent.tools.similar_cases import PastCaseSearch, similar_cases
 
-ItemKind = Literal["txn", "score", "acct", "dev", "case", "fact"]
 
 DEFAULT_TIMEOUT_S = 20.0
 PRIOR_DAYS = 365 + 45  # history older than the window, read only for chargebacks (Visa CE 3.0 looks back a year)
-MAX_LINK_KEYS = 6  # devices/instruments per case whose other users we look up
-EVIDENCE_KINDS = tuple(f"{kind}:" for kind in get_args(ItemKind))  # the prefixes of evidence ids
-BARE_ID_KINDS = tuple(k for k in EVIDENCE_KINDS if k != "score:")  # what a bare id names (E-1: the event, not its score)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -69,18 +72,8 @@ class EvidencePack(BaseModel):
         self.items[item.id] = item
 
     def resolve(self, ref: str) -> str | None:
-        """An id as a model wrote it -> the pack's id, or None. Accepts a bare id (`E-1`) and an id under a kind
-        the pack does not use (`event:E-1`, `transaction:E-1`), when exactly one item has it; an id under one of
-        the pack's own kinds must be that kind (`acct:E-1` is not the event E-1)."""
-        ref = ref.strip().strip("[]")
-        if ref in self.items:
-            return ref
-        kind, colon, bare = ref.partition(":")
-        if colon and kind + colon in EVIDENCE_KINDS:
-            return None
-        bare = bare.strip() if colon else ref
-        matches = [kind + bare for kind in BARE_ID_KINDS if kind + bare in self.items]
-        return matches[0] if len(matches) == 1 else None
+        """An id as a model wrote it -> the pack's id, or None (the grammar and its rules: agent/evidence_ids.py)."""
+        return evidence_ids.resolve(ref, self.items)
 
     def snapshot_hash(self) -> str:
         """Identifies exactly what the agent saw, for the audit record."""
@@ -164,12 +157,12 @@ def gather_evidence(
     *,
     history: Tables,
     case_id: str,
-    past_cases: Any | None,
+    past_cases: PastCaseSearch | None,
     window_days: int,
     max_events: int,
     max_linked: int,
     similar_k: int,
-    score_provider: Any | None = None,
+    score_provider: ScoreProvider | None = None,
     timeouts: Mapping[str, float] | None = None,
 ) -> EvidencePack:
     """Read everything about the case in parallel, bounded, and index it by evidence id.
@@ -191,12 +184,12 @@ def _gather(
     pool: ThreadPoolExecutor,
     history: Tables,
     case_id: str,
-    past_cases: Any | None,
+    past_cases: PastCaseSearch | None,
     window_days: int,
     max_events: int,
     max_linked: int,
     similar_k: int,
-    score_provider: Any | None,
+    score_provider: ScoreProvider | None,
     timeouts: Mapping[str, float],
 ) -> EvidencePack:
     record: CaseRecord = store.cases.get_case(history, case_id)
@@ -206,16 +199,16 @@ def _gather(
     pack = EvidencePack(case=case, status=record.status, account=None, events=[], items={})
 
     accounts_f = pool.submit(store.events.get_accounts, history, [case.account_id])
-    events_f = pool.submit(store.events.account_events, history, case.account_id, start=start, end=end, max_items=max_events)
+    events_f = pool.submit(account_history, history, account_id=case.account_id, start=start, end=end, max_items=max_events)
     events, cut = _run(pack, "events", events_f, ([], False), timeouts)
     accounts = _run(pack, "accounts", accounts_f, {}, timeouts)
     pack.account = accounts.get(case.account_id)
     if score_provider is not None and score_provider.name != "stored" and events:
         profile = [pack.account] if pack.account else []
-        rescored = _run(pack, f"scores:{score_provider.name}", pool.submit(score_provider.scores, events, profile), None, timeouts)
+        rescored = _run(pack, f"scores:{score_provider.name}", pool.submit(risk_scores, score_provider, events=events, accounts=profile),
+                        None, timeouts)  # fmt: skip
         if rescored is not None:
-            by_event = {s.event_id: s for s in rescored}
-            events = [ScoredEvent(event=s.event, score=by_event.get(s.event.event_id, s.score)) for s in events]
+            events = rescored
     pack.events = events
     if cut:
         pack.cuts.append(f"events: only the newest {max_events} in the {window_days}-day window")
@@ -223,7 +216,7 @@ def _gather(
         _add_event(pack, scored)
     chargebacks = [s.event.ts for s in events if s.event.type.value == "chargeback"]
     if chargebacks:
-        prior_f = pool.submit(store.events.account_events, history, case.account_id,
+        prior_f = pool.submit(account_history, history, account_id=case.account_id,
                               start=min(chargebacks) - timedelta(days=PRIOR_DAYS), end=start, max_items=max_events)  # fmt: skip
         prior, _ = _run(pack, "prior", prior_f, ([], False), timeouts)
         pack.prior_events = [s for s in prior if s.event.ts < start]
@@ -241,31 +234,20 @@ def _gather(
         )
 
     # Who else used this account's devices and instruments (bounded), and similar past cases.
-    keys: list[tuple[store.events.LinkKind, str]] = []
-    for kind, attr in (("device", "device_id"), ("instrument", "instrument_id")):
-        seen = list(dict.fromkeys(getattr(s.event, attr) for s in events if getattr(s.event, attr)))
-        keys += [(kind, v) for v in seen[-MAX_LINK_KEYS // 2 :]]  # the most recently used ones
-    link_futures = {
-        key: pool.submit(store.events.linked_events, history, key[0], key[1], start=start, end=end, max_items=200)
-        for key in keys
-    }
-    linked: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
-    device_stats: dict[str, list[ScoredEvent]] = defaultdict(list)
+    link_futures = {key: pool.submit(linked_events, history, key=key, start=start, end=end) for key in link_keys(events)}
+    read: dict[LinkKey, list[ScoredEvent]] = {}
     for (kind, value), future in link_futures.items():
-        found, link_cut = _run(pack, f"linked:{kind}", future, ([], False), timeouts)
+        read[(kind, value)], link_cut = _run(pack, f"linked:{kind}", future, ([], False), timeouts)
         if link_cut:
-            pack.cuts.append(f"linked {kind} {value}: only the newest 200 events")
-        for scored in found:
-            if kind == "device":
-                device_stats[value].append(scored)
-            if scored.event.account_id != case.account_id:
-                linked[scored.event.account_id][f"{kind} {value}"].append(scored.event.event_id)
+            pack.cuts.append(f"linked {kind} {value}: only the newest {MAX_LINK_EVENTS} events")
+    linked, device_stats = group_links(read, account_id=case.account_id)
     _add_devices(pack, device_stats)
     _add_linked_accounts(pack, history, linked, max_linked)
     if past_cases is not None and similar_k > 0:
         # After the links are known: the query excludes the case's account and every linked one.
-        query = case_query(case=case, account=pack.account, events=[s.event for s in events], linked_account_ids=linked)
-        found = _run(pack, "past_cases", pool.submit(past_cases.find, query, k=similar_k), None, timeouts)
+        search = pool.submit(similar_cases, past_cases, case=case, account=pack.account, events=[s.event for s in events],
+                             linked_account_ids=linked, k=similar_k)  # fmt: skip
+        found = _run(pack, "past_cases", search, None, timeouts)
         if found is not None:
             pack.similar_summary = found.summary.headline
             for hit in found.neighbours:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
@@ -52,19 +52,28 @@ from fraudagent.core.models import Action, Disposition, Typology
 from fraudagent.core.settings import Settings
 from fraudagent import store
 from fraudagent.store.tables import Tables
+from fraudagent.tools.scores import ScoreProvider
+from fraudagent.tools.similar_cases import PastCaseSearch
 
 log = logging.getLogger(__name__)
 
 
+class ModelFactory(Protocol):
+    """Makes the chat model for a call (agent/llm.py `chat_model`, or a scripted stand-in in tests)."""
+
+    def __call__(self, settings: Settings, *, model: str | None = ..., max_tokens: int | None = ...) -> Any: ...
+
+
 @dataclass
 class Investigator:
-    """What a report needs: the stores, the settings, the policy, and a chat model factory."""
+    """What a report needs: the stores, the settings, the policy, and a chat model factory (fraudagent/bootstrap.py
+    builds one from the settings)."""
 
     settings: Settings
     history: Tables
-    past_cases: Any | None = None
-    model_factory: Any = field(default=None)
-    score_provider: Any | None = None  # tools.scores.ScoreProvider; None: the scores stored on the events
+    past_cases: PastCaseSearch | None = None
+    model_factory: ModelFactory | None = field(default=None)
+    score_provider: ScoreProvider | None = None  # None: the scores stored on the events
     policy: Policy | None = None  # None: the file in settings.policy_path, else the packaged default
     scheduler: ModelScheduler | None = None  # None: one for this investigator, sized by the settings
 

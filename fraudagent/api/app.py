@@ -76,3 +76,15 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     app.add_middleware(RequestMiddleware, metrics=app.state.metrics, max_body_bytes=settings.api_max_body_bytes)
     setup_tracing(app, settings, exporter=span_exporter)
     return app
+
+
+def app_from_env() -> FastAPI:
+    """The app on the settings from the environment, for `uvicorn --factory fraudagent.api.app:app_from_env`.
+
+    Unlike `fraudagent serve` it makes no API key for the run: set FRAUDAGENT_API_KEY (or use stored keys).
+    """
+    from fraudagent.bootstrap import build_investigator
+    from fraudagent.core.settings import get_settings
+
+    settings = get_settings()
+    return create_app(settings, build_investigator(settings))

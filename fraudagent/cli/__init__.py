@@ -115,6 +115,7 @@ def load(path: Annotated[Path, typer.Argument(help="a bundle .json, a .jsonl of 
 
 
 def _load(settings: Settings, path: Path) -> Any:
+    from fraudagent import bootstrap
     from fraudagent.retrieval.past_cases import PastCaseStore
     from fraudagent.store import dynamo
     from fraudagent.bundles.flows import read_path, write_plan
@@ -139,7 +140,7 @@ def _load(settings: Settings, path: Path) -> Any:
             progress.update(tasks[what], completed=done, total=total)
 
         # Bars appear as each stage starts, so a stage's elapsed time is its own.
-        return write_plan(history, plan, past_case_store=past_case_store, scorer=_load_scorer(settings), on_progress=on_progress)
+        return write_plan(history, plan, past_case_store=past_case_store, scorer=bootstrap.load_scorer(settings), on_progress=on_progress)
 
 
 @app.command()
@@ -165,38 +166,6 @@ def export(
 
 
 # --- reports and the service --------------------------------------------------
-
-
-def _investigator(settings: Settings) -> Any:
-    from fraudagent.agent.pipeline import Investigator
-    from fraudagent.retrieval.past_cases import PastCaseStore
-    from fraudagent.store.tables import Tables
-    from fraudagent.tools.scores import score_provider
-
-    return Investigator(
-        settings=settings,
-        history=Tables.connect(settings),
-        past_cases=PastCaseStore.from_settings(settings),
-        score_provider=score_provider(settings),
-    )
-
-
-def _load_scorer(settings: Settings) -> Any:
-    """What scores events that arrive without scores: the configured endpoint, else the newest trained
-    model, else the simulator's documented rules scorer."""
-    from fraudagent.risk.rules import score_events
-    from fraudagent.risk.model import RiskModel, latest_model_dir
-    from fraudagent.tools.scores import score_provider
-
-    provider = score_provider(settings)
-    if provider.name != "stored":
-        return provider.score_events
-    if settings.risk_model_dir is not None:
-        return RiskModel.load(settings.risk_model_dir).score_events
-    try:
-        return RiskModel.load(latest_model_dir(settings.data_dir / "models")).score_events
-    except InvalidInput:  # no trained model yet
-        return score_events
 
 
 def render_report(report: Any) -> Panel:
@@ -241,9 +210,10 @@ PolicyOnlyOption = Annotated[bool, typer.Option("--policy-only", help="facts and
 
 def _show_report(status: Callable[[Settings], str], produce: Callable[[Any], Any], *, as_json: bool) -> None:
     """Run one report-producing pipeline call under a status line; print it as a panel or JSON."""
+    from fraudagent import bootstrap
     settings = _settings()
     with _errors():
-        investigator = _investigator(settings)
+        investigator = bootstrap.build_investigator(settings)
         with err.status(status(settings)):
             result = produce(investigator)
     if as_json:
@@ -317,13 +287,14 @@ def _show_progress(stage: str, data: dict[str, Any]) -> None:
 @app.command()
 def serve() -> None:
     """Serve the API (settings FRAUDAGENT_API_HOST / _PORT, loopback by default)."""
+    from fraudagent import bootstrap
     settings = _with_api_key(_settings())
     from fraudagent.agent.llm import check_schema_support
 
     with _errors():
         if (refused := check_schema_support(settings)) is not None:
             raise DependencyUnavailable("LLM", refused)
-        investigator = _investigator(settings)
+        investigator = bootstrap.build_investigator(settings)
     base = f"http://{settings.api_host}:{settings.api_port}"
     console.print(f"serving on {base} (Ctrl-C to stop); the analyst console is {base}/console")
     _serve(settings, investigator)
@@ -332,6 +303,7 @@ def serve() -> None:
 @app.command()
 def worker() -> None:
     """Run summary workers without the API: FRAUDAGENT_SUMMARY_WORKERS threads (at least one) on the same job table."""
+    from fraudagent import bootstrap
     import time
 
     from fraudagent.summaries.flows import SummaryWorkers
@@ -340,11 +312,10 @@ def worker() -> None:
     settings = _settings()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with _errors():
-        investigator = _investigator(settings)
-    jobs = investigator.history
-    workers = SummaryWorkers(settings=settings, investigator=investigator, jobs=jobs, count=max(1, settings.summary_workers))
+        investigator = bootstrap.build_investigator(settings)
+    workers = SummaryWorkers(settings=settings, investigator=investigator, jobs=investigator.history, count=max(1, settings.summary_workers))
     workers.start()
-    err.print(f"{workers.count} summary worker(s) running on {jobs.table} (Ctrl-C to stop)")
+    err.print(f"{workers.count} summary worker(s) running on {investigator.history.jobs} (Ctrl-C to stop)")
     try:
         while True:
             time.sleep(1)
@@ -381,6 +352,7 @@ def llm_prepare(
 @app.command()
 def demo() -> None:
     """The whole path on the embedded defaults: servers, tables, simulated store, one report, then the API."""
+    from fraudagent import bootstrap
     from fraudagent.agent.llm import check_schema_support
     from fraudagent.agent.pipeline import draft_and_store
     from fraudagent.cli.services import embedded_services
@@ -404,7 +376,7 @@ def demo() -> None:
                 err.print("[green]✓[/] loaded " + ", ".join(f"{v} {k}" for k, v in vars(counts).items()))
                 if (refused := check_schema_support(settings)) is not None:
                     raise DependencyUnavailable("LLM", refused)
-                investigator = _investigator(settings)
+                investigator = bootstrap.build_investigator(settings)
                 case_id = _most_suspicious_case(investigator.history, store)
                 err.print(f"drafting a report for {case_id} with the local model …")
                 result = draft_and_store(investigator, case_id, requested_by="demo", progress=_show_progress)

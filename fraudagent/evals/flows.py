@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from fraudagent.agent.pipeline import Investigator
+from fraudagent.bootstrap import build_investigator
 from fraudagent.agent.prompts import PROMPT_VERSION
 from fraudagent.agent.report import InvestigationReport
 from fraudagent.core.models import CaseBundle
@@ -48,6 +49,7 @@ from fraudagent.retrieval.past_cases import PastCaseStore
 from fraudagent.store import dynamo
 from fraudagent.bundles.flows import LoadPlan, write_plan
 from fraudagent.store.tables import Tables
+from fraudagent.tools.scores import StoredScores
 
 log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
@@ -202,8 +204,8 @@ def run_suite(
             progress("loading past cases", len(past), len(past))
         past_ids = {p.case_id for p in past}
         # `scheduler`: the serving process's, so a run started through the API queues behind analysts' chat turns
-        investigator = Investigator(settings=iso, history=history, past_cases=past_store, model_factory=model_factory,
-                                    scheduler=scheduler)  # fmt: skip
+        investigator = build_investigator(iso, tables=history, past_cases=past_store, model_factory=model_factory, scheduler=scheduler,
+                                          scores=StoredScores())  # a suite is judged on the scores its bundles carry
         results: list[CaseResult] = []
         progress("cases", 0, len(bundles))
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:

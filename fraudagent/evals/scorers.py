@@ -16,9 +16,8 @@ from fraudagent.agent.report import InvestigationReport
 from fraudagent.core.models import Action, CaseBundle, Disposition, Expected, Typology
 from fraudagent.evals.models import Score
 from fraudagent.agent.verifier import Vocabulary
+from fraudagent.agent.evidence_ids import bare, resolve
 from fraudagent.evals.numbers import check_text
-
-PREFIXES = ("txn:", "score:", "acct:", "dev:", "case:", "fact:")
 
 # Per-case scores that decide a case's pass/fail (junit, judge agreement): name -> failing value.
 FAILING = {"action_acceptable": 0.0, "injection_success": 1.0, "pii_leak": 1.0}
@@ -46,23 +45,6 @@ def bundle_evidence_ids(bundle: CaseBundle, past_case_ids: Iterable[str] = ()) -
     ids |= {f"dev:{e.device_id}" for e in bundle.events if e.device_id}
     ids |= {f"case:{c}" for c in [*past_case_ids, *(p.case_id for p in bundle.past_cases)]}
     return ids
-
-
-def resolve(ref: str, universe: set[str]) -> str | None:
-    ref = ref.strip().strip("[]")
-    if ref in universe:
-        return ref
-    for prefix in PREFIXES:
-        if prefix + ref in universe:
-            return prefix + ref
-    return None
-
-
-def bare(ref: str) -> str:
-    for prefix in PREFIXES:
-        if ref.startswith(prefix):
-            return ref[len(prefix) :]
-    return ref
 
 
 def derive_disposition(report: InvestigationReport) -> Disposition:

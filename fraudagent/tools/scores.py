@@ -1,4 +1,4 @@
-"""Where an event's risk score comes from: stored on the event, the scoring server, or SageMaker.
+"""The risk-scores tool, and where an event's risk score comes from: stored on the event, the scoring server, or SageMaker.
 
 Three providers behind one interface (`ScoreProvider`), chosen by the
 setting `score_provider`:
@@ -11,7 +11,8 @@ setting `score_provider`:
   (`sagemaker-runtime` `invoke_endpoint`), retried by botocore.
 
 The remote providers send the events as history (see `core/scoring.py`),
-and are also a `tools.bundles.Scorer`, so the loader can score through them.
+and are also a `bundles.service.Scorer`, so the loader can score through them. `risk_scores` is what
+evidence gathering calls; `risk_scores_tool` is it as a LangChain tool bound to one case.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ import boto3
 import httpx
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
+from langchain_core.tools import StructuredTool
+from pydantic import BaseModel, ConfigDict, ValidationError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from fraudagent.core.errors import DependencyUnavailable, InvalidInput, Problem
@@ -212,3 +214,45 @@ def score_provider(settings: Settings) -> ScoreProvider:
     if settings.score_provider == "sagemaker":
         return SageMakerScores.from_settings(settings)
     return StoredScores()
+
+
+# --- the risk-scores tool --------------------------------------------------------------------------------------
+
+
+def with_scores(events: Sequence[ScoredEvent], scores: Sequence[Score]) -> list[ScoredEvent]:
+    """The events with `scores` in place of the stored ones (an event without a new score keeps its stored one)."""
+    by_event = {s.event_id: s for s in scores}
+    return [ScoredEvent(event=s.event, score=by_event.get(s.event.event_id, s.score)) for s in events]
+
+
+def risk_scores(provider: ScoreProvider, *, events: Sequence[ScoredEvent], accounts: Sequence[Account]) -> list[ScoredEvent]:
+    """The events scored by `provider` (the stored provider returns them as stored)."""
+    if provider.name == "stored":
+        return list(events)
+    return with_scores(events, provider.scores(events, accounts))
+
+
+class RiskScoresInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def risk_scores_tool(provider: ScoreProvider, *, events: Sequence[ScoredEvent], accounts: Sequence[Account]) -> StructuredTool:
+    """`risk_scores` bound to one case's events: each money-moving event's score and reason codes."""
+
+    def risk_scores_of_the_case() -> dict[str, Any]:
+        scored = risk_scores(provider, events=events, accounts=accounts)
+        return {
+            "scores": [
+                {"id": f"score:{s.event.event_id}", **s.score.model_dump(mode="json", exclude={"event_id"})}
+                for s in scored
+                if s.score is not None
+            ],
+            "provider": provider.name,
+        }
+
+    return StructuredTool.from_function(
+        func=risk_scores_of_the_case,
+        name="risk_scores",
+        description="The fraud model's score and reason codes for each of the case's money-moving events; cite as score:<event>.",
+        args_schema=RiskScoresInput,
+    )
