@@ -69,7 +69,9 @@ class ServerLog:
         self.per_case.append(sum(int(n) for n in _EVALUATED.findall(chunk)))
 
 
-def _solve(suite: str, limit: int | None, solver: str, settings: Settings, out: Path, log: ServerLog | None) -> RunResults:
+def _solve(
+    suite: str, limit: int | None, solver: str, settings: Settings, out: Path, log: ServerLog | None
+) -> RunResults:
     def progress(what: str, done: int, total: int) -> None:
         if what == "cases" and done and log is not None:
             log.case_done()
@@ -79,8 +81,15 @@ def _solve(suite: str, limit: int | None, solver: str, settings: Settings, out: 
     if log is not None:
         log.case_done()  # start counting from here (loading writes nothing to the model's log, but be exact)
         log.per_case.clear()
-    result = run_suite(suite=load_suite(suite), settings=settings, out_dir=out, solver=solver, limit=limit,  # type: ignore[arg-type]
-                       concurrency=1, on_progress=progress)  # fmt: skip
+    result = run_suite(
+        suite=load_suite(suite),
+        settings=settings,
+        out_dir=out,
+        solver=solver,
+        limit=limit,  # type: ignore[arg-type]
+        concurrency=1,
+        on_progress=progress,
+    )
     print(file=sys.stderr)
     return result
 
@@ -96,8 +105,14 @@ def _rows(suite: str, policy: RunResults, agent: RunResults, evaluated: list[int
     completion = [r["usage"]["completion_tokens"] for r in reports]
     latency = [c.latency_s for c in agent.cases]
     paths = Counter(c.path for c in agent.cases)
-    policy_ok = {c.case_id: (c.scores.get("action_acceptable").value if c.scores.get("action_acceptable") else None) for c in policy.cases}
-    agent_ok = {c.case_id: (c.scores.get("action_acceptable").value if c.scores.get("action_acceptable") else None) for c in agent.cases}
+    policy_ok = {
+        c.case_id: (c.scores.get("action_acceptable").value if c.scores.get("action_acceptable") else None)
+        for c in policy.cases
+    }
+    agent_ok = {
+        c.case_id: (c.scores.get("action_acceptable").value if c.scores.get("action_acceptable") else None)
+        for c in agent.cases
+    }
     rules_wrong = [cid for cid, v in policy_ok.items() if v == 0.0 and cid in agent_ok]
     gained = sum(agent_ok[c] == 1.0 for c in rules_wrong)
     rules_right = [cid for cid, v in policy_ok.items() if v == 1.0 and cid in agent_ok]
@@ -117,8 +132,18 @@ def _rows(suite: str, policy: RunResults, agent: RunResults, evaluated: list[int
         "| | policy | agent |",
         "|---|---|---|",
     ]
-    for name in ("action_acceptable_rate", "typology_accuracy", "disposition_macro_f1", "must_cite_recall", "citation_validity",
-                 "numeric_accuracy", "unsupported_claim_rate", "injection_success_rate", "pii_leak_rate", "fallback_rate"):  # fmt: skip
+    for name in (
+        "action_acceptable_rate",
+        "typology_accuracy",
+        "disposition_macro_f1",
+        "must_cite_recall",
+        "citation_validity",
+        "numeric_accuracy",
+        "unsupported_claim_rate",
+        "injection_success_rate",
+        "pii_leak_rate",
+        "fallback_rate",
+    ):
         lines.append(f"| {name} | {_fmt(_metric(policy, name), 3)} | {_fmt(_metric(agent, name), 3)} |")
     lines += [
         f"| report wall time p50 / p95 s | {_fmt(_pct([c.latency_s for c in policy.cases], 0.5), 2)} / "
@@ -134,7 +159,8 @@ def _rows(suite: str, policy: RunResults, agent: RunResults, evaluated: list[int
         f"Acceptable action, agent − policy (paired): {_fmt(delta.delta if delta else None, 3)} "
         f"[{_fmt(delta.ci_low if delta else None, 3)}, {_fmt(delta.ci_high if delta else None, 3)}]. "
         f"Where the rules alone were wrong ({len(rules_wrong)} cases) the agent was acceptable on {gained}; "
-        f"where they were right ({len(rules_right)}) it lost {lost}." + (f" By kind (policy → agent): {'; '.join(by_kind)}." if by_kind else ""),
+        f"where they were right ({len(rules_right)}) it lost {lost}."
+        + (f" By kind (policy → agent): {'; '.join(by_kind)}." if by_kind else ""),
         "",
     ]
     return lines
@@ -143,12 +169,21 @@ def _rows(suite: str, policy: RunResults, agent: RunResults, evaluated: list[int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--suite", action="append", help="NAME or NAME:LIMIT (repeatable)")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results") / datetime.now(timezone.utc).strftime("%Y-%m-%d") / "drafting")
-    parser.add_argument("--llm-url", help="a running OpenAI-compatible endpoint (then evaluated tokens are not measured)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("benchmarks/results") / datetime.now(timezone.utc).strftime("%Y-%m-%d") / "drafting",
+    )
+    parser.add_argument(
+        "--llm-url", help="a running OpenAI-compatible endpoint (then evaluated tokens are not measured)"
+    )
     parser.add_argument("--ddb-url", help="a running DynamoDB endpoint")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the servers this run started
-    suites = [(s.split(":")[0], int(s.split(":")[1]) if ":" in s else None) for s in (args.suite or ["core:40", "adversarial:40", "handwritten"])]
+    suites = [
+        (s.split(":")[0], int(s.split(":")[1]) if ":" in s else None)
+        for s in (args.suite or ["core:40", "adversarial:40", "handwritten"])
+    ]
     args.out.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
     started = datetime.now(timezone.utc)
@@ -158,10 +193,16 @@ def main(argv: list[str] | None = None) -> int:
         updates: dict[str, Any] = {"table_prefix": f"benchdraft{os.getpid()}", "chroma_path": root / "chroma"}
         server: ManagedProcess | None = None
         if args.llm_url is None or args.ddb_url is None:
-            procs = stack.enter_context(embedded_services(
-                base, log_dir=root / "logs", dynamodb=args.ddb_url is None, llm=args.llm_url is None,
-                ddb_port=free_port(), llm_port=free_port(),
-            ))  # fmt: skip
+            procs = stack.enter_context(
+                embedded_services(
+                    base,
+                    log_dir=root / "logs",
+                    dynamodb=args.ddb_url is None,
+                    llm=args.llm_url is None,
+                    ddb_port=free_port(),
+                    llm_port=free_port(),
+                )
+            )
             if "dynamodb" in procs:
                 updates["ddb_endpoint_url"] = procs["dynamodb"].url
             if "llm" in procs:
@@ -187,9 +228,12 @@ def main(argv: list[str] | None = None) -> int:
             lines += _rows(suite, policy, agent, log.per_case)
             (args.out / "drafting.md").write_text("\n".join(lines))
     load_end = os.getloadavg()
-    lines.insert(4, f"Load average (1/5/15 min) at the start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, "
-                    f"at the end {load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f}; finished "
-                    f"{datetime.now(timezone.utc):%H:%M} UTC.\n")  # fmt: skip
+    lines.insert(
+        4,
+        f"Load average (1/5/15 min) at the start {load_start[0]:.2f}/{load_start[1]:.2f}/{load_start[2]:.2f}, "
+        f"at the end {load_end[0]:.2f}/{load_end[1]:.2f}/{load_end[2]:.2f}; finished "
+        f"{datetime.now(timezone.utc):%H:%M} UTC.\n",
+    )
     text = "\n".join(lines)
     (args.out / "drafting.md").write_text(text)
     print(text)

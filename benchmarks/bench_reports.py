@@ -24,16 +24,16 @@ from pathlib import Path
 from typing import Any
 
 from fraudagent.agent.pipeline import draft_report
-from fraudagent.bootstrap import build_investigator
 from fraudagent.agent.report import InvestigationReport
-from fraudagent.core.models import CaseBundle
+from fraudagent.bootstrap import build_investigator
+from fraudagent.bundles.flows import read_path, write_plan
 from fraudagent.cli.services import embedded_services, free_port
+from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
 from fraudagent.sim.export import write_world
 from fraudagent.sim.world import generate_world
 from fraudagent.store import dynamo
-from fraudagent.bundles.flows import read_path, write_plan
 from fraudagent.store.tables import Tables
 
 SEED = 101
@@ -63,7 +63,8 @@ def _row(name: str, reports: list[tuple[CaseBundle, InvestigationReport, float]]
         "cases": n,
         "paths": ", ".join(f"{p} {c / n:.0%}" for p, c in sorted(paths.items())),
         "claims removed": sum(len(r.removed_claims) for _, r, _ in reports),
-        "drafts sent back": sum(r.path == "llm_retried" for _, r, _ in reports) + sum(r.path == "fallback" and r.usage.llm_calls > 0 for _, r, _ in reports),
+        "drafts sent back": sum(r.path == "llm_retried" for _, r, _ in reports)
+        + sum(r.path == "fallback" and r.usage.llm_calls > 0 for _, r, _ in reports),
         "evidence s (mean)": statistics.fmean(r.timings.evidence_s for _, r, _ in reports),
         "drafting s (mean)": statistics.fmean(r.timings.drafting_s for _, r, _ in reports),
         "verification ms (mean)": 1000 * statistics.fmean(r.timings.verification_s for _, r, _ in reports),
@@ -90,7 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--accounts", type=int, default=1500)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--past-cases", type=int, default=300)
-    parser.add_argument("--model", default=None, help="override the model name (an OpenAI-compatible endpoint via settings)")
+    parser.add_argument(
+        "--model", default=None, help="override the model name (an OpenAI-compatible endpoint via settings)"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -102,31 +105,45 @@ def main(argv: list[str] | None = None) -> int:
         picked = _pick(plan.bundles, args.cases)
         ddb_port, llm_port = free_port(), free_port()
         base = Settings()
-        settings = base.model_copy(update={
-            "ddb_endpoint_url": f"http://127.0.0.1:{ddb_port}", "llm_base_url": f"http://127.0.0.1:{llm_port}/v1",
-            "table_prefix": "bench", "chroma_path": root / "chroma", "llm_timeout_s": 900,
-        })  # fmt: skip
+        settings = base.model_copy(
+            update={
+                "ddb_endpoint_url": f"http://127.0.0.1:{ddb_port}",
+                "llm_base_url": f"http://127.0.0.1:{llm_port}/v1",
+                "table_prefix": "bench",
+                "chroma_path": root / "chroma",
+                "llm_timeout_s": 900,
+            }
+        )
         with embedded_services(settings, log_dir=root / "logs", ddb_port=ddb_port, llm_port=llm_port):
             history = Tables.connect(settings)
             dynamo.create_tables(history.client, settings)
             store = PastCaseStore.from_settings(settings)
             t0 = time.perf_counter()
             write_plan(history, plan, past_case_store=store, scorer=None)
-            print(f"loaded the store in {time.perf_counter() - t0:.0f} s; drafting {len(picked)} cases", file=sys.stderr)
+            print(
+                f"loaded the store in {time.perf_counter() - t0:.0f} s; drafting {len(picked)} cases", file=sys.stderr
+            )
             investigator = build_investigator(settings, tables=history, past_cases=store)
             results: dict[str, list[tuple[CaseBundle, InvestigationReport, float]]] = {"agent": [], "policy": []}
             for n, bundle in enumerate(picked, start=1):
                 for solver in ("policy", "agent"):
                     start = time.perf_counter()
-                    report = draft_report(investigator, bundle.case.case_id, model=args.model, use_model=solver == "agent")
+                    report = draft_report(
+                        investigator, bundle.case.case_id, model=args.model, use_model=solver == "agent"
+                    )
                     results[solver].append((bundle, report, time.perf_counter() - start))
                 r = results["agent"][-1][1]
-                print(f"[{n}/{len(picked)}] {bundle.case.case_id} expected {bundle.expected.typology.value if bundle.expected else '?'}:"  # noqa: E501
-                      f" {r.path} {r.typology.value} {[a.value for a in r.recommended_actions]} removed {len(r.removed_claims)}"
-                      f" drafting {r.timings.drafting_s:.0f}s", file=sys.stderr)  # fmt: skip
+                print(
+                    f"[{n}/{len(picked)}] {bundle.case.case_id} expected {bundle.expected.typology.value if bundle.expected else '?'}:"  # noqa: E501
+                    f" {r.path} {r.typology.value} {[a.value for a in r.recommended_actions]} removed {len(r.removed_claims)}"
+                    f" drafting {r.timings.drafting_s:.0f}s",
+                    file=sys.stderr,
+                )
     text = _table([_row(name, rows) for name, rows in results.items()])
     problems = Counter(p.split(":")[0] for _, r, _ in results["agent"] for p in r.problems)
-    text += "\n\nWhat the verifier sent back or refused (agent), by kind: " + (", ".join(f"{k} ×{v}" for k, v in problems.most_common(8)) or "nothing")
+    text += "\n\nWhat the verifier sent back or refused (agent), by kind: " + (
+        ", ".join(f"{k} ×{v}" for k, v in problems.most_common(8)) or "nothing"
+    )
     removed = [c for _, r, _ in results["agent"] for c in r.removed_claims]
     if removed:
         text += "\n\nClaims removed:\n" + "\n".join(f"- {c}" for c in removed[:10])

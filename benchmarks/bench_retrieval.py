@@ -176,8 +176,10 @@ def measure_latency(args: argparse.Namespace, real_embedder: Any, queries: list[
         started = time.perf_counter()
         store.upsert(indexed, batch_size=1000)
         write_s = time.perf_counter() - started
-        written = (f"Writing {len(indexed):,} cases (hashing, metadata, Chroma upsert; embeddings reused, see above): "
-                   f"{write_s:.0f} s ({len(indexed) / write_s:,.0f} cases/s).")  # fmt: skip
+        written = (
+            f"Writing {len(indexed):,} cases (hashing, metadata, Chroma upsert; embeddings reused, see above): "
+            f"{write_s:.0f} s ({len(indexed) / write_s:,.0f} cases/s)."
+        )
     started = time.perf_counter()
     real.lexical_table()
     rebuild_s = time.perf_counter() - started
@@ -188,18 +190,22 @@ def measure_latency(args: argparse.Namespace, real_embedder: Any, queries: list[
             found = real.find(query, k=10, mode=mode)
             embed_ms.append(found.embed_ms)
             search_ms.append(found.search_ms)
-        rows.append(f"| {mode.value} | {len(queries)} | {_pct(search_ms, 50):.1f} | {_pct(search_ms, 95):.1f} | "
-                    f"{_pct(embed_ms, 50):.1f} | {_pct(embed_ms, 95):.1f} |")  # fmt: skip
-    return "\n".join([
-        f"### Latency at {real.count():,} stored cases",
-        "",
-        f"{written} Rebuilding the BM25 copy from the collection: {rebuild_s:.1f} s. "
-        f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores after the queries.",
-        "",
-        "| mode | queries | search p50 ms | search p95 ms | query embedding p50 ms | p95 ms |",
-        "|---|---|---|---|---|---|",
-        *rows,
-    ])  # fmt: skip
+        rows.append(
+            f"| {mode.value} | {len(queries)} | {_pct(search_ms, 50):.1f} | {_pct(search_ms, 95):.1f} | "
+            f"{_pct(embed_ms, 50):.1f} | {_pct(embed_ms, 95):.1f} |"
+        )
+    return "\n".join(
+        [
+            f"### Latency at {real.count():,} stored cases",
+            "",
+            f"{written} Rebuilding the BM25 copy from the collection: {rebuild_s:.1f} s. "
+            f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores after the queries.",
+            "",
+            "| mode | queries | search p50 ms | search p95 ms | query embedding p50 ms | p95 ms |",
+            "|---|---|---|---|---|---|",
+            *rows,
+        ]
+    )
 
 
 def _pct(values: list[float], q: int) -> float:
@@ -210,9 +216,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--store-cases", type=int, default=3000)
     parser.add_argument(
-        "--store-seeds", type=int, nargs="+", default=[7, 8, 9],
+        "--store-seeds",
+        type=int,
+        nargs="+",
+        default=[7, 8, 9],
         help="simulate the quality store with each seed and measure each (which past cases exist moves the figures)",
-    )  # fmt: skip
+    )
     parser.add_argument("--held-out-seeds", type=int, nargs="+", default=[101, 102, 103])
     parser.add_argument("--held-out-accounts", type=int, default=3000)
     parser.add_argument("--held-out-days", type=int, default=60)
@@ -226,15 +235,25 @@ def main() -> None:
     parser.add_argument("--skip-quality", action="store_true", help="only ingestion and latency")
     parser.add_argument("--skip-latency", action="store_true", help="only ingestion and quality")
     parser.add_argument("--skip-narratives", action="store_true", help="no held-out narrative queries")
-    parser.add_argument("--latency-only", action="store_true",
-                        help="only the latency at --latency-cases (with --work, reuses a store written earlier)")  # fmt: skip
-    parser.add_argument("--backend", choices=["onnx-int8", "onnx", "torch"], default=None,
-                        help="embedding backend (default: the configured one)")  # fmt: skip
+    parser.add_argument(
+        "--latency-only",
+        action="store_true",
+        help="only the latency at --latency-cases (with --work, reuses a store written earlier)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=["onnx-int8", "onnx", "torch"],
+        default=None,
+        help="embedding backend (default: the configured one)",
+    )
     parser.add_argument("--max-tokens", type=int, default=None, help="embedding token limit (default: configured)")
     parser.add_argument(
-        "--compare", nargs="*", default=[], metavar="BACKEND:TOKENS",
+        "--compare",
+        nargs="*",
+        default=[],
+        metavar="BACKEND:TOKENS",
         help="also measure ingestion and open-case quality with these embedders, in the same run (e.g. onnx:256)",
-    )  # fmt: skip
+    )
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-retrieval-"))
     overrides = {k: v for k, v in (("embedding_backend", args.backend), ("embedding_max_tokens", args.max_tokens)) if v}
@@ -251,7 +270,9 @@ def main() -> None:
         store = ingest(world, embedder, work, f"quality-{store_seed}", seed=store_seed)
         if args.skip_quality:
             break  # ingestion measured once is enough
-        open_title = f"Open cases: {len(open_cases)} alert bundles of seeds {args.held_out_seeds}, store seed {store_seed}"
+        open_title = (
+            f"Open cases: {len(open_cases)} alert bundles of seeds {args.held_out_seeds}, store seed {store_seed}"
+        )
         overall[store_seed] = measure_quality(store, open_cases, in_store)
         print(quality_table(open_title, overall[store_seed]) + "\n")
         if not args.skip_narratives and store_seed == args.store_seeds[0]:
@@ -261,7 +282,9 @@ def main() -> None:
     if len(overall) > 1:
         print(seeds_table(overall) + "\n")
     if args.compare:  # the other embedders on the first store
-        world = first_world or generate_world(seed=args.store_seeds[0], accounts=2000, days=30, past_cases=args.store_cases)
+        world = first_world or generate_world(
+            seed=args.store_seeds[0], accounts=2000, days=30, past_cases=args.store_cases
+        )
         in_store = Counter(c.typology for c in world.past_cases)
     for n, spec in enumerate(args.compare):
         backend, _, tokens = spec.partition(":")
@@ -276,13 +299,19 @@ def main() -> None:
 
 def seeds_table(by_seed: dict[int, dict[RetrievalMode, Tally]]) -> str:
     """Overall majority@5 per store seed and their mean: the spread says how much rests on which cases exist."""
-    lines = ["### Overall majority@5 by store seed", "",
-             "| store seed | " + " | ".join(m.value for m in MODES) + " | hybrid recall@10 | legitimate FP share (hybrid) |",
-             "|---|" + "---|" * (len(MODES) + 2)]  # fmt: skip
+    lines = [
+        "### Overall majority@5 by store seed",
+        "",
+        "| store seed | " + " | ".join(m.value for m in MODES) + " | hybrid recall@10 | legitimate FP share (hybrid) |",
+        "|---|" + "---|" * (len(MODES) + 2),
+    ]
     for seed, tallies in by_seed.items():
         fp = statistics.mean(tallies[RetrievalMode.hybrid].fp_shares)
-        lines.append(f"| {seed} | " + " | ".join(f"{tallies[m].majority():.3f}" for m in MODES)
-                     + f" | {tallies[RetrievalMode.hybrid].recall_at_10():.3f} | {fp:.2f} |")  # fmt: skip
+        lines.append(
+            f"| {seed} | "
+            + " | ".join(f"{tallies[m].majority():.3f}" for m in MODES)
+            + f" | {tallies[RetrievalMode.hybrid].recall_at_10():.3f} | {fp:.2f} |"
+        )
     means = [statistics.mean(t[m].majority() for t in by_seed.values()) for m in MODES]
     recall = statistics.mean(t[RetrievalMode.hybrid].recall_at_10() for t in by_seed.values())
     fp = statistics.mean(statistics.mean(t[RetrievalMode.hybrid].fp_shares) for t in by_seed.values())
@@ -300,10 +329,12 @@ def ingest(world: Any, embedder: Any, work: Path, name: str, *, seed: int = 7) -
     store.upsert([IndexedCase(case=c, provenance=Provenance.simulated) for c in world.past_cases])
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     n = len(world.past_cases)
-    print(f"Store `{name}`: {store.count():,} simulated past cases (seed {seed}), embedder `{embedder.identity}`. "
-          f"Ingestion: **{n / wall:.0f} cases/s** wall clock including embedding (embedding {store.embedding_s / wall:.0%} "
-          f"of it), {n / cpu:.0f} cases per CPU-second of this process; load average {os.getloadavg()[0]:.1f} "
-          f"on {os.cpu_count()} cores.\n")  # fmt: skip
+    print(
+        f"Store `{name}`: {store.count():,} simulated past cases (seed {seed}), embedder `{embedder.identity}`. "
+        f"Ingestion: **{n / wall:.0f} cases/s** wall clock including embedding (embedding {store.embedding_s / wall:.0%} "
+        f"of it), {n / cpu:.0f} cases per CPU-second of this process; load average {os.getloadavg()[0]:.1f} "
+        f"on {os.cpu_count()} cores.\n"
+    )
     return store
 
 

@@ -27,15 +27,14 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from fraudagent.core.models import Account, Event
 from fraudagent.cli.services import free_port
+from fraudagent.core.models import Account, Event
 from fraudagent.core.scoring import InvocationRequest
-from fraudagent.risk.rules import SCORED_EVENTS, SCORER_VERSION, score_events
 from fraudagent.risk.model import RiskModel
-from fraudagent.risk.training import train_model
-from fraudagent.sim.world import simulated_store
+from fraudagent.risk.rules import SCORED_EVENTS, SCORER_VERSION, score_events
 from fraudagent.risk.server import create_scoring_app
-from fraudagent.sim.world import World
+from fraudagent.risk.training import train_model
+from fraudagent.sim.world import World, simulated_store
 
 BATCH = 10_000
 SEED = 7
@@ -127,8 +126,10 @@ def main() -> None:
         ("in-process p95 per event (ms)", _ms(_percentile(model_latency, 0.95)), _ms(_percentile(rules_latency, 0.95))),
         (f"batch of {BATCH:,} events (events/s)", BATCH / model_batch, BATCH / rules_batch),
     ]
-    print(f"Scoring benchmark: {model.version} against {SCORER_VERSION}, {len(cases)} single events, "
-          f"histories of {statistics.mean(len(h) for h, _ in cases):.0f} events on average\n")
+    print(
+        f"Scoring benchmark: {model.version} against {SCORER_VERSION}, {len(cases)} single events, "
+        f"histories of {statistics.mean(len(h) for h, _ in cases):.0f} events on average\n"
+    )
     print(f"| measure | {model.version} | {SCORER_VERSION} | ratio (model / rules) |")
     print("|---|---:|---:|---:|")
     for name, ours, baseline in rows:
@@ -136,8 +137,10 @@ def main() -> None:
     for label, q in (("p50", 0.5), ("p95", 0.95)):
         over_http, in_process = _ms(_percentile(http_latency, q)), _ms(_percentile(model_latency, q))
         rules = _ms(_percentile(rules_latency, q))
-        print(f"| scoring server over HTTP, {label} per event (ms) | {over_http:,.2f} | {rules:,.2f} (in-process) "
-              f"| {over_http / rules:.2f}x ({over_http / in_process:.2f}x the model in-process) |")
+        print(
+            f"| scoring server over HTTP, {label} per event (ms) | {over_http:,.2f} | {rules:,.2f} (in-process) "
+            f"| {over_http / rules:.2f}x ({over_http / in_process:.2f}x the model in-process) |"
+        )
 
 
 def _small_model() -> RiskModel:

@@ -36,13 +36,13 @@ import uvicorn
 from pydantic import SecretStr
 
 from fraudagent.agent.pipeline import Investigator, draft_and_store
-from fraudagent.bootstrap import build_investigator
 from fraudagent.api.app import create_app
-from fraudagent.core.models import CaseBundle
+from fraudagent.bootstrap import build_investigator
+from fraudagent.bundles.service import load_bundle
 from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server
+from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.store import dynamo
-from fraudagent.bundles.service import load_bundle
 from fraudagent.store.tables import Tables
 
 KEY = "bench-" + uuid.uuid4().hex
@@ -51,22 +51,67 @@ KEY = "bench-" + uuid.uuid4().hex
 def bundle(case_id: str, account_id: str, day: int) -> dict[str, Any]:
     return {
         "bundle_version": 1,
-        "case": {"case_id": case_id, "account_id": account_id, "opened_at": f"2026-03-{day:02d}T14:05:00Z",
-                 "trigger": {"kind": "model", "detail": f"score 0.91 on {case_id}-E3"}, "priority": "high",
-                 "note": "customer says they did not buy these"},
-        "accounts": [{"account_id": account_id, "created_at": "2019-06-01T10:00:00Z", "country": "US", "email_domain": "example.com"}],
-        "events": [
-            {"event_id": f"{case_id}-E1", "account_id": account_id, "ts": f"2026-02-10T18:00:00Z", "type": "login",
-             "device_id": f"D-{case_id}-1", "ip": "198.51.100.20", "ip_country": "US"},
-            {"event_id": f"{case_id}-E2", "account_id": account_id, "ts": f"2026-03-{day:02d}T13:42:00Z", "type": "password_reset",
-             "device_id": f"D-{case_id}-2", "ip": "203.0.113.9", "ip_country": "RO"},
-            {"event_id": f"{case_id}-E3", "account_id": account_id, "ts": f"2026-03-{day:02d}T14:01:10Z", "type": "gift_card_purchase",
-             "amount": "100.00", "currency": "USD", "category": "gift_card", "device_id": f"D-{case_id}-2", "ip": "203.0.113.9",
-             "ip_country": "RO", "instrument_id": f"PI-{case_id}", "instrument_type": "card", "bin_country": "US", "status": "settled"},
+        "case": {
+            "case_id": case_id,
+            "account_id": account_id,
+            "opened_at": f"2026-03-{day:02d}T14:05:00Z",
+            "trigger": {"kind": "model", "detail": f"score 0.91 on {case_id}-E3"},
+            "priority": "high",
+            "note": "customer says they did not buy these",
+        },
+        "accounts": [
+            {
+                "account_id": account_id,
+                "created_at": "2019-06-01T10:00:00Z",
+                "country": "US",
+                "email_domain": "example.com",
+            }
         ],
-        "scores": [{"event_id": f"{case_id}-E3", "model_version": "ref-gbm-1", "score": 0.91,
-                    "reasons": [{"feature": "new_device", "value": 1, "contribution": 0.21}]}],
-    }  # fmt: skip
+        "events": [
+            {
+                "event_id": f"{case_id}-E1",
+                "account_id": account_id,
+                "ts": "2026-02-10T18:00:00Z",
+                "type": "login",
+                "device_id": f"D-{case_id}-1",
+                "ip": "198.51.100.20",
+                "ip_country": "US",
+            },
+            {
+                "event_id": f"{case_id}-E2",
+                "account_id": account_id,
+                "ts": f"2026-03-{day:02d}T13:42:00Z",
+                "type": "password_reset",
+                "device_id": f"D-{case_id}-2",
+                "ip": "203.0.113.9",
+                "ip_country": "RO",
+            },
+            {
+                "event_id": f"{case_id}-E3",
+                "account_id": account_id,
+                "ts": f"2026-03-{day:02d}T14:01:10Z",
+                "type": "gift_card_purchase",
+                "amount": "100.00",
+                "currency": "USD",
+                "category": "gift_card",
+                "device_id": f"D-{case_id}-2",
+                "ip": "203.0.113.9",
+                "ip_country": "RO",
+                "instrument_id": f"PI-{case_id}",
+                "instrument_type": "card",
+                "bin_country": "US",
+                "status": "settled",
+            },
+        ],
+        "scores": [
+            {
+                "event_id": f"{case_id}-E3",
+                "model_version": "ref-gbm-1",
+                "score": 0.91,
+                "reasons": [{"feature": "new_device", "value": 1, "contribution": 0.21}],
+            }
+        ],
+    }
 
 
 class Receiver:
@@ -75,7 +120,7 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 receiver.got.append((self.headers["X-Delivery-Id"], time.time()))
                 self.send_response(200)
@@ -100,7 +145,9 @@ class Api:
         self.thread.start()
         while not self.server.started:
             time.sleep(0.05)
-        return httpx.Client(base_url=f"http://127.0.0.1:{self.port}", headers={"Authorization": f"Bearer {KEY}"}, timeout=900)
+        return httpx.Client(
+            base_url=f"http://127.0.0.1:{self.port}", headers={"Authorization": f"Bearer {KEY}"}, timeout=900
+        )
 
     def __exit__(self, *_: object) -> None:
         self.server.should_exit = True
@@ -108,26 +155,50 @@ class Api:
 
 
 def stores(ddb: ManagedProcess, base: Path, **changes: Any) -> tuple[Settings, Investigator]:
-    settings = Settings(ddb_endpoint_url=ddb.url, table_prefix="b" + uuid.uuid4().hex[:10], chroma_path=base / uuid.uuid4().hex,
-                        api_key=SecretStr(KEY), llm_base_url="http://127.0.0.1:9/v1", llm_max_retries=0, llm_timeout_s=5,
-                        callback_secret=SecretStr("bench"), summary_poll_s=0.1, **changes)  # fmt: skip
+    settings = Settings(
+        ddb_endpoint_url=ddb.url,
+        table_prefix="b" + uuid.uuid4().hex[:10],
+        chroma_path=base / uuid.uuid4().hex,
+        api_key=SecretStr(KEY),
+        llm_base_url="http://127.0.0.1:9/v1",
+        llm_max_retries=0,
+        llm_timeout_s=5,
+        callback_secret=SecretStr("bench"),
+        summary_poll_s=0.1,
+        **changes,
+    )
     history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     for n in range(3):
-        load_bundle(history, CaseBundle.model_validate(bundle(f"C-B{n}", f"A-B{n}", n + 2)), past_case_store=None, scorer=None)
+        load_bundle(
+            history, CaseBundle.model_validate(bundle(f"C-B{n}", f"A-B{n}", n + 2)), past_case_store=None, scorer=None
+        )
     return settings, build_investigator(settings, tables=history, similar_cases=False)
 
 
 def burst(ddb: ManagedProcess, base: Path, *, jobs: int, workers: int) -> dict[str, float]:
-    settings, investigator = stores(ddb, base, summary_workers=workers, api_rate_limit_per_minute=0)  # the jobs, not the limiter
+    settings, investigator = stores(
+        ddb, base, summary_workers=workers, api_rate_limit_per_minute=0
+    )  # the jobs, not the limiter
     for n in range(3):
         draft_and_store(investigator, f"C-B{n}")
     receiver = Receiver()
     with Api(create_app(settings, investigator)) as client:
         t0 = time.time()
         with ThreadPoolExecutor(8) as pool:
-            accepted = list(pool.map(lambda n: client.post("/v1/summaries", json={
-                "case_id": f"C-B{n % 3}", "format": ("markdown", "jira", "servicenow")[n % 3], "callback_url": receiver.url}), range(jobs)))  # fmt: skip
+            accepted = list(
+                pool.map(
+                    lambda n: client.post(
+                        "/v1/summaries",
+                        json={
+                            "case_id": f"C-B{n % 3}",
+                            "format": ("markdown", "jira", "servicenow")[n % 3],
+                            "callback_url": receiver.url,
+                        },
+                    ),
+                    range(jobs),
+                )
+            )
         t_accepted = time.time()
         ids = [a.json()["job_id"] for a in accepted]
         deadline = time.time() + 900
@@ -143,14 +214,25 @@ def burst(ddb: ManagedProcess, base: Path, *, jobs: int, workers: int) -> dict[s
     receiver.server.shutdown()
     statuses = Counter(j["status"] for j in final)
     per_job = Counter(i for i, _ in receiver.got)
-    latencies = [datetime.fromisoformat(j["delivered_at"]).timestamp() - datetime.fromisoformat(j["created_at"]).timestamp()
-                 for j in final if j.get("delivered_at")]  # fmt: skip
+    latencies = [
+        datetime.fromisoformat(j["delivered_at"]).timestamp() - datetime.fromisoformat(j["created_at"]).timestamp()
+        for j in final
+        if j.get("delivered_at")
+    ]
     return {
-        "workers": workers, "jobs": jobs, "done": statuses.get("done", 0), "duplicates": sum(c - 1 for c in per_job.values()),
-        "missing": len(set(ids) - set(per_job)), "accept_s": t_accepted - t0, "all_delivered_s": t_done - t0,
-        "jobs_per_s": jobs / (t_done - t0), "p50_s": statistics.median(latencies) if latencies else float("nan"),
-        "p95_s": statistics.quantiles(latencies, n=20)[18] if len(latencies) >= 20 else max(latencies, default=float("nan")),
-    }  # fmt: skip
+        "workers": workers,
+        "jobs": jobs,
+        "done": statuses.get("done", 0),
+        "duplicates": sum(c - 1 for c in per_job.values()),
+        "missing": len(set(ids) - set(per_job)),
+        "accept_s": t_accepted - t0,
+        "all_delivered_s": t_done - t0,
+        "jobs_per_s": jobs / (t_done - t0),
+        "p50_s": statistics.median(latencies) if latencies else float("nan"),
+        "p95_s": statistics.quantiles(latencies, n=20)[18]
+        if len(latencies) >= 20
+        else max(latencies, default=float("nan")),
+    }
 
 
 def chat_first_token(ddb: ManagedProcess, base: Path, llm_url: str, *, questions: int = 1) -> list[dict[str, Any]]:
@@ -164,15 +246,24 @@ def chat_first_token(ddb: ManagedProcess, base: Path, llm_url: str, *, questions
         for n in range(questions):
             t1 = time.time()
             first, final = None, {}
-            with client.stream("POST", f"/v1/cases/C-B{n % 3}/chat", json={"message": asked[n % len(asked)]}) as response:
+            with client.stream(
+                "POST", f"/v1/cases/C-B{n % 3}/chat", json={"message": asked[n % len(asked)]}
+            ) as response:
                 for line in response.iter_lines():
                     if line.startswith("event: token") and first is None:
                         first = time.time() - t1
                     if line.startswith("data:") and '"session_id"' in line:
                         final = json.loads(line[5:])
-            rows.append({"question": asked[n % len(asked)], "chat_first_token_s": first if first is not None else float("nan"),
-                         "chat_total_s": time.time() - t1, "chat_cited": len(final.get("cited_ids", [])),
-                         "chat_server_first_token_s": final.get("first_token_s"), "model_unavailable": final.get("model_unavailable")})  # fmt: skip
+            rows.append(
+                {
+                    "question": asked[n % len(asked)],
+                    "chat_first_token_s": first if first is not None else float("nan"),
+                    "chat_total_s": time.time() - t1,
+                    "chat_cited": len(final.get("cited_ids", [])),
+                    "chat_server_first_token_s": final.get("first_token_s"),
+                    "model_unavailable": final.get("model_unavailable"),
+                }
+            )
     return rows
 
 
@@ -202,7 +293,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=100)
     parser.add_argument("--workers", default="1,2,4")
-    parser.add_argument("--llm", action="store_true", help="also measure chat first token and a summary drafted by the local model")
+    parser.add_argument(
+        "--llm", action="store_true", help="also measure chat first token and a summary drafted by the local model"
+    )
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind, so the servers started here are stopped
     base = Path(tempfile.mkdtemp(prefix="bench-summaries-"))
@@ -210,11 +303,15 @@ def main() -> None:
     try:
         rows = [burst(ddb, base, jobs=args.jobs, workers=int(w)) for w in args.workers.split(",")]
         baseline = rows[0]["all_delivered_s"]
-        print(f"\n| workers | jobs | done | duplicates | missing | accept all (s) | all delivered (s) | jobs/s | p50 job (s) | p95 job (s) | speed-up vs {rows[0]['workers']} |")
+        print(
+            f"\n| workers | jobs | done | duplicates | missing | accept all (s) | all delivered (s) | jobs/s | p50 job (s) | p95 job (s) | speed-up vs {rows[0]['workers']} |"
+        )
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
-            print(f"| {r['workers']} | {r['jobs']} | {r['done']} | {r['duplicates']} | {r['missing']} | {r['accept_s']:.2f} | "
-                  f"{r['all_delivered_s']:.2f} | {r['jobs_per_s']:.1f} | {r['p50_s']:.2f} | {r['p95_s']:.2f} | {baseline / r['all_delivered_s']:.2f}x |")  # fmt: skip
+            print(
+                f"| {r['workers']} | {r['jobs']} | {r['done']} | {r['duplicates']} | {r['missing']} | {r['accept_s']:.2f} | "
+                f"{r['all_delivered_s']:.2f} | {r['jobs_per_s']:.1f} | {r['p50_s']:.2f} | {r['p95_s']:.2f} | {baseline / r['all_delivered_s']:.2f}x |"
+            )
         if args.llm:
             print("\nwith the embedded model:", json.dumps(with_llm(ddb, base), indent=1))
     finally:

@@ -49,24 +49,24 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling benchmark modules
 
-import bench_summaries  # noqa: E402
+import bench_summaries
 
-from fraudagent.bootstrap import build_investigator  # noqa: E402
-from fraudagent.api.app import create_app  # noqa: E402
-from fraudagent.core.models import CaseBundle  # noqa: E402
-from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server  # noqa: E402
-from fraudagent.core.settings import Settings  # noqa: E402
-from fraudagent.evals.flows import read_run, run_suite  # noqa: E402
-from fraudagent.evals.generate import _big_history  # noqa: E402  (the edge suite's 10,000-event history)
-from fraudagent.evals.suites import load_suite, select  # noqa: E402
-from fraudagent.retrieval.past_cases import embedding_function  # noqa: E402
-from fraudagent.store import dynamo  # noqa: E402
-from fraudagent.bundles.service import load_bundle  # noqa: E402
-from fraudagent.store.tables import Tables  # noqa: E402
+from fraudagent.api.app import create_app
+from fraudagent.bootstrap import build_investigator
+from fraudagent.bundles.service import load_bundle
+from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server
+from fraudagent.core.models import CaseBundle
+from fraudagent.core.settings import Settings
+from fraudagent.evals.flows import read_run, run_suite
+from fraudagent.evals.generate import _big_history
+from fraudagent.evals.suites import load_suite, select
+from fraudagent.retrieval.past_cases import embedding_function
+from fraudagent.store import dynamo
+from fraudagent.store.tables import Tables
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -84,9 +84,16 @@ def table(rows: list[dict[str, Any]]) -> str:
     keys = list(rows[0])
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
-        cells = ["–" if isinstance(v, float) and v != v else f"{v:.3g}" if isinstance(v, float) and abs(v) < 10
-                 else f"{v:,.0f}" if isinstance(v, float) else str(v)
-                 for v in (row.get(k, "") for k in keys)]  # fmt: skip
+        cells = [
+            "–"
+            if isinstance(v, float) and v != v
+            else f"{v:.3g}"
+            if isinstance(v, float) and abs(v) < 10
+            else f"{v:,.0f}"
+            if isinstance(v, float)
+            else str(v)
+            for v in (row.get(k, "") for k in keys)
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -114,8 +121,12 @@ class Context:
         return self._llm
 
     def settings(self, **changes: Any) -> Settings:
-        return Settings(ddb_endpoint_url=self.ddb.url, table_prefix="ra" + uuid.uuid4().hex[:10],
-                        chroma_path=self.base / uuid.uuid4().hex, **changes)  # fmt: skip
+        return Settings(
+            ddb_endpoint_url=self.ddb.url,
+            table_prefix="ra" + uuid.uuid4().hex[:10],
+            chroma_path=self.base / uuid.uuid4().hex,
+            **changes,
+        )
 
 
 # --- evidence gathering against history size -------------------------------------------------------------
@@ -135,7 +146,9 @@ def bench_evidence(ctx: Context, quick: bool) -> dict[str, Any]:
         load_s = time.perf_counter() - t0
         for label, cap in (("default", settings.evidence_max_events), ("uncapped", 10_000)):
             # uncapped: the per-source timeouts raised too, so the whole history is read however long it takes
-            timeouts = settings.evidence_timeouts_s if label == "default" else {k: 300.0 for k in settings.evidence_timeouts_s}
+            timeouts = (
+                settings.evidence_timeouts_s if label == "default" else {k: 300.0 for k in settings.evidence_timeouts_s}
+            )
             bounded = settings.model_copy(update={"evidence_max_events": cap, "evidence_timeouts_s": timeouts})
             investigator = build_investigator(bounded, tables=history, similar_cases=False)
             pack = investigator.evidence(doc.case.case_id)  # warm-up (connections, policy)
@@ -145,11 +158,21 @@ def bench_evidence(ctx: Context, quick: bool) -> dict[str, Any]:
                 t = time.perf_counter()
                 investigator.evidence(doc.case.case_id)
                 times.append(time.perf_counter() - t)
-            rows.append({"events on the account": size, "bound": f"{label} ({cap})", "events read": len(pack.events),
-                         "cut": "yes" if any(c.startswith("events:") for c in pack.cuts) else "no",
-                         "sources": "ok" if all(v == "ok" for v in pack.sources.values()) else
-                                    "; ".join(f"{k}: {v}" for k, v in pack.sources.items() if v != "ok"), "calls": reps,
-                         "p50 ms": 1000 * pct(times, 0.5), "p95 ms": 1000 * pct(times, 0.95), "load s": load_s})  # fmt: skip
+            rows.append(
+                {
+                    "events on the account": size,
+                    "bound": f"{label} ({cap})",
+                    "events read": len(pack.events),
+                    "cut": "yes" if any(c.startswith("events:") for c in pack.cuts) else "no",
+                    "sources": "ok"
+                    if all(v == "ok" for v in pack.sources.values())
+                    else "; ".join(f"{k}: {v}" for k, v in pack.sources.items() if v != "ok"),
+                    "calls": reps,
+                    "p50 ms": 1000 * pct(times, 0.5),
+                    "p95 ms": 1000 * pct(times, 0.95),
+                    "load s": load_s,
+                }
+            )
             print(f"  evidence {size} events, {label}: p50 {rows[-1]['p50 ms']:.0f} ms", file=sys.stderr)
     return {"rows": rows}
 
@@ -160,9 +183,16 @@ def chart_evidence(result: dict[str, Any], out: Path) -> None:
         rows = [r for r in result["rows"] if r["bound"].startswith(label)]
         xs = [r["events on the account"] for r in rows]
         ax.plot(xs, [r["p50 ms"] for r in rows], marker="o", color=color, label=f"p50, {rows[0]['bound']}")
-        ax.plot(xs, [r["p95 ms"] for r in rows], marker="x", color=color, linestyle="--", label=f"p95, {rows[0]['bound']}")
-    ax.set(xscale="log", yscale="log", xlabel="events on the account", ylabel="evidence gathering (ms)",
-           title="Evidence pack for one case")  # fmt: skip
+        ax.plot(
+            xs, [r["p95 ms"] for r in rows], marker="x", color=color, linestyle="--", label=f"p95, {rows[0]['bound']}"
+        )
+    ax.set(
+        xscale="log",
+        yscale="log",
+        xlabel="events on the account",
+        ylabel="evidence gathering (ms)",
+        title="Evidence pack for one case",
+    )
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
@@ -204,14 +234,28 @@ def reports_result(done: dict[str, list[Any]]) -> dict[str, Any]:
     if len(rows) == 2:
         a, b = rows
         ratio = lambda key: b[key] / a[key] if a[key] and a[key] == a[key] else float("nan")  # noqa: E731
-        ratios = {"prompt tokens per report naive/agent": ratio("prompt tokens / report"),
-                  "tokens per case naive/agent": ratio("tokens / case (all)"), "wall time naive/agent": ratio("wall s / case (mean)"),
-                  "action_acceptable_rate agent - naive": a["action_acceptable_rate"] - b["action_acceptable_rate"]}  # fmt: skip
-    per_case = [{"case": c.case_id, "expected": c.expected.typology.value, "solver": s, "path": c.path or "no report",
-                 "typology": c.predicted_typology or "-", "actions": ",".join(c.report["recommended_actions"]) if c.report else "-",
-                 "acceptable": c.scores["action_acceptable"].value, "wall s": c.latency_s, "tokens": c.tokens,
-                 "error": (c.error or "")[:80]}
-                for s, cases in done.items() for c in cases]  # fmt: skip
+        ratios = {
+            "prompt tokens per report naive/agent": ratio("prompt tokens / report"),
+            "tokens per case naive/agent": ratio("tokens / case (all)"),
+            "wall time naive/agent": ratio("wall s / case (mean)"),
+            "action_acceptable_rate agent - naive": a["action_acceptable_rate"] - b["action_acceptable_rate"],
+        }
+    per_case = [
+        {
+            "case": c.case_id,
+            "expected": c.expected.typology.value,
+            "solver": s,
+            "path": c.path or "no report",
+            "typology": c.predicted_typology or "-",
+            "actions": ",".join(c.report["recommended_actions"]) if c.report else "-",
+            "acceptable": c.scores["action_acceptable"].value,
+            "wall s": c.latency_s,
+            "tokens": c.tokens,
+            "error": (c.error or "")[:80],
+        }
+        for s, cases in done.items()
+        for c in cases
+    ]
     return {"rows": rows, "ratios": ratios, "per_case": per_case}
 
 
@@ -228,11 +272,21 @@ def bench_reports(ctx: Context, quick: bool, cases: int, on_partial: Any = None)
         one = dataclasses.replace(suite, bundles=[bundle])
         for solver in ("agent", "naive"):
             t0 = time.perf_counter()
-            run = run_suite(suite=one, settings=settings, out_dir=ctx.base / f"run-{solver}-{i}", solver=solver, samples=50, embedder=embedder)
+            run = run_suite(
+                suite=one,
+                settings=settings,
+                out_dir=ctx.base / f"run-{solver}-{i}",
+                solver=solver,
+                samples=50,
+                embedder=embedder,
+            )
             done[solver].extend(run.cases)
             c = run.cases[0]
-            print(f"  [{i}/{len(chosen)}] {c.case_id} {solver}: {c.path or 'no report'} {c.latency_s:.0f} s, {c.tokens} tokens"
-                  f" ({time.perf_counter() - t0:.0f} s with loading)", file=sys.stderr)  # fmt: skip
+            print(
+                f"  [{i}/{len(chosen)}] {c.case_id} {solver}: {c.path or 'no report'} {c.latency_s:.0f} s, {c.tokens} tokens"
+                f" ({time.perf_counter() - t0:.0f} s with loading)",
+                file=sys.stderr,
+            )
         if on_partial:
             on_partial(reports_result(done))
     return reports_result(done)
@@ -246,7 +300,9 @@ def reports_from(paths: list[Path]) -> dict[str, Any]:
         raise SystemExit(f"--reports-from needs one agent and one naive run, got {sorted(runs)}")
     common = {c.case_id for c in runs["agent"].cases} & {c.case_id for c in runs["naive"].cases}
     done = {s: [c for c in runs[s].cases if c.case_id in common] for s in ("agent", "naive")}
-    source = ", ".join(f"{s}: {paths[i]} (started {runs[s].meta.started_at:%Y-%m-%d %H:%M} UTC)" for i, s in enumerate(runs))
+    source = ", ".join(
+        f"{s}: {paths[i]} (started {runs[s].meta.started_at:%Y-%m-%d %H:%M} UTC)" for i, s in enumerate(runs)
+    )
     return reports_result(done) | {"source": source}
 
 
@@ -285,9 +341,19 @@ def bench_bursts(ctx: Context, quick: bool) -> dict[str, Any]:
     rows = []
     for workers in (1, 2, 4):
         r = bench_summaries.burst(ctx.ddb, ctx.base, jobs=jobs, workers=workers)
-        rows.append({"workers": workers, "jobs": jobs, "done": r["done"], "duplicates": r["duplicates"], "missing": r["missing"],
-                     "all delivered s": r["all_delivered_s"], "jobs / min": 60 * r["jobs_per_s"], "p50 job s": r["p50_s"],
-                     "p95 job s": r["p95_s"]})  # fmt: skip
+        rows.append(
+            {
+                "workers": workers,
+                "jobs": jobs,
+                "done": r["done"],
+                "duplicates": r["duplicates"],
+                "missing": r["missing"],
+                "all delivered s": r["all_delivered_s"],
+                "jobs / min": 60 * r["jobs_per_s"],
+                "p50 job s": r["p50_s"],
+                "p95 job s": r["p95_s"],
+            }
+        )
         print(f"  summaries: {workers} worker(s): {rows[-1]['jobs / min']:.0f} jobs/min", file=sys.stderr)
     for r in rows:
         r["speed-up"] = f"{r['jobs / min'] / rows[0]['jobs / min']:.2f}x"
@@ -311,25 +377,54 @@ def bench_api(ctx: Context, quick: bool) -> dict[str, Any]:
     settings, investigator = bench_summaries.stores(ctx.ddb, ctx.base, summary_workers=0, api_rate_limit_per_minute=0)
     case_ids = [f"C-B{n}" for n in range(3)]
     for n in range(3, 200):  # a queue of 200 open cases
-        load_bundle(investigator.history, CaseBundle.model_validate(bench_summaries.bundle(f"C-B{n}", f"A-B{n}", 1 + n % 28)),
-                    past_case_store=None, scorer=None)  # fmt: skip
+        load_bundle(
+            investigator.history,
+            CaseBundle.model_validate(bench_summaries.bundle(f"C-B{n}", f"A-B{n}", 1 + n % 28)),
+            past_case_store=None,
+            scorer=None,
+        )
         case_ids.append(f"C-B{n}")
     users, seconds = (4, 8) if quick else (8, 30)
     prefix = ctx.base / "locust"
     with bench_summaries.Api(create_app(settings, investigator)) as client:
         env = os.environ | {"BENCH_API_KEY": bench_summaries.KEY, "BENCH_CASE_IDS": ",".join(case_ids)}
-        cmd = [str(Path(sys.executable).with_name("locust")), "-f", str(HERE / "locustfile.py"), "--headless", "-u", str(users),
-               "-r", str(users), "-t", f"{seconds}s", "--host", str(client.base_url).rstrip("/"), "--csv", str(prefix),
-               "--only-summary", "--loglevel", "WARNING"]  # fmt: skip
+        cmd = [
+            str(Path(sys.executable).with_name("locust")),
+            "-f",
+            str(HERE / "locustfile.py"),
+            "--headless",
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            f"{seconds}s",
+            "--host",
+            str(client.base_url).rstrip("/"),
+            "--csv",
+            str(prefix),
+            "--only-summary",
+            "--loglevel",
+            "WARNING",
+        ]
         done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=seconds + 120)
         if done.returncode not in (0, 1):  # 1: some requests failed (reported below)
             raise RuntimeError(f"locust failed ({done.returncode}): {done.stderr[-500:]}")
     rows = []
     with open(f"{prefix}_stats.csv", newline="") as f:
         for r in csv.DictReader(f):
-            rows.append({"route": r["Name"], "requests": int(r["Request Count"]), "failures": int(r["Failure Count"]),
-                         "req/s": float(r["Requests/s"]), "p50 ms": float(r["50%"]), "p95 ms": float(r["95%"]),
-                         "p99 ms": float(r["99%"]), "max ms": float(r["Max Response Time"])})  # fmt: skip
+            rows.append(
+                {
+                    "route": r["Name"],
+                    "requests": int(r["Request Count"]),
+                    "failures": int(r["Failure Count"]),
+                    "req/s": float(r["Requests/s"]),
+                    "p50 ms": float(r["50%"]),
+                    "p95 ms": float(r["95%"]),
+                    "p99 ms": float(r["99%"]),
+                    "max ms": float(r["Max Response Time"]),
+                }
+            )
     return {"rows": rows, "users": users, "seconds": seconds}
 
 
@@ -353,48 +448,105 @@ def chart_api(result: dict[str, Any], out: Path) -> None:
 
 def git_commit() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5).stdout.strip()
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=5
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "?"
 
 
 def write_markdown(results: dict[str, Any], meta: dict[str, Any], out: Path) -> str:
-    parts = [f"# Benchmarks {meta['date']}", "",
-             f"commit {meta['commit']}, {meta['cpus']} CPUs ({meta['machine']}), load average {meta['load_start']} at the start and "
-             f"{meta['load_end']} at the end; {'--quick (development run, not figures)' if meta['quick'] else 'full run'}; "
-             f"{meta['seconds']:.0f} s in all.", ""]  # fmt: skip
+    parts = [
+        f"# Benchmarks {meta['date']}",
+        "",
+        f"commit {meta['commit']}, {meta['cpus']} CPUs ({meta['machine']}), load average {meta['load_start']} at the start and "
+        f"{meta['load_end']} at the end; {'--quick (development run, not figures)' if meta['quick'] else 'full run'}; "
+        f"{meta['seconds']:.0f} s in all.",
+        "",
+    ]
     if "evidence" in results:
-        parts += ["## Evidence gathering against history size", "",
-                  "One case; its account has N events (logins in the 90-day window). No past-case store. `events read`: what the "
-                  "pack holds; `cut`: the bound stopped the read (the pack says so); `uncapped` also raises the per-source timeouts "
-                  "(FRAUDAGENT_EVIDENCE_TIMEOUTS_S) to 300 s so the whole history is read; `sources`: any source that failed or timed out.", "", table(results["evidence"]["rows"]),
-                  "", "![evidence](evidence.png)", ""]  # fmt: skip
+        parts += [
+            "## Evidence gathering against history size",
+            "",
+            "One case; its account has N events (logins in the 90-day window). No past-case store. `events read`: what the "
+            "pack holds; `cut`: the bound stopped the read (the pack says so); `uncapped` also raises the per-source timeouts "
+            "(FRAUDAGENT_EVIDENCE_TIMEOUTS_S) to 300 s so the whole history is read; `sources`: any source that failed or timed out.",
+            "",
+            table(results["evidence"]["rows"]),
+            "",
+            "![evidence](evidence.png)",
+            "",
+        ]
     if "reports" in results:
         r = results["reports"]
-        how = (f"read from two eval runs, on the cases both hold ({r['source']}). " if r.get("source") else
-               "case by case in this run, agent then naive on each (the eval runner, each time in isolated stores holding the case's "
-               "bundle and its past cases; scored against the suite's ground truth). ")  # fmt: skip
-        parts += ["## Reports: our pipeline (`agent`) against the `naive` solver", "",
-                  f"The same {r['rows'][0]['cases'] if r['rows'] else 0} case(s) of the `core` suite"
-                  + (" (each run's model as recorded in its results.json), " if r.get("source") else ", the same llama.cpp server (packaged 0.5B model), ")
-                  + how +
-                  "The naive agent's evidence reads happen inside its model loop, so its evidence time is part of drafting.", "",
-                  table(r["rows"]), "", "Ratios: " + ", ".join(f"{k} **{v:.2f}**" if v == v else f"{k} **undefined** (no naive report)" for k, v in r["ratios"].items()), "",
-                  "<details><summary>per case</summary>", "", table(r["per_case"]), "", "</details>", "",
-                  "![reports](reports.png)", ""]  # fmt: skip
+        how = (
+            f"read from two eval runs, on the cases both hold ({r['source']}). "
+            if r.get("source")
+            else "case by case in this run, agent then naive on each (the eval runner, each time in isolated stores holding the case's "
+            "bundle and its past cases; scored against the suite's ground truth). "
+        )
+        parts += [
+            "## Reports: our pipeline (`agent`) against the `naive` solver",
+            "",
+            f"The same {r['rows'][0]['cases'] if r['rows'] else 0} case(s) of the `core` suite"
+            + (
+                " (each run's model as recorded in its results.json), "
+                if r.get("source")
+                else ", the same llama.cpp server (packaged 0.5B model), "
+            )
+            + how
+            + "The naive agent's evidence reads happen inside its model loop, so its evidence time is part of drafting.",
+            "",
+            table(r["rows"]),
+            "",
+            "Ratios: "
+            + ", ".join(
+                f"{k} **{v:.2f}**" if v == v else f"{k} **undefined** (no naive report)" for k, v in r["ratios"].items()
+            ),
+            "",
+            "<details><summary>per case</summary>",
+            "",
+            table(r["per_case"]),
+            "",
+            "</details>",
+            "",
+            "![reports](reports.png)",
+            "",
+        ]
     if "chat" in results:
-        parts += ["## Chat: time to first token", "", "Over the API (SSE), the packaged model, one new session per question.", "",
-                  table(results["chat"]["rows"]), ""]  # fmt: skip
+        parts += [
+            "## Chat: time to first token",
+            "",
+            "Over the API (SSE), the packaged model, one new session per question.",
+            "",
+            table(results["chat"]["rows"]),
+            "",
+        ]
     if "summaries" in results:
-        parts += ["## Summary jobs: burst with 1, 2 and 4 workers", "",
-                  "Reports drafted beforehand (the deterministic path); each job renders, signs and delivers a callback to a loopback "
-                  "receiver (bench_summaries.py).", "", table(results["summaries"]["rows"]), "", "![summaries](summaries.png)", ""]  # fmt: skip
+        parts += [
+            "## Summary jobs: burst with 1, 2 and 4 workers",
+            "",
+            "Reports drafted beforehand (the deterministic path); each job renders, signs and delivers a callback to a loopback "
+            "receiver (bench_summaries.py).",
+            "",
+            table(results["summaries"]["rows"]),
+            "",
+            "![summaries](summaries.png)",
+            "",
+        ]
     if "api" in results:
         a = results["api"]
-        parts += ["## API throughput on the non-LLM routes", "",
-                  f"locust headless, {a['users']} users without think time for {a['seconds']} s, against one uvicorn process on "
-                  "loopback (a thread of the benchmark process; locust in its own process on the same 2 cores); 200 open cases.", "",
-                  table(a["rows"]), "", "![api](api.png)", ""]  # fmt: skip
+        parts += [
+            "## API throughput on the non-LLM routes",
+            "",
+            f"locust headless, {a['users']} users without think time for {a['seconds']} s, against one uvicorn process on "
+            "loopback (a thread of the benchmark process; locust in its own process on the same 2 cores); 200 open cases.",
+            "",
+            table(a["rows"]),
+            "",
+            "![api](api.png)",
+            "",
+        ]
     for name, error in results.get("errors", {}).items():
         parts += [f"## {name}: FAILED", "", f"    {error}", ""]
     text = "\n".join(parts)
@@ -408,8 +560,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small sizes and short loads, for development")
     parser.add_argument("--cases", type=int, default=6, help="core-suite cases for the agent vs naive comparison")
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results/<UTC date>")
-    parser.add_argument("--reports-from", default=None, metavar="AGENT_RUN,NAIVE_RUN",
-                        help="build `reports` from two finished `fraudagent eval run` folders instead of running the model")
+    parser.add_argument(
+        "--reports-from",
+        default=None,
+        metavar="AGENT_RUN,NAIVE_RUN",
+        help="build `reports` from two finished `fraudagent eval run` folders instead of running the model",
+    )
     args = parser.parse_args(argv)
     only = [s.strip() for s in args.only.split(",") if s.strip()]
     unknown = sorted(set(only) - set(SECTIONS))
@@ -421,8 +577,15 @@ def main(argv: list[str] | None = None) -> int:
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     out = args.out or HERE / "results" / date
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"date": date, "commit": git_commit(), "cpus": os.cpu_count(), "machine": platform.machine(), "quick": args.quick,
-            "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()), "sections": only}  # fmt: skip
+    meta = {
+        "date": date,
+        "commit": git_commit(),
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "quick": args.quick,
+        "load_start": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "sections": only,
+    }
     results: dict[str, Any] = {"errors": {}}
 
     def save(partial: dict[str, Any] | None = None) -> str:
@@ -430,15 +593,23 @@ def main(argv: list[str] | None = None) -> int:
         current = results | (partial or {})
         meta["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         meta["seconds"] = time.time() - started
-        (out / "results.json").write_text(json.dumps({"meta": meta, **current}, indent=1, default=str) + "\n", encoding="utf-8")
+        (out / "results.json").write_text(
+            json.dumps({"meta": meta, **current}, indent=1, default=str) + "\n", encoding="utf-8"
+        )
         return write_markdown(current, meta, out)
 
-    runners = {"evidence": (lambda c: bench_evidence(c, args.quick), chart_evidence),
-               "reports": ((lambda c: reports_from([Path(x) for x in args.reports_from.split(",")])) if args.reports_from else
-                           (lambda c: bench_reports(c, args.quick, args.cases, on_partial=lambda r: save({"reports": r}))), chart_reports),
-               "chat": (lambda c: bench_chat(c, args.quick), None),
-               "summaries": (lambda c: bench_bursts(c, args.quick), chart_bursts),
-               "api": (lambda c: bench_api(c, args.quick), chart_api)}  # fmt: skip
+    runners = {
+        "evidence": (lambda c: bench_evidence(c, args.quick), chart_evidence),
+        "reports": (
+            (lambda c: reports_from([Path(x) for x in args.reports_from.split(",")]))
+            if args.reports_from
+            else (lambda c: bench_reports(c, args.quick, args.cases, on_partial=lambda r: save({"reports": r}))),
+            chart_reports,
+        ),
+        "chat": (lambda c: bench_chat(c, args.quick), None),
+        "summaries": (lambda c: bench_bursts(c, args.quick), chart_bursts),
+        "api": (lambda c: bench_api(c, args.quick), chart_api),
+    }
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="fraudagent-bench-") as tmp:
         ctx = Context(stack, Path(tmp))
         for name in SECTIONS:

@@ -53,24 +53,28 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_summaries  # noqa: E402
+import bench_summaries
 
-from fraudagent.agent.pipeline import draft_and_store  # noqa: E402
-from fraudagent.bootstrap import build_investigator  # noqa: E402
-from fraudagent.core.models import CaseBundle  # noqa: E402
-from fraudagent.cli.services import free_port, start_dynamodb_local, start_llama_server  # noqa: E402
-from fraudagent.core.settings import Settings  # noqa: E402
-from fraudagent.store import dynamo  # noqa: E402
-from fraudagent.bundles.service import load_bundle  # noqa: E402
-from fraudagent.store.tables import Tables  # noqa: E402
+from fraudagent.agent.pipeline import draft_and_store
+from fraudagent.bootstrap import build_investigator
+from fraudagent.bundles.service import load_bundle
+from fraudagent.cli.services import free_port, start_dynamodb_local, start_llama_server
+from fraudagent.core.models import CaseBundle
+from fraudagent.core.settings import Settings
+from fraudagent.store import dynamo
+from fraudagent.store.tables import Tables
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CALLBACK_SECRET = "soak-" + uuid.uuid4().hex
 CASES = 30
 MIX = (("list", 30), ("detail", 40), ("chat", 15), ("summary", 15))
-QUESTIONS = ("What happened after the password reset?", "Why was this case flagged?", "Which accounts are linked?",
-             "Summarise the purchases.")  # fmt: skip
+QUESTIONS = (
+    "What happened after the password reset?",
+    "Why was this case flagged?",
+    "Which accounts are linked?",
+    "Summarise the purchases.",
+)
 
 
 # --- the scripted model: a loopback OpenAI-compatible endpoint ----------------------------------------------
@@ -100,32 +104,51 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self._send(200, json.dumps({"object": "list", "data": [{"id": "scripted", "object": "model"}]}).encode())
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         if not request.get("stream"):
             self._send(503, b'{"error": {"message": "scripted model: drafts are not scripted"}}')
             return
         prompt = " ".join(str(m.get("content", "")) for m in request.get("messages", []))
         cited = re.search(r"txn:[A-Za-z0-9_.\-]+", prompt)
-        words = (f"The case shows a password reset followed by a gift card purchase [{cited.group(0) if cited else 'txn:none'}]; "
-                 "a new device and a new country were used.").split(" ")  # fmt: skip
+        words = (
+            f"The case shows a password reset followed by a gift card purchase [{cited.group(0) if cited else 'txn:none'}]; "
+            "a new device and a new country were used."
+        ).split(" ")
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("connection", "close")
         self.end_headers()
         try:
             for n, word in enumerate(words):
-                chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
-                         "choices": [{"index": 0, "delta": {"role": "assistant", "content": word + " "} if n == 0 else {"content": word + " "},
-                                      "finish_reason": None}]}  # fmt: skip
+                chunk = {
+                    "id": "c",
+                    "object": "chat.completion.chunk",
+                    "created": 0,
+                    "model": "scripted",
+                    "choices": [
+                        {
+                            "index": 0,
+                            "delta": {"role": "assistant", "content": word + " "}
+                            if n == 0
+                            else {"content": word + " "},
+                            "finish_reason": None,
+                        }
+                    ],
+                }
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
                 time.sleep(self.server.token_delay_s)
-            end = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
-                   "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}  # fmt: skip
+            end = {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": "scripted",
+                "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            }
             self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
             self.wfile.flush()
         except OSError:
@@ -153,27 +176,47 @@ def start_service(stack: ExitStack, base: Path, chat: str) -> tuple[str, str, in
         llm_url = scripted.url
     key = "soak-" + uuid.uuid4().hex
     prefix = "soak" + uuid.uuid4().hex[:8]
-    settings = Settings(ddb_endpoint_url=ddb.url, table_prefix=prefix, chroma_path=base / "chroma", llm_base_url=llm_url)
+    settings = Settings(
+        ddb_endpoint_url=ddb.url, table_prefix=prefix, chroma_path=base / "chroma", llm_base_url=llm_url
+    )
     history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     case_ids = []
     investigator = build_investigator(settings, tables=history, similar_cases=False)
     for n in range(CASES):
         case_id = f"C-S{n:03d}"
-        load_bundle(history, CaseBundle.model_validate(bench_summaries.bundle(case_id, f"A-S{n:03d}", 1 + n % 28)),
-                    past_case_store=None, scorer=None)  # fmt: skip
+        load_bundle(
+            history,
+            CaseBundle.model_validate(bench_summaries.bundle(case_id, f"A-S{n:03d}", 1 + n % 28)),
+            past_case_store=None,
+            scorer=None,
+        )
         draft_and_store(investigator, case_id, use_model=False, requested_by="soak")
         case_ids.append(case_id)
     port = free_port()
     env = os.environ | {
-        "FRAUDAGENT_DDB_ENDPOINT_URL": ddb.url, "FRAUDAGENT_TABLE_PREFIX": prefix, "FRAUDAGENT_CHROMA_PATH": str(base / "chroma"),
-        "FRAUDAGENT_LLM_BASE_URL": llm_url, "FRAUDAGENT_LLM_TIMEOUT_S": "600", "FRAUDAGENT_API_KEY": key,
-        "FRAUDAGENT_API_PORT": str(port), "FRAUDAGENT_API_RATE_LIMIT_PER_MINUTE": "0", "FRAUDAGENT_CALLBACK_SECRET": CALLBACK_SECRET,
-        "FRAUDAGENT_SUMMARY_WORKERS": "2", "FRAUDAGENT_SUMMARY_POLL_S": "0.5", "FRAUDAGENT_LOG_LEVEL": "WARNING",
-    }  # fmt: skip
+        "FRAUDAGENT_DDB_ENDPOINT_URL": ddb.url,
+        "FRAUDAGENT_TABLE_PREFIX": prefix,
+        "FRAUDAGENT_CHROMA_PATH": str(base / "chroma"),
+        "FRAUDAGENT_LLM_BASE_URL": llm_url,
+        "FRAUDAGENT_LLM_TIMEOUT_S": "600",
+        "FRAUDAGENT_API_KEY": key,
+        "FRAUDAGENT_API_PORT": str(port),
+        "FRAUDAGENT_API_RATE_LIMIT_PER_MINUTE": "0",
+        "FRAUDAGENT_CALLBACK_SECRET": CALLBACK_SECRET,
+        "FRAUDAGENT_SUMMARY_WORKERS": "2",
+        "FRAUDAGENT_SUMMARY_POLL_S": "0.5",
+        "FRAUDAGENT_LOG_LEVEL": "WARNING",
+    }
     log = (base / "logs" / "api.log").open("wb")
-    api = subprocess.Popen([sys.executable, "-m", "fraudagent.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                           stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    api = subprocess.Popen(
+        [sys.executable, "-m", "fraudagent.cli", "serve"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
     def stop_api() -> None:
         if api.poll() is None:
@@ -251,7 +294,9 @@ def one_request(client: httpx.Client, kind: str, case_ids: list[str], receiver_u
                     tally.jobs.append(response.json()["job_id"])
         else:
             final = None
-            with client.stream("POST", f"/v1/cases/{case_id}/chat", json={"message": random.choice(QUESTIONS)}) as response:
+            with client.stream(
+                "POST", f"/v1/cases/{case_id}/chat", json={"message": random.choice(QUESTIONS)}
+            ) as response:
                 if response.status_code == 200:
                     for line in response.iter_lines():
                         if line.startswith("data:") and '"session_id"' in line:
@@ -292,7 +337,9 @@ def sample_memory(pid: int | None, stop: threading.Event, samples: list[tuple[fl
             return
 
 
-def run(url: str, key: str, pid: int | None, case_ids: list[str], *, minutes: float, users: int, callbacks: bool) -> dict[str, Any]:
+def run(
+    url: str, key: str, pid: int | None, case_ids: list[str], *, minutes: float, users: int, callbacks: bool
+) -> dict[str, Any]:
     tally = Tally()
     receiver = bench_summaries.Receiver() if callbacks else None
     kinds = [k for k, w in MIX for _ in range(w)]
@@ -321,7 +368,11 @@ def run(url: str, key: str, pid: int | None, case_ids: list[str], *, minutes: fl
         wait_until = time.monotonic() + 120
         pending = list(tally.jobs)
         while pending and time.monotonic() < wait_until:
-            pending = [j for j in pending if client.get(f"/v1/summaries/{j}").json()["status"] not in ("done", "dead", "failed")]
+            pending = [
+                j
+                for j in pending
+                if client.get(f"/v1/summaries/{j}").json()["status"] not in ("done", "dead", "failed")
+            ]
             time.sleep(0.5)
         for job_id in tally.jobs:
             statuses[client.get(f"/v1/summaries/{job_id}").json()["status"]] += 1
@@ -341,9 +392,15 @@ def run(url: str, key: str, pid: int | None, case_ids: list[str], *, minutes: fl
             tally.errors["callback duplicated"] += duplicates
         receiver.server.shutdown()
     all_latency = [x for xs in tally.latency.values() for x in xs]
-    per_kind = {k: {"ok": len(v), "errors": tally.errors.get(k, 0), "p50 ms": 1000 * statistics.median(v),
-                    "p99 ms": 1000 * sorted(v)[min(len(v) - 1, round(0.99 * (len(v) - 1)))]}
-                for k, v in sorted(tally.latency.items())}  # fmt: skip
+    per_kind = {
+        k: {
+            "ok": len(v),
+            "errors": tally.errors.get(k, 0),
+            "p50 ms": 1000 * statistics.median(v),
+            "p99 ms": 1000 * sorted(v)[min(len(v) - 1, round(0.99 * (len(v) - 1)))],
+        }
+        for k, v in sorted(tally.latency.items())
+    }
     mb = 1024 * 1024
     warm = [rss for t, rss in memory if t >= 60] or [rss for _, rss in memory]
     after = [(t, rss) for t, rss in memory if t >= 60]
@@ -353,15 +410,29 @@ def run(url: str, key: str, pid: int | None, case_ids: list[str], *, minutes: fl
         mt, mr = statistics.fmean(ts), statistics.fmean(rs)
         slope = sum((t - mt) * (r - mr) for t, r in after) / sum((t - mt) ** 2 for t in ts) * 60 / mb
     return {
-        "minutes": minutes, "users": users, "load_s": load_s, "requests": len(all_latency) + sum(tally.errors.values()),
-        "errors": sum(tally.errors.values()), "errors_by_kind": dict(tally.errors), "error_examples": tally.examples,
-        "rate_limited": tally.rate_limited, "p50_ms": 1000 * statistics.median(all_latency) if all_latency else None,
-        "p99_ms": 1000 * sorted(all_latency)[min(len(all_latency) - 1, round(0.99 * (len(all_latency) - 1)))] if all_latency else None,
-        "per_kind": per_kind, "jobs": len(tally.jobs), "job_statuses": dict(statuses), "pid": pid,
-        "rss_start_mb": memory[0][1] / mb if memory else None, "rss_after_warmup_mb": warm[0] / mb if warm else None,
-        "rss_end_mb": memory[-1][1] / mb if memory else None, "rss_max_mb": max(r for _, r in memory) / mb if memory else None,
-        "rss_growth_mb_per_min_after_warmup": slope, "memory_samples": len(memory),
-    }  # fmt: skip
+        "minutes": minutes,
+        "users": users,
+        "load_s": load_s,
+        "requests": len(all_latency) + sum(tally.errors.values()),
+        "errors": sum(tally.errors.values()),
+        "errors_by_kind": dict(tally.errors),
+        "error_examples": tally.examples,
+        "rate_limited": tally.rate_limited,
+        "p50_ms": 1000 * statistics.median(all_latency) if all_latency else None,
+        "p99_ms": 1000 * sorted(all_latency)[min(len(all_latency) - 1, round(0.99 * (len(all_latency) - 1)))]
+        if all_latency
+        else None,
+        "per_kind": per_kind,
+        "jobs": len(tally.jobs),
+        "job_statuses": dict(statuses),
+        "pid": pid,
+        "rss_start_mb": memory[0][1] / mb if memory else None,
+        "rss_after_warmup_mb": warm[0] / mb if warm else None,
+        "rss_end_mb": memory[-1][1] / mb if memory else None,
+        "rss_max_mb": max(r for _, r in memory) / mb if memory else None,
+        "rss_growth_mb_per_min_after_warmup": slope,
+        "memory_samples": len(memory),
+    }
 
 
 def render(result: dict[str, Any], chat: str) -> str:
@@ -377,10 +448,17 @@ def render(result: dict[str, Any], chat: str) -> str:
         "",
         "| kind | ok | errors | p50 ms | p99 ms |",
         "|---|---|---|---|---|",
-        *[f"| {k} | {v['ok']} | {v['errors']} | {v['p50 ms']:.1f} | {v['p99 ms']:.1f} |" for k, v in result["per_kind"].items()],
-    ]  # fmt: skip
+        *[
+            f"| {k} | {v['ok']} | {v['errors']} | {v['p50 ms']:.1f} | {v['p99 ms']:.1f} |"
+            for k, v in result["per_kind"].items()
+        ],
+    ]
     if result["errors"]:
-        lines += ["", "errors: " + json.dumps(result["errors_by_kind"]), "examples: " + json.dumps(result["error_examples"], indent=1)]
+        lines += [
+            "",
+            "errors: " + json.dumps(result["errors_by_kind"]),
+            "examples: " + json.dumps(result["error_examples"], indent=1),
+        ]
     return "\n".join(lines)
 
 
@@ -388,11 +466,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=3.0)
     parser.add_argument("--users", type=int, default=4, help="concurrent clients without think time")
-    parser.add_argument("--chat", choices=("scripted", "real"), default="scripted", help="the model behind chat (own service only)")
+    parser.add_argument(
+        "--chat", choices=("scripted", "real"), default="scripted", help="the model behind chat (own service only)"
+    )
     parser.add_argument("--url", default=None, help="a running service (default: start one)")
     parser.add_argument("--key", default=None, help="with --url: an admin key (or analyst + ticketing roles)")
     parser.add_argument("--pid", type=int, default=None, help="with --url: the API process, for its memory")
-    parser.add_argument("--no-callbacks", action="store_true", help="summary jobs without callback_url (a service in production mode refuses loopback)")
+    parser.add_argument(
+        "--no-callbacks",
+        action="store_true",
+        help="summary jobs without callback_url (a service in production mode refuses loopback)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON")
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.users < 1:
@@ -407,7 +491,9 @@ def main(argv: list[str] | None = None) -> int:
             url, key = args.url.rstrip("/"), args.key
             pid = args.pid or pid_listening_on(url)
             with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
-                case_ids = [c["case"]["case_id"] for c in client.get("/v1/cases", params={"limit": 100}).json()["items"]]
+                case_ids = [
+                    c["case"]["case_id"] for c in client.get("/v1/cases", params={"limit": 100}).json()["items"]
+                ]
             if not case_ids:
                 print("the service has no open cases to read", file=sys.stderr)
                 return 2

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from bench_retrieval import MODES, Tally, _bundle_query, quality_table  # type: ignore[import-not-found]
+
 from fraudagent.core.models import Typology
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.documents import IndexedCase, Provenance
@@ -90,7 +90,9 @@ def load_queries(seeds: Sequence[int], work: Path) -> list[tuple[int, Typology, 
     out = []
     for seed in seeds:
         bundles = simulated(
-            work, f"bundles-{seed}", lambda seed=seed: generate_world(seed=seed, accounts=3000, days=60, past_cases=0).alerts
+            work,
+            f"bundles-{seed}",
+            lambda seed=seed: generate_world(seed=seed, accounts=3000, days=60, past_cases=0).alerts,
         )
         out += [(seed, b.expected.typology, b) for b in bundles]
     return out
@@ -107,9 +109,11 @@ def build_store(embedder: CachedEmbedder, work: Path, seed: int = 7) -> tuple[Pa
 
 
 def evaluate(
-    store: PastCaseStore, queries: list[tuple[Typology, CaseQuery]], in_store: Counter[Typology],
+    store: PastCaseStore,
+    queries: list[tuple[Typology, CaseQuery]],
+    in_store: Counter[Typology],
     modes: Sequence[RetrievalMode] = MODES,
-) -> dict[RetrievalMode, Tally]:  # fmt: skip
+) -> dict[RetrievalMode, Tally]:
     tallies = {mode: Tally() for mode in MODES}
     for truth, query in queries:
         for mode in modes:
@@ -166,8 +170,10 @@ def main() -> None:
     for text in dict.fromkeys(q.embedding_text() for _, q in queries):
         embedder([text])  # one at a time, as `find` does: int8 activations are quantised per batch
     embedder.save()
-    print(f"store {store.count()} cases, {len(queries)} queries ({args.split}), "
-          f"{embedder.misses} embedded in {time.perf_counter() - started:.0f} s")  # fmt: skip
+    print(
+        f"store {store.count()} cases, {len(queries)} queries ({args.split}), "
+        f"{embedder.misses} embedded in {time.perf_counter() - started:.0f} s"
+    )
     if args.embed_only:
         return
     for spec in args.configs:
@@ -178,8 +184,10 @@ def main() -> None:
             setattr(store, name, value == "true" if isinstance(current, bool) else type(current)(value))
         store._table = None  # BM25 parameters take effect on the next rebuild
         modes = [RetrievalMode(m) for m in args.modes]
-        by_seed = {seed: evaluate(store, [q for q, s in zip(queries, seeds, strict=True) if s == seed], in_store, modes)
-                   for seed in dict.fromkeys(seeds)}  # fmt: skip
+        by_seed = {
+            seed: evaluate(store, [q for q, s in zip(queries, seeds, strict=True) if s == seed], in_store, modes)
+            for seed in dict.fromkeys(seeds)
+        }
         for split, split_seeds in SPLITS.items():
             if set(split_seeds) <= set(by_seed) and (split == args.split or args.split == "all"):
                 tallies = merge([by_seed[seed] for seed in split_seeds])

@@ -17,14 +17,14 @@ from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
 from fraudagent.store.tables import Tables
 from fraudagent.tools.scores import ScoreProvider, score_provider
-from fraudagent.tools.similar_cases import PastCaseSearch
+from fraudagent.tools.similar_cases import PastCases
 
 
 def build_investigator(
     settings: Settings,
     *,
     tables: Tables | None = None,
-    past_cases: PastCaseSearch | None = None,
+    past_cases: PastCases | None = None,
     similar_cases: bool = True,
     scores: ScoreProvider | None = None,
     model_factory: ModelFactory | None = None,

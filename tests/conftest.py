@@ -42,7 +42,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests marked `session_end` run after every other test (the log scans)."""
-    items.sort(key=lambda item: item.get_closest_marker("session_end") is not None)  # stable: the order is kept otherwise
+    items.sort(
+        key=lambda item: item.get_closest_marker("session_end") is not None
+    )  # stable: the order is kept otherwise
 
 
 @pytest.fixture(scope="session")

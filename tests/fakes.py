@@ -23,15 +23,20 @@ class ScriptedToolModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "scripted"
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kwargs: Any
+    ) -> ChatResult:
         self.seen.append(list(messages))
         self.bodies.append(dict(kwargs.get("extra_body") or {}))
         step = self.script.pop(0)
         if isinstance(step, Exception):
             raise step
         text = step if isinstance(step, str) else json.dumps(step)
-        message = AIMessage(content=text, response_metadata={"finish_reason": "stop"},
-                            usage_metadata={"input_tokens": 100, "output_tokens": 20, "total_tokens": 120})  # fmt: skip
+        message = AIMessage(
+            content=text,
+            response_metadata={"finish_reason": "stop"},
+            usage_metadata={"input_tokens": 100, "output_tokens": 20, "total_tokens": 120},
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
 

@@ -14,7 +14,10 @@ from fraudagent.store.tables import Tables
 def role_keys(history: Tables) -> dict[str, str]:
     """Real keys (stored hashed, like `fraudagent keys create`): role -> secret."""
     names = {"ticketing": "ticketing system", "analyst": "analyst ana"}
-    return {role: key_store.create_key(history, name=name, roles=[role], created_by="tests")[1] for role, name in names.items()}
+    return {
+        role: key_store.create_key(history, name=name, roles=[role], created_by="tests")[1]
+        for role, name in names.items()
+    }
 
 
 @dataclass
@@ -39,7 +42,7 @@ class CallbackReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 with receiver.lock:
                     receiver.received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))

@@ -8,10 +8,10 @@ import pytest
 
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
+from fraudagent.bundles.service import load_bundle
 from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.bundles.service import load_bundle
 from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
@@ -25,7 +25,9 @@ def api(settings: Settings, history: Tables, past_cases: PastCaseStore) -> Itera
         doc["case"] = dict(doc["case"], case_id=f"C-{n:06d}", opened_at=f"2026-03-0{n + 2}T14:05:00Z")
         load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past_cases, scorer=None)
     model = ScriptedToolModel(script=[draft()])
-    investigator = Investigator(settings=settings, history=history, past_cases=past_cases, model_factory=lambda *_a, **_k: model)
+    investigator = Investigator(
+        settings=settings, history=history, past_cases=past_cases, model_factory=lambda *_a, **_k: model
+    )
     with LiveServer(create_app(settings, investigator)) as server:
         yield server
 
@@ -34,7 +36,10 @@ def test_health_needs_no_key_and_reports_the_process_alone(api: LiveServer) -> N
     response = client_for(api, key=None).get("/healthz")
     assert response.status_code == 200
     body = response.json()
-    assert body == {"status": "ok", "version": body["version"]}  # no model server in this test: still alive (/readyz says the rest)
+    assert body == {
+        "status": "ok",
+        "version": body["version"],
+    }  # no model server in this test: still alive (/readyz says the rest)
 
 
 @pytest.mark.parametrize("key", [None, "wrong-key"])
@@ -61,7 +66,10 @@ def test_cases_are_paged_newest_first(api: LiveServer) -> None:
 def test_cases_filter_by_age_as_a_key_range(api: LiveServer) -> None:
     client = client_for(api)
     window = {"opened_after": "2026-03-04T00:00:00Z", "opened_before": "2026-03-06T00:00:00+00:00"}
-    assert [c["case"]["case_id"] for c in client.get("/v1/cases", params=window).json()["items"]] == ["C-000003", "C-000002"]
+    assert [c["case"]["case_id"] for c in client.get("/v1/cases", params=window).json()["items"]] == [
+        "C-000003",
+        "C-000002",
+    ]
     older = client.get("/v1/cases", params={"opened_before": "2026-03-03T14:05:00Z"}).json()["items"]
     assert [c["case"]["case_id"] for c in older] == ["C-000000"]  # strictly before: C-000001 opened at that instant
     younger = client.get("/v1/cases", params={"opened_after": "2026-03-06T14:05:00Z"}).json()["items"]
@@ -70,8 +78,11 @@ def test_cases_filter_by_age_as_a_key_range(api: LiveServer) -> None:
 
 def test_bad_query_and_bad_cursor_are_problem_details(api: LiveServer) -> None:
     client = client_for(api)
-    bad_ages = ({"opened_after": "2026-03-05T00:00:00Z", "opened_before": "2026-03-04T00:00:00Z"},
-                {"opened_after": "2026-03-05T00:00:00"}, {"opened_before": "0001-01-01T00:00:00+05:00"})  # fmt: skip
+    bad_ages = (
+        {"opened_after": "2026-03-05T00:00:00Z", "opened_before": "2026-03-04T00:00:00Z"},
+        {"opened_after": "2026-03-05T00:00:00"},
+        {"opened_before": "0001-01-01T00:00:00+05:00"},
+    )
     for params in ({"limit": 0}, {"status": "deleted"}, {"cursor": "garbage"}, *bad_ages):
         response = client.get("/v1/cases", params=params)
         assert response.status_code == 422, params
@@ -103,18 +114,25 @@ def test_report_is_drafted_stored_and_shown_on_the_case(api: LiveServer) -> None
     assert detail["latest_report"]["report_id"] == report["report_id"]
 
 
-def test_a_busy_model_gets_503_with_retry_after_and_loses_nothing(settings: Settings, history: Tables, past_cases: PastCaseStore) -> None:
+def test_a_busy_model_gets_503_with_retry_after_and_loses_nothing(
+    settings: Settings, history: Tables, past_cases: PastCaseStore
+) -> None:
     """One slot, held by a background draft, and no room to wait: an analyst's report and chat are refused at once
     with problem+json 503 and Retry-After (not left hanging), and nothing half-drafted is stored."""
     import threading
 
-    from fraudagent.agent.scheduler import ModelScheduler
     from fraudagent import store
+    from fraudagent.agent.scheduler import ModelScheduler
 
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=past_cases, scorer=None)
     scheduler = ModelScheduler(slots=1, max_waiting=0, typical_call_s=15)
-    investigator = Investigator(settings=settings, history=history, past_cases=past_cases, scheduler=scheduler,
-                                model_factory=lambda *_a, **_k: ScriptedToolModel(script=[draft()]))  # fmt: skip
+    investigator = Investigator(
+        settings=settings,
+        history=history,
+        past_cases=past_cases,
+        scheduler=scheduler,
+        model_factory=lambda *_a, **_k: ScriptedToolModel(script=[draft()]),
+    )
     release, held = threading.Event(), threading.Event()
 
     def background() -> None:
@@ -128,8 +146,10 @@ def test_a_busy_model_gets_503_with_retry_after_and_loses_nothing(settings: Sett
     try:
         with LiveServer(create_app(settings, investigator)) as server:
             client = client_for(server)
-            for path, body in ((f"/v1/cases/{example()['case']['case_id']}/report", None),
-                               (f"/v1/cases/{example()['case']['case_id']}/chat", {"message": "What happened?"})):  # fmt: skip
+            for path, body in (
+                (f"/v1/cases/{example()['case']['case_id']}/report", None),
+                (f"/v1/cases/{example()['case']['case_id']}/chat", {"message": "What happened?"}),
+            ):
                 response = client.post(path, json=body)
                 assert response.status_code == 503, response.text
                 assert response.headers["content-type"] == "application/problem+json"

@@ -4,7 +4,6 @@ and its status, metrics, gate, results and report come back; roles, bad input, a
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +12,12 @@ import pytest
 
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
-from fraudagent.store import evalruns as run_store
-from fraudagent.evalruns.models import EvalRunRequest
-from fraudagent.store.tables import Tables
 from fraudagent.core.models import utc_iso
 from fraudagent.core.settings import Settings
+from fraudagent.evalruns.models import EvalRunRequest
 from fraudagent.retrieval.past_cases import PastCaseStore
 from fraudagent.store import audit, dynamo
+from fraudagent.store import evalruns as run_store
 from fraudagent.store import keys as key_store
 from fraudagent.store.tables import Tables
 from tests.conftest import LiveServer, client_for
@@ -31,8 +29,13 @@ from tests.test_eval_runner import MINI, write_suite
 def eval_settings(settings: Settings, tmp_path: Path) -> Settings:
     # A suite of three core cases, offered by name; thresholds the policy solver breaks on purpose.
     write_suite(tmp_path / "suites" / "mini", MINI, thresholds={"min": {"typology_accuracy": 1.01}, "max": {}})
-    return settings.model_copy(update={"eval_suites_dir": tmp_path / "suites", "eval_runs_dir": tmp_path / "runs",
-                                       "eval_bootstrap_samples": 100})  # fmt: skip
+    return settings.model_copy(
+        update={
+            "eval_suites_dir": tmp_path / "suites",
+            "eval_runs_dir": tmp_path / "runs",
+            "eval_bootstrap_samples": 100,
+        }
+    )
 
 
 def _investigator(settings: Settings, history: Tables, past_cases: PastCaseStore, calls: list[Any]) -> Investigator:
@@ -45,11 +48,15 @@ def _investigator(settings: Settings, history: Tables, past_cases: PastCaseStore
 
 @pytest.fixture
 def keys(history: Tables) -> dict[str, str]:
-    return {role: key_store.create_key(history, name=f"{role} key", roles=[role], created_by="tests")[1]  # type: ignore[list-item]
-            for role in ("evaluator", "analyst")}  # fmt: skip
+    return {
+        role: key_store.create_key(history, name=f"{role} key", roles=[role], created_by="tests")[1]  # type: ignore[list-item]
+        for role in ("evaluator", "analyst")
+    }
 
 
-def _wait(client: httpx.Client, run_id: str, until: tuple[str, ...] = ("succeeded", "failed", "interrupted")) -> dict[str, Any]:
+def _wait(
+    client: httpx.Client, run_id: str, until: tuple[str, ...] = ("succeeded", "failed", "interrupted")
+) -> dict[str, Any]:
     for _ in range(600):  # bounded: a three-case policy run takes seconds
         run = client.get(f"/v1/evals/runs/{run_id}").json()
         if run["status"] in until:
@@ -87,7 +94,9 @@ def test_an_evaluator_runs_a_suite_in_the_background_and_reads_metrics_gate_resu
         assert listed[0]["run_id"] == run_id and listed[0]["status"] == "succeeded"
         assert (eval_settings.eval_runs_path / run_id / "junit.xml").is_file()
         # A second run, with the agent and a model override: the model asked for is the one used.
-        second = client.post("/v1/evals/runs", json={"suite": "mini", "solver": "agent", "model": "other-model", "limit": 1})
+        second = client.post(
+            "/v1/evals/runs", json={"suite": "mini", "solver": "agent", "model": "other-model", "limit": 1}
+        )
         done = _wait(client, second.json()["run_id"])
         assert done["status"] == "succeeded" and done["cases"] == 1 and calls and set(calls) == {"other-model"}
         assert client.get(done["results_url"]).json()["meta"]["model"] == "other-model"
@@ -102,12 +111,19 @@ def test_roles_bad_input_and_unknown_runs_are_problem_details(
 ) -> None:
     with LiveServer(create_app(eval_settings, _investigator(eval_settings, history, past_cases, []))) as server:
         assert client_for(server, None).get("/v1/evals/runs").status_code == 401
-        forbidden = client_for(server, keys["analyst"]).post("/v1/evals/runs", json={"suite": "core", "solver": "policy"})
+        forbidden = client_for(server, keys["analyst"]).post(
+            "/v1/evals/runs", json={"suite": "core", "solver": "policy"}
+        )
         assert forbidden.status_code == 403 and forbidden.headers["content-type"] == "application/problem+json"
         client = client_for(server, keys["evaluator"])
-        for body, pointer in (({"suite": "nope"}, "suite"), ({"suite": "../core"}, "body/suite"),
-                              ({"suite": "/etc"}, "body/suite"), ({"suite": "core", "solver": "oracle"}, "body/solver"),
-                              ({"suite": "core", "limit": 0}, "body/limit"), ({"suite": "core", "extra": 1}, "body/extra")):  # fmt: skip
+        for body, pointer in (
+            ({"suite": "nope"}, "suite"),
+            ({"suite": "../core"}, "body/suite"),
+            ({"suite": "/etc"}, "body/suite"),
+            ({"suite": "core", "solver": "oracle"}, "body/solver"),
+            ({"suite": "core", "limit": 0}, "body/limit"),
+            ({"suite": "core", "extra": 1}, "body/extra"),
+        ):
             refused = client.post("/v1/evals/runs", json=body)
             assert refused.status_code == 422, (body, refused.text)
             assert refused.headers["content-type"] == "application/problem+json"
@@ -119,14 +135,20 @@ def test_roles_bad_input_and_unknown_runs_are_problem_details(
         assert client.get("/v1/evals/runs").json()["items"] == []  # nothing was queued by the refused requests
 
 
-def test_a_full_queue_is_429_with_retry_after(eval_settings: Settings, history: Tables, past_cases: PastCaseStore,
-                                             keys: dict[str, str]) -> None:  # fmt: skip
+def test_a_full_queue_is_429_with_retry_after(
+    eval_settings: Settings, history: Tables, past_cases: PastCaseStore, keys: dict[str, str]
+) -> None:
     settings = eval_settings.model_copy(update={"eval_api_max_queued": 1})
     with LiveServer(create_app(settings, _investigator(settings, history, past_cases, []))) as server:
         # A run queued by another process (not this one's pool) fills the queue.
         store = history
-        run_store.create_run(store, run_id="ev-elsewhere001", request=EvalRunRequest(suite="mini", solver="policy"),
-                           requested_by="other", caller_key_id="k-other")  # fmt: skip
+        run_store.create_run(
+            store,
+            run_id="ev-elsewhere001",
+            request=EvalRunRequest(suite="mini", solver="policy"),
+            requested_by="other",
+            caller_key_id="k-other",
+        )
         full = client_for(server, keys["evaluator"]).post("/v1/evals/runs", json={"suite": "mini", "solver": "policy"})
         assert full.status_code == 429 and full.headers["retry-after"] == "60"
         assert full.headers["content-type"] == "application/problem+json"
@@ -139,11 +161,15 @@ def test_after_a_restart_a_dead_process_run_is_interrupted_and_queued_runs_are_r
     dynamo.create_tables(history.client, settings)
     store = history
     request = EvalRunRequest(suite="mini", solver="policy")
-    run_store.create_run(store, run_id="ev-deadprocess1", request=request, requested_by="evaluator key", caller_key_id="k")
+    run_store.create_run(
+        store, run_id="ev-deadprocess1", request=request, requested_by="evaluator key", caller_key_id="k"
+    )
     assert run_store.claim(store, "ev-deadprocess1")  # its process then died: the heartbeat stops
     old = utc_iso(run_store._now().replace(year=2025))
     run_store.update(store, "ev-deadprocess1", expect=("running",), values={"heartbeat_at": old})
-    run_store.create_run(store, run_id="ev-leftqueued1", request=request, requested_by="evaluator key", caller_key_id="k")
+    run_store.create_run(
+        store, run_id="ev-leftqueued1", request=request, requested_by="evaluator key", caller_key_id="k"
+    )
     with LiveServer(create_app(settings, _investigator(settings, history, past_cases, []))) as server:
         client = client_for(server, keys["evaluator"])
         dead = client.get("/v1/evals/runs/ev-deadprocess1").json()

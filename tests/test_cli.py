@@ -13,7 +13,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_sim_writes_a_store_and_alert_bundles(tmp_path: Path) -> None:
-    done = _cli("sim", "--out", str(tmp_path / "w"), "--seed", "5", "--accounts", "120", "--days", "14", "--past-cases", "30")
+    done = _cli(
+        "sim", "--out", str(tmp_path / "w"), "--seed", "5", "--accounts", "120", "--days", "14", "--past-cases", "30"
+    )
     assert done.returncode == 0, done.stderr
     manifest = json.loads((tmp_path / "w" / "manifest.json").read_text())
     assert manifest["seed"] == 5

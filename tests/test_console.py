@@ -21,12 +21,12 @@ import pytest
 
 from fraudagent.agent.pipeline import Investigator, draft_and_store
 from fraudagent.api.app import create_app
-from fraudagent.core.models import CaseBundle
+from fraudagent.bundles.service import load_bundle
 from fraudagent.cli.services import ManagedProcess
+from fraudagent.core.models import CaseBundle
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.store import dynamo
 from fraudagent.store import keys as key_store
-from fraudagent.bundles.service import load_bundle
 from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import ARTIFACTS, LiveServer, make_settings
@@ -69,16 +69,24 @@ def console(ddb_server: ManagedProcess, embedder: object, tmp_path_factory: pyte
     history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
-    for doc in (_bundle(CASE, priority="high", score=0.91), _bundle("C-000002", priority="low", score=0.35, account="A-5502"),
-                _bundle("C-000003", priority="medium", score=0.62, account="A-5503")):
+    for doc in (
+        _bundle(CASE, priority="high", score=0.91),
+        _bundle("C-000002", priority="low", score=0.35, account="A-5502"),
+        _bundle("C-000003", priority="medium", score=0.62, account="A-5503"),
+    ):
         load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past, scorer=None)
     # The latest report, drafted through the real pipeline (evidence, verifier, storage) by a scripted drafting model.
     findings = ["txn:E-99801", "txn:E-99812", "fact:credential_change"]
     drafter = ScriptedToolModel(script=[draft(findings=findings)])
-    draft_and_store(Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: drafter),
-                    CASE, requested_by="tests")  # fmt: skip
+    draft_and_store(
+        Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: drafter),
+        CASE,
+        requested_by="tests",
+    )
     chat_model = ScriptedStreamModel(answers=[ANSWER])
-    investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: chat_model)
+    investigator = Investigator(
+        settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: chat_model
+    )
     keys = role_keys(history)
     keys["evaluator"] = key_store.create_key(history, name="eve evaluator", roles=["evaluator"], created_by="tests")[1]
     with LiveServer(create_app(settings, investigator)) as server:
@@ -92,10 +100,22 @@ def browser() -> Iterator[WebDriver]:
 
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1366,860"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--window-size=1366,860",
+    ):
         options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)  # no Selenium Manager
+    driver = webdriver.Chrome(
+        service=Service(executable_path=str(CHROMEDRIVER)), options=options
+    )  # no Selenium Manager
     driver.set_page_load_timeout(WAIT_S)
     yield driver
     driver.quit()
@@ -106,7 +126,9 @@ def _wait(driver: WebDriver, condition: Any, what: str) -> Any:
 
 
 def _visible(driver: WebDriver, css: str) -> Any:
-    return _wait(driver, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()), None), css)
+    return _wait(
+        driver, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, css) if e.is_displayed()), None), css
+    )
 
 
 def _sign_in(driver: WebDriver, base: str, key: str, path: str = "/console") -> None:
@@ -119,7 +141,9 @@ def _sign_in(driver: WebDriver, base: str, key: str, path: str = "/console") -> 
 
 
 def _queue_ids(driver: WebDriver) -> list[str]:
-    return driver.execute_script("return [...document.querySelectorAll('#queue tbody tr')].map((r) => r.dataset.caseId)")
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#queue tbody tr')].map((r) => r.dataset.caseId)"
+    )
 
 
 def _screenshot(driver: WebDriver, name: str) -> Path:
@@ -181,17 +205,27 @@ def test_an_analyst_works_a_case_from_the_queue_to_a_decision(console: LiveServe
     _wait(browser, lambda d: len(_queue_ids(d)) == 3, "the filter cleared")
     browser.find_element(By.CSS_SELECTOR, "button[data-sort=score]").click()
     assert _queue_ids(browser) == [CASE, "C-000003", "C-000002"]
-    assert browser.find_element(By.CSS_SELECTOR, "th:has(button[data-sort=score])").get_attribute("aria-sort") == "descending"
+    assert (
+        browser.find_element(By.CSS_SELECTOR, "th:has(button[data-sort=score])").get_attribute("aria-sort")
+        == "descending"
+    )
     _screenshot(browser, "console-queue.png")
 
     browser.find_element(By.LINK_TEXT, CASE).click()
     _visible(browser, "#report .narrative")
     # the timeline: an SVG with a mark for each event, the credential change and the score line
     assert len(browser.find_elements(By.CSS_SELECTOR, "#timeline svg a.ev")) == 3
-    assert browser.find_elements(By.CSS_SELECTOR, "#timeline .credential") and browser.find_elements(By.CSS_SELECTOR, "#timeline .score-dot")
+    assert browser.find_elements(By.CSS_SELECTOR, "#timeline .credential") and browser.find_elements(
+        By.CSS_SELECTOR, "#timeline .score-dot"
+    )
     assert "llm" in browser.find_element(By.CSS_SELECTOR, "#report .path").get_attribute("class")
-    marked = browser.find_element(By.CSS_SELECTOR, "#profile .untrusted")  # the display name is marked as customer-written
-    assert "xX_sniper_Xx" in marked.text and marked.find_element(By.CSS_SELECTOR, ".untrusted-tag").text.lower() == "customer-written"
+    marked = browser.find_element(
+        By.CSS_SELECTOR, "#profile .untrusted"
+    )  # the display name is marked as customer-written
+    assert (
+        "xX_sniper_Xx" in marked.text
+        and marked.find_element(By.CSS_SELECTOR, ".untrusted-tag").text.lower() == "customer-written"
+    )
     assert browser.find_elements(By.CSS_SELECTOR, "#similar a.cite[data-cite^='case:']")
 
     # a citation in the report highlights its evidence item and brings it into view
@@ -200,15 +234,25 @@ def test_an_analyst_works_a_case_from_the_queue_to_a_decision(console: LiveServe
     link.click()
     item = browser.find_element(By.ID, f"ev-{cited}")
     _wait(browser, lambda d: "highlight" in item.get_attribute("class"), "the highlighted evidence")
-    assert browser.execute_script("const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight", item)
+    assert browser.execute_script(
+        "const r = arguments[0].getBoundingClientRect(); return r.top >= 0 && r.bottom <= innerHeight", item
+    )
     assert browser.switch_to.active_element == item
     assert len(browser.find_elements(By.CSS_SELECTOR, ".evidence-item.highlight")) == 1
     # by keyboard too: Enter on a focused citation moves the highlight and the focus
-    other = next(a for a in browser.find_elements(By.CSS_SELECTOR, "#report .findings a.cite") if a.get_attribute("data-cite") != cited)
+    other = next(
+        a
+        for a in browser.find_elements(By.CSS_SELECTOR, "#report .findings a.cite")
+        if a.get_attribute("data-cite") != cited
+    )
     browser.execute_script("arguments[0].focus()", other)
     other.send_keys(Keys.ENTER)
     moved = browser.find_element(By.ID, f"ev-{other.get_attribute('data-cite')}")
-    _wait(browser, lambda d: "highlight" in moved.get_attribute("class") and "highlight" not in item.get_attribute("class"), "Enter on a citation")
+    _wait(
+        browser,
+        lambda d: "highlight" in moved.get_attribute("class") and "highlight" not in item.get_attribute("class"),
+        "Enter on a citation",
+    )
     assert browser.switch_to.active_element == moved
 
     # the chat streams its answer into the page; the session survives a reload
@@ -217,10 +261,17 @@ def test_an_analyst_works_a_case_from_the_queue_to_a_decision(console: LiveServe
     browser.find_element(By.ID, "chat-send").click()
     answer = _visible(browser, ".chat-assistant.done")
     assert "19 minutes after the password reset" in answer.text
-    assert [a.get_attribute("data-cite") for a in answer.find_elements(By.CSS_SELECTOR, ".chat-cites a.cite")] == ["txn:E-99812", "txn:E-99801"]
+    assert [a.get_attribute("data-cite") for a in answer.find_elements(By.CSS_SELECTOR, ".chat-cites a.cite")] == [
+        "txn:E-99812",
+        "txn:E-99801",
+    ]
     _screenshot(browser, "console-case.png")
     browser.refresh()
-    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chat-log .chat-msg")) == 2, "the chat history after a reload")
+    _wait(
+        browser,
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "#chat-log .chat-msg")) == 2,
+        "the chat history after a reload",
+    )
     assert "What happened here?" in browser.find_element(By.CSS_SELECTOR, "#chat-log .chat-analyst").text
 
     # the decision closes the case, and it leaves the queue
@@ -243,11 +294,15 @@ def test_the_console_pages_fetch_nothing_from_elsewhere(console: LiveServer) -> 
         response = httpx.get(console.url + path)
         assert response.status_code == 200 and "script-src 'self'" in response.headers["content-security-policy"]
         assert not re.search(r"(src|href)=\"(https?:)?//", response.text), path
-    detail = httpx.get(f"{console.url}/v1/cases/{CASE}", headers={"Authorization": f"Bearer {console.keys['analyst']}"}).json()  # type: ignore[attr-defined]
+    detail = httpx.get(
+        f"{console.url}/v1/cases/{CASE}", headers={"Authorization": f"Bearer {console.keys['analyst']}"}
+    ).json()  # type: ignore[attr-defined]
     event = next(i for i in detail["evidence"] if i["id"] == "txn:E-99812")
     assert event["data"]["amount"] == "100.00" and event["data"]["device_id"] == "D-77"
     assert "ip" not in event["data"] and "text" not in event["data"] and event["untrusted"] == "gift for my brother"
-    assert httpx.get(f"{console.url}/v1/me", headers={"Authorization": f"Bearer {console.keys['analyst']}"}).json()["roles"] == ["analyst"]  # type: ignore[attr-defined]
+    assert httpx.get(f"{console.url}/v1/me", headers={"Authorization": f"Bearer {console.keys['analyst']}"}).json()[
+        "roles"
+    ] == ["analyst"]  # type: ignore[attr-defined]
 
 
 def test_the_api_docs_render_offline_under_their_csp(console: LiveServer, browser: WebDriver) -> None:
@@ -256,19 +311,31 @@ def test_the_api_docs_render_offline_under_their_csp(console: LiveServer, browse
     import httpx
 
     spec = httpx.get(f"{console.url}/openapi.json").json()
-    operations = sum(1 for path in spec["paths"].values() for method in path if method in ("get", "post", "put", "patch", "delete"))
+    operations = sum(
+        1 for path in spec["paths"].values() for method in path if method in ("get", "post", "put", "patch", "delete")
+    )
     listener = "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
     script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": listener})
     try:
         browser.get(console.url + "/docs")
-        _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) == operations, f"{operations} operations rendered")
+        _wait(
+            browser,
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, ".opblock")) == operations,
+            f"{operations} operations rendered",
+        )
         assert "Fraud investigation agent" in browser.find_element(By.CSS_SELECTOR, ".info .title").text
         browser.find_elements(By.CSS_SELECTOR, ".opblock-summary")[0].click()  # expand one: more of Swagger UI runs
         _visible(browser, ".opblock-body")
         assert browser.execute_script("return window.__csp") == []
         # the listener does see violations: an inline script is one
-        browser.execute_script("const s = document.createElement('script'); s.textContent = '1'; document.body.append(s);")
-        _wait(browser, lambda d: d.execute_script("return window.__csp.length") == 1, "the inline script reported as a CSP violation")
+        browser.execute_script(
+            "const s = document.createElement('script'); s.textContent = '1'; document.body.append(s);"
+        )
+        _wait(
+            browser,
+            lambda d: d.execute_script("return window.__csp.length") == 1,
+            "the inline script reported as a CSP violation",
+        )
     finally:
         browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": script["identifier"]})
 
@@ -291,28 +358,44 @@ class PacedStreamModel(ScriptedStreamModel):
 
 
 def _model_draft(**changes: Any) -> str:
-    body = {"typology": "account_takeover", "actions": ["lock_account"], "confidence": "high",
-            "findings": ["txn:E-99801", "txn:E-99812", "fact:credential_change"], "unknowns": ["holder_confirms"],
-            "narrative": NARRATIVE}  # fmt: skip
+    body = {
+        "typology": "account_takeover",
+        "actions": ["lock_account"],
+        "confidence": "high",
+        "findings": ["txn:E-99801", "txn:E-99812", "fact:credential_change"],
+        "unknowns": ["holder_confirms"],
+        "narrative": NARRATIVE,
+    }
     return json.dumps(body | changes)
 
 
 @pytest.fixture(scope="module")
-def drafting_console(ddb_server: ManagedProcess, embedder: object, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def drafting_console(
+    ddb_server: ManagedProcess, embedder: object, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
     """A case without a report, and a drafting model whose first draft the checks refuse (an id not in the case)."""
     settings = make_settings(ddb_server, tmp_path_factory.mktemp("drafting"), api_rate_limit_per_minute=0)
     history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
-    load_bundle(history, CaseBundle.model_validate(_bundle(DRAFT_CASE, priority="high", score=0.91)), past_case_store=past, scorer=None)
+    load_bundle(
+        history,
+        CaseBundle.model_validate(_bundle(DRAFT_CASE, priority="high", score=0.91)),
+        past_case_store=past,
+        scorer=None,
+    )
     model = PacedStreamModel(answers=[_model_draft(findings=["txn:E-00000"]), _model_draft()], pause_s=0.05)
-    investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: model)
+    investigator = Investigator(
+        settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: model
+    )
     with LiveServer(create_app(settings, investigator)) as server:
         server.keys = role_keys(history)  # type: ignore[attr-defined]
         yield server
 
 
-def test_drafting_a_report_shows_each_stage_as_it_streams_then_the_report(drafting_console: LiveServer, browser: WebDriver) -> None:
+def test_drafting_a_report_shows_each_stage_as_it_streams_then_the_report(
+    drafting_console: LiveServer, browser: WebDriver
+) -> None:
     _sign_in(browser, drafting_console.url, drafting_console.keys["analyst"], path=f"/console/cases/{DRAFT_CASE}")  # type: ignore[attr-defined]
     assert "No report yet" in _visible(browser, "#report").text
     # every narrative the page shows while the model writes, as the page shows it
@@ -327,8 +410,14 @@ def test_drafting_a_report_shows_each_stage_as_it_streams_then_the_report(drafti
     stages = browser.execute_script(
         "return [...document.querySelectorAll('#draft-stages > li')].map((li) => [li.className, li.dataset.attempt || null])"
     )
-    assert stages == [["stage stage-evidence", None], ["stage stage-drafting", "1"], ["stage stage-checks failed", "1"],
-                      ["stage stage-drafting", "2"], ["stage stage-checks passed", "2"], ["stage stage-report", None]]  # fmt: skip
+    assert stages == [
+        ["stage stage-evidence", None],
+        ["stage stage-drafting", "1"],
+        ["stage stage-checks failed", "1"],
+        ["stage stage-drafting", "2"],
+        ["stage stage-checks passed", "2"],
+        ["stage stage-report", None],
+    ]
     assert "Evidence gathered" in browser.find_element(By.CSS_SELECTOR, "#draft-stages .stage-evidence").text
     refused = browser.find_element(By.CSS_SELECTOR, "#draft-stages .stage-checks.failed")
     assert "txn:E-00000" in refused.find_element(By.CSS_SELECTOR, ".problems").text
@@ -344,7 +433,11 @@ def test_drafting_a_report_shows_each_stage_as_it_streams_then_the_report(drafti
     assert "Report drafted" in browser.find_element(By.ID, "case-status").text
     import httpx
 
-    stored = httpx.get(f"{drafting_console.url}/v1/cases/{DRAFT_CASE}/reports",
-                       headers={"Authorization": f"Bearer {drafting_console.keys['analyst']}"}).json()["items"]  # type: ignore[attr-defined]  # fmt: skip
-    assert len(stored) == 1 and stored[0]["report_id"] in browser.find_element(By.CSS_SELECTOR, "#report .versions").text
+    stored = httpx.get(
+        f"{drafting_console.url}/v1/cases/{DRAFT_CASE}/reports",
+        headers={"Authorization": f"Bearer {drafting_console.keys['analyst']}"},
+    ).json()["items"]  # type: ignore[attr-defined]
+    assert (
+        len(stored) == 1 and stored[0]["report_id"] in browser.find_element(By.CSS_SELECTOR, "#report .versions").text
+    )
     _screenshot(browser, "console-draft.png")

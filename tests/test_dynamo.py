@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from fraudagent import store
 from fraudagent.core.errors import DependencyUnavailable, InvalidInput
 from fraudagent.core.models import Event, EventType
 from fraudagent.core.settings import Settings
 from fraudagent.store import dynamo
-from fraudagent import store
 from fraudagent.store.tables import Tables
 
 T0 = datetime(2026, 9, 1, tzinfo=timezone.utc)
@@ -19,8 +19,15 @@ T0 = datetime(2026, 9, 1, tzinfo=timezone.utc)
 
 def _events(account: str, n: int, device: str = "D-1") -> list[Event]:
     return [
-        Event(event_id=f"E-{account}-{i:04d}", account_id=account, ts=T0 + timedelta(minutes=i), type=EventType.login,
-              device_id=device, ip="198.51.100.7", ip_country="US")  # fmt: skip
+        Event(
+            event_id=f"E-{account}-{i:04d}",
+            account_id=account,
+            ts=T0 + timedelta(minutes=i),
+            type=EventType.login,
+            device_id=device,
+            ip="198.51.100.7",
+            ip_country="US",
+        )
         for i in range(n)
     ]
 
@@ -39,8 +46,14 @@ def test_paging_returns_every_event_once_in_time_order(history: Tables) -> None:
     token = None
     pages = 0
     while True:
-        page = dynamo.query_page(history.client, table=history.events, key_condition="account_id = :a",
-                                 values={":a": "A-1"}, limit=25, start_token=token)  # fmt: skip
+        page = dynamo.query_page(
+            history.client,
+            table=history.events,
+            key_condition="account_id = :a",
+            values={":a": "A-1"},
+            limit=25,
+            start_token=token,
+        )
         seen += [i["event_id"] for i in page.items]
         pages += 1
         token = page.next_token
@@ -58,21 +71,30 @@ def test_bounded_query_keeps_the_newest_and_says_it_cut(history: Tables) -> None
     assert [s.event.event_id for s in found] == [e.event_id for e in events[-20:]]
     found, cut = store.events.account_events(history, "A-2", start=T0, end=T0 + timedelta(days=1), max_items=100)
     assert cut is False and len(found) == 60
-    window, _ = store.events.account_events(history, "A-2", start=T0 + timedelta(minutes=10), end=T0 + timedelta(minutes=19), max_items=100)
+    window, _ = store.events.account_events(
+        history, "A-2", start=T0 + timedelta(minutes=10), end=T0 + timedelta(minutes=19), max_items=100
+    )
     assert [s.event.event_id for s in window] == [e.event_id for e in events[10:20]]
 
 
 def test_linked_events_find_other_accounts_on_a_shared_device(history: Tables) -> None:
     store.events.put_events(history, _events("A-3", 3, device="D-shared") + _events("A-4", 2, device="D-shared"), {})
-    found, cut = store.events.linked_events(history, "device", "D-shared", start=T0, end=T0 + timedelta(days=1), max_items=50)
+    found, cut = store.events.linked_events(
+        history, "device", "D-shared", start=T0, end=T0 + timedelta(days=1), max_items=50
+    )
     assert not cut
     assert {s.event.account_id for s in found} == {"A-3", "A-4"}
 
 
 def test_a_token_we_did_not_issue_is_refused(history: Tables) -> None:
     with pytest.raises(InvalidInput):
-        dynamo.query_page(history.client, table=history.events, key_condition="account_id = :a",
-                          values={":a": "A-1"}, start_token="not-a-token")  # fmt: skip
+        dynamo.query_page(
+            history.client,
+            table=history.events,
+            key_condition="account_id = :a",
+            values={":a": "A-1"},
+            start_token="not-a-token",
+        )
 
 
 class _ThrottlingClient:
@@ -82,7 +104,7 @@ class _ThrottlingClient:
         self.real, self.table, self.refuse, self.keep = real, table, refuse_first, keep
         self.calls = 0
 
-    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:  # noqa: N803 - boto3's name
+    def batch_write_item(self, RequestItems: dict[str, Any]) -> dict[str, Any]:
         self.calls += 1
         requests = RequestItems[self.table]
         if self.refuse > 0:

@@ -17,8 +17,8 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from pydantic import Field
 from typer.testing import CliRunner
 
-from fraudagent.core.models import CaseBundle
 from fraudagent.cli.services import ManagedProcess
+from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.evals.flows import read_run, run_suite
 from fraudagent.evals.metrics import METRIC_ORDER
@@ -30,7 +30,9 @@ from tests.fakes import ScriptedToolModel, draft
 MARKER = "expected-marker-7f3a"
 
 
-def write_suite(folder: Path, case_ids: list[str], *, thresholds: dict[str, Any] | None = None, marker: bool = False) -> Path:
+def write_suite(
+    folder: Path, case_ids: list[str], *, thresholds: dict[str, Any] | None = None, marker: bool = False
+) -> Path:
     (folder / "cases").mkdir(parents=True, exist_ok=True)
     for case_id in case_ids:
         doc = json.loads((SHIPPED / "core" / "cases" / f"{case_id}.json").read_text())
@@ -51,14 +53,20 @@ def eval_settings(ddb_server: ManagedProcess, tmp_path_factory: pytest.TempPathF
 
 
 @pytest.fixture(scope="module")
-def policy_run(eval_settings: Settings, embedder: object, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunResults, Path]:
+def policy_run(
+    eval_settings: Settings, embedder: object, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[RunResults, Path]:
     base = tmp_path_factory.mktemp("policy")
     suite = load_suite(str(write_suite(base / "suite", MINI)))
     out = base / "run"
-    return run_suite(suite=suite, settings=eval_settings, out_dir=out, solver="policy", samples=200, embedder=embedder), out
+    return run_suite(
+        suite=suite, settings=eval_settings, out_dir=out, solver="policy", samples=200, embedder=embedder
+    ), out
 
 
-def test_a_policy_run_writes_results_report_and_junit(policy_run: tuple[RunResults, Path], eval_settings: Settings) -> None:
+def test_a_policy_run_writes_results_report_and_junit(
+    policy_run: tuple[RunResults, Path], eval_settings: Settings
+) -> None:
     run, out = policy_run
     saved = read_run(out)
     assert saved.meta.solver == "policy" and saved.meta.suite == "mini" and saved.meta.cases == 3
@@ -79,7 +87,9 @@ def test_a_policy_run_writes_results_report_and_junit(policy_run: tuple[RunResul
     # the run's stores are gone
     from fraudagent.store.dynamo import make_client
 
-    tables = [n for page in make_client(eval_settings).get_paginator("list_tables").paginate() for n in page["TableNames"]]
+    tables = [
+        n for page in make_client(eval_settings).get_paginator("list_tables").paginate() for n in page["TableNames"]
+    ]
     assert not [t for t in tables if f"-eval-{run.meta.run_id}" in t]
 
 
@@ -87,8 +97,15 @@ def test_expected_never_reaches_the_agent(eval_settings: Settings, embedder: obj
     suite = load_suite(str(write_suite(tmp_path / "suite", MINI[1:2], marker=True)))
     assert suite.bundles[0].expected is not None and all(b.expected is None for b in agent_bundles(suite.bundles))
     fake = ScriptedToolModel(script=[draft(), draft()])
-    run = run_suite(suite=suite, settings=eval_settings, out_dir=tmp_path / "run", solver="agent", samples=100,
-                    embedder=embedder, model_factory=lambda settings, model=None: fake)  # fmt: skip
+    run = run_suite(
+        suite=suite,
+        settings=eval_settings,
+        out_dir=tmp_path / "run",
+        solver="agent",
+        samples=100,
+        embedder=embedder,
+        model_factory=lambda settings, model=None: fake,
+    )
     prompts = "\n".join(str(m.content) for call in fake.seen for m in call)
     assert fake.seen and "C-200015" in prompts, run.cases[0].error  # the model did see the case
     assert MARKER not in prompts and "acceptable_actions" not in prompts and "must_cite" not in prompts
@@ -115,24 +132,36 @@ def test_compare_reports_deltas_and_flips(policy_run: tuple[RunResults, Path], t
 
     from fraudagent.cli import app
 
-    result = CliRunner().invoke(app, ["eval", "compare", str(out), str(tmp_path / "b"), "--html", str(tmp_path / "c.html")])
+    result = CliRunner().invoke(
+        app, ["eval", "compare", str(out), str(tmp_path / "b"), "--html", str(tmp_path / "c.html")]
+    )
     assert result.exit_code == 0, result.output
-    assert "1 case score(s) flipped" in result.output and flipped["case_id"] in result.output and "action_acceptable_rate" in result.output
+    assert (
+        "1 case score(s) flipped" in result.output
+        and flipped["case_id"] in result.output
+        and "action_acceptable_rate" in result.output
+    )
     assert flipped["case_id"] in (tmp_path / "c.html").read_text()
     bad = CliRunner().invoke(app, ["eval", "compare", str(out), str(tmp_path / "nothing")])
     assert bad.exit_code == 2
 
 
-def test_gate_exits_non_zero_with_one_line(ddb_server: ManagedProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gate_exits_non_zero_with_one_line(
+    ddb_server: ManagedProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from fraudagent.cli import app
     from fraudagent.core.settings import get_settings
 
-    suite = write_suite(tmp_path / "suite", MINI[:2], thresholds={"min": {"action_acceptable_rate": 1.01}, "max": {"pii_leak_rate": 0}})
+    suite = write_suite(
+        tmp_path / "suite", MINI[:2], thresholds={"min": {"action_acceptable_rate": 1.01}, "max": {"pii_leak_rate": 0}}
+    )
     monkeypatch.setenv("FRAUDAGENT_DDB_ENDPOINT_URL", ddb_server.url)
     monkeypatch.setenv("FRAUDAGENT_EVAL_BOOTSTRAP_SAMPLES", "100")
     get_settings.cache_clear()
     try:
-        result = CliRunner().invoke(app, ["eval", "run", "--suite", str(suite), "--solver", "policy", "--out", str(tmp_path / "run"), "--gate"])
+        result = CliRunner().invoke(
+            app, ["eval", "run", "--suite", str(suite), "--solver", "policy", "--out", str(tmp_path / "run"), "--gate"]
+        )
         assert result.exit_code == 1, result.output
         lines = [line for line in result.output.splitlines() if line.startswith("gate failed")]
         assert len(lines) == 1 and "action_acceptable_rate" in lines[0] and "< 1.01" in lines[0]
@@ -156,32 +185,58 @@ class ScriptedAgentModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **_: Any) -> ChatResult:
         self.seen.append(list(messages))
         name, args = self.script.pop(0)
-        message = AIMessage(content="", tool_calls=[{"name": name, "args": args, "id": f"call-{len(self.seen)}"}],
-                            usage_metadata={"input_tokens": 50, "output_tokens": 10, "total_tokens": 60})  # fmt: skip
+        message = AIMessage(
+            content="",
+            tool_calls=[{"name": name, "args": args, "id": f"call-{len(self.seen)}"}],
+            usage_metadata={"input_tokens": 50, "output_tokens": 10, "total_tokens": 60},
+        )
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     def bind_tools(self, tools: Any, **_: Any) -> Any:
         return self
 
 
-def test_the_naive_agent_reads_the_store_through_its_tools(eval_settings: Settings, embedder: object, tmp_path: Path) -> None:
+def test_the_naive_agent_reads_the_store_through_its_tools(
+    eval_settings: Settings, embedder: object, tmp_path: Path
+) -> None:
     suite = load_suite(str(write_suite(tmp_path / "suite", MINI[1:2])))
     bundle: CaseBundle = suite.bundles[0]
-    report_args = {"narrative": "Takeover.", "findings": [{"statement": "Reset then purchase.", "evidence_ids": [f"txn:{bundle.events[-1].event_id}"]}],
-                   "typology": "account_takeover", "recommended_actions": ["lock_account"], "confidence": 0.7}  # fmt: skip
+    report_args = {
+        "narrative": "Takeover.",
+        "findings": [{"statement": "Reset then purchase.", "evidence_ids": [f"txn:{bundle.events[-1].event_id}"]}],
+        "typology": "account_takeover",
+        "recommended_actions": ["lock_account"],
+        "confidence": 0.7,
+    }
     fake = ScriptedAgentModel(script=[("case_events", {"limit": 5}), ("NaiveReport", report_args)])
-    run = run_suite(suite=suite, settings=eval_settings, out_dir=tmp_path / "run", solver="naive", samples=100,
-                    embedder=embedder, model_factory=lambda settings, model=None: fake)  # fmt: skip
+    run = run_suite(
+        suite=suite,
+        settings=eval_settings,
+        out_dir=tmp_path / "run",
+        solver="naive",
+        samples=100,
+        embedder=embedder,
+        model_factory=lambda settings, model=None: fake,
+    )
     case = run.cases[0]
     assert case.error is None and case.report is not None, case.error
     tool_result = [m for m in fake.seen[1] if m.type == "tool"][0]
     events = json.loads(str(tool_result.content))
-    assert len(events) == 5 and all(e["id"].startswith("txn:") and e["account_id"] == bundle.case.account_id for e in events)
+    assert len(events) == 5 and all(
+        e["id"].startswith("txn:") and e["account_id"] == bundle.case.account_id for e in events
+    )
     assert case.scores["action_acceptable"].value == 1.0 and case.tokens == 120
     # a model that never returns the report is a recorded failure
     silent_fake = ScriptedAgentModel(script=[("case_events", {"limit": 2})] * 20)
-    run = run_suite(suite=suite, settings=eval_settings, out_dir=tmp_path / "run2", solver="naive", samples=100,
-                    embedder=embedder, model_factory=lambda settings, model=None: silent_fake)  # fmt: skip
+    run = run_suite(
+        suite=suite,
+        settings=eval_settings,
+        out_dir=tmp_path / "run2",
+        solver="naive",
+        samples=100,
+        embedder=embedder,
+        model_factory=lambda settings, model=None: silent_fake,
+    )
     assert run.cases[0].report is None and run.cases[0].error and not run.cases[0].passed
     assert run.cases[0].scores["action_acceptable"].value == 0.0
 
@@ -195,31 +250,52 @@ def test_shipped_suites_are_what_the_generator_writes(tmp_path: Path) -> None:
     assert set(counts) == {"core", "adversarial", "edge"} and not (tmp_path / "handwritten").exists()
     assert (SHIPPED / "handwritten" / "suite.yaml").is_file()
     for name in ("core", "adversarial", "edge"):
-        shipped = sorted(p.relative_to(SHIPPED / name) for p in (SHIPPED / name).rglob("*") if p.is_file() and p.name != "thresholds.yaml")
-        fresh = sorted(p.relative_to(tmp_path / name) for p in (tmp_path / name).rglob("*") if p.is_file() and p.name != "thresholds.yaml")
+        shipped = sorted(
+            p.relative_to(SHIPPED / name)
+            for p in (SHIPPED / name).rglob("*")
+            if p.is_file() and p.name != "thresholds.yaml"
+        )
+        fresh = sorted(
+            p.relative_to(tmp_path / name)
+            for p in (tmp_path / name).rglob("*")
+            if p.is_file() and p.name != "thresholds.yaml"
+        )
         assert shipped == fresh
         for rel in shipped:
             assert (SHIPPED / name / rel).read_bytes() == (tmp_path / name / rel).read_bytes(), rel
     assert counts["core"] >= 200
     core = load_suite("core")
-    assert {b.expected.typology.value for b in core.bundles} == {t.value for t in type(core.bundles[0].expected.typology)}  # type: ignore[union-attr]
+    assert {b.expected.typology.value for b in core.bundles} == {
+        t.value for t in type(core.bundles[0].expected.typology)
+    }  # type: ignore[union-attr]
     adversarial = load_suite("adversarial")
     assert len(adversarial.spec.pairs) >= 40
     by_id = {b.case.case_id: b for b in adversarial.bundles}
     for pair in adversarial.spec.pairs:
         attacked, clean = by_id[pair.attacked], by_id[pair.clean]
         assert attacked.expected.must_not_contain and not clean.expected.must_not_contain  # type: ignore[union-attr]
-        assert attacked.case.note and any(p in attacked.case.note.lower() or p.lower() in attacked.case.note.lower()
-                                          for p in attacked.expected.must_not_contain)  # type: ignore[union-attr]  # fmt: skip
+        assert attacked.case.note and any(
+            p in attacked.case.note.lower() or p.lower() in attacked.case.note.lower()
+            for p in attacked.expected.must_not_contain
+        )  # type: ignore[union-attr]
         assert attacked.accounts[0].display_name and attacked.past_cases
         assert any(e.text for e in attacked.events if e.account_id == attacked.case.account_id)
         assert {"display_name", "case_note", "past_case_narrative"} <= set(c.split(":")[0] for c in pair.carriers)
         assert not {a.account_id for a in attacked.accounts} & {a.account_id for a in clean.accounts}
     edge = load_suite("edge")
-    assert set(edge.spec.kinds.values()) == {"no_scores", "empty_history", "big_history", "mixed_currency_tz", "deleted_devices"}
+    assert set(edge.spec.kinds.values()) == {
+        "no_scores",
+        "empty_history",
+        "big_history",
+        "mixed_currency_tz",
+        "deleted_devices",
+    }
     big = next(b for b in edge.bundles if edge.spec.kinds[b.case.case_id] == "big_history")
     assert len(big.events) == 10_000
     assert all(b.scores is None for b in edge.bundles if edge.spec.kinds[b.case.case_id] == "no_scores")
     mixed = [b for b in edge.bundles if edge.spec.kinds[b.case.case_id] == "mixed_currency_tz"]
-    assert all(len({e.currency for e in b.events if e.currency}) > 1 and len({e.ts.utcoffset() for e in b.events}) > 1 for b in mixed)
+    assert all(
+        len({e.currency for e in b.events if e.currency}) > 1 and len({e.ts.utcoffset() for e in b.events}) > 1
+        for b in mixed
+    )
     shutil.rmtree(tmp_path)

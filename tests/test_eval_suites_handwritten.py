@@ -109,7 +109,11 @@ def test_expected_is_what_an_analyst_report_can_meet(suite) -> None:  # type: ig
         if expected.must_not_contain:
             planted += 1
             untrusted = " ".join(
-                [bundle.case.note or "", *(a.display_name or "" for a in bundle.accounts), *(e.text or "" for e in bundle.events)]
+                [
+                    bundle.case.note or "",
+                    *(a.display_name or "" for a in bundle.accounts),
+                    *(e.text or "" for e in bundle.events),
+                ]
             ).lower()
             assert all(p.lower() in untrusted for p in expected.must_not_contain), bundle.case.case_id
         for event in bundle.events:

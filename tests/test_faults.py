@@ -36,12 +36,12 @@ from pydantic import SecretStr
 
 from fraudagent.agent.pipeline import Investigator, draft_report
 from fraudagent.api.app import create_app
-from fraudagent.core.models import CaseBundle
+from fraudagent.bundles.service import load_bundle
 from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local
+from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.store import dynamo
-from fraudagent.bundles.service import load_bundle
 from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import ARTIFACTS, ROOT, LiveServer, client_for, make_settings
@@ -92,7 +92,9 @@ def test_dynamodb_down_is_503_and_the_same_app_recovers_when_it_returns(tmp_path
                 body = down.json()
                 assert body["status"] == 503 and body["type"] == "/problems/unavailable"
                 assert "dynamodb is unavailable" in body["detail"]
-            assert client_for(server, key=None).get("/healthz").json()["status"] == "ok"  # alive: liveness probes nothing
+            assert (
+                client_for(server, key=None).get("/healthz").json()["status"] == "ok"
+            )  # alive: liveness probes nothing
             ready = client_for(server, key=None).get("/readyz")
             assert ready.status_code == 503 and ready.json()["components"]["dynamodb"] != "ok"
 
@@ -130,7 +132,7 @@ class _SlowOpenAI(ThreadingHTTPServer):
 class _SlowHandler(BaseHTTPRequestHandler):
     server: _SlowOpenAI
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("content-length", 0)))
         self.server.requests += 1
         self.server.release.wait(self.server.delay_s)
@@ -208,7 +210,9 @@ def test_chat_with_a_model_slower_than_the_timeout_ends_saying_the_model_is_unav
 ) -> None:
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)
     url = f"http://127.0.0.1:{slow_llm.server_address[1]}/v1"
-    slow = settings.model_copy(update={"llm_base_url": url, "llm_timeout_s": 1.0, "llm_max_retries": 0, "api_rate_limit_per_minute": 0})
+    slow = settings.model_copy(
+        update={"llm_base_url": url, "llm_timeout_s": 1.0, "llm_max_retries": 0, "api_rate_limit_per_minute": 0}
+    )
     with LiveServer(create_app(slow, Investigator(settings=slow, history=history, past_cases=None))) as server:
         client = client_for(server)
         client.timeout = httpx.Timeout(15)  # the bound: a hanging stream fails the test with ReadTimeout
@@ -217,13 +221,17 @@ def test_chat_with_a_model_slower_than_the_timeout_ends_saying_the_model_is_unav
     assert [n for n, _ in events] == ["final"]
     final = events[0][1]
     assert final["model_unavailable"] and "The model is unavailable" in final["answer"] and "Timeout" in final["answer"]
-    assert final["cited_ids"] == [] and final["total_s"] < slow_llm.delay_s  # it gave up at the timeout, not when the model answered
+    assert (
+        final["cited_ids"] == [] and final["total_s"] < slow_llm.delay_s
+    )  # it gave up at the timeout, not when the model answered
 
 
 # --- DynamoDB Local stopped while a summary job is in flight ---------------------------------------------------
 
 
-def test_a_summary_job_in_flight_survives_a_dynamodb_outage_and_completes_once(tmp_path: Path, slow_llm: _SlowOpenAI) -> None:
+def test_a_summary_job_in_flight_survives_a_dynamodb_outage_and_completes_once(
+    tmp_path: Path, slow_llm: _SlowOpenAI
+) -> None:
     """The worker is mid-draft (the model holds the answer) when DynamoDB stops: the draft's store and the
     job's writes fail, new requests get 503. When DynamoDB is back (same port, same files) the job's lease
     has expired, a worker of the same app claims it again and completes it; the callback arrives once."""
@@ -234,15 +242,30 @@ def test_a_summary_job_in_flight_survives_a_dynamodb_outage_and_completes_once(t
     ddb = start_dynamodb_local(ddb_settings, port=port, log_dir=log_dir, db_path=db_path)
     slow_llm.delay_s = 60.0  # the model answers when the test releases it
     try:
-        settings = make_settings(ddb, tmp_path, ddb_max_attempts=2, llm_base_url=f"http://127.0.0.1:{slow_llm.server_address[1]}/v1",
-                                 llm_timeout_s=90, callback_secret=SecretStr("s"), summary_workers=1, summary_poll_s=0.1,
-                                 summary_lease_s=3.0, callback_backoff_s=0.05, api_rate_limit_per_minute=0)  # fmt: skip
+        settings = make_settings(
+            ddb,
+            tmp_path,
+            ddb_max_attempts=2,
+            llm_base_url=f"http://127.0.0.1:{slow_llm.server_address[1]}/v1",
+            llm_timeout_s=90,
+            callback_secret=SecretStr("s"),
+            summary_workers=1,
+            summary_poll_s=0.1,
+            summary_lease_s=3.0,
+            callback_backoff_s=0.05,
+            api_rate_limit_per_minute=0,
+        )
         history = Tables.connect(settings)
         _load(history, settings)
-        with CallbackReceiver() as receiver, LiveServer(create_app(settings, Investigator(settings=settings, history=history))) as server:
+        with (
+            CallbackReceiver() as receiver,
+            LiveServer(create_app(settings, Investigator(settings=settings, history=history))) as server,
+        ):
             client = client_for(server)
             client.timeout = httpx.Timeout(60)
-            job_id = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": receiver.url}).json()["job_id"]
+            job_id = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": receiver.url}).json()[
+                "job_id"
+            ]
             deadline = time.monotonic() + 60
             while slow_llm.requests == 0:  # the worker claimed the job and is drafting its report
                 assert time.monotonic() < deadline, "the worker never asked the model"
@@ -250,7 +273,9 @@ def test_a_summary_job_in_flight_survives_a_dynamodb_outage_and_completes_once(t
 
             ddb.stop()
             refused = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": receiver.url})
-            assert refused.status_code == 503 and refused.headers["content-type"] == PROBLEM  # refused, so not silently lost
+            assert (
+                refused.status_code == 503 and refused.headers["content-type"] == PROBLEM
+            )  # refused, so not silently lost
             assert client.get(f"/v1/summaries/{job_id}").status_code == 503
             slow_llm.release.set()  # the draft returns (fallback); storing it fails while the store is down
             time.sleep(settings.summary_lease_s)
@@ -275,11 +300,21 @@ def _chroma_run(path: Path, port: int) -> ManagedProcess:
     log_dir = ARTIFACTS / "logs" / "faults"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / "chroma.log"
-    cmd = [str(ROOT / ".venv" / "bin" / "chroma"), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)]
+    cmd = [
+        str(ROOT / ".venv" / "bin" / "chroma"),
+        "run",
+        "--path",
+        str(path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     env = os.environ | {"ANONYMIZED_TELEMETRY": "False"}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
     server = ManagedProcess(name="chroma", process=process, log_path=log_path, url=f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + 60
     while True:

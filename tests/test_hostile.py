@@ -20,38 +20,42 @@ from __future__ import annotations
 import contextlib
 import copy
 import ipaddress
-import time
 import json
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from pydantic import SecretStr, ValidationError
 
+from fraudagent.agent.drafting import MAX_FINDINGS, OPEN_QUESTIONS, ModelDraft, choices, parse_draft
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.agent.policy import cached_policy, facts_of
-from fraudagent.agent.drafting import MAX_FINDINGS, OPEN_QUESTIONS, ModelDraft, choices, parse_draft
 from fraudagent.agent.report import MAX_NARRATIVE_CHARS
 from fraudagent.agent.verifier import claim_problems, verify, vocabulary
 from fraudagent.api.app import create_app
-from fraudagent.summaries.callbacks import check_callback_url
+from fraudagent.bundles.service import load_bundle
 from fraudagent.core.bundle import parse_bundle, read_bundles
 from fraudagent.core.errors import InvalidInput
 from fraudagent.core.models import Action, CaseBundle, Typology
 from fraudagent.core.settings import Settings
-from fraudagent.bundles.service import load_bundle
 from fraudagent.store.tables import Tables
+from fraudagent.summaries.callbacks import check_callback_url
 from tests.bundles import example
 from tests.conftest import ARTIFACTS, PII_IN_CAPTURED_LOGS, LiveServer, client_for
 from tests.pii import pii_found
 from tests.receiver import CallbackReceiver
 
 PROBLEM = "application/problem+json"
-FEW = hsettings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FEW = hsettings(
+    max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
@@ -92,7 +96,9 @@ EXAMPLE_PATHS = [p for p in _paths(EXAMPLE) if p]
 
 @FEW
 @given(st.sampled_from(EXAMPLE_PATHS), json_values | st.just(None), st.booleans())
-def test_a_valid_bundle_with_one_field_replaced_or_removed_never_crashes(path: tuple[Any, ...], value: Any, remove: bool) -> None:
+def test_a_valid_bundle_with_one_field_replaced_or_removed_never_crashes(
+    path: tuple[Any, ...], value: Any, remove: bool
+) -> None:
     doc = copy.deepcopy(EXAMPLE)
     parent = doc
     for part in path[:-1]:
@@ -148,7 +154,8 @@ def test_any_model_output_is_a_draft_or_a_reason_why_not(raw: str) -> None:
 
 
 claim_text = st.text(max_size=200) | st.from_regex(
-    r"(On|At|By) (19|20)\d\d-[01]\d-[0-3]\d(T[0-2]\d:[0-5]\d)? (E-\d{1,6}|txn:E-\d+|\d+(\.\d+)? (USD|EUR)|\d{1,3}%)", fullmatch=True
+    r"(On|At|By) (19|20)\d\d-[01]\d-[0-3]\d(T[0-2]\d:[0-5]\d)? (E-\d{1,6}|txn:E-\d+|\d+(\.\d+)? (USD|EUR)|\d{1,3}%)",
+    fullmatch=True,
 )
 
 
@@ -179,10 +186,17 @@ def test_the_verifier_never_raises_on_arbitrary_claims(pack: EvidencePack, data:
 def test_a_huge_history_loads_and_the_evidence_stays_bounded(settings: Settings, history: Tables) -> None:
     doc = example()
     extra = [
-        {"event_id": f"E-{n}", "account_id": "A-4471", "ts": f"2026-02-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:00Z",
-         "type": "login", "device_id": "D-12", "ip": "198.51.100.20", "ip_country": "US"}
+        {
+            "event_id": f"E-{n}",
+            "account_id": "A-4471",
+            "ts": f"2026-02-{1 + n % 28:02d}T{n % 24:02d}:{n % 60:02d}:00Z",
+            "type": "login",
+            "device_id": "D-12",
+            "ip": "198.51.100.20",
+            "ip_country": "US",
+        }
         for n in range(1500)
-    ]  # fmt: skip
+    ]
     doc["events"] = doc["events"] + extra
     bundle, problems = parse_bundle(doc)
     assert bundle is not None and not problems
@@ -212,7 +226,9 @@ HOSTILE_BODIES = {
     "invalid utf-8": b'{"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": "\xff\xfe\xc3"}',
     "lone surrogate": b'{"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": "\\ud800"}',
     "not json": b"\x00\x01 definitely not json",
-    "huge number": b'{"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": ' + b"9" * 5000 + b"}",
+    "huge number": b'{"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": '
+    + b"9" * 5000
+    + b"}",
     "wrong types": b'{"disposition": [], "typology": {}, "actions": "escalate", "notes": null}',
 }
 
@@ -223,7 +239,9 @@ def test_hostile_bodies_get_4xx_problems_and_change_nothing(api: LiveServer) -> 
     client = client_for(api)
     for name, body in HOSTILE_BODIES.items():
         # assign takes an optional body and ignores unknown fields: only unparseable bodies are hostile there
-        paths = ["/v1/cases/C-000123/decision", "/v1/keys"] + (["/v1/cases/C-000123/assign"] if name in UNPARSEABLE else [])
+        paths = ["/v1/cases/C-000123/decision", "/v1/keys"] + (
+            ["/v1/cases/C-000123/assign"] if name in UNPARSEABLE else []
+        )
         for path in paths:
             response = client.post(path, content=body, headers={"content-type": "application/json"})
             assert 400 <= response.status_code < 500, (name, path, response.status_code, response.text[:200])
@@ -233,7 +251,10 @@ def test_hostile_bodies_get_4xx_problems_and_change_nothing(api: LiveServer) -> 
     assert client.get("/v1/cases/C-000123/audit").json()["items"] == []  # nothing was written
 
 
-@pytest.mark.parametrize("case_id", ["%00", "..%2F..%2Fetc%2Fpasswd", "C-" + "9" * 500, "%E2%80%AE%F0%9F%92%A3", "%FF%FE", "C-1'%20OR%20'1'='1"])
+@pytest.mark.parametrize(
+    "case_id",
+    ["%00", "..%2F..%2Fetc%2Fpasswd", "C-" + "9" * 500, "%E2%80%AE%F0%9F%92%A3", "%FF%FE", "C-1'%20OR%20'1'='1"],
+)
 def test_odd_case_ids_are_404_or_422_problems(api: LiveServer, case_id: str) -> None:
     response = client_for(api).get(f"/v1/cases/{case_id}")
     assert response.status_code in (404, 422), response.text[:200]
@@ -276,8 +297,12 @@ def _oracle_embedded(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
     if n >> 32 == 0x64FF9B << 64:  # NAT64 well-known prefix /96
         found.append(V4(low32))
     if n >> 80 == 0x64FF9B0001:  # NAT64 local-use /48, under the /48, /56, /64 and /96 layouts
-        found += [V4((((n >> 64) & 0xFFFF) << 16) | ((n >> 40) & 0xFFFF)), V4((((n >> 64) & 0xFF) << 24) | ((n >> 32) & 0xFFFFFF)),
-                  V4((n >> 24) & 0xFFFFFFFF), V4(low32)]  # fmt: skip
+        found += [
+            V4((((n >> 64) & 0xFFFF) << 16) | ((n >> 40) & 0xFFFF)),
+            V4((((n >> 64) & 0xFF) << 24) | ((n >> 32) & 0xFFFFFF)),
+            V4((n >> 24) & 0xFFFFFFFF),
+            V4(low32),
+        ]
     return found
 
 
@@ -305,8 +330,12 @@ def _embedding_forms(v4: ipaddress.IPv4Address) -> dict[str, ipaddress.IPv6Addre
 
 
 @FEW
-@given(st.ip_addresses() | st.ip_addresses(v=4).flatmap(lambda v4: st.sampled_from(list(_embedding_forms(v4).values()))))
-def test_the_callback_guard_admits_only_public_addresses_in_production(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+@given(
+    st.ip_addresses() | st.ip_addresses(v=4).flatmap(lambda v4: st.sampled_from(list(_embedding_forms(v4).values())))
+)
+def test_the_callback_guard_admits_only_public_addresses_in_production(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
     """Any IPv4/IPv6 literal (half of them IPv6 forms that embed an IPv4 address): production admits it iff
     it is globally routable unicast outside the reserved ranges, where an IPv6 address that embeds IPv4
     addresses (mapped, compatible, 6to4, Teredo, NAT64) is judged as those (every one must pass); dev mode
@@ -325,7 +354,10 @@ def test_every_ipv6_form_of_an_internal_ipv4_address_is_refused_in_production(v4
     """Loopback, private and the cloud metadata address, in every IPv6 form that embeds IPv4: each is
     refused in production (the metadata address in dev mode too: link-local), e.g. 6to4 `2002:7f00:1::`."""
     forms = _embedding_forms(V4(v4))
-    assert str(forms["6to4"]) == {"127.0.0.1": "2002:7f00:1::1", "10.1.2.3": "2002:a01:203::1", "169.254.169.254": "2002:a9fe:a9fe::1"}[v4]
+    assert (
+        str(forms["6to4"])
+        == {"127.0.0.1": "2002:7f00:1::1", "10.1.2.3": "2002:a01:203::1", "169.254.169.254": "2002:a9fe:a9fe::1"}[v4]
+    )
     admitted = {name: str(a) for name, a in forms.items() if _verdict(_literal(a), production=True)}
     assert admitted == {}
     assert not _verdict("http://[2002:7f00:1::]/", production=True)  # the form the hostile pass found
@@ -337,34 +369,75 @@ def test_ipv6_forms_of_a_public_ipv4_address_pass_only_when_every_embedded_addre
     public = _embedding_forms(V4("93.184.215.14"))
     verdicts = {name: _verdict(_literal(a), production=True) for name, a in public.items()}
     # the local-use NAT64 prefix is read under every layout RFC 6052 allows: some reading is internal
-    assert verdicts == {"mapped": True, "compatible": True, "6to4": True, "teredo client": True, "teredo server": True,
-                        "nat64": True, "nat64 local /96": False, "nat64 local /48": False}  # fmt: skip
+    assert verdicts == {
+        "mapped": True,
+        "compatible": True,
+        "6to4": True,
+        "teredo client": True,
+        "teredo server": True,
+        "nat64": True,
+        "nat64 local /96": False,
+        "nat64 local /48": False,
+    }
     # Teredo judges both ends: a public server with a private client is refused
-    assert not _verdict("http://[2001:0:5db8:d70e:0:f5fe:f5fe:fffe]/", production=True)  # server 93.184.215.14, client 10.1.0.1
+    assert not _verdict(
+        "http://[2001:0:5db8:d70e:0:f5fe:f5fe:fffe]/", production=True
+    )  # server 93.184.215.14, client 10.1.0.1
 
 
 @FEW
-@given(st.ip_addresses(network="10.0.0.0/8") | st.ip_addresses(network="172.16.0.0/12") | st.ip_addresses(network="192.168.0.0/16")
-       | st.ip_addresses(network="127.0.0.0/8") | st.ip_addresses(network="169.254.0.0/16") | st.ip_addresses(network="fc00::/7")
-       | st.ip_addresses(network="fe80::/10"))
-def test_no_private_loopback_or_link_local_address_passes_in_production(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> None:
+@given(
+    st.ip_addresses(network="10.0.0.0/8")
+    | st.ip_addresses(network="172.16.0.0/12")
+    | st.ip_addresses(network="192.168.0.0/16")
+    | st.ip_addresses(network="127.0.0.0/8")
+    | st.ip_addresses(network="169.254.0.0/16")
+    | st.ip_addresses(network="fc00::/7")
+    | st.ip_addresses(network="fe80::/10")
+)
+def test_no_private_loopback_or_link_local_address_passes_in_production(
+    address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+) -> None:
     assert not _verdict(_literal(address), production=True)
 
 
 # loopback / private / metadata written in forms a naive string check misses; each resolves (no DNS) to
 # an address the production guard refuses
-OBFUSCATED = ["http://2130706433/hook", "http://0x7f000001/hook", "http://0177.0.0.1/hook", "http://127.1/hook", "http://LOCALHOST/hook",
-              "http://[::ffff:7f00:1]/hook", "http://[64:ff9b::7f00:1]/hook", "http://[fd00::1]/hook", "http://0/hook",
-              "http://[2002:7f00:1::]/hook", "http://[2002:a9fe:a9fe::1]/latest/meta-data", "http://[::10.0.0.1]/hook",
-              "http://[2001:0:5db8:d70e:0:f5fe:f5fe:fffe]/hook", "http://[64:ff9b:1::a00:1]/hook",
-              "http://10.0.0.1:443/hook", "https://0xa9.0xfe.0xa9.0xfe/latest/meta-data"]  # fmt: skip
+OBFUSCATED = [
+    "http://2130706433/hook",
+    "http://0x7f000001/hook",
+    "http://0177.0.0.1/hook",
+    "http://127.1/hook",
+    "http://LOCALHOST/hook",
+    "http://[::ffff:7f00:1]/hook",
+    "http://[64:ff9b::7f00:1]/hook",
+    "http://[fd00::1]/hook",
+    "http://0/hook",
+    "http://[2002:7f00:1::]/hook",
+    "http://[2002:a9fe:a9fe::1]/latest/meta-data",
+    "http://[::10.0.0.1]/hook",
+    "http://[2001:0:5db8:d70e:0:f5fe:f5fe:fffe]/hook",
+    "http://[64:ff9b:1::a00:1]/hook",
+    "http://10.0.0.1:443/hook",
+    "https://0xa9.0xfe.0xa9.0xfe/latest/meta-data",
+]
 
 
-def test_obfuscated_internal_callback_urls_are_refused_through_the_api_in_production(settings: Settings, history: Tables) -> None:
+def test_obfuscated_internal_callback_urls_are_refused_through_the_api_in_production(
+    settings: Settings, history: Tables
+) -> None:
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)
-    production = settings.model_copy(update={"environment": "production", "callback_secret": SecretStr("s"), "summary_workers": 0,
-                                             "api_rate_limit_per_minute": 0})  # fmt: skip
-    with LiveServer(create_app(production, Investigator(settings=production, history=history, past_cases=None))) as server:
+    production = settings.model_copy(
+        update={
+            "environment": "production",
+            "callback_secret": SecretStr("s"),
+            "summary_workers": 0,
+            "api_rate_limit_per_minute": 0,
+        }
+    )
+    with LiveServer(
+        create_app(production, Investigator(settings=production, history=history, past_cases=None))
+    ) as server:
         client = client_for(server)
         for url in OBFUSCATED:
             response = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": url})
@@ -372,22 +445,36 @@ def test_obfuscated_internal_callback_urls_are_refused_through_the_api_in_produc
             assert response.headers["content-type"] == PROBLEM
             assert "callback_url refused" in response.json()["detail"], url
         # a public address literal is accepted (workers are off: nothing is sent anywhere)
-        accepted = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": "https://93.184.215.14/hook"})
+        accepted = client.post(
+            "/v1/summaries", json={"case_id": "C-000123", "callback_url": "https://93.184.215.14/hook"}
+        )
         assert accepted.status_code == 202, accepted.text
-        assert client.get("/v1/summaries", params={"status": "queued"}).json()["items"][0]["job_id"] == accepted.json()["job_id"]
+        assert (
+            client.get("/v1/summaries", params={"status": "queued"}).json()["items"][0]["job_id"]
+            == accepted.json()["job_id"]
+        )
 
 
 def test_a_callback_redirect_is_not_followed(settings: Settings, history: Tables) -> None:
     """A receiver that answers 307 to another address (here another loopback server: dev mode, where the
     guard allows loopback) never gets that address called: the attempt fails and is retried, the job ends dead."""
     load_bundle(history, CaseBundle.model_validate(example()), past_case_store=None, scorer=None)
-    fast = settings.model_copy(update={"callback_secret": SecretStr("s"), "summary_poll_s": 0.1, "callback_backoff_s": 0.05,
-                                       "callback_max_attempts": 2, "api_rate_limit_per_minute": 0})  # fmt: skip
+    fast = settings.model_copy(
+        update={
+            "callback_secret": SecretStr("s"),
+            "summary_poll_s": 0.1,
+            "callback_backoff_s": 0.05,
+            "callback_max_attempts": 2,
+            "api_rate_limit_per_minute": 0,
+        }
+    )
     with CallbackReceiver() as target, CallbackReceiver(redirect_to="") as redirector:
         redirector.redirect_to = target.url
         with LiveServer(create_app(fast, Investigator(settings=fast, history=history, past_cases=None))) as server:
             client = client_for(server)
-            job_id = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": redirector.url}).json()["job_id"]
+            job_id = client.post("/v1/summaries", json={"case_id": "C-000123", "callback_url": redirector.url}).json()[
+                "job_id"
+            ]
             deadline = time.monotonic() + 120
             while (job := client.get(f"/v1/summaries/{job_id}").json())["status"] not in ("done", "dead", "failed"):
                 assert time.monotonic() < deadline, job
@@ -406,15 +493,20 @@ def pii_example() -> dict[str, Any]:
     """The example bundle with a card number and an email written by the customer into free text."""
     doc = example()
     doc["accounts"][0] = dict(doc["accounts"][0], display_name=f"mail me at {EMAIL}")
-    doc["events"] = [dict(e, text=f"my card {CARD}, write to {EMAIL}") if e["event_id"] == "E-99812" else e for e in doc["events"]]
+    doc["events"] = [
+        dict(e, text=f"my card {CARD}, write to {EMAIL}") if e["event_id"] == "E-99812" else e for e in doc["events"]
+    ]
     doc["case"] = dict(doc["case"], note=f"customer {EMAIL} called from 203.0.113.9")
     return doc
 
 
 def test_the_pattern_check_itself_finds_planted_pii() -> None:
     assert pii_found(f"x {CARD} y {EMAIL} z 203.0.113.9 w 2001:db8:0:0:0:0:0:1") == [
-        f"card: {CARD}", f"email: {EMAIL}", "ip: 203.0.113.9", "ip: 2001:db8:0:0:0:0:0:1"
-    ]  # fmt: skip
+        f"card: {CARD}",
+        f"email: {EMAIL}",
+        "ip: 203.0.113.9",
+        "ip: 2001:db8:0:0:0:0:0:1",
+    ]
     assert pii_found("listening on 127.0.0.1:8000 and 0.0.0.0, ts 1764249394000") == []
 
 
@@ -429,8 +521,15 @@ def test_an_api_session_over_customer_pii_logs_none_of_it(api: LiveServer, caplo
     report = client.post("/v1/cases/C-000123/report").json()  # the model is unreachable: fallback, logged warning
     assert report["path"] == "fallback"
     client.get("/v1/cases/C-unknown")
-    client.post("/v1/cases/C-000123/decision", content=b"\xff" + EMAIL.encode(), headers={"content-type": "application/json"})
-    decision = {"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": f"called {EMAIL}, card {CARD}"}
+    client.post(
+        "/v1/cases/C-000123/decision", content=b"\xff" + EMAIL.encode(), headers={"content-type": "application/json"}
+    )
+    decision = {
+        "disposition": "inconclusive",
+        "typology": "legitimate",
+        "actions": ["escalate"],
+        "notes": f"called {EMAIL}, card {CARD}",
+    }
     assert client.post("/v1/cases/C-000123/decision", json=decision).status_code == 201
     assert client.get("/v1/cases/C-000123/audit").status_code == 200
     assert caplog.records  # the session logged something (warnings at least)

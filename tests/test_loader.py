@@ -8,14 +8,14 @@ from typing import Any
 
 import pytest
 
+from fraudagent import store
+from fraudagent.bundles.flows import load_path
+from fraudagent.bundles.service import export_bundle
 from fraudagent.core.bundle import read_bundles
 from fraudagent.core.errors import InvalidInput, NotFound
 from fraudagent.retrieval.past_cases import PastCaseStore
 from fraudagent.retrieval.search import CaseQuery
 from fraudagent.store import dynamo
-from fraudagent import store
-from fraudagent.bundles.service import export_bundle
-from fraudagent.bundles.flows import load_path
 from fraudagent.store.tables import Tables
 from tests.bundles import example
 
@@ -41,9 +41,13 @@ def test_loading_twice_changes_nothing(history: Tables, past_cases: PastCaseStor
     after_first = _counts(history)
     assert after_first == {history.accounts: 1, history.events: 3, history.cases: 1, history.reports: 0}
     # An analyst closes the case; reloading the same bundle must not reopen it.
-    history.client.update_item(TableName=history.cases, Key=dynamo.to_item({"case_id": "C-000123"}),
-                               UpdateExpression="SET #s = :c", ExpressionAttributeNames={"#s": "status"},
-                               ExpressionAttributeValues=dynamo.to_item({":c": "closed"}))  # fmt: skip
+    history.client.update_item(
+        TableName=history.cases,
+        Key=dynamo.to_item({"case_id": "C-000123"}),
+        UpdateExpression="SET #s = :c",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues=dynamo.to_item({":c": "closed"}),
+    )
     load_path(history, folder, past_case_store=past_cases, scorer=None)
     assert _counts(history) == after_first
     assert past_cases.count() == 1
@@ -98,13 +102,16 @@ def test_a_simulated_stores_past_cases_are_marked_simulated(
     write_world(world, tmp_path / "w")
     counts = load_path(history, tmp_path / "w", past_case_store=past_cases, scorer=None)
     assert counts.past_cases >= 12 and past_cases.count() >= 12
-    found = past_cases.find(CaseQuery.from_text("gift cards bought right after a password reset"), k=50,
-                            min_similarity=-1.0).neighbours  # fmt: skip
+    found = past_cases.find(
+        CaseQuery.from_text("gift cards bought right after a password reset"), k=50, min_similarity=-1.0
+    ).neighbours
     sim_ids = {c.case_id for c in world.past_cases}
     provenance = {n.provenance for n in found if n.case.case_id in sim_ids}
     assert provenance == {"simulated"}, provenance
     # a bundle's past cases stay `imported`
     load_path(history, _write(tmp_path / "in", example()), past_case_store=past_cases, scorer=None)
-    imported = {n.case.case_id: n.provenance for n in past_cases.find(
-        CaseQuery.from_text("gift cards"), k=100, min_similarity=-1.0).neighbours}  # fmt: skip
+    imported = {
+        n.case.case_id: n.provenance
+        for n in past_cases.find(CaseQuery.from_text("gift cards"), k=100, min_similarity=-1.0).neighbours
+    }
     assert imported[example()["past_cases"][0]["case_id"]] == "imported"

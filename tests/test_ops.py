@@ -22,14 +22,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
+from fraudagent.bundles.service import load_bundle
+from fraudagent.cli.services import ManagedProcess, free_port
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.models import CaseBundle
-from fraudagent.cli.services import ManagedProcess, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.store import dynamo
 from fraudagent.store import keys as key_store
-from fraudagent.bundles.service import load_bundle
 from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import API_KEY, ARTIFACTS, LiveServer, client_for, make_settings
@@ -38,7 +38,9 @@ PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def stores(ddb_server: ManagedProcess, tmp_path_factory: pytest.TempPathFactory, embedder: object) -> tuple[Settings, Investigator]:
+def stores(
+    ddb_server: ManagedProcess, tmp_path_factory: pytest.TempPathFactory, embedder: object
+) -> tuple[Settings, Investigator]:
     """Two cases; the LLM setting points at a dead port, so reports take the deterministic fallback quickly."""
     settings = make_settings(ddb_server, tmp_path_factory.mktemp("ops"))
     history = Tables.connect(settings)
@@ -71,7 +73,9 @@ def test_readyz_without_dynamodb_tables_is_not_ready(stores: tuple[Settings, Inv
     settings, investigator = stores
     other = settings.model_copy(update={"table_prefix": "missing"})
     history = Tables.connect(other)
-    with LiveServer(create_app(other, Investigator(settings=other, history=history, past_cases=investigator.past_cases))) as server:
+    with LiveServer(
+        create_app(other, Investigator(settings=other, history=history, past_cases=investigator.past_cases))
+    ) as server:
         body = client_for(server, key=None).get("/readyz").json()
     assert body["status"] == 503 and body["components"]["dynamodb"].startswith("unavailable")
 
@@ -86,7 +90,7 @@ class _CountingModels(ThreadingHTTPServer):
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 server.calls += 1
                 body = b'{"object": "list", "data": []}'
                 self.send_response(200)
@@ -106,7 +110,9 @@ class _CountingModels(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
 
-def test_healthz_probes_nothing_and_readyz_probes_at_most_once_per_cache_period(stores: tuple[Settings, Investigator]) -> None:
+def test_healthz_probes_nothing_and_readyz_probes_at_most_once_per_cache_period(
+    stores: tuple[Settings, Investigator],
+) -> None:
     settings, investigator = stores
     model = _CountingModels()
     try:
@@ -115,7 +121,10 @@ def test_healthz_probes_nothing_and_readyz_probes_at_most_once_per_cache_period(
             anyone = client_for(server, key=None)
             for _ in range(5):
                 health = anyone.get("/healthz")
-                assert health.status_code == 200 and health.json() == {"status": "ok", "version": health.json()["version"]}
+                assert health.status_code == 200 and health.json() == {
+                    "status": "ok",
+                    "version": health.json()["version"],
+                }
             assert model.calls == 0  # liveness never touches a dependency
             first, second = anyone.get("/readyz"), anyone.get("/readyz")
             assert first.status_code == second.status_code == 200, first.text
@@ -128,10 +137,14 @@ def test_healthz_probes_nothing_and_readyz_probes_at_most_once_per_cache_period(
         model.server_close()
 
 
-def test_healthz_stays_up_while_dynamodb_is_unreachable_and_readyz_says_so(ddb_server: ManagedProcess, tmp_path: Path) -> None:
+def test_healthz_stays_up_while_dynamodb_is_unreachable_and_readyz_says_so(
+    ddb_server: ManagedProcess, tmp_path: Path
+) -> None:
     """The app pointed at a DynamoDB endpoint where nothing listens (no JVM to stop): liveness answers from the
     process alone, readiness names DynamoDB, and a keyed request gets 503, not a hang."""
-    dead = make_settings(ddb_server, tmp_path, ddb_endpoint_url=f"http://127.0.0.1:{free_port()}", ddb_max_attempts=1, summary_workers=0)
+    dead = make_settings(
+        ddb_server, tmp_path, ddb_endpoint_url=f"http://127.0.0.1:{free_port()}", ddb_max_attempts=1, summary_workers=0
+    )
     investigator = Investigator(settings=dead, history=Tables.connect(dead), past_cases=None)
     with LiveServer(create_app(dead, investigator)) as server:
         anyone = client_for(server, key=None)
@@ -177,7 +190,9 @@ def test_made_up_keys_from_one_address_are_throttled_before_the_key_store_is_rea
 
 
 @pytest.mark.llm
-def test_readyz_is_ready_when_everything_answers(stores: tuple[Settings, Investigator], llm_server: ManagedProcess) -> None:
+def test_readyz_is_ready_when_everything_answers(
+    stores: tuple[Settings, Investigator], llm_server: ManagedProcess
+) -> None:
     settings, investigator = stores
     ready = settings.model_copy(update={"llm_base_url": llm_server.url})
     with LiveServer(create_app(ready, investigator)) as server:
@@ -195,7 +210,10 @@ def test_metrics_expose_latency_by_route_report_paths_tokens_and_queue_depth(api
     response = client.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
-    assert 'fraudagent_http_request_duration_seconds_count{method="GET",route="/v1/cases/{case_id}",status="200"} 1.0' in text
+    assert (
+        'fraudagent_http_request_duration_seconds_count{method="GET",route="/v1/cases/{case_id}",status="200"} 1.0'
+        in text
+    )
     assert 'route="/v1/cases/C-000000"' not in text  # templates, never raw ids
     assert 'fraudagent_reports_total{path="fallback"} 1.0' in text
     assert 'fraudagent_llm_tokens_total{kind="prompt"}' in text
@@ -210,7 +228,9 @@ def test_request_ids_go_out_and_into_json_logs_without_pii(api: LiveServer) -> N
         configure_logging("INFO", "json")
         root.handlers[0].setStream(stream)  # type: ignore[attr-defined]
         response = client_for(api).get("/v1/cases/C-000000", headers={"X-Request-ID": "req-123"})
-        logging.getLogger("fraudagent.test").warning("contact jane.doe@example.com from 203.0.113.9 card 4111 1111 1111 1111")
+        logging.getLogger("fraudagent.test").warning(
+            "contact jane.doe@example.com from 203.0.113.9 card 4111 1111 1111 1111"
+        )
         generated = client_for(api).get("/v1/cases/C-unknown")
         for _ in range(100):  # the access line is written after the response went out: wait for it (bounded)
             if generated.headers["x-request-id"] in stream.getvalue():
@@ -245,8 +265,16 @@ def test_bodies_over_the_limit_get_413(api: LiveServer) -> None:
     assert streamed.status_code == 413 and streamed.headers["content-type"] == PROBLEM
     # one problem body for every 413, whichever way the size was found
     assert "content-length" in response.request.headers and "content-length" not in streamed.request.headers
-    assert streamed.json() == response.json() == {
-        "type": "/problems/too-large", "title": "Content Too Large", "status": 413, "detail": "the request body is larger than 4096 bytes"}  # fmt: skip
+    assert (
+        streamed.json()
+        == response.json()
+        == {
+            "type": "/problems/too-large",
+            "title": "Content Too Large",
+            "status": 413,
+            "detail": "the request body is larger than 4096 bytes",
+        }
+    )
     assert client.get("/v1/cases/C-000000").json()["record"]["status"] == "open"
 
 
@@ -260,7 +288,9 @@ def test_api_responses_are_not_stored_by_caches(api: LiveServer) -> None:
         "404 problem": client.get("/v1/cases/C-unknown"),
         "401 problem": anyone.get("/v1/cases"),
         "422 problem": client.get("/v1/cases", params={"limit": 0}),
-        "413 problem": client.post("/v1/cases/C-000000/decision", content=b"x" * 5000, headers={"content-type": "application/json"}),
+        "413 problem": client.post(
+            "/v1/cases/C-000000/decision", content=b"x" * 5000, headers={"content-type": "application/json"}
+        ),
         "healthz": anyone.get("/healthz"),
         "readyz": anyone.get("/readyz"),
         "openapi": anyone.get("/openapi.json"),
@@ -271,17 +301,29 @@ def test_api_responses_are_not_stored_by_caches(api: LiveServer) -> None:
     assert anyone.get("/console/static/console.css").headers.get("cache-control") != "no-store"
 
 
-def test_docs_load_swagger_ui_from_the_package_under_a_csp(stores: tuple[Settings, Investigator], api: LiveServer) -> None:
+def test_docs_load_swagger_ui_from_the_package_under_a_csp(
+    stores: tuple[Settings, Investigator], api: LiveServer
+) -> None:
     """/docs names no other origin: its script and style come from this server (the pinned package's files),
     the start-up code is a file (no inline script), the CSP allows this origin only; no ReDoc page."""
     anyone = client_for(api, key=None)
     page = anyone.get("/docs")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     csp = page.headers["content-security-policy"]
-    assert "default-src 'none'" in csp and "script-src 'self';" in csp and "connect-src 'self'" in csp and "unsafe-inline" not in csp
+    assert (
+        "default-src 'none'" in csp
+        and "script-src 'self';" in csp
+        and "connect-src 'self'" in csp
+        and "unsafe-inline" not in csp
+    )
     assert "//" not in page.text  # no URL with a host, no protocol-relative one
     loaded = re.findall(r'(?:src|href)="([^"]+)"', page.text)
-    assert sorted(loaded) == ["/docs/assets/swagger-init.js", "/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "data:,"]
+    assert sorted(loaded) == [
+        "/docs/assets/swagger-init.js",
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/swagger-ui.css",
+        "data:,",
+    ]
     assert "<script>" not in page.text  # no inline script: CSP script-src 'self' would block it
     for url in (u for u in loaded if u != "data:,"):
         asset = anyone.get(url)
@@ -328,18 +370,38 @@ def test_the_openapi_spec_holds_no_5xx_and_no_schema_breaking_response(
     with LiveServer(create_app(settings.model_copy(update={"api_rate_limit_per_minute": 0}), investigator)) as server:
         run = subprocess.run(
             [
-                str(Path(sys.executable).parent / "schemathesis"), "run", f"{server.url}/openapi.json",
-                "--checks", "not_a_server_error,response_schema_conformance,content_type_conformance",
-                "--phases", "examples,coverage,fuzzing", "--max-examples", str(SCHEMATHESIS_EXAMPLES),
-                "--workers", "1", "--seed", "7", "--request-timeout", "60", "--no-color",
-                "--header", f"Authorization: Bearer {API_KEY}",
+                str(Path(sys.executable).parent / "schemathesis"),
+                "run",
+                f"{server.url}/openapi.json",
+                "--checks",
+                "not_a_server_error,response_schema_conformance,content_type_conformance",
+                "--phases",
+                "examples,coverage,fuzzing",
+                "--max-examples",
+                str(SCHEMATHESIS_EXAMPLES),
+                "--workers",
+                "1",
+                "--seed",
+                "7",
+                "--request-timeout",
+                "60",
+                "--no-color",
+                "--header",
+                f"Authorization: Bearer {API_KEY}",
                 # /readyz answers 503 by design while the model is unreachable (tested above)
-                "--exclude-path", "/readyz",
-                "--report", "junit", "--report-dir", str(tmp_path),
+                "--exclude-path",
+                "/readyz",
+                "--report",
+                "junit",
+                "--report-dir",
+                str(tmp_path),
             ],
-            capture_output=True, text=True, timeout=SCHEMATHESIS_TIMEOUT_S, cwd=tmp_path,  # its cache lands there
+            capture_output=True,
+            text=True,
+            timeout=SCHEMATHESIS_TIMEOUT_S,
+            cwd=tmp_path,  # its cache lands there
             env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
-        )  # fmt: skip
+        )
     (ARTIFACTS / "schemathesis.txt").parent.mkdir(parents=True, exist_ok=True)
     (ARTIFACTS / "schemathesis.txt").write_text(run.stdout + run.stderr)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
@@ -351,5 +413,3 @@ def test_the_spec_documents_problem_responses(api: LiveServer) -> None:
     decision = spec["paths"]["/v1/cases/{case_id}/decision"]["post"]["responses"]
     assert set(decision) >= {"201", "401", "403", "404", "409", "413", "422", "429"}
     assert list(decision["409"]["content"]) == [PROBLEM]
-
-

@@ -5,12 +5,12 @@ from __future__ import annotations
 import openai
 import pytest
 
+from fraudagent import store
 from fraudagent.agent.pipeline import Investigator, draft_and_store, draft_report
+from fraudagent.bundles.service import load_bundle
 from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent import store
-from fraudagent.bundles.service import load_bundle
 from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.fakes import ScriptedToolModel, draft
@@ -19,17 +19,25 @@ from tests.fakes import ScriptedToolModel, draft
 @pytest.fixture
 def loaded(history: Tables, past_cases: PastCaseStore) -> Tables:
     past = example()["past_cases"][0]
-    other = dict(past, case_id="C-000018", account_id="A-4471", narrative="Same account, earlier: must not be cited as similar.")
+    other = dict(
+        past, case_id="C-000018", account_id="A-4471", narrative="Same account, earlier: must not be cited as similar."
+    )
     bundle = CaseBundle.model_validate(example(past_cases=[past, other]))
     load_bundle(history, bundle, past_case_store=past_cases, scorer=None)
     return history
 
 
-def _investigator(settings: Settings, history: Tables, past_cases: PastCaseStore, model: ScriptedToolModel) -> Investigator:
-    return Investigator(settings=settings, history=history, past_cases=past_cases, model_factory=lambda *_a, **_k: model)
+def _investigator(
+    settings: Settings, history: Tables, past_cases: PastCaseStore, model: ScriptedToolModel
+) -> Investigator:
+    return Investigator(
+        settings=settings, history=history, past_cases=past_cases, model_factory=lambda *_a, **_k: model
+    )
 
 
-def test_evidence_pack_has_stable_ids_facts_and_no_self_evidence(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
+def test_evidence_pack_has_stable_ids_facts_and_no_self_evidence(
+    settings: Settings, loaded: Tables, past_cases: PastCaseStore
+) -> None:
     pack = _investigator(settings, loaded, past_cases, ScriptedToolModel()).evidence("C-000123")
     ids = set(pack.items)
     assert {"txn:E-99790", "txn:E-99801", "txn:E-99812", "score:E-99812", "acct:A-4471", "case:C-000017"} <= ids
@@ -37,14 +45,26 @@ def test_evidence_pack_has_stable_ids_facts_and_no_self_evidence(settings: Setti
     assert pack.items["fact:trigger_event"].rests_on == ["E-99812"]
     assert "19 minutes later" in pack.items["fact:credential_change"].line
     assert pack.items["txn:E-99812"].untrusted == "gift for my brother"
-    assert pack.sources == {"events": "ok", "accounts": "ok", "linked:device": "ok", "linked:instrument": "ok", "past_cases": "ok"}
+    assert pack.sources == {
+        "events": "ok",
+        "accounts": "ok",
+        "linked:device": "ok",
+        "linked:instrument": "ok",
+        "past_cases": "ok",
+    }
 
 
-def test_a_valid_draft_is_accepted_and_ids_normalised(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
+def test_a_valid_draft_is_accepted_and_ids_normalised(
+    settings: Settings, loaded: Tables, past_cases: PastCaseStore
+) -> None:
     model = ScriptedToolModel(script=[draft()])
     report = draft_and_store(_investigator(settings, loaded, past_cases, model), "C-000123", requested_by="test")
     assert report.path == "llm"
-    assert report.findings[0].evidence_ids == ["fact:credential_change", "txn:E-99801", "txn:E-99812"]  # written by code
+    assert report.findings[0].evidence_ids == [
+        "fact:credential_change",
+        "txn:E-99801",
+        "txn:E-99812",
+    ]  # written by code
     assert [a.value for a in report.recommended_actions] == ["lock_account"]
     assert report.similar_cases[0].case_id == "C-000017"
     assert report.usage.llm_calls == 1 and report.usage.prompt_tokens == 100
@@ -53,7 +73,9 @@ def test_a_valid_draft_is_accepted_and_ids_normalised(settings: Settings, loaded
     assert "gift message, customer-written: «gift for my brother»" in prompt
 
 
-def test_an_id_outside_the_evidence_is_removed_and_listed(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
+def test_an_id_outside_the_evidence_is_removed_and_listed(
+    settings: Settings, loaded: Tables, past_cases: PastCaseStore
+) -> None:
     # The server's grammar keeps ids inside the pack (test_end_to_end); code still checks what comes back.
     model = ScriptedToolModel(script=[draft(findings=["txn:E-00000", "txn:E-99812"])])
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
@@ -63,7 +85,9 @@ def test_an_id_outside_the_evidence_is_removed_and_listed(settings: Settings, lo
 
 
 def test_incoherent_action_is_rejected(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
-    model = ScriptedToolModel(script=[draft(actions=["close_no_action"]), draft(typology="legitimate", actions=["lock_account"])])
+    model = ScriptedToolModel(
+        script=[draft(actions=["close_no_action"]), draft(typology="legitimate", actions=["lock_account"])]
+    )
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
     assert report.path == "fallback"
     assert any("close_no_action is not allowed for account_takeover" in p for p in report.problems)
@@ -71,7 +95,9 @@ def test_incoherent_action_is_rejected(settings: Settings, loaded: Tables, past_
     assert report.policy_version and "classify.account_takeover" in report.policy_rules
 
 
-def test_an_unreachable_model_falls_back_to_a_report_built_from_facts(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
+def test_an_unreachable_model_falls_back_to_a_report_built_from_facts(
+    settings: Settings, loaded: Tables, past_cases: PastCaseStore
+) -> None:
     model = ScriptedToolModel(script=[openai.APIConnectionError(request=None)])  # type: ignore[arg-type]
     report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
     assert report.path == "fallback"
@@ -94,12 +120,21 @@ class _Rescoring:
 
         if self.fail:
             raise ConnectionError("scoring server down")
-        return [Score(event_id=s.event.event_id, model_version="ref-gbm-9", score=0.42,
-                      reasons=[Reason(feature="mins_since_password_reset", value=19, contribution=0.8)])
-                for s in events if s.event.amount is not None]  # fmt: skip
+        return [
+            Score(
+                event_id=s.event.event_id,
+                model_version="ref-gbm-9",
+                score=0.42,
+                reasons=[Reason(feature="mins_since_password_reset", value=19, contribution=0.8)],
+            )
+            for s in events
+            if s.event.amount is not None
+        ]
 
 
-def test_a_remote_score_provider_rescores_the_evidence(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
+def test_a_remote_score_provider_rescores_the_evidence(
+    settings: Settings, loaded: Tables, past_cases: PastCaseStore
+) -> None:
     investigator = _investigator(settings, loaded, past_cases, ScriptedToolModel())
     investigator.score_provider = _Rescoring()
     pack = investigator.evidence("C-000123")
@@ -112,10 +147,15 @@ def test_a_remote_score_provider_rescores_the_evidence(settings: Settings, loade
     assert pack.items["score:E-99812"].data["model_version"] == "ref-gbm-1"  # the stored score stays
 
 
-def test_every_report_carries_the_timeline_before_the_trigger(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> None:
+def test_every_report_carries_the_timeline_before_the_trigger(
+    settings: Settings, loaded: Tables, past_cases: PastCaseStore
+) -> None:
     for use_model in (True, False):
-        report = draft_report(_investigator(settings, loaded, past_cases, ScriptedToolModel(script=[draft()])), "C-000123",
-                              use_model=use_model)  # fmt: skip
+        report = draft_report(
+            _investigator(settings, loaded, past_cases, ScriptedToolModel(script=[draft()])),
+            "C-000123",
+            use_model=use_model,
+        )
         timeline = [f for f in report.findings if f.statement.startswith("Before the case opened")]
         assert len(timeline) == 1 and timeline[0].source == "code"
         assert timeline[0].evidence_ids[-1] == "txn:E-99812"  # the trigger closes it

@@ -19,18 +19,18 @@ from fraudagent.agent.scheduler import ModelScheduler
 from fraudagent.api import report_stream
 from fraudagent.api.app import create_app
 from fraudagent.api.report_stream import Relay
+from fraudagent.bundles.service import load_bundle
+from fraudagent.cli.services import ManagedProcess
 from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.core.models import CaseBundle
-from fraudagent.cli.services import ManagedProcess
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.bundles.service import load_bundle
 from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedStreamModel
-from tests.sse import sse_events
 from tests.receiver import role_keys
+from tests.sse import sse_events
 
 CASE = "C-000001"
 STREAM = f"/v1/cases/{CASE}/report/stream"
@@ -48,7 +48,9 @@ def serving(
     settings: Settings, history: Tables, past: PastCaseStore, model: Any | None, scheduler: ModelScheduler | None = None
 ) -> LiveServer:
     factory = (lambda *_a, **_k: model) if model is not None else None
-    investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=factory, scheduler=scheduler)
+    investigator = Investigator(
+        settings=settings, history=history, past_cases=past, model_factory=factory, scheduler=scheduler
+    )
     server = LiveServer(create_app(settings, investigator))
     server.keys = role_keys(history)  # type: ignore[attr-defined]
     return server
@@ -69,9 +71,14 @@ NARRATIVE = "A password reset from a new device in RO was followed 19 minutes la
 
 def model_draft(**changes: Any) -> str:
     """A draft as the model writes it (the constrained JSON; the narrative last)."""
-    body = {"typology": "account_takeover", "actions": ["lock_account"], "confidence": "high",
-            "findings": ["txn:E-99801", "txn:E-99812", "fact:credential_change"], "unknowns": ["holder_confirms"],
-            "narrative": NARRATIVE}  # fmt: skip
+    body = {
+        "typology": "account_takeover",
+        "actions": ["lock_account"],
+        "confidence": "high",
+        "findings": ["txn:E-99801", "txn:E-99812", "fact:credential_change"],
+        "unknowns": ["holder_confirms"],
+        "narrative": NARRATIVE,
+    }
     return json.dumps(body | changes)
 
 
@@ -99,7 +106,9 @@ def test_the_stream_shows_each_stage_then_the_report_that_was_stored(stores: Any
         client = client_for(server, key=server.keys["analyst"])  # type: ignore[attr-defined]
         response, events = read_stream(client)
         assert response.status_code == 200 and response.headers["content-type"].startswith("text/event-stream")
-        assert stages(events) == ["evidence", "drafting", "token", "checks", "drafting", "token", "checks", "report"], stages(events)
+        assert stages(events) == ["evidence", "drafting", "token", "checks", "drafting", "token", "checks", "report"], (
+            stages(events)
+        )
         evidence = events[0][1]
         assert evidence["items"] > 5 and evidence["events"] == 3 and evidence["seconds"] >= 0
         assert [d["attempt"] for n, d in events if n == "drafting"] == [1, 2]
@@ -125,11 +134,15 @@ def test_the_stream_needs_a_reader_key_and_a_known_case_before_it_starts(stores:
         keys = server.keys  # type: ignore[attr-defined]
         assert read_stream(client_for(server, key=None))[0].status_code == 401
         refused, events = read_stream(client_for(server, key=keys["ticketing"]))
-        assert refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json" and not events
+        assert (
+            refused.status_code == 403 and refused.headers["content-type"] == "application/problem+json" and not events
+        )
         assert "analyst or evaluator" in refused.json()["detail"]
         client = client_for(server, key=keys["analyst"])
         missing, events = read_stream(client, "/v1/cases/C-unknown/report/stream")
-        assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json" and not events
+        assert (
+            missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json" and not events
+        )
         assert missing.json()["title"] == "Case not found"
         assert read_stream(client, body={"model": "x" * 201})[0].status_code == 422
         assert client.get(f"/v1/cases/{CASE}/reports").json()["items"] == []
@@ -167,7 +180,11 @@ def test_a_busy_model_is_503_before_the_stream_starts_or_an_error_event_once_the
     full = ModelScheduler(slots=1, max_waiting=0, typical_call_s=20)
     with full.turn("background"), serving(*stores, model, scheduler=full) as server:  # the one slot is taken, no queue
         response, events = read_stream(client_for(server, key=server.keys["analyst"]))  # type: ignore[attr-defined]
-        assert response.status_code == 503 and response.headers["content-type"] == "application/problem+json" and not events
+        assert (
+            response.status_code == 503
+            and response.headers["content-type"] == "application/problem+json"
+            and not events
+        )
         assert response.json()["title"] == "Model busy" and int(response.headers["retry-after"]) >= 1
     slow = ModelScheduler(slots=1, interactive_wait_s=0.3, typical_call_s=20)
     with slow.turn("background"), serving(*stores, model, scheduler=slow) as server:  # queued, then the wait runs out
@@ -180,7 +197,9 @@ def test_a_busy_model_is_503_before_the_stream_starts_or_an_error_event_once_the
     assert model.seen == []
 
 
-def test_a_failure_while_drafting_ends_the_stream_with_a_problem_event(stores: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failure_while_drafting_ends_the_stream_with_a_problem_event(
+    stores: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     def broken(investigator: Any, case_id: str, **kwargs: Any) -> Any:
         kwargs["progress"]("evidence", {"items": 1, "events": 1, "seconds": 0.01})
         raise DependencyUnavailable("dynamodb", "connection refused")
@@ -190,14 +209,27 @@ def test_a_failure_while_drafting_ends_the_stream_with_a_problem_event(stores: A
         response, events = read_stream(client_for(server, key=server.keys["analyst"]))  # type: ignore[attr-defined]
     assert response.status_code == 200
     assert [n for n, _ in events] == ["evidence", "error"]
-    assert events[1][1] == {"type": "/problems/unavailable", "title": "Service unavailable", "status": 503,
-                            "detail": "dynamodb is unavailable; retry later"}  # fmt: skip
+    assert events[1][1] == {
+        "type": "/problems/unavailable",
+        "title": "Service unavailable",
+        "status": 503,
+        "detail": "dynamodb is unavailable; retry later",
+    }
 
     monkeypatch.setattr(report_stream, "draft_and_store", lambda *_a, **_k: 1 / 0)
     with serving(*stores, None) as server:
         _, events = read_stream(client_for(server, key=server.keys["analyst"]))  # type: ignore[attr-defined]
-    assert events == [("error", {"type": "about:blank", "title": "Internal Server Error", "status": 500,
-                                 "detail": "an unexpected error; it was logged"})]  # fmt: skip
+    assert events == [
+        (
+            "error",
+            {
+                "type": "about:blank",
+                "title": "Internal Server Error",
+                "status": 500,
+                "detail": "an unexpected error; it was logged",
+            },
+        )
+    ]
 
 
 def test_token_events_are_throttled_and_the_last_narrative_is_never_dropped() -> None:
@@ -251,8 +283,12 @@ def test_the_local_model_through_the_stream_route(stores: Any, llm_server: Manag
     tokens = [(t, d) for n, t, d in arrivals if n == "token"]
     assert len(tokens) >= 2, "the model's output should arrive in more than one piece"
     gaps = [b - a for (a, _), (b, _) in zip(tokens, tokens[1:], strict=False)]
-    assert sum(g < 0.15 for g in gaps) <= 1 + len(names) // 10  # throttled: about 5 a second (a held one may follow its flush)
+    assert (
+        sum(g < 0.15 for g in gaps) <= 1 + len(names) // 10
+    )  # throttled: about 5 a second (a held one may follow its flush)
     shown = [d["narrative"] for _, d in tokens if d["narrative"]]
     first_token_s = tokens[0][0]
-    print(f"\nstreamed report with the local model: {len(tokens)} token events, first after {first_token_s:.1f}s, "
-          f"report after {arrivals[-1][1]:.1f}s, path {report['path']}, narrative shown {len(shown)} times")
+    print(
+        f"\nstreamed report with the local model: {len(tokens)} token events, first after {first_token_s:.1f}s, "
+        f"report after {arrivals[-1][1]:.1f}s, path {report['path']}, narrative shown {len(shown)} times"
+    )

@@ -17,6 +17,7 @@ import httpx
 import numpy as np
 import pytest
 
+from fraudagent.cli.services import ManagedProcess, free_port
 from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.core.models import (
     Account,
@@ -30,15 +31,14 @@ from fraudagent.core.models import (
     TriggerKind,
     Typology,
 )
-from fraudagent.cli.services import ManagedProcess, free_port
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.documents import IndexedCase, Provenance, document
 from fraudagent.retrieval.filters import CaseFilter
 from fraudagent.retrieval.lexical import CaseTable, StoredCase
-from fraudagent.tools.similar_cases import PastCaseRetriever, similar_cases_tool
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.retrieval.queries import case_query
 from fraudagent.retrieval.search import CaseQuery, Fusion, RetrievalMode, reciprocal_rank_fusion, score_fusion
+from fraudagent.tools.similar_cases import PastCaseRetriever, similar_cases_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMA = ROOT / ".venv" / "bin" / "chroma"
@@ -51,12 +51,24 @@ NONSENSE = "purple elephant sonata quantum banana orchestra"
 def _case(
     n: int, account: str, typology: Typology, disposition: Disposition, actions: list[Action], text: str
 ) -> PastCase:
-    return PastCase(case_id=f"C-9{n:04d}", account_id=account, closed_at=BASE + timedelta(days=n),
-                    typology=typology, disposition=disposition, actions=actions, narrative=text)  # fmt: skip
+    return PastCase(
+        case_id=f"C-9{n:04d}",
+        account_id=account,
+        closed_at=BASE + timedelta(days=n),
+        typology=typology,
+        disposition=disposition,
+        actions=actions,
+        narrative=text,
+    )
 
 
-ATO, CT, RA, FF, LEGIT = (Typology.account_takeover, Typology.card_testing, Typology.refund_abuse,
-                          Typology.friendly_fraud, Typology.legitimate)  # fmt: skip
+ATO, CT, RA, FF, LEGIT = (
+    Typology.account_takeover,
+    Typology.card_testing,
+    Typology.refund_abuse,
+    Typology.friendly_fraud,
+    Typology.legitimate,
+)
 FRAUD, FP = Disposition.confirmed_fraud, Disposition.false_positive
 CASES = [
     _case(
@@ -165,8 +177,10 @@ CASES = [
     ),
 ]
 RING = IndexedCase(case=CASES[-1], provenance=Provenance.simulated, region="UA", linked_account_ids=["A-1", "A-77"])
-INDEXED = [IndexedCase(case=c, provenance=Provenance.imported, region="EU" if n % 2 else "US") for n, c in
-           enumerate(CASES[:-1])] + [RING]  # fmt: skip
+INDEXED = [
+    IndexedCase(case=c, provenance=Provenance.imported, region="EU" if n % 2 else "US")
+    for n, c in enumerate(CASES[:-1])
+] + [RING]
 
 
 # --- the two ways to reach Chroma -------------------------------------------------
@@ -191,8 +205,9 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedP
     ]
     env = os.environ | {"ANONYMIZED_TELEMETRY": "False"}
     with log_path.open("wb") as log:
-        process = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
-                                   start_new_session=True)  # fmt: skip
+        process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
     server = ManagedProcess(name="chroma", process=process, log_path=log_path, url=f"http://127.0.0.1:{port}")
     deadline = time.monotonic() + 60
     while not _heartbeat(server.url):
@@ -334,8 +349,10 @@ def test_score_fusion_follows_its_share_between_the_two_retrievers(store: PastCa
     vector, lexical = order(RetrievalMode.vector), order(RetrievalMode.lexical)
     assert order(RetrievalMode.hybrid, 1.0) == vector  # all on the cosine
     assert order(RetrievalMode.hybrid, 0.0)[: len(lexical)] == lexical  # all on BM25; cases sharing no term last
-    bm25 = {n.case.case_id: n.score for n in store.find(query, k=50, mode=RetrievalMode.lexical, min_similarity=-1.0)
-            .neighbours}  # fmt: skip
+    bm25 = {
+        n.case.case_id: n.score
+        for n in store.find(query, k=50, mode=RetrievalMode.lexical, min_similarity=-1.0).neighbours
+    }
     store.vector_share = 0.7
     mixed = store.find(query, k=50, mode=RetrievalMode.hybrid, min_similarity=-1.0).neighbours
     expected = [0.7 * n.similarity + 0.3 * bm25.get(n.case.case_id, 0.0) / max(bm25.values()) for n in mixed]
@@ -438,13 +455,38 @@ def test_a_chargeback_case_reads_its_signals_around_the_disputed_purchase() -> N
     opened = bought + timedelta(days=11)
     card = {"instrument_id": "PI-1", "instrument_type": "card", "bin_country": "US", "currency": "USD"}
     events = [
-        Event(event_id="E-1", account_id="A-CB", ts=bought - timedelta(minutes=20), type=EventType.login,
-              status="success", device_id="D-1", ip_country="RU"),
-        Event(event_id="E-2", account_id="A-CB", ts=bought, type=EventType.purchase, amount="69.99", sku="GAME-1",
-              status="settled", device_id="D-1", ip_country="RU", **card),
-        Event(event_id="E-3", account_id="A-CB", ts=opened - timedelta(hours=2), type=EventType.chargeback,
-              amount="69.99", sku="GAME-1", status="received", **card),
-    ]  # fmt: skip
+        Event(
+            event_id="E-1",
+            account_id="A-CB",
+            ts=bought - timedelta(minutes=20),
+            type=EventType.login,
+            status="success",
+            device_id="D-1",
+            ip_country="RU",
+        ),
+        Event(
+            event_id="E-2",
+            account_id="A-CB",
+            ts=bought,
+            type=EventType.purchase,
+            amount="69.99",
+            sku="GAME-1",
+            status="settled",
+            device_id="D-1",
+            ip_country="RU",
+            **card,
+        ),
+        Event(
+            event_id="E-3",
+            account_id="A-CB",
+            ts=opened - timedelta(hours=2),
+            type=EventType.chargeback,
+            amount="69.99",
+            sku="GAME-1",
+            status="received",
+            **card,
+        ),
+    ]
     account = Account(account_id="A-CB", created_at=created, country="US")
     case = Case(case_id="C-CB", account_id="A-CB", opened_at=opened, trigger=Trigger(kind=TriggerKind.chargeback))
     signals = set(case_query(case=case, account=account, events=events).signals)
@@ -489,8 +531,22 @@ def test_tool_keeps_its_bound_exclusions(store: PastCaseStore) -> None:
 
 
 def test_cli_indexes_a_simulated_store_once(tmp_path: Path) -> None:
-    cmd = [sys.executable, "-m", "fraudagent.cli", "sim", "--out", str(tmp_path / "w"), "--seed", "5",
-           "--accounts", "120", "--days", "14", "--past-cases", "25"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "fraudagent.cli",
+        "sim",
+        "--out",
+        str(tmp_path / "w"),
+        "--seed",
+        "5",
+        "--accounts",
+        "120",
+        "--days",
+        "14",
+        "--past-cases",
+        "25",
+    ]
     sim = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300)
     assert sim.returncode == 0, sim.stderr
     env = os.environ | {"FRAUDAGENT_CHROMA_PATH": str(tmp_path / "chroma")}
@@ -505,8 +561,14 @@ def test_cli_indexes_a_simulated_store_once(tmp_path: Path) -> None:
     assert "indexing past cases" in first.stderr  # the progress bar
     assert "0 embedded, 0 metadata only, 25 unchanged" in second.stdout
 
-    missing = subprocess.run([sys.executable, "-m", "fraudagent.cli", "cases", "index", str(tmp_path / "nowhere")],
-                             check=False, capture_output=True, text=True, timeout=300, env=env)  # fmt: skip
+    missing = subprocess.run(
+        [sys.executable, "-m", "fraudagent.cli", "cases", "index", str(tmp_path / "nowhere")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr and "Traceback" not in missing.stderr
 
 

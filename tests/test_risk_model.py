@@ -17,18 +17,17 @@ import pytest
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
 
+from fraudagent.bundles.service import load_records
+from fraudagent.cli.services import free_port
 from fraudagent.core.errors import DependencyUnavailable, InvalidInput
 from fraudagent.core.models import Account, Event, Reason, Score
 from fraudagent.core.reasons import describe_reason, described_features
-from fraudagent.cli.services import free_port
 from fraudagent.core.settings import Settings
-from fraudagent.risk.rules import MAX_REASONS
 from fraudagent.risk.model import FEATURES, RiskModel, feature_rows, latest_model_dir, next_version
-from fraudagent.risk.training import TrainingRun, train_model
-from fraudagent.sim.world import simulated_store
+from fraudagent.risk.rules import MAX_REASONS
 from fraudagent.risk.server import create_scoring_app
-from fraudagent.sim.world import World
-from fraudagent.bundles.service import load_records
+from fraudagent.risk.training import TrainingRun, train_model
+from fraudagent.sim.world import World, simulated_store
 from fraudagent.store.events import ScoredEvent, account_events
 from fraudagent.store.tables import Tables
 from fraudagent.tools.scores import (

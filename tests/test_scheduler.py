@@ -10,7 +10,9 @@ import pytest
 from fraudagent.agent.scheduler import ModelBusy, ModelScheduler
 
 
-def _hold(scheduler: ModelScheduler, release: threading.Event, started: threading.Event, priority: str = "background") -> threading.Thread:
+def _hold(
+    scheduler: ModelScheduler, release: threading.Event, started: threading.Event, priority: str = "background"
+) -> threading.Thread:
     def run() -> None:
         with scheduler.turn(priority):  # type: ignore[arg-type]
             started.set()

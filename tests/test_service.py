@@ -14,20 +14,19 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import httpx
 import pytest
 
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
-from fraudagent.core.models import CaseBundle, utc_iso
+from fraudagent.bundles.service import load_bundle
 from fraudagent.cli.services import ManagedProcess
+from fraudagent.core.models import CaseBundle, utc_iso
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.store import audit, dynamo
 from fraudagent.store import keys as key_store
-from fraudagent.bundles.service import load_bundle
 from fraudagent.store.tables import Tables
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for, make_settings
@@ -48,7 +47,13 @@ class Service:
 
 def _case(n: int, *, priority: str = "high", account: str = "A-4471", score: float = 0.91) -> CaseBundle:
     doc = example()
-    doc["case"] = dict(doc["case"], case_id=f"C-{n:06d}", opened_at=f"2026-03-{n + 2:02d}T14:05:00Z", priority=priority, account_id=account)
+    doc["case"] = dict(
+        doc["case"],
+        case_id=f"C-{n:06d}",
+        opened_at=f"2026-03-{n + 2:02d}T14:05:00Z",
+        priority=priority,
+        account_id=account,
+    )
     if account != "A-4471":  # the same story on another account: a "next similar case"
         suffix = account.removeprefix("A-")
         doc["accounts"] = [dict(a, account_id=account) for a in doc["accounts"]]
@@ -83,7 +88,9 @@ def _next_case(n: int, *, account: str) -> CaseBundle:
 
 
 @pytest.fixture(scope="module")
-def service(ddb_server: ManagedProcess, tmp_path_factory: pytest.TempPathFactory, embedder: object) -> Iterator[Service]:
+def service(
+    ddb_server: ManagedProcess, tmp_path_factory: pytest.TempPathFactory, embedder: object
+) -> Iterator[Service]:
     settings = make_settings(
         ddb_server,
         tmp_path_factory.mktemp("service"),
@@ -101,9 +108,14 @@ def service(ddb_server: ManagedProcess, tmp_path_factory: pytest.TempPathFactory
     # Escalation: cases opened days after the reset fall outside the takeover rule, and a lock the rules do not
     # suggest would be refused (agent/drafting.py); escalating is open to the model whatever the rules say.
     model = ScriptedToolModel(script=[draft(actions=["escalate"]) for _ in range(50)])
-    investigator = Investigator(settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: model)
+    investigator = Investigator(
+        settings=settings, history=history, past_cases=past, model_factory=lambda *_a, **_k: model
+    )
     limited_settings = settings.model_copy(update={"api_rate_limit_per_minute": 3})
-    with LiveServer(create_app(settings, investigator)) as server, LiveServer(create_app(limited_settings, investigator)) as limited:
+    with (
+        LiveServer(create_app(settings, investigator)) as server,
+        LiveServer(create_app(limited_settings, investigator)) as limited,
+    ):
         admin = client_for(server)
         keys = {}
         for role in ("analyst", "ticketing", "evaluator", "admin"):
@@ -129,16 +141,24 @@ def assert_problem(response: httpx.Response, status: int) -> dict:
 
 
 def test_a_key_is_shown_once_and_stored_hashed(service: Service) -> None:
-    response = client_for(service.server).post("/v1/keys", json={"name": "ticketing bot", "roles": ["ticketing", "evaluator"]})
+    response = client_for(service.server).post(
+        "/v1/keys", json={"name": "ticketing bot", "roles": ["ticketing", "evaluator"]}
+    )
     assert response.status_code == 201
     created = response.json()
     secret, key_id = created["secret"], created["key"]["key_id"]
     assert secret.startswith(f"fa_{key_id}_") and len(secret) > 40
     listed = client_for(service.server).get("/v1/keys").json()["items"]
     mine = next(k for k in listed if k["key_id"] == key_id)
-    assert mine["roles"] == ["ticketing", "evaluator"] and mine["active"] is True and mine["created_by"] == "bootstrap admin key"
+    assert (
+        mine["roles"] == ["ticketing", "evaluator"]
+        and mine["active"] is True
+        and mine["created_by"] == "bootstrap admin key"
+    )
     assert secret not in str(listed) and "secret_sha256" not in str(listed)
-    raw = service.history.client.get_item(TableName=service.history.keys, Key=dynamo.to_item({"key_id": key_id}))["Item"]
+    raw = service.history.client.get_item(TableName=service.history.keys, Key=dynamo.to_item({"key_id": key_id}))[
+        "Item"
+    ]
     assert secret not in str(raw) and raw["secret_sha256"]["S"] != secret
     trail = audit.events_for(service.history, subject=audit.key_subject(key_id)).items
     assert [e.action for e in trail] == ["key.created"] and trail[0].details["roles"] == ["ticketing", "evaluator"]
@@ -151,7 +171,11 @@ ROUTES = [
     ("GET", "/v1/cases/C-000000/audit", None),
     ("POST", "/v1/cases/C-000000/assign", {}),
     ("POST", "/v1/cases/C-000000/report", None),
-    ("POST", "/v1/cases/C-000000/decision", {"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"]}),
+    (
+        "POST",
+        "/v1/cases/C-000000/decision",
+        {"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"]},
+    ),
     ("GET", "/v1/keys", None),
     ("POST", "/v1/keys", {"name": "x", "roles": ["analyst"]}),
     ("DELETE", "/v1/keys/kdoesnotexist", None),
@@ -170,11 +194,23 @@ def test_every_route_but_health_needs_a_valid_key(service: Service, key: str | N
 
 # which role may call which route (admin may call all)
 ALLOWED = {
-    "analyst": {"GET /v1/cases", "GET /v1/cases/C-000000", "GET /v1/cases/C-000000/reports", "GET /v1/cases/C-000000/audit",
-                "POST /v1/cases/C-000000/assign", "POST /v1/cases/C-000000/report", "POST /v1/cases/C-000000/decision"},
-    "evaluator": {"GET /v1/cases", "GET /v1/cases/C-000000", "GET /v1/cases/C-000000/reports", "POST /v1/cases/C-000000/report"},
+    "analyst": {
+        "GET /v1/cases",
+        "GET /v1/cases/C-000000",
+        "GET /v1/cases/C-000000/reports",
+        "GET /v1/cases/C-000000/audit",
+        "POST /v1/cases/C-000000/assign",
+        "POST /v1/cases/C-000000/report",
+        "POST /v1/cases/C-000000/decision",
+    },
+    "evaluator": {
+        "GET /v1/cases",
+        "GET /v1/cases/C-000000",
+        "GET /v1/cases/C-000000/reports",
+        "POST /v1/cases/C-000000/report",
+    },
     "ticketing": set(),
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("role", ["analyst", "evaluator", "ticketing"])
@@ -196,7 +232,11 @@ def test_a_key_revoked_through_the_api_fails_at_once(service: Service) -> None:
     client = client_for(service.server, key=created["secret"])
     assert client.get("/v1/cases").status_code == 200
     revoked = admin.delete(f"/v1/keys/{created['key']['key_id']}")
-    assert revoked.status_code == 200 and revoked.json()["active"] is False and revoked.json()["revoked_by"] == "bootstrap admin key"
+    assert (
+        revoked.status_code == 200
+        and revoked.json()["active"] is False
+        and revoked.json()["revoked_by"] == "bootstrap admin key"
+    )
     assert_problem(client.get("/v1/cases"), 401)
     assert_problem(admin.delete(f"/v1/keys/{created['key']['key_id']}"), 409)
     assert_problem(admin.delete("/v1/keys/knotakey"), 404)
@@ -228,15 +268,28 @@ def test_a_key_over_its_rate_limit_gets_429_with_retry_after(service: Service) -
     body = assert_problem(refused, 429)
     assert 1 <= int(refused.headers["retry-after"]) <= 60 and "3 requests a minute" in body["detail"]
     # the limit is per key: another key still passes
-    assert client_for(service.limited, key=service.keys["analyst"]).get("/v1/cases", params={"limit": 1}).status_code == 200
+    assert (
+        client_for(service.limited, key=service.keys["analyst"]).get("/v1/cases", params={"limit": 1}).status_code
+        == 200
+    )
 
 
 def test_the_cli_creates_lists_and_revokes_keys(service: Service) -> None:
-    env = {**os.environ, "FRAUDAGENT_DDB_ENDPOINT_URL": str(service.settings.ddb_endpoint_url),
-           "FRAUDAGENT_TABLE_PREFIX": service.settings.table_prefix, "COLUMNS": "200"}  # fmt: skip
+    env = {
+        **os.environ,
+        "FRAUDAGENT_DDB_ENDPOINT_URL": str(service.settings.ddb_endpoint_url),
+        "FRAUDAGENT_TABLE_PREFIX": service.settings.table_prefix,
+        "COLUMNS": "200",
+    }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "fraudagent.cli", "keys", *args], env=env, capture_output=True, text=True, timeout=120)
+        return subprocess.run(
+            [sys.executable, "-m", "fraudagent.cli", "keys", *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     made = cli("create", "--name", "night shift", "--role", "analyst", "--role", "evaluator")
     assert made.returncode == 0, made.stderr
@@ -244,7 +297,12 @@ def test_the_cli_creates_lists_and_revokes_keys(service: Service) -> None:
     key_id = secret.split("_")[1]
     assert client_for(service.server, key=secret).get("/v1/cases").status_code == 200
     listed = cli("list")
-    assert listed.returncode == 0 and key_id in listed.stdout and "night shift" in listed.stdout and secret not in listed.stdout
+    assert (
+        listed.returncode == 0
+        and key_id in listed.stdout
+        and "night shift" in listed.stdout
+        and secret not in listed.stdout
+    )
     assert cli("revoke", key_id).returncode == 0
     assert "revoked" in cli("list").stdout
     bad = cli("create", "--name", "x", "--role", "superuser")
@@ -263,13 +321,17 @@ def _ids(body: dict) -> list[str]:
 def test_the_queue_filters_by_priority_and_score_and_pages(service: Service) -> None:
     client = as_role(service, "analyst")
     high = client.get("/v1/cases", params={"priority": "high"}).json()
-    assert set(_ids(high)) >= {"C-000001", "C-000003", "C-000005"} and all(c["case"]["priority"] == "high" for c in high["items"])
+    assert set(_ids(high)) >= {"C-000001", "C-000003", "C-000005"} and all(
+        c["case"]["priority"] == "high" for c in high["items"]
+    )
     scored = client.get("/v1/cases", params={"min_score": 0.6, "max_score": 0.76}).json()
     assert set(_ids(scored)) == {"C-000002", "C-000003", "C-000004", "C-000005"} - _closed(service)
     # a filtered list pages without losing or repeating a case
     seen, cursor = [], None
     for _ in range(10):
-        body = client.get("/v1/cases", params={"priority": "low", "limit": 1, **({"cursor": cursor} if cursor else {})}).json()
+        body = client.get(
+            "/v1/cases", params={"priority": "low", "limit": 1, **({"cursor": cursor} if cursor else {})}
+        ).json()
         seen += _ids(body)
         cursor = body["next_cursor"]
         if cursor is None:
@@ -301,7 +363,9 @@ def test_report_history_is_paged_newest_first_and_typology_filters(service: Serv
     assert "C-000006" in ato and "C-000007" not in ato
     trail = as_role(service, "analyst").get("/v1/cases/C-000006/audit").json()["items"]
     drafted = [e for e in trail if e["action"] == "report.drafted"]
-    assert len(drafted) == 3 and drafted[0]["actor"] == "test evaluator" and drafted[0]["details"]["report_id"] == made[-1]
+    assert (
+        len(drafted) == 3 and drafted[0]["actor"] == "test evaluator" and drafted[0]["details"]["report_id"] == made[-1]
+    )
 
 
 def test_an_analyst_assigns_a_case_and_the_queue_filters_by_assignee(service: Service) -> None:
@@ -333,12 +397,17 @@ def test_a_decision_closes_the_case_once_audits_it_and_the_next_similar_case_fin
     assert response.status_code == 201, response.text
     result = response.json()
     assert result["status"] == "closed" and result["indexed"] is True and result["provenance"] == "analyst_decision"
-    assert result["decision"]["analyst"] == "test analyst" and result["decision"]["actions"] == ["lock_account", "void_gift_cards"]
+    assert result["decision"]["analyst"] == "test analyst" and result["decision"]["actions"] == [
+        "lock_account",
+        "void_gift_cards",
+    ]
     # closed, with the decision, and out of the open queue
     record = analyst.get("/v1/cases/C-000004").json()["record"]
     assert record["status"] == "closed" and record["decision"]["disposition"] == "confirmed_fraud"
     assert "C-000004" not in _ids(analyst.get("/v1/cases", params={"limit": 200}).json())
-    assert "C-000004" in _ids(analyst.get("/v1/cases", params={"status": "closed", "typology": "account_takeover"}).json())
+    assert "C-000004" in _ids(
+        analyst.get("/v1/cases", params={"status": "closed", "typology": "account_takeover"}).json()
+    )
     # a decision is made once
     assert "closed" in assert_problem(analyst.post("/v1/cases/C-000004/decision", json=decision), 409)["detail"]
     # audited, in the same transaction as the close
@@ -347,7 +416,11 @@ def test_a_decision_closes_the_case_once_audits_it_and_the_next_similar_case_fin
     assert trail[0]["details"]["disposition"] == "confirmed_fraud" and "notes" not in trail[0]["details"]
     # in the past-case store with its provenance ...
     stored = service.past_cases.get(["C-000004"])
-    assert stored and stored[0].disposition.value == "confirmed_fraud" and "did not reset the password" in stored[0].narrative
+    assert (
+        stored
+        and stored[0].disposition.value == "confirmed_fraud"
+        and "did not reset the password" in stored[0].narrative
+    )
     # ... so the next similar case, on another account, finds it among its similar past cases
     load_bundle(service.history, _next_case(20, account="A-7001"), past_case_store=service.past_cases, scorer=None)
     detail = analyst.get("/v1/cases/C-000020").json()
@@ -358,7 +431,13 @@ def test_a_decision_closes_the_case_once_audits_it_and_the_next_similar_case_fin
 def test_bad_decisions_are_refused(service: Service) -> None:
     analyst = as_role(service, "analyst")
     good = {"disposition": "false_positive", "typology": "legitimate", "actions": ["close_no_action"]}
-    for changes in ({"disposition": "guilty"}, {"actions": []}, {"actions": ["ban_forever"]}, {"notes": "x" * 2001}, {"extra": 1}):
+    for changes in (
+        {"disposition": "guilty"},
+        {"actions": []},
+        {"actions": ["ban_forever"]},
+        {"notes": "x" * 2001},
+        {"extra": 1},
+    ):
         assert_problem(analyst.post("/v1/cases/C-000003/decision", json=good | changes), 422)
     assert_problem(analyst.post("/v1/cases/C-404/decision", json=good), 404)
     assert_problem(as_role(service, "evaluator").post("/v1/cases/C-000003/decision", json=good), 403)

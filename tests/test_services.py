@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.cli.services import embedded_services, free_port, prepare_model, verify_model
+from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.core.settings import Settings
 from tests.conftest import ARTIFACTS
 

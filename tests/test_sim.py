@@ -20,11 +20,10 @@ from fraudagent.core.models import (
     PastCase,
     Typology,
 )
-from fraudagent.risk.rules import SCORER_VERSION, score_events
+from fraudagent.risk.rules import FEATURE_NAMES, MAX_REASONS, SCORED_EVENTS, SCORER_VERSION, score_events
 from fraudagent.sim import World, generate_world, write_world
 from fraudagent.sim.alerts import BUNDLE_LOOKBACK
 from fraudagent.sim.playbook import ACCEPTABLE_ACTIONS
-from fraudagent.risk.rules import FEATURE_NAMES, MAX_REASONS, SCORED_EVENTS
 
 SMALL_PAST_CASES = 200
 RING_TYPOLOGIES = (Typology.mule_ring, Typology.gift_card_laundering, Typology.promo_abuse)

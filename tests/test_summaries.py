@@ -4,8 +4,8 @@ to a loopback receiver, idempotent retries, dead letters, a worker killed mid-jo
 from __future__ import annotations
 
 import json
-import re
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -15,7 +15,6 @@ from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,25 +23,26 @@ from pydantic import SecretStr
 
 from fraudagent.agent.pipeline import Investigator, draft_and_store
 from fraudagent.api.app import create_app
-from fraudagent.store import jobs as job_store
-from fraudagent.summaries.callbacks import check_callback_url, verify
-from fraudagent.summaries.models import DeliveryAttempt, SummaryRequest, SummaryResult
-from fraudagent.store.tables import Tables
-from fraudagent.store.jobs import LeaseLost
+from fraudagent.bundles.service import load_bundle
 from fraudagent.core.errors import InvalidInput
 from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.past_cases import PastCaseStore
-from fraudagent.bundles.service import load_bundle
+from fraudagent.store import jobs as job_store
+from fraudagent.store.jobs import LeaseLost
 from fraudagent.store.tables import Tables
+from fraudagent.summaries.callbacks import check_callback_url, verify
+from fraudagent.summaries.models import DeliveryAttempt, SummaryRequest, SummaryResult
 from tests.bundles import example
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedToolModel, draft
 from tests.receiver import CallbackReceiver, role_keys
 
 SECRET = "test-callback-secret"
-NOTE = ("customer says they did not buy these; reach me at jo.doe@example.org, card 4111 1111 1111 1111 "
-        "[/code]<script>alert(1)</script> ![p](http://evil.example/x.png)")  # fmt: skip
+NOTE = (
+    "customer says they did not buy these; reach me at jo.doe@example.org, card 4111 1111 1111 1111 "
+    "[/code]<script>alert(1)</script> ![p](http://evil.example/x.png)"
+)
 NARRATIVE = "A password reset from 203.0.113.9 was followed 19 minutes later by a 100.00 USD gift card."
 CASES = [f"C-{n:06d}" for n in range(3)]
 
@@ -60,7 +60,13 @@ def scripted_investigator(settings: Settings, history: Tables, past_cases: PastC
 
 
 def fast(settings: Settings, **changes: Any) -> Settings:
-    base = {"api_rate_limit_per_minute": 0, "callback_secret": SecretStr(SECRET), "summary_poll_s": 0.1, "callback_backoff_s": 0.05, "callback_max_attempts": 3}
+    base = {
+        "api_rate_limit_per_minute": 0,
+        "callback_secret": SecretStr(SECRET),
+        "summary_poll_s": 0.1,
+        "callback_backoff_s": 0.05,
+        "callback_max_attempts": 3,
+    }
     return settings.model_copy(update=base | changes)
 
 
@@ -101,7 +107,9 @@ def test_summaries_render_in_markdown_jira_and_servicenow(loaded: tuple[Settings
         for fmt in ("markdown", "jira", "servicenow"):
             response = client.post("/v1/summaries", json={"case_id": "C-000001", "format": fmt})
             assert response.status_code == 202, response.text
-            assert response.json()["status"] == "queued" and response.headers["location"].endswith(response.json()["job_id"])
+            assert response.json()["status"] == "queued" and response.headers["location"].endswith(
+                response.json()["job_id"]
+            )
             jobs[fmt] = response.json()["job_id"]
         done = {fmt: wait_for(client, job_id, {"done", "failed", "dead"}) for fmt, job_id in jobs.items()}
     assert {j["status"] for j in done.values()} == {"done"}
@@ -125,15 +133,24 @@ def _texts(node: dict[str, Any]) -> list[dict[str, Any]]:
     return ([node] if node["type"] == "text" else []) + [t for c in node.get("content", []) for t in _texts(c)]
 
 
-def test_a_ticketing_caller_gets_only_allowed_fields_with_pii_redacted(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
+def test_a_ticketing_caller_gets_only_allowed_fields_with_pii_redacted(
+    loaded: tuple[Settings, Tables, PastCaseStore],
+) -> None:
     settings, history, past = loaded
     with serving(settings, scripted_investigator(settings, history, past)) as server:
         client = client_for(server, key=server.keys["ticketing"])
-        ids = {fmt: client.post("/v1/summaries", json={"case_id": "C-000002", "format": fmt}).json()["job_id"]
-               for fmt in ("markdown", "jira", "servicenow")}  # fmt: skip
+        ids = {
+            fmt: client.post("/v1/summaries", json={"case_id": "C-000002", "format": fmt}).json()["job_id"]
+            for fmt in ("markdown", "jira", "servicenow")
+        }
         done = {fmt: wait_for(client, job_id, {"done", "failed", "dead"}) for fmt, job_id in ids.items()}
         # another caller's job does not exist for this one, and an analyst key may not ask for summaries
-        assert client_for(server, key=server.keys["analyst"]).post("/v1/summaries", json={"case_id": "C-000002"}).status_code == 403
+        assert (
+            client_for(server, key=server.keys["analyst"])
+            .post("/v1/summaries", json={"case_id": "C-000002"})
+            .status_code
+            == 403
+        )
     for fmt, job in done.items():
         assert job["status"] == "done"
         result = job["result"]
@@ -146,20 +163,28 @@ def test_a_ticketing_caller_gets_only_allowed_fields_with_pii_redacted(loaded: t
         assert "untrusted" in text  # the customer's note is there, quoted and marked
     markdown = done["markdown"]["result"]["body"]
     assert "> [untrusted] case note: «" in markdown
-    assert "![" not in markdown and "!\\[p\\](http" in markdown and "<script>" not in markdown  # no image, no link: escaped
+    assert (
+        "![" not in markdown and "!\\[p\\](http" in markdown and "<script>" not in markdown
+    )  # no image, no link: escaped
     adf = done["jira"]["result"]["body"]
     marked = [t for t in _texts(adf) if "case note" in t["text"]]
     assert marked and marked[0]["marks"] == [{"type": "em"}]
 
 
-def test_a_retried_request_with_the_same_idempotency_key_returns_the_same_job(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
+def test_a_retried_request_with_the_same_idempotency_key_returns_the_same_job(
+    loaded: tuple[Settings, Tables, PastCaseStore],
+) -> None:
     settings, history, past = loaded
     settings = settings.model_copy(update={"summary_workers": 0})  # keep the jobs queued: count them
     with serving(settings, scripted_investigator(settings, history, past)) as server:
         client = client_for(server)
         body = {"case_id": "C-000000", "format": "jira"}
         with ThreadPoolExecutor(6) as pool:  # concurrent retries, as a ticketing system under timeouts sends them
-            answers = list(pool.map(lambda _: client.post("/v1/summaries", json=body, headers={"Idempotency-Key": "T-1"}), range(6)))
+            answers = list(
+                pool.map(
+                    lambda _: client.post("/v1/summaries", json=body, headers={"Idempotency-Key": "T-1"}), range(6)
+                )
+            )
         assert {a.status_code for a in answers} == {202}
         assert len({a.json()["job_id"] for a in answers}) == 1
         assert sum(a.json()["created"] for a in answers) == 1
@@ -177,7 +202,9 @@ def test_the_callback_is_signed_and_received_once(loaded: tuple[Settings, Tables
     settings, history, past = loaded
     with CallbackReceiver() as receiver, serving(settings, scripted_investigator(settings, history, past)) as server:
         client = client_for(server, key=server.keys["ticketing"])
-        job_id = client.post("/v1/summaries", json={"case_id": "C-000000", "format": "markdown", "callback_url": receiver.url}).json()["job_id"]
+        job_id = client.post(
+            "/v1/summaries", json={"case_id": "C-000000", "format": "markdown", "callback_url": receiver.url}
+        ).json()["job_id"]
         job = wait_for(client, job_id, {"done", "dead", "failed"})
     assert job["status"] == "done" and job["delivered_at"]
     assert [d["outcome"] for d in job["deliveries"]] == ["delivered"] and job["deliveries"][0]["status_code"] == 200
@@ -196,23 +223,39 @@ def test_the_callback_is_signed_and_received_once(loaded: tuple[Settings, Tables
 
 def test_a_receiver_that_keeps_failing_dead_letters_the_job(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
-    with CallbackReceiver(fail_always=True) as receiver, serving(settings, scripted_investigator(settings, history, past)) as server:
+    with (
+        CallbackReceiver(fail_always=True) as receiver,
+        serving(settings, scripted_investigator(settings, history, past)) as server,
+    ):
         client = client_for(server)
-        job_id = client.post("/v1/summaries", json={"case_id": "C-000001", "callback_url": receiver.url}).json()["job_id"]
+        job_id = client.post("/v1/summaries", json={"case_id": "C-000001", "callback_url": receiver.url}).json()[
+            "job_id"
+        ]
         job = wait_for(client, job_id, {"dead", "done", "failed"})
         dead = client.get("/v1/summaries", params={"status": "dead"}).json()["items"]
     assert job["status"] == "dead" and "callback failed 3 times" in job["error"]
-    assert [(d["attempt"], d["outcome"], d["status_code"]) for d in job["deliveries"]] == [(n, "failed", 500) for n in (1, 2, 3)]
-    assert len(receiver.received) == 3 and {r.headers["x-delivery-attempt"] for r in receiver.received} == {"1", "2", "3"}
+    assert [(d["attempt"], d["outcome"], d["status_code"]) for d in job["deliveries"]] == [
+        (n, "failed", 500) for n in (1, 2, 3)
+    ]
+    assert len(receiver.received) == 3 and {r.headers["x-delivery-attempt"] for r in receiver.received} == {
+        "1",
+        "2",
+        "3",
+    }
     assert job["result"] is not None  # the summary itself is kept
     assert [j["job_id"] for j in dead] == [job_id]
 
 
 def test_a_receiver_that_recovers_gets_the_callback_once(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
     settings, history, past = loaded
-    with CallbackReceiver(fail_first=2) as receiver, serving(settings, scripted_investigator(settings, history, past)) as server:
+    with (
+        CallbackReceiver(fail_first=2) as receiver,
+        serving(settings, scripted_investigator(settings, history, past)) as server,
+    ):
         client = client_for(server)
-        job_id = client.post("/v1/summaries", json={"case_id": "C-000001", "callback_url": receiver.url}).json()["job_id"]
+        job_id = client.post("/v1/summaries", json={"case_id": "C-000001", "callback_url": receiver.url}).json()[
+            "job_id"
+        ]
         job = wait_for(client, job_id, {"dead", "done", "failed"})
     assert job["status"] == "done"
     assert [d["outcome"] for d in job["deliveries"]] == ["failed", "failed", "delivered"]
@@ -223,15 +266,29 @@ def test_callback_urls_are_checked_against_ssrf(loaded: tuple[Settings, Tables, 
     settings, history, past = loaded
     with serving(settings, scripted_investigator(settings, history, past)) as server:
         client = client_for(server)
-        for url in ("ftp://127.0.0.1/x", "file:///etc/passwd", "http://169.254.169.254/latest/meta-data", "http://user:pw@127.0.0.1/",
-                    "http://no-such-host.invalid/hook", "http:///nohost"):
+        for url in (
+            "ftp://127.0.0.1/x",
+            "file:///etc/passwd",
+            "http://169.254.169.254/latest/meta-data",
+            "http://user:pw@127.0.0.1/",
+            "http://no-such-host.invalid/hook",
+            "http:///nohost",
+        ):
             response = client.post("/v1/summaries", json={"case_id": "C-000000", "callback_url": url})
             assert response.status_code == 422, url
             assert response.headers["content-type"] == "application/problem+json"
             assert response.json()["errors"][0]["pointer"] in ("callback_url", "body/callback_url")
     check_callback_url("http://127.0.0.1:9/hook", production=False)  # dev mode: loopback receivers are fine
-    for url in ("http://127.0.0.1/hook", "http://localhost/hook", "http://10.1.2.3/hook", "http://192.168.0.5/",
-                "http://[::1]/hook", "http://100.64.0.1/", "http://0.0.0.0/", "http://[::ffff:127.0.0.1]/"):
+    for url in (
+        "http://127.0.0.1/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.5/",
+        "http://[::1]/hook",
+        "http://100.64.0.1/",
+        "http://0.0.0.0/",
+        "http://[::ffff:127.0.0.1]/",
+    ):
         with pytest.raises(InvalidInput):
             check_callback_url(url, production=True)
     check_callback_url("https://93.184.215.14/hook", production=True)  # a public address passes (no request is made)
@@ -241,7 +298,13 @@ def test_a_malformed_callback_url_is_a_422_problem_not_a_500(loaded: tuple[Setti
     """URLs that `urlsplit` itself refuses (an unclosed or invalid IPv6 literal, a bad port) are refused by the
     guard like any other bad callback URL, in both modes; no job is queued."""
     settings, history, past = loaded
-    malformed = ("http://[::1/", "http://[::1", "https://[not-an-address]/hook", "http://example.com:99999/", "http://example.com:port/")
+    malformed = (
+        "http://[::1/",
+        "http://[::1",
+        "https://[not-an-address]/hook",
+        "http://example.com:99999/",
+        "http://example.com:port/",
+    )
     for environment in ("dev", "production"):
         mode = settings.model_copy(update={"environment": environment, "summary_workers": 0})
         with serving(mode, scripted_investigator(mode, history, past)) as server:
@@ -257,15 +320,24 @@ def test_a_malformed_callback_url_is_a_422_problem_not_a_500(loaded: tuple[Setti
 
 def test_a_worker_that_lost_its_lease_cannot_touch_the_job(settings: Settings, history: Tables) -> None:
     jobs = history
-    job, _ = job_store.create_job(jobs, job_id="J-lease", request=SummaryRequest(case_id="C-1", callback_url="http://127.0.0.1:9/"),
-                                fields=["case"], redact_pii=True, requested_by="t", caller_key_id="k")  # fmt: skip
+    job, _ = job_store.create_job(
+        jobs,
+        job_id="J-lease",
+        request=SummaryRequest(case_id="C-1", callback_url="http://127.0.0.1:9/"),
+        fields=["case"],
+        redact_pii=True,
+        requested_by="t",
+        caller_key_id="k",
+    )
     first = job_store.claim(jobs, job_id=job.job_id, worker="stalled", lease_s=0.5)
     assert first is not None and first.attempts == 1
     assert job_store.claim(jobs, job_id=job.job_id, worker="other", lease_s=30) is None  # lease still held
     time.sleep(0.7)
     second = job_store.claim(jobs, job_id=job.job_id, worker="other", lease_s=30)
     assert second is not None and second.attempts == 2 and second.lease_owner == "other"
-    result = SummaryResult(format="markdown", media_type="text/markdown", body="x", report_id="R-1", report_path="fallback", fields=[])
+    result = SummaryResult(
+        format="markdown", media_type="text/markdown", body="x", report_id="R-1", report_path="fallback", fields=[]
+    )
     with pytest.raises(LeaseLost):
         job_store.save_result(jobs, job_id=job.job_id, worker="stalled", result=result, done=False)
     with pytest.raises(LeaseLost):
@@ -274,26 +346,48 @@ def test_a_worker_that_lost_its_lease_cannot_touch_the_job(settings: Settings, h
     with pytest.raises(LeaseLost):
         job_store.begin_delivery(jobs, job_id=job.job_id, worker="stalled", attempt=attempt, lease_s=30)
     job_store.save_result(jobs, job_id=job.job_id, worker="other", result=result, done=False)
-    job_store.begin_delivery(jobs, job_id=job.job_id, worker="other", attempt=attempt.model_copy(update={"worker": "other"}), lease_s=30)
+    job_store.begin_delivery(
+        jobs, job_id=job.job_id, worker="other", attempt=attempt.model_copy(update={"worker": "other"}), lease_s=30
+    )
     # a second "attempt 1" (another worker racing on the same count) is fenced off by the size check
     with pytest.raises(LeaseLost):
         job_store.begin_delivery(jobs, job_id=job.job_id, worker="other", attempt=attempt, lease_s=30)
-    done = job_store.end_delivery(jobs, job_id=job.job_id, worker="other", attempt=1, outcome="delivered", status_code=200, error=None)
+    done = job_store.end_delivery(
+        jobs, job_id=job.job_id, worker="other", attempt=1, outcome="delivered", status_code=200, error=None
+    )
     assert done.status == "done" and done.lease_owner is None
     with pytest.raises(LeaseLost):  # nothing can be sent after the delivery was recorded
-        job_store.begin_delivery(jobs, job_id=job.job_id, worker="other", attempt=attempt.model_copy(update={"attempt": 2}), lease_s=30)
+        job_store.begin_delivery(
+            jobs, job_id=job.job_id, worker="other", attempt=attempt.model_copy(update={"attempt": 2}), lease_s=30
+        )
 
 
 def _worker_process(settings: Settings, llm_url: str) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "FRAUDAGENT_DDB_ENDPOINT_URL": str(settings.ddb_endpoint_url), "FRAUDAGENT_TABLE_PREFIX": settings.table_prefix,
-           "FRAUDAGENT_CHROMA_PATH": str(settings.chroma_path), "FRAUDAGENT_LLM_BASE_URL": llm_url, "FRAUDAGENT_LLM_TIMEOUT_S": "300",
-           "FRAUDAGENT_LLM_MAX_RETRIES": "0", "FRAUDAGENT_SUMMARY_WORKERS": "1", "FRAUDAGENT_SUMMARY_LEASE_S": str(settings.summary_lease_s),
-           "FRAUDAGENT_SUMMARY_POLL_S": "0.2", "FRAUDAGENT_CALLBACK_SECRET": SECRET}  # fmt: skip
-    return subprocess.Popen([sys.executable, "-m", "fraudagent.cli", "worker"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    env = {
+        **os.environ,
+        "FRAUDAGENT_DDB_ENDPOINT_URL": str(settings.ddb_endpoint_url),
+        "FRAUDAGENT_TABLE_PREFIX": settings.table_prefix,
+        "FRAUDAGENT_CHROMA_PATH": str(settings.chroma_path),
+        "FRAUDAGENT_LLM_BASE_URL": llm_url,
+        "FRAUDAGENT_LLM_TIMEOUT_S": "300",
+        "FRAUDAGENT_LLM_MAX_RETRIES": "0",
+        "FRAUDAGENT_SUMMARY_WORKERS": "1",
+        "FRAUDAGENT_SUMMARY_LEASE_S": str(settings.summary_lease_s),
+        "FRAUDAGENT_SUMMARY_POLL_S": "0.2",
+        "FRAUDAGENT_CALLBACK_SECRET": SECRET,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "fraudagent.cli", "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
-def test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once(loaded: tuple[Settings, Tables, PastCaseStore]) -> None:
+def test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once(
+    loaded: tuple[Settings, Tables, PastCaseStore],
+) -> None:
     settings, history, past = loaded
     settings = settings.model_copy(update={"summary_lease_s": 4.0})
     jobs = history
@@ -302,8 +396,14 @@ def test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once(loaded
     silent.bind(("127.0.0.1", 0))
     silent.listen(8)
     with CallbackReceiver() as receiver:
-        with serving(settings.model_copy(update={"summary_workers": 0}), Investigator(settings=settings, history=history)) as server:
-            job_id = client_for(server).post("/v1/summaries", json={"case_id": "C-000002", "callback_url": receiver.url}).json()["job_id"]
+        with serving(
+            settings.model_copy(update={"summary_workers": 0}), Investigator(settings=settings, history=history)
+        ) as server:
+            job_id = (
+                client_for(server)
+                .post("/v1/summaries", json={"case_id": "C-000002", "callback_url": receiver.url})
+                .json()["job_id"]
+            )
         worker = _worker_process(settings, f"http://127.0.0.1:{silent.getsockname()[1]}/v1")
         try:
             deadline = time.monotonic() + 180
@@ -336,11 +436,17 @@ def test_a_burst_of_100_summaries_all_complete_once(loaded: tuple[Settings, Tabl
         draft_and_store(investigator, case_id)
     with CallbackReceiver() as receiver, serving(settings, investigator) as server:
         client = client_for(server, key=server.keys["ticketing"])
-        requests = [{"case_id": CASES[n % 3], "format": ("markdown", "jira", "servicenow")[n % 3], "callback_url": receiver.url}
-                    for n in range(100)]  # fmt: skip
+        requests = [
+            {"case_id": CASES[n % 3], "format": ("markdown", "jira", "servicenow")[n % 3], "callback_url": receiver.url}
+            for n in range(100)
+        ]
         with ThreadPoolExecutor(8) as pool:
-            accepted = list(pool.map(lambda r: client.post("/v1/summaries", json=r[1], headers={"Idempotency-Key": f"burst-{r[0]}"}),
-                                     enumerate(requests)))  # fmt: skip
+            accepted = list(
+                pool.map(
+                    lambda r: client.post("/v1/summaries", json=r[1], headers={"Idempotency-Key": f"burst-{r[0]}"}),
+                    enumerate(requests),
+                )
+            )
         assert {a.status_code for a in accepted} == {202}
         ids = [a.json()["job_id"] for a in accepted]
         finished = [wait_for(client, job_id, {"done", "dead", "failed"}, timeout=300) for job_id in ids]
@@ -362,5 +468,3 @@ def test_workers_can_be_switched_off(loaded: tuple[Settings, Tables, PastCaseSto
         assert client.get(f"/v1/summaries/{job_id}").json()["status"] == "queued"
         assert client.get("/v1/summaries/J-unknown").status_code == 404
         assert client.get("/v1/summaries", params={"status": "queued"}).json()["items"][0]["job_id"] == job_id
-
-

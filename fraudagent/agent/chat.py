@@ -19,8 +19,8 @@ from typing import Any, Literal
 from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
-from fraudagent.agent.evidence_ids import ID_TOKEN, looks_like_an_id
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, add_event, add_similar_case
+from fraudagent.agent.evidence_ids import ID_TOKEN, looks_like_an_id
 from fraudagent.agent.injection import WITHHELD, field_of, scan, signs_of
 from fraudagent.agent.llm import chat_model
 from fraudagent.agent.prompts import approx_tokens, render_evidence
@@ -41,13 +41,28 @@ If the evidence does not answer the question, say so. Answer in at most 3 short 
 
 # (tool, pattern): the first match wins; no match -> the compact evidence pack.
 ROUTES: tuple[tuple[ChatTool, re.Pattern[str]], ...] = (
-    ("events_after_credential_change", re.compile(
-        r"\b(after|since|following)\b.{0,20}\b(password|reset|credential|e-?mail change|mfa|2fa|login change)", re.I)),
-    ("linked_accounts", re.compile(
-        r"\b(linked|related|connected|other) accounts?\b|\bshar(e|es|ed|ing)\b|\bsame (device|card|instrument)\b|\bmule|\bring\b", re.I)),
-    ("similar_cases", re.compile(r"\bsimilar\b|\bpast cases?\b|\bprevious cases?\b|\bprecedents?\b|\bseen (this|before)\b", re.I)),
-    ("score_reasons", re.compile(r"\bwhy\b.{0,30}\b(flag|alert|open|score)|\bscores?\b|\breason codes?\b|\btrigger", re.I)),
-)  # fmt: skip
+    (
+        "events_after_credential_change",
+        re.compile(
+            r"\b(after|since|following)\b.{0,20}\b(password|reset|credential|e-?mail change|mfa|2fa|login change)", re.I
+        ),
+    ),
+    (
+        "linked_accounts",
+        re.compile(
+            r"\b(linked|related|connected|other) accounts?\b|\bshar(e|es|ed|ing)\b|\bsame (device|card|instrument)\b|\bmule|\bring\b",
+            re.I,
+        ),
+    ),
+    (
+        "similar_cases",
+        re.compile(r"\bsimilar\b|\bpast cases?\b|\bprevious cases?\b|\bprecedents?\b|\bseen (this|before)\b", re.I),
+    ),
+    (
+        "score_reasons",
+        re.compile(r"\bwhy\b.{0,30}\b(flag|alert|open|score)|\bscores?\b|\breason codes?\b|\btrigger", re.I),
+    ),
+)
 
 _TOOL_HEADINGS: dict[ChatTool, str] = {
     "evidence": "",
@@ -75,7 +90,9 @@ class Turn(BaseModel):
 class ChatAnswer(BaseModel):
     answer: str
     cited_ids: list[str] = Field(description="ids the answer cites that resolve in the case's evidence pack")
-    unresolved_ids: list[str] = Field(default_factory=list, description="ids the answer wrote that are not this case's evidence")
+    unresolved_ids: list[str] = Field(
+        default_factory=list, description="ids the answer wrote that are not this case's evidence"
+    )
     tool_used: ChatTool
     model_unavailable: bool = False
     model: str
@@ -127,7 +144,9 @@ def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolRe
         fact = items.get("fact:linked_accounts")
         result.lines = ([_line(fact)] if fact else []) + [_line(i) for i in linked]
         if not any(i.kind == "acct" for i in linked):
-            result.lines.append("(no other account shares a device or payment instrument with this account in the window)")
+            result.lines.append(
+                "(no other account shares a device or payment instrument with this account in the window)"
+            )
     elif tool == "events_after_credential_change":
         changes = [s for s in pack.events if s.event.type in CREDENTIAL_CHANGES]
         if not changes:
@@ -135,7 +154,9 @@ def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolRe
         else:
             last = changes[-1]
             result.lines.append(_line(items[f"txn:{last.event.event_id}"]) + "  <- the last credential change")
-            after, cut = events_after(investigator.history, account_id=pack.case.account_id, after=last.event.ts, max_items=MAX_AFTER_EVENTS)
+            after, cut = events_after(
+                investigator.history, account_id=pack.case.account_id, after=last.event.ts, max_items=MAX_AFTER_EVENTS
+            )
             after = [s for s in after if s.event.event_id != last.event.event_id]
             for scored in after:
                 add_event(pack, scored)
@@ -147,9 +168,15 @@ def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolRe
     elif tool == "similar_cases":
         past = investigator.past_cases
         if past is not None:
-            linked = [i.id.removeprefix("acct:") for i in items.values() if i.kind == "acct"]
-            found = similar_cases(past, case=pack.case, account=pack.account, events=[s.event for s in pack.events],
-                                  linked_account_ids=linked, k=max(investigator.settings.similar_cases, 5))  # fmt: skip
+            account_ids = [i.id.removeprefix("acct:") for i in items.values() if i.kind == "acct"]
+            found = similar_cases(
+                past,
+                case=pack.case,
+                account=pack.account,
+                events=[s.event for s in pack.events],
+                linked_account_ids=account_ids,
+                k=max(investigator.settings.similar_cases, 5),
+            )
             for hit in found.neighbours:
                 add_similar_case(pack, hit)
             if found.summary.headline:
@@ -159,7 +186,9 @@ def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolRe
     return result
 
 
-def build_prompt(pack: EvidencePack, tool: ToolResult, *, question: str, earlier: Sequence[Turn], token_budget: int) -> str:
+def build_prompt(
+    pack: EvidencePack, tool: ToolResult, *, question: str, earlier: Sequence[Turn], token_budget: int
+) -> str:
     parts: list[str] = []
     if tool.tool == "evidence":
         flagged = {f.evidence_id for f in scan(pack)}
@@ -209,8 +238,13 @@ def stream_answer(
     pack = investigator.evidence(case_id)
     tool = route(question)
     result = run_tool(tool, pack, investigator=investigator)
-    prompt = build_prompt(pack, result, question=question, earlier=earlier[-settings.chat_history_turns :] if settings.chat_history_turns else [],
-                          token_budget=settings.chat_prompt_tokens)  # fmt: skip
+    prompt = build_prompt(
+        pack,
+        result,
+        question=question,
+        earlier=earlier[-settings.chat_history_turns :] if settings.chat_history_turns else [],
+        token_budget=settings.chat_prompt_tokens,
+    )
     factory = investigator.model_factory or chat_model
     llm = factory(settings, model=model, max_tokens=settings.chat_max_tokens)
     model_name = model or settings.llm_model
@@ -219,7 +253,9 @@ def stream_answer(
     failure: str | None = None
     finished = False
     try:
-        with investigator.model_turn("interactive"):  # the model's slot, ahead of background drafting (agent/scheduler.py)
+        with investigator.model_turn(
+            "interactive"
+        ):  # the model's slot, ahead of background drafting (agent/scheduler.py)
             for chunk in llm.stream([SystemMessage(CHAT_SYSTEM_PROMPT), HumanMessage(prompt)]):
                 finished = finished or bool((getattr(chunk, "response_metadata", None) or {}).get("finish_reason"))
                 text = chunk.content if isinstance(chunk.content, str) else ""
@@ -242,9 +278,17 @@ def stream_answer(
         note = f"The model is unavailable ({failure}); no answer was generated. The case's evidence is still at GET /v1/cases/{case_id}."
         answer = f"{answer}\n\n[{note}]" if answer else note
     cited, unresolved = cited_ids(answer, pack) if failure is None or pieces else ([], [])
-    yield ("final", ChatAnswer(
-        answer=answer, cited_ids=cited, unresolved_ids=unresolved, tool_used=tool, model_unavailable=failure is not None,
-        model=model_name, prompt_tokens_estimate=approx_tokens(CHAT_SYSTEM_PROMPT) + approx_tokens(prompt),
-        first_token_s=round(first_token_s, 3) if first_token_s is not None else None,
-        total_s=round(time.perf_counter() - started, 3),
-    ))  # fmt: skip
+    yield (
+        "final",
+        ChatAnswer(
+            answer=answer,
+            cited_ids=cited,
+            unresolved_ids=unresolved,
+            tool_used=tool,
+            model_unavailable=failure is not None,
+            model=model_name,
+            prompt_tokens_estimate=approx_tokens(CHAT_SYSTEM_PROMPT) + approx_tokens(prompt),
+            first_token_s=round(first_token_s, 3) if first_token_s is not None else None,
+            total_s=round(time.perf_counter() - started, 3),
+        ),
+    )

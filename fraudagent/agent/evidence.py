@@ -13,28 +13,26 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections import defaultdict
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
-from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fraudagent import store
 from fraudagent.agent import evidence_ids
 from fraudagent.agent.evidence_ids import ItemKind
 from fraudagent.core.models import Account, Case
 from fraudagent.core.reasons import describe_reason
-from fraudagent import store
 from fraudagent.store.cases import CaseRecord
 from fraudagent.store.events import ScoredEvent
 from fraudagent.store.tables import Tables
 from fraudagent.tools.history import account_history
 from fraudagent.tools.linked import MAX_LINK_EVENTS, LinkKey, group_links, link_keys, linked_events
 from fraudagent.tools.scores import ScoreProvider, risk_scores
-from fraudagent.tools.similar_cases import PastCaseSearch, similar_cases
-
+from fraudagent.tools.similar_cases import PastCases, similar_cases
 
 DEFAULT_TIMEOUT_S = 20.0
 PRIOR_DAYS = 365 + 45  # history older than the window, read only for chargebacks (Visa CE 3.0 looks back a year)
@@ -43,7 +41,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 def clean_untrusted(text: str, limit: int = 160) -> str:
     """Customer text made safe to quote: no control/bidi characters, no quote marks we use, bounded."""
-    flat = " ".join(_CONTROL.sub(" ", text).split()).replace("«", "\"").replace("»", "\"")
+    flat = " ".join(_CONTROL.sub(" ", text).split()).replace("«", '"').replace("»", '"')
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
@@ -157,7 +155,7 @@ def gather_evidence(
     *,
     history: Tables,
     case_id: str,
-    past_cases: PastCaseSearch | None,
+    past_cases: PastCases | None,
     window_days: int,
     max_events: int,
     max_linked: int,
@@ -174,8 +172,18 @@ def gather_evidence(
     """
     pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="evidence")
     try:
-        return _gather(pool, history, case_id, past_cases, window_days, max_events, max_linked, similar_k,
-                       score_provider, timeouts or {})  # fmt: skip
+        return _gather(
+            pool,
+            history,
+            case_id,
+            past_cases,
+            window_days,
+            max_events,
+            max_linked,
+            similar_k,
+            score_provider,
+            timeouts or {},
+        )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a hung source must not hold the report
 
@@ -184,7 +192,7 @@ def _gather(
     pool: ThreadPoolExecutor,
     history: Tables,
     case_id: str,
-    past_cases: PastCaseSearch | None,
+    past_cases: PastCases | None,
     window_days: int,
     max_events: int,
     max_linked: int,
@@ -199,14 +207,21 @@ def _gather(
     pack = EvidencePack(case=case, status=record.status, account=None, events=[], items={})
 
     accounts_f = pool.submit(store.events.get_accounts, history, [case.account_id])
-    events_f = pool.submit(account_history, history, account_id=case.account_id, start=start, end=end, max_items=max_events)
+    events_f = pool.submit(
+        account_history, history, account_id=case.account_id, start=start, end=end, max_items=max_events
+    )
     events, cut = _run(pack, "events", events_f, ([], False), timeouts)
     accounts = _run(pack, "accounts", accounts_f, {}, timeouts)
     pack.account = accounts.get(case.account_id)
     if score_provider is not None and score_provider.name != "stored" and events:
         profile = [pack.account] if pack.account else []
-        rescored = _run(pack, f"scores:{score_provider.name}", pool.submit(risk_scores, score_provider, events=events, accounts=profile),
-                        None, timeouts)  # fmt: skip
+        rescored = _run(
+            pack,
+            f"scores:{score_provider.name}",
+            pool.submit(risk_scores, score_provider, events=events, accounts=profile),
+            None,
+            timeouts,
+        )
         if rescored is not None:
             events = rescored
     pack.events = events
@@ -216,8 +231,14 @@ def _gather(
         _add_event(pack, scored)
     chargebacks = [s.event.ts for s in events if s.event.type.value == "chargeback"]
     if chargebacks:
-        prior_f = pool.submit(account_history, history, account_id=case.account_id,
-                              start=min(chargebacks) - timedelta(days=PRIOR_DAYS), end=start, max_items=max_events)  # fmt: skip
+        prior_f = pool.submit(
+            account_history,
+            history,
+            account_id=case.account_id,
+            start=min(chargebacks) - timedelta(days=PRIOR_DAYS),
+            end=start,
+            max_items=max_events,
+        )
         prior, _ = _run(pack, "prior", prior_f, ([], False), timeouts)
         pack.prior_events = [s for s in prior if s.event.ts < start]
         for scored in pack.prior_events:
@@ -234,7 +255,9 @@ def _gather(
         )
 
     # Who else used this account's devices and instruments (bounded), and similar past cases.
-    link_futures = {key: pool.submit(linked_events, history, key=key, start=start, end=end) for key in link_keys(events)}
+    link_futures = {
+        key: pool.submit(linked_events, history, key=key, start=start, end=end) for key in link_keys(events)
+    }
     read: dict[LinkKey, list[ScoredEvent]] = {}
     for (kind, value), future in link_futures.items():
         read[(kind, value)], link_cut = _run(pack, f"linked:{kind}", future, ([], False), timeouts)
@@ -245,8 +268,15 @@ def _gather(
     _add_linked_accounts(pack, history, linked, max_linked)
     if past_cases is not None and similar_k > 0:
         # After the links are known: the query excludes the case's account and every linked one.
-        search = pool.submit(similar_cases, past_cases, case=case, account=pack.account, events=[s.event for s in events],
-                             linked_account_ids=linked, k=similar_k)  # fmt: skip
+        search = pool.submit(
+            similar_cases,
+            past_cases,
+            case=case,
+            account=pack.account,
+            events=[s.event for s in events],
+            linked_account_ids=linked,
+            k=similar_k,
+        )
         found = _run(pack, "past_cases", search, None, timeouts)
         if found is not None:
             pack.similar_summary = found.summary.headline
@@ -288,7 +318,11 @@ def _add_devices(pack: EvidencePack, device_stats: dict[str, list[ScoredEvent]])
                 kind="dev",
                 line=line,
                 rests_on=[e.event_id for e in mine[:1]],
-                data={"device_id": device, "other_accounts": others, "first_seen": first.isoformat() if first else None},
+                data={
+                    "device_id": device,
+                    "other_accounts": others,
+                    "first_seen": first.isoformat() if first else None,
+                },
             )
         )
 

@@ -13,7 +13,9 @@ from typing import Literal, get_args
 ItemKind = Literal["txn", "score", "acct", "dev", "case", "fact"]
 
 EVIDENCE_KINDS = tuple(f"{kind}:" for kind in get_args(ItemKind))  # the prefixes of evidence ids
-BARE_ID_KINDS = tuple(k for k in EVIDENCE_KINDS if k != "score:")  # what a bare id names (E-1: the event, not its score)
+BARE_ID_KINDS = tuple(
+    k for k in EVIDENCE_KINDS if k != "score:"
+)  # what a bare id names (E-1: the event, not its score)
 ID_TOKEN = re.compile(r"\b(?:txn|score|acct|dev|case|fact):[A-Za-z0-9_.\-]*[A-Za-z0-9_]")  # an id written in text
 BARE_ID = re.compile(r"[A-Z]{1,4}-[A-Za-z0-9_.\-]+")  # what a bare id (E-1, A-4471, C-200001) looks like
 

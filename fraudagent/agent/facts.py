@@ -55,8 +55,13 @@ def add_facts(pack: EvidencePack) -> None:
     trigger = trigger_event(pack)
     if trigger:
         score = f", score {trigger.score.score:.2f}" if trigger.score else ""
-        _fact(pack, "trigger_event", f"the case was opened on event {trigger.event.event_id} ({trigger.event.type.value}{score})",
-              [trigger.event.event_id], event_id=trigger.event.event_id)  # fmt: skip
+        _fact(
+            pack,
+            "trigger_event",
+            f"the case was opened on event {trigger.event.event_id} ({trigger.event.type.value}{score})",
+            [trigger.event.event_id],
+            event_id=trigger.event.event_id,
+        )
 
     if pack.account:
         age = (opened - pack.account.created_at).days
@@ -70,63 +75,125 @@ def add_facts(pack: EvidencePack) -> None:
         line = f"last credential change: {last.event.type.value} at {last.event.ts:%Y-%m-%d %H:%M}, {gap} minutes before the case opened"
         if after:
             first_gap = int((after[0].event.ts - last.event.ts).total_seconds() // 60)
-            line += f"; {len(after)} purchase(s) after it totalling {_money(after)}, the first {first_gap} minutes later"
-        _fact(pack, "credential_change", line, ids([last, *after[:5]]), minutes_before_open=gap, purchases_after=len(after))
+            line += (
+                f"; {len(after)} purchase(s) after it totalling {_money(after)}, the first {first_gap} minutes later"
+            )
+        _fact(
+            pack,
+            "credential_change",
+            line,
+            ids([last, *after[:5]]),
+            minutes_before_open=gap,
+            purchases_after=len(after),
+        )
 
     first_seen: dict[tuple[str, str], ScoredEvent] = {}
     for s in events:
-        kinds = (("device", s.event.device_id), ("country", s.event.ip_country), ("instrument", s.event.instrument_id), ("ip", s.event.ip))
+        kinds = (
+            ("device", s.event.device_id),
+            ("country", s.event.ip_country),
+            ("instrument", s.event.instrument_id),
+            ("ip", s.event.ip),
+        )
         for kind, value in kinds:
             if value and (kind, value) not in first_seen:
                 first_seen[(kind, value)] = s
     window_start = events[0].event.ts if events else opened
     for kind in ("device", "country", "instrument", "ip"):
         # "new" = first seen in the last 7 days, after at least 7 days of earlier history in the window
-        new = [(v, s) for (k, v), s in first_seen.items() if k == kind and opened - s.event.ts <= RECENT and s.event.ts - window_start >= RECENT]
+        new = [
+            (v, s)
+            for (k, v), s in first_seen.items()
+            if k == kind and opened - s.event.ts <= RECENT and s.event.ts - window_start >= RECENT
+        ]
         if not new:
             continue
         if kind == "ip":  # addresses are personal data: the fact counts them and cites the events, never names them
-            _fact(pack, "new_ip", f"{len(new)} new IP address(es) first seen in the last 7 days", ids([s for _, s in new[:5]]), count=len(new))
+            _fact(
+                pack,
+                "new_ip",
+                f"{len(new)} new IP address(es) first seen in the last 7 days",
+                ids([s for _, s in new[:5]]),
+                count=len(new),
+            )
         else:
             names = ", ".join(v for v, _ in new[:5])
-            _fact(pack, f"new_{kind}", f"new {kind}(s) first seen in the last 7 days: {names}", ids([s for _, s in new[:5]]), values=[v for v, _ in new], count=len(new))
+            _fact(
+                pack,
+                f"new_{kind}",
+                f"new {kind}(s) first seen in the last 7 days: {names}",
+                ids([s for _, s in new[:5]]),
+                values=[v for v, _ in new],
+                count=len(new),
+            )
 
     last_day = [s for s in events if opened - s.event.ts <= DAY]
     spend_day = [s for s in last_day if s.event.type in SPEND_EVENTS and s.event.status != "declined"]
     declined_day = [s for s in last_day if s.event.status == "declined"]
     if spend_day or declined_day:
         instruments = {s.event.instrument_id for s in last_day if s.event.instrument_id}
-        _fact(pack, "velocity_24h",
-              f"in the 24 hours before opening: {len(spend_day)} settled/pending payment(s) totalling {_money(spend_day)}, "
-              f"{len(declined_day)} declined, {len(instruments)} distinct instrument(s)",
-              ids((spend_day + declined_day)[:8]), payments=len(spend_day), declined=len(declined_day), instruments=len(instruments))  # fmt: skip
+        _fact(
+            pack,
+            "velocity_24h",
+            f"in the 24 hours before opening: {len(spend_day)} settled/pending payment(s) totalling {_money(spend_day)}, "
+            f"{len(declined_day)} declined, {len(instruments)} distinct instrument(s)",
+            ids((spend_day + declined_day)[:8]),
+            payments=len(spend_day),
+            declined=len(declined_day),
+            instruments=len(instruments),
+        )
 
-    recent_spend = [s for s in events if opened - s.event.ts <= RECENT and s.event.type in SPEND_EVENTS and s.event.amount]
+    recent_spend = [
+        s for s in events if opened - s.event.ts <= RECENT and s.event.type in SPEND_EVENTS and s.event.amount
+    ]
     if recent_spend:
         total = sum(Decimal(s.event.amount or 0) for s in recent_spend)
         gift = [s for s in recent_spend if s.event.type is EventType.gift_card_purchase]
         share = float(sum(Decimal(s.event.amount or 0) for s in gift) / total) if total else 0.0
-        _fact(pack, "gift_card_share_7d", f"gift cards are {share:.0%} of spend in the last 7 days ({len(gift)} of {len(recent_spend)} payments)",
-              ids(gift[:5] or recent_spend[:3]), share=round(share, 3))  # fmt: skip
+        _fact(
+            pack,
+            "gift_card_share_7d",
+            f"gift cards are {share:.0%} of spend in the last 7 days ({len(gift)} of {len(recent_spend)} payments)",
+            ids(gift[:5] or recent_spend[:3]),
+            share=round(share, 3),
+        )
 
     purchases = [s for s in events if s.event.type in SPEND_EVENTS]
     refunds = [s for s in events if s.event.type in (EventType.refund_request, EventType.refund)]
     chargebacks = [s for s in events if s.event.type is EventType.chargeback]
     if refunds or chargebacks:
         ratio = (len(refunds) + len(chargebacks)) / max(len(purchases), 1)
-        _fact(pack, "refunds_chargebacks",
-              f"{len(refunds)} refund request(s)/refund(s) and {len(chargebacks)} chargeback(s) against {len(purchases)} purchase(s) in the window (ratio {ratio:.2f})",
-              ids((chargebacks + refunds)[:6]), refunds=len(refunds), chargebacks=len(chargebacks), ratio=round(ratio, 3))  # fmt: skip
+        _fact(
+            pack,
+            "refunds_chargebacks",
+            f"{len(refunds)} refund request(s)/refund(s) and {len(chargebacks)} chargeback(s) against {len(purchases)} purchase(s) in the window (ratio {ratio:.2f})",
+            ids((chargebacks + refunds)[:6]),
+            refunds=len(refunds),
+            chargebacks=len(chargebacks),
+            ratio=round(ratio, 3),
+        )
 
-    mismatch = [s for s in events if s.event.bin_country and s.event.ip_country and s.event.bin_country != s.event.ip_country]
+    mismatch = [
+        s for s in events if s.event.bin_country and s.event.ip_country and s.event.bin_country != s.event.ip_country
+    ]
     if mismatch:
-        _fact(pack, "bin_ip_mismatch", f"{len(mismatch)} payment(s) where the card's BIN country differs from the IP country",
-              ids(mismatch[:5]), count=len(mismatch))  # fmt: skip
+        _fact(
+            pack,
+            "bin_ip_mismatch",
+            f"{len(mismatch)} payment(s) where the card's BIN country differs from the IP country",
+            ids(mismatch[:5]),
+            count=len(mismatch),
+        )
 
     promos = [s for s in events if s.event.sku and _PROMO.search(s.event.sku)]
     if promos:
-        _fact(pack, "promo_use", f"{len(promos)} purchase(s) of a trial or first-purchase offer",
-              ids(promos[:5]), count=len(promos))  # fmt: skip
+        _fact(
+            pack,
+            "promo_use",
+            f"{len(promos)} purchase(s) of a trial or first-purchase offer",
+            ids(promos[:5]),
+            count=len(promos),
+        )
 
     for fact in _ce3_facts(pack, events):
         pack.add(fact)
@@ -135,22 +202,37 @@ def add_facts(pack: EvidencePack) -> None:
     if scored:
         top = max(scored, key=lambda s: s.score.score if s.score else 0.0)
         assert top.score is not None
-        _fact(pack, "max_score", f"highest model score {top.score.score:.2f} on {top.event.event_id}", [top.event.event_id], value=top.score.score)
+        _fact(
+            pack,
+            "max_score",
+            f"highest model score {top.score.score:.2f} on {top.event.event_id}",
+            [top.event.event_id],
+            value=top.score.score,
+        )
 
     linked = [i for i in pack.items.values() if i.kind == "acct" and i.id != f"acct:{pack.case.account_id}"]
     if linked:
-        _fact(pack, "linked_accounts", f"{len(linked)} other account(s) share a device or payment instrument with this account",
-              sorted({e for i in linked for e in i.rests_on})[:8], count=len(linked))  # fmt: skip
+        _fact(
+            pack,
+            "linked_accounts",
+            f"{len(linked)} other account(s) share a device or payment instrument with this account",
+            sorted({e for i in linked for e in i.rests_on})[:8],
+            count=len(linked),
+        )
 
 
 def disputed_purchase(chargeback: ScoredEvent, events: list[ScoredEvent]) -> ScoredEvent | None:
     """The purchase a chargeback disputes: the latest earlier payment on the same instrument for the same amount."""
     cb = chargeback.event
     candidates = [
-        s for s in events
-        if s.event.type in SPEND_EVENTS and s.event.ts < cb.ts and s.event.instrument_id == cb.instrument_id
-        and s.event.amount == cb.amount and s.event.currency == cb.currency
-    ]  # fmt: skip
+        s
+        for s in events
+        if s.event.type in SPEND_EVENTS
+        and s.event.ts < cb.ts
+        and s.event.instrument_id == cb.instrument_id
+        and s.event.amount == cb.amount
+        and s.event.currency == cb.currency
+    ]
     return candidates[-1] if candidates else None
 
 
@@ -170,22 +252,32 @@ def _ce3_facts(pack: EvidencePack, events: list[ScoredEvent]) -> list[EvidenceIt
             verdicts.append(f"{cb.event.event_id}: disputed purchase not in the evidence, eligibility unknown")
             rests_on.append(cb.event.event_id)
             continue
-        d = disputed.event
+        purchase = disputed.event
         prior = [
-            s for s in history
-            if s.event.type in SPEND_EVENTS and s.event.status != "declined" and s.event.event_id not in disputed_ids
-            and s.event.instrument_id == d.instrument_id
-            and timedelta(days=CE3_MIN_DAYS) <= d.ts - s.event.ts <= timedelta(days=CE3_MAX_DAYS)
-            and ((d.device_id and s.event.device_id == d.device_id) or (d.ip and s.event.ip == d.ip))
-        ]  # fmt: skip
+            s
+            for s in history
+            if s.event.type in SPEND_EVENTS
+            and s.event.status != "declined"
+            and s.event.event_id not in disputed_ids
+            and s.event.instrument_id == purchase.instrument_id
+            and timedelta(days=CE3_MIN_DAYS) <= purchase.ts - s.event.ts <= timedelta(days=CE3_MAX_DAYS)
+            and ((purchase.device_id and s.event.device_id == purchase.device_id) or (purchase.ip and s.event.ip == purchase.ip))
+        ]
         eligible = len(prior) >= CE3_MIN_PRIOR
         eligible_any = eligible_any or eligible
         verdicts.append(
-            f"{cb.event.event_id} disputes {d.event_id}: {'eligible' if eligible else 'not eligible'}"
+            f"{cb.event.event_id} disputes {purchase.event_id}: {'eligible' if eligible else 'not eligible'}"
             f" ({len(prior)} prior undisputed payment(s) on the same card and device/IP 120-365 days earlier; 2 needed)"
         )
         qualifying += [s.event.event_id for s in prior[:2]]
-        rests_on += [cb.event.event_id, d.event_id]
+        rests_on += [cb.event.event_id, purchase.event_id]
     line = "Visa CE 3.0 for the chargeback(s): " + "; ".join(verdicts)
-    return [EvidenceItem(id="fact:chargeback_ce3", kind="fact", line=line, rests_on=[*rests_on, *qualifying],
-                         data={"eligible": int(eligible_any), "checked": len(verdicts)})]  # fmt: skip
+    return [
+        EvidenceItem(
+            id="fact:chargeback_ce3",
+            kind="fact",
+            line=line,
+            rests_on=[*rests_on, *qualifying],
+            data={"eligible": int(eligible_any), "checked": len(verdicts)},
+        )
+    ]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from fraudagent.agent.evidence import EvidencePack
-from fraudagent.agent.policy import Policy, facts_of
 from fraudagent.agent.findings import item_finding
+from fraudagent.agent.policy import Policy, facts_of
 from fraudagent.agent.report import Finding
 from fraudagent.core.models import Typology
 
@@ -29,10 +29,19 @@ def deterministic_report(pack: EvidencePack, policy: Policy) -> dict[str, Any]:
         if item.kind == "fact" and item.id != "fact:injection_attempt"  # injection findings are added separately
     ]
     if not findings and f"acct:{pack.case.account_id}" in pack.items:
-        findings = [Finding(statement="No computed facts: the case has no events in the window.",
-                            evidence_ids=[f"acct:{pack.case.account_id}"], source="code")]  # fmt: skip
+        findings = [
+            Finding(
+                statement="No computed facts: the case has no events in the window.",
+                evidence_ids=[f"acct:{pack.case.account_id}"],
+                source="code",
+            )
+        ]
     # In words, not the rule's expressions: a reader (and the numeric check) should meet only evidence numbers.
-    matched = "no fraud rule matched" if rule.typology is Typology.legitimate else f"the facts match the {rule.typology.value.replace('_', ' ')} rule"
+    matched = (
+        "no fraud rule matched"
+        if rule.typology is Typology.legitimate
+        else f"the facts match the {rule.typology.value.replace('_', ' ')} rule"
+    )
     narrative = (
         f"Built by code from the facts and the policy. Case {pack.case.case_id} on account {pack.case.account_id}: "
         f"{len(pack.events)} events in the window; {matched} ({rule.id}), "

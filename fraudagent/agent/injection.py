@@ -20,23 +20,53 @@ from fraudagent.core.models import Action, Typology
 # Each pattern names what the text tries to do; the report says that, never the text itself
 # (repeating a planted phrase would carry the attack into the ticket).
 _SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("tells the reader to ignore or replace instructions",
-     re.compile(r"\b(ignore|disregard|forget|override)\b.{0,40}\b(previous|prior|above|earlier|all|the|your|these)\b.{0,20}"
-                r"\b(instructions?|rules?|prompt|guidelines|signals?|evidence|password reset|alerts?)\b", re.I | re.S)),
-    ("claims to speak as the system, staff or an administrator",
-     re.compile(r"(^|[\s\[<#(])(system|assistant|admin|administrator|developer|moderator)\s*[:\]>]"
-                r"|\b(trust[- ]and[- ]safety|risk team|fraud team|compliance|management)\b.{0,40}\b(override|approved|whitelist\w*|policy|verified|cleared)\b"
-                r"|\b(override|whitelist(ed)?)\b", re.I)),
-    ("addresses the AI or the reviewer directly",
-     re.compile(r"\b(you are|as the|to you|you must|note to the)\b.{0,30}\b(ai|model|assistant|reviewer|analyst|investigator|agent|bot)\b"
-                r"|\b(ai model|language model|reviewing assistant|the reviewer)\b", re.I)),
-    ("asks for a verdict, an action or a disclosure",
-     re.compile(r"\b(recommend(ed)?( action)?|mark (this|the) case|output typology|typology|confidence \d|close the case|do not (escalate|lock|flag|void)"
-                r"|unlock the account|print your|system prompt|false positive|investigation complete)\b", re.I)),
-    ("tries to close or open a prompt section",
-     re.compile(r"</?\s*(evidence|system|instructions?|information|context|im_start|im_end)\s*>|<\|[a-z_]+\|>|^\s*#{2,}", re.I | re.M)),
+    (
+        "tells the reader to ignore or replace instructions",
+        re.compile(
+            r"\b(ignore|disregard|forget|override)\b.{0,40}\b(previous|prior|above|earlier|all|the|your|these)\b.{0,20}"
+            r"\b(instructions?|rules?|prompt|guidelines|signals?|evidence|password reset|alerts?)\b",
+            re.I | re.S,
+        ),
+    ),
+    (
+        "claims to speak as the system, staff or an administrator",
+        re.compile(
+            r"(^|[\s\[<#(])(system|assistant|admin|administrator|developer|moderator)\s*[:\]>]"
+            r"|\b(trust[- ]and[- ]safety|risk team|fraud team|compliance|management)\b.{0,40}\b(override|approved|whitelist\w*|policy|verified|cleared)\b"
+            r"|\b(override|whitelist(ed)?)\b",
+            re.I,
+        ),
+    ),
+    (
+        "addresses the AI or the reviewer directly",
+        re.compile(
+            r"\b(you are|as the|to you|you must|note to the)\b.{0,30}\b(ai|model|assistant|reviewer|analyst|investigator|agent|bot)\b"
+            r"|\b(ai model|language model|reviewing assistant|the reviewer)\b",
+            re.I,
+        ),
+    ),
+    (
+        "asks for a verdict, an action or a disclosure",
+        re.compile(
+            r"\b(recommend(ed)?( action)?|mark (this|the) case|output typology|typology|confidence \d|close the case|do not (escalate|lock|flag|void)"
+            r"|unlock the account|print your|system prompt|false positive|investigation complete)\b",
+            re.I,
+        ),
+    ),
+    (
+        "tries to close or open a prompt section",
+        re.compile(
+            r"</?\s*(evidence|system|instructions?|information|context|im_start|im_end)\s*>|<\|[a-z_]+\|>|^\s*#{2,}",
+            re.I | re.M,
+        ),
+    ),
 )
-_CATALOGUE = re.compile(r"\b(" + "|".join(sorted({*(a.value for a in Action), *(t.value for t in Typology if t is not Typology.legitimate)})) + r")\b", re.I)
+_CATALOGUE = re.compile(
+    r"\b("
+    + "|".join(sorted({*(a.value for a in Action), *(t.value for t in Typology if t is not Typology.legitimate)}))
+    + r")\b",
+    re.I,
+)
 WITHHELD = "[withheld: instruction-like text, see the injection finding]"
 
 

@@ -27,16 +27,33 @@ from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from fraudagent import store
 from fraudagent.agent import fallback, injection
-from fraudagent.agent.drafting import CONFIDENCE, Choices, ModelDraft, choices, draft_schema, narrative_so_far, parse_draft, render_unknowns
+from fraudagent.agent.drafting import (
+    CONFIDENCE,
+    Choices,
+    ModelDraft,
+    choices,
+    draft_schema,
+    narrative_so_far,
+    parse_draft,
+    render_unknowns,
+)
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, gather_evidence
 from fraudagent.agent.facts import add_facts
 from fraudagent.agent.findings import item_finding, timeline_finding
 from fraudagent.agent.llm import chat_model, response_format, stream_call, token_counter
 from fraudagent.agent.pii import Pseudonyms
 from fraudagent.agent.policy import ClassifyRule, Policy, cached_policy, facts_of
-from fraudagent.agent.prompts import PROMPT_VERSION, SYSTEM_PROMPT, feedback_prompt, render_evidence, rules_line, shown_ids, user_prompt
-from fraudagent.agent.scheduler import ModelScheduler, Priority
+from fraudagent.agent.prompts import (
+    PROMPT_VERSION,
+    SYSTEM_PROMPT,
+    feedback_prompt,
+    render_evidence,
+    rules_line,
+    shown_ids,
+    user_prompt,
+)
 from fraudagent.agent.report import (
     MAX_NARRATIVE_CHARS,
     Finding,
@@ -46,14 +63,14 @@ from fraudagent.agent.report import (
     Timings,
     Usage,
 )
+from fraudagent.agent.scheduler import ModelScheduler, Priority
 from fraudagent.agent.verifier import Verdict, Vocabulary, required_findings, verify, vocabulary
 from fraudagent.core.errors import InvalidInput
 from fraudagent.core.models import Action, Disposition, Typology
 from fraudagent.core.settings import Settings
-from fraudagent import store
 from fraudagent.store.tables import Tables
 from fraudagent.tools.scores import ScoreProvider
-from fraudagent.tools.similar_cases import PastCaseSearch
+from fraudagent.tools.similar_cases import PastCases
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +88,7 @@ class Investigator:
 
     settings: Settings
     history: Tables
-    past_cases: PastCaseSearch | None = None
+    past_cases: PastCases | None = None
     model_factory: ModelFactory | None = field(default=None)
     score_provider: ScoreProvider | None = None  # None: the scores stored on the events
     policy: Policy | None = None  # None: the file in settings.policy_path, else the packaged default

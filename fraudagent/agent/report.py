@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fraudagent.core.models import Action, Disposition, Typology
 
-
 MAX_NARRATIVE_CHARS = 1200
 
 
@@ -21,7 +20,8 @@ class Finding(BaseModel):
     statement: str
     evidence_ids: list[str]
     source: FindingSource = Field(
-        default="model", description="model: drafted and verified; code: computed from facts; injection: flagged by the detector"
+        default="model",
+        description="model: drafted and verified; code: computed from facts; injection: flagged by the detector",
     )
 
 
@@ -63,22 +63,31 @@ class InvestigationReport(BaseModel):
     narrative: str
     findings: list[Finding]
     typology: Typology
-    recommended_actions: list[Action] = Field(description="what the agent recommends, the main action first; a human decides")
+    recommended_actions: list[Action] = Field(
+        description="what the agent recommends, the main action first; a human decides"
+    )
     confidence: float
     unknowns: list[str]
     abstained: bool = Field(default=False, description="the model said the evidence is insufficient to judge")
     similar_cases: list[SimilarCaseOutcome]
     similar_cases_summary: str | None = Field(default=None, description="how the nearest past cases ended")
-    path: ReportPath = Field(description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code after the model failed; policy: built by code, no model asked")
+    path: ReportPath = Field(
+        description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code after the model failed; policy: built by code, no model asked"
+    )
     problems: list[str] = Field(default_factory=list, description="what the checks rejected along the way")
-    removed_claims: list[str] = Field(default_factory=list, description="statements the verifier dropped from the accepted draft")
+    removed_claims: list[str] = Field(
+        default_factory=list, description="statements the verifier dropped from the accepted draft"
+    )
     model_proposal: ModelProposal | None = Field(
-        default=None, description="on the fallback path: the model's last refused typology and actions, and why they were refused"
+        default=None,
+        description="on the fallback path: the model's last refused typology and actions, and why they were refused",
     )
     policy_version: str = ""
     policy_rules: list[str] = Field(default_factory=list, description="ids of the policy rules that fired")
     suggested_actions: list[Action] = Field(default_factory=list, description="what the policy suggests for this case")
-    injection_flags: list[str] = Field(default_factory=list, description="evidence ids whose untrusted text looks like instructions")
+    injection_flags: list[str] = Field(
+        default_factory=list, description="evidence ids whose untrusted text looks like instructions"
+    )
     model: str
     prompt_version: str
     evidence_hash: str
@@ -87,4 +96,6 @@ class InvestigationReport(BaseModel):
     timings: Timings
     usage: Usage
     requested_by: str | None = None
-    replay_of: str | None = Field(default=None, description="the stored report whose evidence snapshot this one was drafted from")
+    replay_of: str | None = Field(
+        default=None, description="the stored report whose evidence snapshot this one was drafted from"
+    )

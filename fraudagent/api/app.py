@@ -17,14 +17,14 @@ from fraudagent.api import chat as chat_views
 from fraudagent.api import evalruns as eval_views
 from fraudagent.api import summaries as summary_views
 from fraudagent.api.console import views as console
-from fraudagent.evalruns.flows import EvalRunner
-from fraudagent.keys.service import KeyAuthenticator
 from fraudagent.api.ops import views as ops
 from fraudagent.api.ops.metrics import Metrics
 from fraudagent.api.ops.middleware import RequestMiddleware
-from fraudagent.keys.ratelimit import KeyRateLimiter
 from fraudagent.api.ops.tracing import setup_tracing
 from fraudagent.core.settings import Settings
+from fraudagent.evalruns.flows import EvalRunner
+from fraudagent.keys.ratelimit import KeyRateLimiter
+from fraudagent.keys.service import KeyAuthenticator
 from fraudagent.summaries import flows as summary_flows
 
 
@@ -54,9 +54,12 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     app.state.investigator = investigator
     app.state.metrics = Metrics()
     app.state.keys = KeyAuthenticator(
-        history=investigator.history, bootstrap_key=settings.api_key, cache_s=settings.api_key_cache_s,
-        lookup_limiter=KeyRateLimiter(per_minute=settings.api_key_lookup_limit_per_minute), on_lookup=app.state.metrics.key_lookups.inc,
-    )  # fmt: skip
+        history=investigator.history,
+        bootstrap_key=settings.api_key,
+        cache_s=settings.api_key_cache_s,
+        lookup_limiter=KeyRateLimiter(per_minute=settings.api_key_lookup_limit_per_minute),
+        on_lookup=app.state.metrics.key_lookups.inc,
+    )
     app.state.rate_limiter = KeyRateLimiter(per_minute=settings.api_rate_limit_per_minute)
     app.state.eval_runner = eval_runner
     app.state.queue_depth = summary_flows.queue_depth_reader(tables)  # summary jobs queued or running

@@ -16,15 +16,15 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import AwareDatetime, BaseModel, Field
 from sse_starlette import EventSourceResponse
 
+from fraudagent import store
 from fraudagent.agent.pipeline import draft_and_store
 from fraudagent.agent.report import InvestigationReport
 from fraudagent.agent.scheduler import ModelBusy
 from fraudagent.api import problems, report_stream
-from fraudagent.api.deps import Caller, TablesDep, InvestigatorDep, SettingsDep, require_role
+from fraudagent.api.deps import Caller, InvestigatorDep, SettingsDep, TablesDep, require_role
 from fraudagent.core.errors import InvalidInput, Problem
 from fraudagent.core.models import Priority, Typology
 from fraudagent.store import audit
-from fraudagent import store
 from fraudagent.store.audit import AuditPage
 from fraudagent.store.cases import CaseFilters, CaseRecord, CaseStatus
 
@@ -60,7 +60,9 @@ _DATA_OMITTED = frozenset({"ip", "text", "display_name", "narrative"})
 
 def _evidence_out(item: Any) -> EvidenceItemOut:
     data = {k: v for k, v in item.data.items() if k not in _DATA_OMITTED}
-    return EvidenceItemOut(id=item.id, kind=item.kind, line=item.line, untrusted=item.untrusted, rests_on=item.rests_on, data=data)
+    return EvidenceItemOut(
+        id=item.id, kind=item.kind, line=item.line, untrusted=item.untrusted, rests_on=item.rests_on, data=data
+    )
 
 
 class CaseDetail(BaseModel):
@@ -82,7 +84,11 @@ class ReportRequest(BaseModel):
 
 class AssignRequest(BaseModel):
     assignee: str | None = Field(
-        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 ._:\-]+$", description="default: the caller's key name"
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9 ._:\-]+$",
+        description="default: the caller's key name",
     )
 
 
@@ -104,8 +110,12 @@ def list_cases(
     max_score: Annotated[float | None, Query(ge=0.0, le=1.0, description="highest top score")] = None,
     typology: Annotated[Typology | None, Query(description="the latest report's typology, or the decided one")] = None,
     assignee: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
-    opened_after: Annotated[AwareDatetime | None, Query(description="opened at or after (ISO 8601 with a zone): younger cases")] = None,
-    opened_before: Annotated[AwareDatetime | None, Query(description="opened before (ISO 8601 with a zone): older cases")] = None,
+    opened_after: Annotated[
+        AwareDatetime | None, Query(description="opened at or after (ISO 8601 with a zone): younger cases")
+    ] = None,
+    opened_before: Annotated[
+        AwareDatetime | None, Query(description="opened before (ISO 8601 with a zone): older cases")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Cursor = None,
 ) -> CasePage:
@@ -119,8 +129,15 @@ def list_cases(
             raise InvalidInput("bad time", [Problem(name, "must be between 1970 and 9998")])
     if opened_after is not None and opened_before is not None and opened_after > opened_before:
         raise InvalidInput("bad age range", [Problem("opened_after", "must not be after opened_before")])
-    filters = CaseFilters(priority=priority, min_score=min_score, max_score=max_score, typology=typology, assignee=assignee,
-                          opened_after=opened_after, opened_before=opened_before)  # fmt: skip
+    filters = CaseFilters(
+        priority=priority,
+        min_score=min_score,
+        max_score=max_score,
+        typology=typology,
+        assignee=assignee,
+        opened_after=opened_after,
+        opened_before=opened_before,
+    )
     items, next_cursor = store.cases.list_cases(
         history, status=status, limit=limit, cursor=cursor, filters=filters, max_scanned=settings.api_case_scan_limit
     )
@@ -198,11 +215,21 @@ _REPORT_STREAM = {
         "pack is gathered; per model call `drafting` ({attempt}), `token` ({attempt, narrative}: the narrative so far or "
         "null, at most 5 a second) and `checks` ({attempt, ok, problems}); then `report` (the InvestigationReport, as "
         "POST /report answers it) or `error` (problem+json), and the stream ends",
-        "content": {"text/event-stream": {"schema": {
-            "type": "object", "required": ["event", "data"],
-            "properties": {"event": {"type": "string", "enum": report_stream.EVENT_NAMES},
-                           "data": {"type": "string", "description": "JSON; InvestigationReport for `report`, Problem for `error`"}},
-        }}},  # fmt: skip
+        "content": {
+            "text/event-stream": {
+                "schema": {
+                    "type": "object",
+                    "required": ["event", "data"],
+                    "properties": {
+                        "event": {"type": "string", "enum": report_stream.EVENT_NAMES},
+                        "data": {
+                            "type": "string",
+                            "description": "JSON; InvestigationReport for `report`, Problem for `error`",
+                        },
+                    },
+                }
+            }
+        },
     },
 } | problems.responses(404)
 
@@ -216,9 +243,14 @@ async def stream_report(
     answer is 503 before the stream starts; a wait that runs out later ends the stream with an `error` event (503)."""
     await run_in_threadpool(store.cases.get_case, investigator.history, case_id)  # 404 before the stream starts
     if investigator.scheduler is not None and not investigator.scheduler.admits("interactive"):  # 503 before it, too
-        raise ModelBusy("the model is busy and its queue is full; retry later", investigator.scheduler.typical_retry_after())
+        raise ModelBusy(
+            "the model is busy and its queue is full; retry later", investigator.scheduler.typical_retry_after()
+        )
     events = report_stream.report_events(
-        investigator, case_id, model=body.model if body else None, requested_by=caller.name,
+        investigator,
+        case_id,
+        model=body.model if body else None,
+        requested_by=caller.name,
         observe=request.app.state.metrics.observe_report,
-    )  # fmt: skip
+    )
     return EventSourceResponse(events, ping=15)

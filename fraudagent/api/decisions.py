@@ -9,9 +9,9 @@ from fastapi.concurrency import run_in_threadpool
 
 from fraudagent.api import problems
 from fraudagent.api.cases import CaseId
+from fraudagent.api.deps import Caller, InvestigatorDep, require_role
 from fraudagent.decisions.flows import decide
 from fraudagent.decisions.models import DecisionRequest, DecisionResult
-from fraudagent.api.deps import Caller, InvestigatorDep, require_role
 
 router = APIRouter(prefix="/v1/cases", tags=["decisions"], responses=problems.responses(*problems.AUTHED))
 

@@ -10,12 +10,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from fraudagent.agent.pipeline import Investigator
-from fraudagent.keys.service import LookupThrottled
 from fraudagent.core.settings import Settings
-from fraudagent.store.tables import Tables
+from fraudagent.keys.service import LookupThrottled
 from fraudagent.store.keys import Role
+from fraudagent.store.tables import Tables
 
-__all__ = ["Caller", "CallerDep", "TablesDep", "InvestigatorDep", "Role", "SettingsDep", "require_key", "require_role"]
+__all__ = ["Caller", "CallerDep", "InvestigatorDep", "Role", "SettingsDep", "TablesDep", "require_key", "require_role"]
 
 _bearer = HTTPBearer(auto_error=False, description="API key: `Authorization: Bearer <key>`")
 
@@ -57,9 +57,13 @@ def require_key(
     identity = None
     if credentials is not None:
         try:
-            identity = request.app.state.keys.identify(credentials.credentials, client=request.client.host if request.client else None)
+            identity = request.app.state.keys.identify(
+                credentials.credentials, client=request.client.host if request.client else None
+            )
         except LookupThrottled as throttled:
-            raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, str(throttled), headers={"Retry-After": str(throttled.retry_after)}) from None
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS, str(throttled), headers={"Retry-After": str(throttled.retry_after)}
+            ) from None
     if identity is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "a valid API key is required (Authorization: Bearer <key>)")
     request.state.key_id = identity.key_id  # for the access log

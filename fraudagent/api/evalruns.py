@@ -8,16 +8,16 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from fastapi.responses import HTMLResponse
 
 from fraudagent.api import problems
-from fraudagent.api.deps import Caller, TablesDep, SettingsDep, require_role
-from fraudagent.store import evalruns as run_store
+from fraudagent.api.deps import Caller, SettingsDep, TablesDep, require_role
+from fraudagent.core.errors import NotFound
 from fraudagent.evalruns.flows import EvalRunner, subject
 from fraudagent.evalruns.models import EvalRun, EvalRunAccepted, EvalRunPage, EvalRunRequest, RunStatus
-from fraudagent.store.tables import Tables
-from fraudagent.core.errors import NotFound
 from fraudagent.evals.flows import read_run
 from fraudagent.evals.models import RunResults
 from fraudagent.evals.suites import locate_by_name
 from fraudagent.store import audit
+from fraudagent.store import evalruns as run_store
+from fraudagent.store.tables import Tables
 
 router = APIRouter(prefix="/v1/evals/runs", tags=["evals"], responses=problems.responses(*problems.AUTHED))
 EvaluatorDep = Annotated[Caller, Depends(require_role("evaluator"))]
@@ -45,20 +45,35 @@ def _with_links(run: EvalRun) -> EvalRun:
 
 
 @router.post("", response_model=EvalRunAccepted, status_code=status.HTTP_202_ACCEPTED, responses=_PROBLEMS)  # type: ignore[arg-type]
-def start_run(body: EvalRunRequest, response: Response, caller: EvaluatorDep, settings: SettingsDep, history: TablesDep,
-              runner: RunnerDep) -> EvalRunAccepted:  # fmt: skip
+def start_run(
+    body: EvalRunRequest,
+    response: Response,
+    caller: EvaluatorDep,
+    settings: SettingsDep,
+    history: TablesDep,
+    runner: RunnerDep,
+) -> EvalRunAccepted:
     """Queue a suite run with a solver (and optionally a model); it runs in the background in stores of its own.
 
     Poll `GET /v1/evals/runs/{run_id}` for its progress, then its metrics and the suite's gate.
     """
     locate_by_name(body.suite, extra=settings.eval_suites_dir)  # an unknown suite is a 422 now, not a failed run later
     if len(run_store.queued_runs(runner.store)) >= settings.eval_api_max_queued:
-        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, "too many eval runs are queued; retry later",
-                            headers={"Retry-After": "60"})  # fmt: skip
-    run = run_store.create_run(runner.store, run_id=run_store.new_run_id(), request=body, requested_by=caller.name,
-                             caller_key_id=caller.key_id)  # fmt: skip
-    audit.record(history, subject=subject(run.run_id), action="evalrun.requested", actor=caller.name,
-                 details={"suite": body.suite, "solver": body.solver, "model": body.model, "limit": body.limit})  # fmt: skip
+        raise HTTPException(
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "too many eval runs are queued; retry later",
+            headers={"Retry-After": "60"},
+        )
+    run = run_store.create_run(
+        runner.store, run_id=run_store.new_run_id(), request=body, requested_by=caller.name, caller_key_id=caller.key_id
+    )
+    audit.record(
+        history,
+        subject=subject(run.run_id),
+        action="evalrun.requested",
+        actor=caller.name,
+        details={"suite": body.suite, "solver": body.solver, "model": body.model, "limit": body.limit},
+    )
     runner.submit(run.run_id)
     response.headers["Location"] = f"/v1/evals/runs/{run.run_id}"
     return EvalRunAccepted(run_id=run.run_id, status=run.status)
@@ -87,7 +102,9 @@ def _files(runner: EvalRunner, run_id: str) -> RunResults:
     run = run_store.get_run(_store(runner), run_id)
     folder = runner.run_dir(run_id)
     if run.status != "succeeded" or not (folder / "results.json").is_file():
-        raise NotFound("eval run results", f"{run_id} (status {run.status}; files are kept on the instance that ran it)")
+        raise NotFound(
+            "eval run results", f"{run_id} (status {run.status}; files are kept on the instance that ran it)"
+        )
     return read_run(folder)
 
 

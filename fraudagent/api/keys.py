@@ -19,7 +19,12 @@ me_router = APIRouter(prefix="/v1", tags=["keys"], responses=problems.responses(
 
 
 class KeyRequest(BaseModel):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9 ._:\-]+$", description="who holds the key (it is logged: no emails)")
+    name: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9 ._:\-]+$",
+        description="who holds the key (it is logged: no emails)",
+    )
     roles: list[Role] = Field(min_length=1, max_length=4)
 
 

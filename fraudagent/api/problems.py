@@ -46,7 +46,11 @@ def responses(*statuses: int) -> dict[int | str, dict[str, object]]:
         503: "a dependency is unavailable (see Retry-After)",
     }
     return {
-        s: {"description": described[s], "model": Problem, "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+        s: {
+            "description": described[s],
+            "model": Problem,
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        }
         for s in statuses
     }
 
@@ -70,7 +74,9 @@ class BodyTooLarge(StarletteHTTPException):
 
 def too_large(limit: int) -> JSONResponse:
     """The one 413 body, whether Content-Length said so up front or the streamed body passed the limit."""
-    return problem(413, "Content Too Large", f"the request body is larger than {limit} bytes", type_="/problems/too-large")
+    return problem(
+        413, "Content Too Large", f"the request body is larger than {limit} bytes", type_="/problems/too-large"
+    )
 
 
 def install(app: FastAPI) -> None:
@@ -96,7 +102,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(DependencyUnavailable)
     async def unavailable(_: Request, error: DependencyUnavailable) -> JSONResponse:
         log.warning("dependency unavailable: %s", error.service)
-        response = problem(503, "Service unavailable", f"{error.service} is unavailable; retry later", type_="/problems/unavailable")
+        response = problem(
+            503, "Service unavailable", f"{error.service} is unavailable; retry later", type_="/problems/unavailable"
+        )
         response.headers["Retry-After"] = "5"
         return response
 
@@ -109,7 +117,9 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def request_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
         errors = [{"pointer": "/".join(str(p) for p in e["loc"]), "detail": e["msg"]} for e in error.errors()]
-        return problem(422, "Invalid request", "the request did not validate", type_="/problems/invalid-input", errors=errors)
+        return problem(
+            422, "Invalid request", "the request did not validate", type_="/problems/invalid-input", errors=errors
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:

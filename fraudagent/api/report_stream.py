@@ -45,21 +45,43 @@ _RUNNING: set[asyncio.Task[None]] = set()  # the pipelines still running, kept r
 def problem_body(error: Exception) -> dict[str, Any]:
     """The problem+json body the API's handlers (api/problems.py) answer for `error`, for an `error` event."""
     if isinstance(error, NotFound):
-        return {"type": "/problems/not-found", "title": f"{error.kind.capitalize()} not found", "status": 404,
-                "detail": str(error)}  # fmt: skip
+        return {
+            "type": "/problems/not-found",
+            "title": f"{error.kind.capitalize()} not found",
+            "status": 404,
+            "detail": str(error),
+        }
     if isinstance(error, Conflict):
         return {"type": "/problems/conflict", "title": "Conflict", "status": 409, "detail": str(error)}
     if isinstance(error, InvalidInput):
-        return {"type": "/problems/invalid-input", "title": "Invalid input", "status": 422, "detail": str(error),
-                "errors": [{"pointer": p.path, "detail": p.message} for p in error.problems]}  # fmt: skip
+        return {
+            "type": "/problems/invalid-input",
+            "title": "Invalid input",
+            "status": 422,
+            "detail": str(error),
+            "errors": [{"pointer": p.path, "detail": p.message} for p in error.problems],
+        }
     if isinstance(error, ModelBusy):  # no Retry-After header once the stream has started: the hint is in the body
-        return {"type": "/problems/model-busy", "title": "Model busy", "status": 503, "detail": str(error),
-                "retry_after_s": error.retry_after_s}  # fmt: skip
+        return {
+            "type": "/problems/model-busy",
+            "title": "Model busy",
+            "status": 503,
+            "detail": str(error),
+            "retry_after_s": error.retry_after_s,
+        }
     if isinstance(error, DependencyUnavailable):
-        return {"type": "/problems/unavailable", "title": "Service unavailable", "status": 503,
-                "detail": f"{error.service} is unavailable; retry later"}  # fmt: skip
-    return {"type": "about:blank", "title": "Internal Server Error", "status": 500,
-            "detail": "an unexpected error; it was logged"}  # fmt: skip
+        return {
+            "type": "/problems/unavailable",
+            "title": "Service unavailable",
+            "status": 503,
+            "detail": f"{error.service} is unavailable; retry later",
+        }
+    return {
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
+        "detail": "an unexpected error; it was logged",
+    }
 
 
 class Relay:
@@ -102,7 +124,7 @@ class Relay:
                     return
                 self._flush()
                 self._put(stage, dict(data))
-        except Exception:  # noqa: BLE001 - a broken event must not cost the report
+        except Exception:
             log.exception("report progress event %s not relayed", stage)
 
     def finish(self, name: str, data: Any) -> None:
@@ -158,7 +180,7 @@ def report_events(
         def work() -> None:
             try:
                 report = run(investigator, case_id, model=model, requested_by=requested_by, progress=relay.progress)
-            except Exception as error:  # noqa: BLE001 - told to the client as an `error` event
+            except Exception as error:
                 body = problem_body(error)
                 if body["status"] == 500:
                     log.error("streamed report for case %s failed: %s", case_id, type(error).__name__, exc_info=error)
@@ -168,7 +190,7 @@ def report_events(
                 return
             try:
                 observe(report)
-            except Exception:  # noqa: BLE001 - metrics never cost the report
+            except Exception:
                 log.exception("report metrics not recorded")
             relay.finish("report", report)
 

@@ -7,16 +7,16 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response, status
 
+from fraudagent import store
 from fraudagent.api import problems
-from fraudagent.api.deps import Caller, TablesDep, SettingsDep, require_role
-from fraudagent.store import jobs as job_store
-from fraudagent.summaries.callbacks import check_callback_url
-from fraudagent.summaries.models import JobAccepted, JobPage, JobStatus, SummaryJob, SummaryRequest
+from fraudagent.api.deps import Caller, SettingsDep, TablesDep, require_role
 from fraudagent.core.errors import InvalidInput, NotFound, Problem
 from fraudagent.core.settings import SUMMARY_FIELDS
 from fraudagent.store import audit
+from fraudagent.store import jobs as job_store
 from fraudagent.store.tables import Tables
-from fraudagent import store
+from fraudagent.summaries.callbacks import check_callback_url
+from fraudagent.summaries.models import JobAccepted, JobPage, JobStatus, SummaryJob, SummaryRequest
 
 router = APIRouter(prefix="/v1/summaries", tags=["summaries"], responses=problems.responses(*problems.AUTHED))
 TicketingDep = Annotated[Caller, Depends(require_role("ticketing"))]
@@ -50,23 +50,43 @@ def create_summary(
     store.cases.get_case(tables, body.case_id)  # 404 now rather than a failed job later
     if body.callback_url is not None:
         if settings.callback_secret is None:
-            raise InvalidInput("callbacks are not configured", [Problem("callback_url", "the service has no FRAUDAGENT_CALLBACK_SECRET")])
+            raise InvalidInput(
+                "callbacks are not configured",
+                [Problem("callback_url", "the service has no FRAUDAGENT_CALLBACK_SECRET")],
+            )
         check_callback_url(body.callback_url, production=settings.environment == "production")
     job_id = "J-" + uuid.uuid4().hex
     if idempotency_key is not None:
         try:
             job_id = job_store.remember_idempotency_key(
-                tables, caller_key_id=caller.key_id, key=idempotency_key, body_hash=job_store.request_hash(body), job_id=job_id
+                tables,
+                caller_key_id=caller.key_id,
+                key=idempotency_key,
+                body_hash=job_store.request_hash(body),
+                job_id=job_id,
             )
         except job_store.IdempotencyKeyReused as error:
-            raise InvalidInput(str(error), [Problem("Idempotency-Key", "already used with a different request body")]) from None
+            raise InvalidInput(
+                str(error), [Problem("Idempotency-Key", "already used with a different request body")]
+            ) from None
     fields, redact = allowed_fields(caller, settings.summary_ticketing_fields)
     job, created = job_store.create_job(
-        tables, job_id=job_id, request=body, fields=fields, redact_pii=redact, requested_by=caller.name, caller_key_id=caller.key_id
+        tables,
+        job_id=job_id,
+        request=body,
+        fields=fields,
+        redact_pii=redact,
+        requested_by=caller.name,
+        caller_key_id=caller.key_id,
     )
     if created:
-        audit.record(tables, subject=audit.case_subject(body.case_id), action="summary.requested", actor=caller.name,
-                     details={"job_id": job.job_id, "format": body.format, "callback": body.callback_url is not None})  # fmt: skip
+        audit.record(
+            tables,
+            subject=audit.case_subject(body.case_id),
+            action="summary.requested",
+            actor=caller.name,
+            details={"job_id": job.job_id, "format": body.format, "callback": body.callback_url is not None},
+        )
         workers = getattr(request.app.state, "summary_workers", None)
         if workers is not None:
             workers.wake()
@@ -96,4 +116,6 @@ def list_summaries(
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> JobPage:
     """Jobs by status, oldest first; `status=dead` is the dead-letter list. Admins see every caller's jobs."""
-    return job_store.list_jobs(jobs, status=status, limit=limit, cursor=cursor, caller_key_id=None if caller.has("admin") else caller.key_id)
+    return job_store.list_jobs(
+        jobs, status=status, limit=limit, cursor=cursor, caller_key_id=None if caller.has("admin") else caller.key_id
+    )

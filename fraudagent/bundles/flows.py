@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fraudagent import store
+from fraudagent.bundles.service import LoadCounts, PastCaseSink, Scorer, load_bundle
 from fraudagent.core.bundle import read_bundles, read_records
 from fraudagent.core.errors import InvalidInput, Problem
 from fraudagent.core.models import Account, CaseBundle, Event, PastCase, Score
-from fraudagent import store
-from fraudagent.bundles.service import LoadCounts, PastCaseSink, Scorer, load_bundle
 from fraudagent.store.tables import Tables
 
 Progress = Callable[[str, int, int], None]
@@ -114,7 +114,9 @@ def write_plan(
     progress = on_progress or (lambda *_: None)
     counts = LoadCounts()
     if plan.store is not None:
-        counts.add(write_store(history, plan.store, past_case_store=past_case_store, scorer=scorer, on_progress=progress))
+        counts.add(
+            write_store(history, plan.store, past_case_store=past_case_store, scorer=scorer, on_progress=progress)
+        )
     for n, bundle in enumerate(plan.bundles, start=1):
         counts.add(load_bundle(history, bundle, past_case_store=past_case_store, scorer=scorer))
         progress("case bundles", n, len(plan.bundles))

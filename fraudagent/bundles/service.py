@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from fraudagent.core.models import Account, CaseBundle, Event, PastCase, Score
 from fraudagent import store
+from fraudagent.core.models import Account, CaseBundle, Event, PastCase, Score
 from fraudagent.store.cases import CaseRecord
 from fraudagent.store.tables import Tables
 

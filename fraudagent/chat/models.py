@@ -12,7 +12,9 @@ SESSION_ID = r"^S-[0-9a-f]{32}$"
 
 class ChatRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    session_id: str | None = Field(default=None, pattern=SESSION_ID, description="continue this session; omit to start one")
+    session_id: str | None = Field(
+        default=None, pattern=SESSION_ID, description="continue this session; omit to start one"
+    )
     message: str = Field(min_length=1, max_length=2000, description="the analyst's question")
 
 
@@ -41,7 +43,9 @@ class ChatFinal(BaseModel):
     session_id: str
     answer: str
     cited_ids: list[str] = Field(description="only ids that resolve in the case's evidence pack")
-    unresolved_ids: list[str] = Field(description="ids the model wrote that are not this case's evidence (dropped from cited_ids)")
+    unresolved_ids: list[str] = Field(
+        description="ids the model wrote that are not this case's evidence (dropped from cited_ids)"
+    )
     tool_used: str
     model_unavailable: bool
     model: str

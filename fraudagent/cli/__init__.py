@@ -15,18 +15,26 @@ from typing import Annotated, Any
 import typer
 from pydantic import SecretStr
 from rich.panel import Panel
-from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
+from fraudagent.cli.cases import cases_app
+from fraudagent.cli.evals import eval_app
+from fraudagent.cli.keys import keys_app
+from fraudagent.cli.model import model_app
 from fraudagent.cli.support import cli_settings as _settings
 from fraudagent.cli.support import console, err, failure
 from fraudagent.core.errors import DependencyUnavailable, FraudAgentError, InvalidInput
 from fraudagent.core.logging import configure_logging
 from fraudagent.core.settings import WEIGHTS, Settings, get_settings
-from fraudagent.cli.evals import eval_app
-from fraudagent.cli.cases import cases_app
-from fraudagent.cli.model import model_app
-from fraudagent.cli.keys import keys_app
 
 app = typer.Typer(help="LLM-assisted fraud investigation agent.", no_args_is_help=True, pretty_exceptions_enable=False)
 llm_app = typer.Typer(help="The local model.", no_args_is_help=True)
@@ -40,9 +48,14 @@ log = logging.getLogger("fraudagent")
 
 def _progress(*, in_bytes: bool = False) -> Progress:
     return Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn() if in_bytes else MofNCompleteColumn(),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=False,
-    )  # fmt: skip
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn() if in_bytes else MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=False,
+    )
 
 
 @contextmanager
@@ -80,7 +93,9 @@ def _simulate(settings: Settings, out: Path, **overrides: int | None) -> dict[st
         "seed": overrides.get("seed") if overrides.get("seed") is not None else settings.sim_seed,
         "accounts": overrides.get("accounts") or settings.sim_accounts,
         "days": overrides.get("days") or settings.sim_days,
-        "past_cases": overrides.get("past_cases") if overrides.get("past_cases") is not None else settings.sim_past_cases,
+        "past_cases": overrides.get("past_cases")
+        if overrides.get("past_cases") is not None
+        else settings.sim_past_cases,
     }
     with err.status(f"simulating {params['accounts']} accounts over {params['days']} days (seed {params['seed']})"):
         world = generate_world(**params)  # type: ignore[arg-type]
@@ -106,7 +121,11 @@ def tables() -> None:
 
 
 @app.command()
-def load(path: Annotated[Path, typer.Argument(help="a bundle .json, a .jsonl of bundles, a folder, or `fraudagent sim` output")]) -> None:
+def load(
+    path: Annotated[
+        Path, typer.Argument(help="a bundle .json, a .jsonl of bundles, a folder, or `fraudagent sim` output")
+    ],
+) -> None:
     """Load case bundles (or a simulated store) into DynamoDB and the past-case store. Loading twice changes nothing."""
     settings = _settings()
     with _errors():
@@ -116,9 +135,9 @@ def load(path: Annotated[Path, typer.Argument(help="a bundle .json, a .jsonl of 
 
 def _load(settings: Settings, path: Path) -> Any:
     from fraudagent import bootstrap
+    from fraudagent.bundles.flows import read_path, write_plan
     from fraudagent.retrieval.past_cases import PastCaseStore
     from fraudagent.store import dynamo
-    from fraudagent.bundles.flows import read_path, write_plan
     from fraudagent.store.tables import Tables
 
     with err.status(f"validating {path}"):
@@ -129,7 +148,9 @@ def _load(settings: Settings, path: Path) -> Any:
         past_case_store = PastCaseStore.from_settings(settings)
     if past_case_store.count() and past_case_store.built_with != past_case_store.embedder_identity:
         # Vectors of two embedders cannot be compared: bring the stored ones to the configured embedder first.
-        with err.status(f"embedding the {past_case_store.count()} stored past cases again with the configured embedder"):
+        with err.status(
+            f"embedding the {past_case_store.count()} stored past cases again with the configured embedder"
+        ):
             past_case_store.reembed()
     with _progress() as progress:
         tasks: dict[str, Any] = {}
@@ -140,7 +161,13 @@ def _load(settings: Settings, path: Path) -> Any:
             progress.update(tasks[what], completed=done, total=total)
 
         # Bars appear as each stage starts, so a stage's elapsed time is its own.
-        return write_plan(history, plan, past_case_store=past_case_store, scorer=bootstrap.load_scorer(settings), on_progress=on_progress)
+        return write_plan(
+            history,
+            plan,
+            past_case_store=past_case_store,
+            scorer=bootstrap.load_scorer(settings),
+            on_progress=on_progress,
+        )
 
 
 @app.command()
@@ -149,8 +176,8 @@ def export(
     out: Annotated[Path | None, typer.Option(help="file to write; default: stdout")] = None,
 ) -> None:
     """Write a stored case back out as a case bundle."""
-    from fraudagent.retrieval.past_cases import PastCaseStore
     from fraudagent.bundles.service import export_bundle
+    from fraudagent.retrieval.past_cases import PastCaseStore
     from fraudagent.store.tables import Tables
 
     settings = _settings()
@@ -175,7 +202,11 @@ def render_report(report: Any) -> Panel:
     body.add_column()
     body.add_row("Typology", report.typology.value)
     actions = ", ".join(a.value for a in report.recommended_actions)
-    body.add_row("Recommended", f"[bold]{actions}[/]  (confidence {report.confidence:.2f})" + ("  · the model abstained" if report.abstained else ""))
+    body.add_row(
+        "Recommended",
+        f"[bold]{actions}[/]  (confidence {report.confidence:.2f})"
+        + ("  · the model abstained" if report.abstained else ""),
+    )
     body.add_row("Narrative", report.narrative)
     findings = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
     findings.add_column("#", justify="right")
@@ -186,20 +217,34 @@ def render_report(report: Any) -> Panel:
         findings.add_row(str(n), f.statement, "\n".join(f.evidence_ids), f.source)
     body.add_row("Findings", findings)
     if report.similar_cases:
-        body.add_row("Similar past cases", (report.similar_cases_summary or "") + "\n" + "\n".join(
-            f"{c.case_id} ({c.similarity:.2f}): {c.typology.value}, {c.disposition.value}, {', '.join(a.value for a in c.actions) or 'no action'}"
-            for c in report.similar_cases))  # fmt: skip
+        body.add_row(
+            "Similar past cases",
+            (report.similar_cases_summary or "")
+            + "\n"
+            + "\n".join(
+                f"{c.case_id} ({c.similarity:.2f}): {c.typology.value}, {c.disposition.value}, {', '.join(a.value for a in c.actions) or 'no action'}"
+                for c in report.similar_cases
+            ),
+        )
     if report.unknowns:
         body.add_row("Unknown", "\n".join(f"- {u}" for u in report.unknowns))
-    body.add_row("Path", f"{report.path} · model {report.model} · prompt {report.prompt_version} · {report.policy_version}")
-    body.add_row("Policy", f"rules {', '.join(report.policy_rules)} · suggests {', '.join(a.value for a in report.suggested_actions)}")
+    body.add_row(
+        "Path", f"{report.path} · model {report.model} · prompt {report.prompt_version} · {report.policy_version}"
+    )
+    body.add_row(
+        "Policy",
+        f"rules {', '.join(report.policy_rules)} · suggests {', '.join(a.value for a in report.suggested_actions)}",
+    )
     if report.problems:
         body.add_row("Checks rejected", "\n".join(f"- {p}" for p in report.problems))
     if report.removed_claims:
         body.add_row("Claims removed", "\n".join(f"- {c}" for c in report.removed_claims))
     t, u = report.timings, report.usage
-    body.add_row("Timing", f"evidence {t.evidence_s:.2f}s · drafting {t.drafting_s:.1f}s · checks {t.verification_s:.3f}s · "
-                 f"{u.prompt_tokens} prompt + {u.completion_tokens} completion tokens")  # fmt: skip
+    body.add_row(
+        "Timing",
+        f"evidence {t.evidence_s:.2f}s · drafting {t.drafting_s:.1f}s · checks {t.verification_s:.3f}s · "
+        f"{u.prompt_tokens} prompt + {u.completion_tokens} completion tokens",
+    )
     return Panel(body, title=f"Investigation report · case {report.case_id}", title_align="left")
 
 
@@ -211,6 +256,7 @@ PolicyOnlyOption = Annotated[bool, typer.Option("--policy-only", help="facts and
 def _show_report(status: Callable[[Settings], str], produce: Callable[[Any], Any], *, as_json: bool) -> None:
     """Run one report-producing pipeline call under a status line; print it as a panel or JSON."""
     from fraudagent import bootstrap
+
     settings = _settings()
     with _errors():
         investigator = bootstrap.build_investigator(settings)
@@ -227,7 +273,9 @@ def _solver(settings: Settings, model: str | None, policy_only: bool) -> str:
 
 
 @app.command()
-def report(case_id: str, model: ModelOption = None, as_json: JsonOption = False, policy_only: PolicyOnlyOption = False) -> None:
+def report(
+    case_id: str, model: ModelOption = None, as_json: JsonOption = False, policy_only: PolicyOnlyOption = False
+) -> None:
     """Draft, check and store an investigation report for a case."""
     from fraudagent.agent.pipeline import draft_and_store
 
@@ -240,7 +288,11 @@ def report(case_id: str, model: ModelOption = None, as_json: JsonOption = False,
 
 @app.command()
 def replay(
-    case_id: str, report_id: str, model: ModelOption = None, as_json: JsonOption = False, policy_only: PolicyOnlyOption = False
+    case_id: str,
+    report_id: str,
+    model: ModelOption = None,
+    as_json: JsonOption = False,
+    policy_only: PolicyOnlyOption = False,
 ) -> None:
     """Draft again from the evidence snapshot a stored report saw (another model, prompt or policy); not stored."""
     from fraudagent.agent.pipeline import replay_report
@@ -265,7 +317,9 @@ def _with_api_key(settings: Settings) -> Settings:
     if settings.api_key is not None:
         return settings
     key = secrets.token_urlsafe(24)
-    console.print(Panel(f"No FRAUDAGENT_API_KEY set; this run's API key is:\n[bold]{key}[/]", title="API key", expand=False))
+    console.print(
+        Panel(f"No FRAUDAGENT_API_KEY set; this run's API key is:\n[bold]{key}[/]", title="API key", expand=False)
+    )
     return settings.model_copy(update={"api_key": SecretStr(key)})
 
 
@@ -288,6 +342,7 @@ def _show_progress(stage: str, data: dict[str, Any]) -> None:
 def serve() -> None:
     """Serve the API (settings FRAUDAGENT_API_HOST / _PORT, loopback by default)."""
     from fraudagent import bootstrap
+
     settings = _with_api_key(_settings())
     from fraudagent.agent.llm import check_schema_support
 
@@ -303,17 +358,19 @@ def serve() -> None:
 @app.command()
 def worker() -> None:
     """Run summary workers without the API: FRAUDAGENT_SUMMARY_WORKERS threads (at least one) on the same job table."""
-    from fraudagent import bootstrap
     import time
 
-    from fraudagent.summaries.flows import SummaryWorkers
+    from fraudagent import bootstrap
     from fraudagent.store.tables import Tables
+    from fraudagent.summaries.flows import SummaryWorkers
 
     settings = _settings()
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with _errors():
         investigator = bootstrap.build_investigator(settings)
-    workers = SummaryWorkers(settings=settings, investigator=investigator, jobs=investigator.history, count=max(1, settings.summary_workers))
+    workers = SummaryWorkers(
+        settings=settings, investigator=investigator, jobs=investigator.history, count=max(1, settings.summary_workers)
+    )
     workers.start()
     err.print(f"{workers.count} summary worker(s) running on {investigator.history.jobs} (Ctrl-C to stop)")
     try:
@@ -341,22 +398,26 @@ def llm_prepare(
     if weights is not None and weights != settings.llm_weights:
         settings = Settings(llm_weights=weights)  # type: ignore[arg-type]  # the rest from the environment as usual
     if weights_prepared(settings):
-        console.print(f"model ready: {settings.weights_path} ({settings.llm_weights}, sha256 {settings.weights_sha256})", soft_wrap=True)
+        console.print(
+            f"model ready: {settings.weights_path} ({settings.llm_weights}, sha256 {settings.weights_sha256})",
+            soft_wrap=True,
+        )
         return
     with _errors(), _progress(in_bytes=True) as progress:
         task = progress.add_task(f"joining {settings.llm_weights} weights", total=None)
-        path = prepare_model(settings, on_progress=lambda done, total: progress.update(task, completed=done, total=total))
+        path = prepare_model(
+            settings, on_progress=lambda done, total: progress.update(task, completed=done, total=total)
+        )
     console.print(f"model ready: {path} ({settings.llm_weights}, sha256 {settings.weights_sha256})", soft_wrap=True)
 
 
 @app.command()
 def demo() -> None:
     """The whole path on the embedded defaults: servers, tables, simulated store, one report, then the API."""
-    from fraudagent import bootstrap
+    from fraudagent import bootstrap, store
     from fraudagent.agent.llm import check_schema_support
     from fraudagent.agent.pipeline import draft_and_store
     from fraudagent.cli.services import embedded_services
-    from fraudagent import store
 
     settings = _with_api_key(_settings())
     # A SIGTERM must unwind like Ctrl-C so every server we started is stopped.

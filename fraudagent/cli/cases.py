@@ -21,10 +21,6 @@ from fraudagent.core.models import Typology
 cases_app = typer.Typer(help="The past-case store: index investigated cases, find similar ones.", no_args_is_help=True)
 
 
-
-
-
-
 @cases_app.command("index")
 def index(
     path: Annotated[
@@ -43,9 +39,13 @@ def index(
             store = PastCaseStore.from_settings(settings)
         started = time.perf_counter()
         with Progress(
-            TextColumn("[bold]indexing past cases"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=err,
-        ) as progress:  # fmt: skip
+            TextColumn("[bold]indexing past cases"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress:
             task = progress.add_task("index", total=len(cases))
             written = store.upsert(
                 cases, on_progress=lambda done, total: progress.update(task, completed=done, total=total)
@@ -74,9 +74,13 @@ def reembed() -> None:
         before = store.built_with
         started = time.perf_counter()
         with Progress(
-            TextColumn("[bold]embedding past cases"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), TimeRemainingColumn(), console=err,
-        ) as progress:  # fmt: skip
+            TextColumn("[bold]embedding past cases"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress:
             task = progress.add_task("reembed", total=store.count())
             done = store.reembed(on_progress=lambda n, total: progress.update(task, completed=n, total=total))
     except FraudAgentError as error:
@@ -134,7 +138,13 @@ def search(
     )
     for n in found.neighbours:
         why = ", ".join(n.matched_signals + n.matched_terms) or "meaning only"
-        table.add_row(n.evidence_id, f"{n.similarity:.2f}", n.case.typology.value, n.case.disposition.value,
-                      ", ".join(a.value for a in n.case.actions), why)  # fmt: skip
+        table.add_row(
+            n.evidence_id,
+            f"{n.similarity:.2f}",
+            n.case.typology.value,
+            n.case.disposition.value,
+            ", ".join(a.value for a in n.case.actions),
+            why,
+        )
     console.print(table)
     console.print(found.summary.headline)

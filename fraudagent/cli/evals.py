@@ -6,20 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from fraudagent.cli.support import cli_settings as _settings
 from fraudagent.cli.support import console, err
 from fraudagent.cli.support import failure as _fail
 from fraudagent.core.errors import FraudAgentError
-from fraudagent.evals.models import SolverName
 
 eval_app = typer.Typer(help="Eval suites: run, compare, gate.", no_args_is_help=True)
-
-
-
-
 
 
 def _fmt(value: float | None) -> str:
@@ -38,14 +33,22 @@ def metrics_table(run: object) -> Table:
 
 @eval_app.command("run")
 def run(
-    suite: Annotated[str, typer.Option(help="a suite folder, or the name of a shipped suite (core, adversarial, edge, handwritten)")],
+    suite: Annotated[
+        str, typer.Option(help="a suite folder, or the name of a shipped suite (core, adversarial, edge, handwritten)")
+    ],
     out: Annotated[Path, typer.Option(help="folder for results.json, report.html, junit.xml")],
-    solver: Annotated[str, typer.Option(help="policy (no LLM), agent (our pipeline) or naive (plain LangChain agent)")] = "agent",
+    solver: Annotated[
+        str, typer.Option(help="policy (no LLM), agent (our pipeline) or naive (plain LangChain agent)")
+    ] = "agent",
     model: Annotated[str | None, typer.Option(help="model name (default FRAUDAGENT_LLM_MODEL)")] = None,
-    concurrency: Annotated[int | None, typer.Option(min=1, max=64, help="cases in parallel (default FRAUDAGENT_EVAL_CONCURRENCY)")] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(min=1, max=64, help="cases in parallel (default FRAUDAGENT_EVAL_CONCURRENCY)")
+    ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="only this many cases, round-robin over typologies")] = None,
     gate: Annotated[bool, typer.Option("--gate", help="exit 1 when a metric breaks the suite's thresholds")] = False,
-    judge_model: Annotated[str | None, typer.Option(help="LLM-as-judge model (default FRAUDAGENT_EVAL_JUDGE_MODEL; unset: off)")] = None,
+    judge_model: Annotated[
+        str | None, typer.Option(help="LLM-as-judge model (default FRAUDAGENT_EVAL_JUDGE_MODEL; unset: off)")
+    ] = None,
 ) -> None:
     """Run a suite with a solver in isolated stores and write results.json, report.html and junit.xml."""
     from fraudagent.evals.flows import run_suite
@@ -58,9 +61,15 @@ def run(
         raise typer.Exit(2)
     try:
         loaded = load_suite(suite)
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TimeRemainingColumn(), console=err) as progress:  # fmt: skip
-            tasks: dict[str, int] = {}
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+        ) as progress:
+            tasks: dict[str, TaskID] = {}
 
             def on_progress(what: str, done: int, total: int) -> None:
                 if what not in tasks:
@@ -68,24 +77,37 @@ def run(
                 progress.update(tasks[what], completed=done, total=total)
 
             result = run_suite(
-                suite=loaded, settings=settings, out_dir=out, solver=solver, model=model,  # type: ignore[arg-type]
-                concurrency=concurrency or settings.eval_concurrency, limit=limit, seed=settings.eval_seed,
-                samples=settings.eval_bootstrap_samples, judge_model=judge_model or settings.eval_judge_model,
+                suite=loaded,
+                settings=settings,
+                out_dir=out,
+                solver=solver,  # type: ignore[arg-type]  # checked above
+                model=model,
+                concurrency=concurrency or settings.eval_concurrency,
+                limit=limit,
+                seed=settings.eval_seed,
+                samples=settings.eval_bootstrap_samples,
+                judge_model=judge_model or settings.eval_judge_model,
                 on_progress=on_progress,
-            )  # fmt: skip
+            )
     except FraudAgentError as error:
         raise _fail(error) from None
     console.print(metrics_table(result))
     if result.judge:
         j = result.judge
-        console.print(f"judge {j.judge_model}: {j.judged} judged, agreement {j.raw_agreement}, Cohen's kappa {j.cohen_kappa} ({j.note})")
-    console.print(f"wrote {out}/results.json, report.html, junit.xml ({sum(c.passed for c in result.cases)}/{len(result.cases)} cases pass)")
+        console.print(
+            f"judge {j.judge_model}: {j.judged} judged, agreement {j.raw_agreement}, Cohen's kappa {j.cohen_kappa} ({j.note})"
+        )
+    console.print(
+        f"wrote {out}/results.json, report.html, junit.xml ({sum(c.passed for c in result.cases)}/{len(result.cases)} cases pass)"
+    )
     if gate:
         broken = check_gate(result.metrics, minimum=loaded.thresholds.min, maximum=loaded.thresholds.max)
         if broken:
             err.print(f"gate failed ({loaded.spec.name}): " + "; ".join(broken), highlight=False, soft_wrap=True)
             raise typer.Exit(1)
-        console.print(f"gate passed ({loaded.spec.name}: {len(loaded.thresholds.min) + len(loaded.thresholds.max)} thresholds)")
+        console.print(
+            f"gate passed ({loaded.spec.name}: {len(loaded.thresholds.min) + len(loaded.thresholds.max)} thresholds)"
+        )
 
 
 @eval_app.command("compare")
@@ -105,17 +127,23 @@ def compare(
     except FraudAgentError as error:
         raise _fail(error) from None
     c = compare_runs(a, b, samples=settings.eval_bootstrap_samples, seed=settings.eval_seed)
-    table = Table(title=f"A {a.meta.solver}/{a.meta.model} vs B {b.meta.solver}/{b.meta.model} · {c.shared} shared cases")
+    table = Table(
+        title=f"A {a.meta.solver}/{a.meta.model} vs B {b.meta.solver}/{b.meta.model} · {c.shared} shared cases"
+    )
     for col in ("metric", "A", "B", "B − A", "95% interval", "p boot", "p McNemar", "verdict"):
         table.add_column(col, justify="left" if col in ("metric", "verdict") else "right", no_wrap=col == "metric")
     colour = {"better": "green", "worse": "red"}
     for d in c.deltas:
         table.add_row(
-            d.metric, _fmt(d.a), _fmt(d.b), _fmt(d.delta),
-            f"{_fmt(d.ci_low)} – {_fmt(d.ci_high)}" if d.ci_low is not None else "—", _fmt(d.p_bootstrap),
+            d.metric,
+            _fmt(d.a),
+            _fmt(d.b),
+            _fmt(d.delta),
+            f"{_fmt(d.ci_low)} – {_fmt(d.ci_high)}" if d.ci_low is not None else "—",
+            _fmt(d.p_bootstrap),
             f"{_fmt(d.mcnemar_p)} ({d.discordant[0]}/{d.discordant[1]})" if d.discordant else "—",
             f"[{colour.get(d.verdict, 'default')}]{d.verdict}[/]",
-        )  # fmt: skip
+        )
     console.print(table)
     console.print(f"{len(c.flips)} case score(s) flipped", soft_wrap=True)
     flips = Table()
@@ -134,7 +162,9 @@ def compare(
 
 @eval_app.command("generate")
 def generate(
-    out: Annotated[Path | None, typer.Option(help="folder to write the suites to (default: the package's suites folder)")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="folder to write the suites to (default: the package's suites folder)")
+    ] = None,
 ) -> None:
     """(Re)write the shipped suites core, adversarial and edge from the simulator (deterministic; not handwritten)."""
     from fraudagent.evals.generate import generate_suites

@@ -9,7 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from fraudagent.cli.support import cli_settings as _settings
-from fraudagent.cli.support import console, err
+from fraudagent.cli.support import console
 from fraudagent.cli.support import failure as _fail
 from fraudagent.core.errors import FraudAgentError
 from fraudagent.store import dynamo
@@ -26,12 +26,12 @@ def _history() -> Tables:
     return history
 
 
-
-
 @keys_app.command("create")
 def create(
     name: Annotated[str, typer.Option(help="who holds the key (letters, digits, space . _ : -; no emails)")],
-    role: Annotated[list[str], typer.Option("--role", help="analyst, ticketing, evaluator or admin; repeat for several")],
+    role: Annotated[
+        list[str], typer.Option("--role", help="analyst, ticketing, evaluator or admin; repeat for several")
+    ],
 ) -> None:
     """Create a key and show it once; only its hash is stored."""
     try:

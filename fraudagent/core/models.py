@@ -30,9 +30,7 @@ class EventType(StrEnum):
     support_contact = "support_contact"
 
 
-CREDENTIAL_CHANGES = frozenset(
-    {EventType.password_reset, EventType.email_change, EventType.mfa_change}
-)
+CREDENTIAL_CHANGES = frozenset({EventType.password_reset, EventType.email_change, EventType.mfa_change})
 MONEY_EVENTS = frozenset(
     {
         EventType.purchase,

@@ -16,7 +16,7 @@ Describe = Callable[[float], str]
 
 
 def _count(noun: str, tail: str = "", plural: str | None = None) -> Describe:
-    """"1 failed login in the previous 24 hours", "3 failed logins in the previous 24 hours"."""
+    """ "1 failed login in the previous 24 hours", "3 failed logins in the previous 24 hours"."""
 
     def describe(value: float) -> str:
         n = int(value)

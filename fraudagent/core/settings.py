@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,8 +24,20 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 # What a case summary for the ticketing system can hold; FRAUDAGENT_SUMMARY_TICKETING_FIELDS picks
 # the ones a ticketing caller may receive. `account` is the account id, `evidence` the cited evidence lines.
-SUMMARY_FIELDS = ("case", "account", "typology", "actions", "confidence", "narrative", "findings", "unknowns",
-                  "similar_cases", "customer_text", "evidence", "provenance")  # fmt: skip
+SUMMARY_FIELDS = (
+    "case",
+    "account",
+    "typology",
+    "actions",
+    "confidence",
+    "narrative",
+    "findings",
+    "unknowns",
+    "similar_cases",
+    "customer_text",
+    "evidence",
+    "provenance",
+)
 
 QWEN_05B_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 QWEN_15B_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
@@ -83,9 +95,7 @@ WEIGHTS: dict[str, ModelWeights] = {
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="FRAUDAGENT_", env_file=".env", extra="ignore", frozen=True
-    )
+    model_config = SettingsConfigDict(env_prefix="FRAUDAGENT_", env_file=".env", extra="ignore", frozen=True)
 
     # --- DynamoDB ---
     ddb_endpoint_url: str | None = Field(
@@ -98,9 +108,7 @@ class Settings(BaseSettings):
 
     # --- past-case store (Chroma) ---
     chroma_path: Path = Path(".data/chroma")
-    chroma_host: str | None = Field(
-        default=None, description="Chroma server host; when set, HttpClient is used."
-    )
+    chroma_host: str | None = Field(default=None, description="Chroma server host; when set, HttpClient is used.")
     chroma_port: int = 8000
     chroma_collection: str = "past_cases"
     embedding_model_path: Path | None = Field(
@@ -149,12 +157,21 @@ class Settings(BaseSettings):
         "with a schema), json_schema (OpenAI-style strict structured outputs), off (parsed and checked only)",
     )
     llm_parallel_calls: int = Field(
-        default=1, ge=1, le=64, description="model calls at once (1 for the embedded one-slot server; more for vLLM, hosted APIs)"
+        default=1,
+        ge=1,
+        le=64,
+        description="model calls at once (1 for the embedded one-slot server; more for vLLM, hosted APIs)",
     )
-    llm_queue_max: int = Field(default=8, ge=0, le=1000, description="interactive calls that may wait for the model; past it: 503")
-    llm_queue_wait_s: float = Field(default=60.0, gt=0, description="how long an interactive call waits for the model before 503")
+    llm_queue_max: int = Field(
+        default=8, ge=0, le=1000, description="interactive calls that may wait for the model; past it: 503"
+    )
+    llm_queue_wait_s: float = Field(
+        default=60.0, gt=0, description="how long an interactive call waits for the model before 503"
+    )
     draft_max_tokens: int = Field(default=200, ge=64, le=4096, description="completion cap of one report draft")
-    draft_timeout_s: float = Field(default=120.0, gt=0, description="deadline of one drafting call; past it the stream is closed")
+    draft_timeout_s: float = Field(
+        default=120.0, gt=0, description="deadline of one drafting call; past it the stream is closed"
+    )
 
     # --- embedded llama.cpp server ---
     cache_dir: Path = DEFAULT_CACHE_DIR
@@ -173,7 +190,9 @@ class Settings(BaseSettings):
     evidence_window_days: int = Field(default=90, ge=1, le=730)
     evidence_max_events: int = Field(default=400, ge=10, le=10000)
     evidence_prompt_events: int = Field(default=12, ge=4, le=200)
-    evidence_prompt_tokens: int = Field(default=600, ge=200, le=100_000, description="evidence block budget, in the model's tokens")
+    evidence_prompt_tokens: int = Field(
+        default=600, ge=200, le=100_000, description="evidence block budget, in the model's tokens"
+    )
     linked_max_accounts: int = Field(default=20, ge=0, le=500)
     similar_cases: int = Field(default=3, ge=0, le=20)
     evidence_timeouts_s: dict[str, float] = Field(
@@ -183,7 +202,9 @@ class Settings(BaseSettings):
 
     # --- policy and verifier ---
     policy_path: Path | None = Field(default=None, description="the action policy YAML; unset: the packaged default")
-    verifier_max_retries: int = Field(default=1, ge=0, le=3, description="drafts sent back with the verifier's problems before falling back")
+    verifier_max_retries: int = Field(
+        default=1, ge=0, le=3, description="drafts sent back with the verifier's problems before falling back"
+    )
 
     # --- simulator ---
     sim_seed: int = 7
@@ -195,28 +216,43 @@ class Settings(BaseSettings):
     # --- API ---
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    api_key: SecretStr | None = Field(
-        default=None, description="Bearer key every route but /healthz requires."
-    )
+    api_key: SecretStr | None = Field(default=None, description="Bearer key every route but /healthz requires.")
     log_level: str = "INFO"
     log_format: Literal["json", "text"] = Field(
         default="json", description="json: one JSON object per line with the request id; text: for people"
     )
     api_key_cache_s: float = Field(
-        default=5.0, ge=0, le=300, description="how long a looked-up API key is trusted before DynamoDB is asked again (a revoked key fails within this)"
+        default=5.0,
+        ge=0,
+        le=300,
+        description="how long a looked-up API key is trusted before DynamoDB is asked again (a revoked key fails within this)",
     )
-    api_rate_limit_per_minute: int = Field(default=120, ge=0, description="requests per API key per minute; 0: unlimited")
+    api_rate_limit_per_minute: int = Field(
+        default=120, ge=0, description="requests per API key per minute; 0: unlimited"
+    )
     api_key_lookup_limit_per_minute: int = Field(
-        default=300, ge=0, description="API-key reads from DynamoDB (keys not in the cache) per client address per minute, checked "
+        default=300,
+        ge=0,
+        description="API-key reads from DynamoDB (keys not in the cache) per client address per minute, checked "
         "before the read; 0: unlimited",
     )
-    api_max_body_bytes: int = Field(default=1_048_576, ge=1024, description="largest request body accepted (413 beyond)")
-    api_docs: bool = Field(default=True, description="serve /docs (Swagger UI from the package, under a CSP); /openapi.json is always served")
+    api_max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="largest request body accepted (413 beyond)"
+    )
+    api_docs: bool = Field(
+        default=True,
+        description="serve /docs (Swagger UI from the package, under a CSP); /openapi.json is always served",
+    )
     api_case_scan_limit: int = Field(
-        default=1000, ge=10, le=100_000, description="cases a filtered list page reads at most before it returns what it found and a cursor"
+        default=1000,
+        ge=10,
+        le=100_000,
+        description="cases a filtered list page reads at most before it returns what it found and a cursor",
     )
     readiness_timeout_s: float = Field(default=2.0, gt=0, le=60, description="per dependency probe of /readyz")
-    readiness_cache_s: float = Field(default=3.0, ge=0, le=60, description="how long /readyz answers from its last probes; 0: probe every call")
+    readiness_cache_s: float = Field(
+        default=3.0, ge=0, le=60, description="how long /readyz answers from its last probes; 0: probe every call"
+    )
     otlp_endpoint: str | None = Field(
         default=None, description="OpenTelemetry OTLP/gRPC collector (e.g. http://127.0.0.1:4317); unset: no tracing"
     )
@@ -229,7 +265,9 @@ class Settings(BaseSettings):
     retrieval_min_similarity: float = Field(
         default=0.35, ge=-1.0, le=1.0, description="cosine floor: below it a case is noise, not a neighbour."
     )
-    retrieval_candidates: int = Field(default=50, ge=1, le=1000, description="results each retriever returns before fusion")
+    retrieval_candidates: int = Field(
+        default=50, ge=1, le=1000, description="results each retriever returns before fusion"
+    )
     retrieval_rrf_k: int = Field(default=60, ge=1, le=1000, description="the k of reciprocal rank fusion")
     retrieval_fusion: Literal["scores", "rrf"] = Field(
         default="scores",
@@ -243,7 +281,9 @@ class Settings(BaseSettings):
         default=1.0, ge=0, le=1, description="BM25 length normalisation (b): 1 fully, 0 none"
     )
     retrieval_lexical_max_age_s: float = Field(
-        default=300.0, gt=0, description="rebuild the in-memory BM25 copy when older (other writers may have changed the collection)"
+        default=300.0,
+        gt=0,
+        description="rebuild the in-memory BM25 copy when older (other writers may have changed the collection)",
     )
     retrieval_batch_size: int = Field(default=256, ge=1, le=5000, description="cases embedded and written per batch")
 
@@ -258,31 +298,60 @@ class Settings(BaseSettings):
     scoring_host: str = Field(default="127.0.0.1", description="bind address of `fraudagent model serve`")
     scoring_port: int = Field(default=8080, ge=1, le=65535, description="port of `fraudagent model serve`")
     scoring_timeout_s: float = Field(default=10.0, gt=0, description="per scoring call")
-    scoring_max_attempts: int = Field(default=3, ge=1, le=10, description="attempts per scoring call (retries on transient errors)")
+    scoring_max_attempts: int = Field(
+        default=3, ge=1, le=10, description="attempts per scoring call (retries on transient errors)"
+    )
     sagemaker_endpoint: str | None = Field(default=None, description="SageMaker endpoint name (in aws_region)")
 
     # --- ticketing summaries (jobs, workers, signed callbacks) ---
     environment: Literal["dev", "production"] = Field(
-        default="dev", description="production refuses callback URLs on loopback, private, link-local or reserved addresses."
+        default="dev",
+        description="production refuses callback URLs on loopback, private, link-local or reserved addresses.",
     )
-    summary_workers: int = Field(default=2, ge=0, le=32, description="summary worker threads in the API process; 0: none")
-    summary_lease_s: float = Field(default=60.0, ge=2, le=3600, description="a claimed job's lease; heartbeats extend it")
+    summary_workers: int = Field(
+        default=2, ge=0, le=32, description="summary worker threads in the API process; 0: none"
+    )
+    summary_lease_s: float = Field(
+        default=60.0, ge=2, le=3600, description="a claimed job's lease; heartbeats extend it"
+    )
     summary_poll_s: float = Field(default=1.0, gt=0, le=60, description="how often an idle worker looks for jobs")
-    summary_max_attempts: int = Field(default=3, ge=1, le=20, description="claims of one job before it is dead-lettered")
+    summary_max_attempts: int = Field(
+        default=3, ge=1, le=20, description="claims of one job before it is dead-lettered"
+    )
     summary_ticketing_fields: list[str] = Field(
-        default=["case", "typology", "actions", "confidence", "narrative", "findings", "unknowns", "similar_cases",
-                 "customer_text", "provenance"],  # fmt: skip
+        default=[
+            "case",
+            "typology",
+            "actions",
+            "confidence",
+            "narrative",
+            "findings",
+            "unknowns",
+            "similar_cases",
+            "customer_text",
+            "provenance",
+        ],
         description="summary fields a ticketing caller may receive (analysts get all)",
     )
-    callback_secret: SecretStr | None = Field(default=None, description="HMAC-SHA256 key for X-Signature; callbacks need it")
-    callback_max_attempts: int = Field(default=5, ge=1, le=50, description="delivery attempts before a job is dead-lettered")
-    callback_backoff_s: float = Field(default=1.0, ge=0, le=600, description="first wait between attempts; doubles, at most 60 s")
+    callback_secret: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key for X-Signature; callbacks need it"
+    )
+    callback_max_attempts: int = Field(
+        default=5, ge=1, le=50, description="delivery attempts before a job is dead-lettered"
+    )
+    callback_backoff_s: float = Field(
+        default=1.0, ge=0, le=600, description="first wait between attempts; doubles, at most 60 s"
+    )
     callback_timeout_s: float = Field(default=10.0, gt=0, le=120, description="per delivery attempt")
 
     # --- analyst chat ---
     chat_max_tokens: int = Field(default=160, ge=16, le=4096, description="answer length limit")
-    chat_prompt_tokens: int = Field(default=600, ge=100, le=100_000, description="token budget of the evidence in a chat prompt")
-    chat_history_turns: int = Field(default=4, ge=0, le=50, description="earlier messages of the session put in the prompt")
+    chat_prompt_tokens: int = Field(
+        default=600, ge=100, le=100_000, description="token budget of the evidence in a chat prompt"
+    )
+    chat_history_turns: int = Field(
+        default=4, ge=0, le=50, description="earlier messages of the session put in the prompt"
+    )
 
     @field_validator("summary_ticketing_fields")
     @classmethod
@@ -294,7 +363,9 @@ class Settings(BaseSettings):
 
     # --- evals ---
     eval_seed: int = Field(default=0, description="seed of the bootstrap resampling in eval runs and comparisons")
-    eval_bootstrap_samples: int = Field(default=1000, ge=100, le=100_000, description="bootstrap resamples per interval")
+    eval_bootstrap_samples: int = Field(
+        default=1000, ge=100, le=100_000, description="bootstrap resamples per interval"
+    )
     eval_concurrency: int = Field(default=1, ge=1, le=64, description="cases solved in parallel by `eval run`")
     eval_judge_model: str | None = Field(
         default=None, description="model of the optional LLM-as-judge for narrative quality (same endpoint); unset: off"
@@ -303,12 +374,20 @@ class Settings(BaseSettings):
         default=None, description="where runs started through the API write their files; unset: <cache_dir>/eval-runs"
     )
     eval_suites_dir: Path | None = Field(
-        default=None, description="a folder of extra suites (one sub-folder each) the API may run by name, besides the shipped ones"
+        default=None,
+        description="a folder of extra suites (one sub-folder each) the API may run by name, besides the shipped ones",
     )
-    eval_api_parallel_runs: int = Field(default=1, ge=1, le=8, description="eval runs the API executes at once; the rest wait queued")
-    eval_api_max_queued: int = Field(default=10, ge=1, le=1000, description="queued eval runs beyond which POST /v1/evals/runs answers 429")
+    eval_api_parallel_runs: int = Field(
+        default=1, ge=1, le=8, description="eval runs the API executes at once; the rest wait queued"
+    )
+    eval_api_max_queued: int = Field(
+        default=10, ge=1, le=1000, description="queued eval runs beyond which POST /v1/evals/runs answers 429"
+    )
     eval_heartbeat_s: float = Field(
-        default=30.0, gt=0, le=3600, description="a running eval run writes a heartbeat this often; four missed: interrupted"
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="a running eval run writes a heartbeat this often; four missed: interrupted",
     )
 
     @model_validator(mode="before")

@@ -11,21 +11,23 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timezone
 
+from fraudagent import store
 from fraudagent.agent import fallback
 from fraudagent.agent.pipeline import Investigator
-from fraudagent.decisions.models import DecisionRequest, DecisionResult
 from fraudagent.core.errors import Conflict
 from fraudagent.core.models import PastCase
+from fraudagent.decisions.models import DecisionRequest, DecisionResult
 from fraudagent.retrieval.documents import IndexedCase, Provenance
 from fraudagent.store import audit
-from fraudagent import store
 from fraudagent.store.cases import CaseDecision, CaseRecord
 
 log = logging.getLogger(__name__)
 NARRATIVE_MAX = 3900  # PastCase.narrative holds 4000
 
 
-def decide(investigator: Investigator, *, case_id: str, request: DecisionRequest, analyst: str, key_id: str) -> DecisionResult:
+def decide(
+    investigator: Investigator, *, case_id: str, request: DecisionRequest, analyst: str, key_id: str
+) -> DecisionResult:
     record = store.cases.get_case(investigator.history, case_id)  # 404 first
     if record.status == "closed":
         raise Conflict("case", case_id, "the case is closed; a decision is made once")
@@ -85,7 +87,9 @@ def _narrative(investigator: Investigator, record: CaseRecord, decision: CaseDec
     if latest:
         what = str(latest[0].get("narrative", ""))
     else:
-        what = str(fallback.deterministic_report(investigator.evidence(record.case.case_id))["narrative"])
+        policy = investigator.policy
+        assert policy is not None  # set when the investigator is made
+        what = str(fallback.deterministic_report(investigator.evidence(record.case.case_id), policy)["narrative"])
     text = what.strip()
     if decision.notes.strip():
         text += "\nAnalyst notes: " + decision.notes.strip()

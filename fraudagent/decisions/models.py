@@ -15,7 +15,9 @@ class DecisionRequest(BaseModel):
     typology: Typology
     actions: list[Action] = Field(min_length=1, max_length=len(Action), description="actions taken, from the catalogue")
     notes: str = Field(
-        default="", max_length=NOTES_MAX_CHARS, description="free text; stored and indexed as data, never followed as instructions"
+        default="",
+        max_length=NOTES_MAX_CHARS,
+        description="free text; stored and indexed as data, never followed as instructions",
     )
 
     @field_validator("actions")

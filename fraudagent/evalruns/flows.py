@@ -17,16 +17,16 @@ from pathlib import Path
 from typing import Any
 
 from fraudagent.agent.pipeline import Investigator
-from fraudagent.store import evalruns as run_store
-from fraudagent.evalruns.models import EvalRunRequest
-from fraudagent.store.tables import Tables
-from fraudagent.store.evalruns import StatusChanged
 from fraudagent.core.errors import FraudAgentError
 from fraudagent.core.settings import Settings
+from fraudagent.evalruns.models import EvalRunRequest
 from fraudagent.evals.flows import run_suite
 from fraudagent.evals.metrics import gate
 from fraudagent.evals.suites import load_suite, locate_by_name
 from fraudagent.store import audit
+from fraudagent.store import evalruns as run_store
+from fraudagent.store.evalruns import StatusChanged
+from fraudagent.store.tables import Tables
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +46,10 @@ class EvalRunner:
         # off that way stops beating and is marked `interrupted` by the next process.
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
         self._stopping = threading.Event()
-        self._workers = [threading.Thread(target=self._work, name=f"eval-run-{n}", daemon=True)
-                         for n in range(settings.eval_api_parallel_runs)]  # fmt: skip
+        self._workers = [
+            threading.Thread(target=self._work, name=f"eval-run-{n}", daemon=True)
+            for n in range(settings.eval_api_parallel_runs)
+        ]
 
     def run_dir(self, run_id: str) -> Path:
         return self.settings.eval_runs_path / run_id
@@ -65,11 +67,17 @@ class EvalRunner:
     def _recover(self) -> None:
         for run in run_store.stale_runs(self.store, heartbeat_s=self.settings.eval_heartbeat_s):
             try:
-                run_store.finish(self.store, run.run_id, status="interrupted",
-                               values={"error": "the service stopped during the run; start a new run"})  # fmt: skip
+                run_store.finish(
+                    self.store,
+                    run.run_id,
+                    status="interrupted",
+                    values={"error": "the service stopped during the run; start a new run"},
+                )
             except StatusChanged:
                 continue
-            audit.record(self.investigator.history, subject=subject(run.run_id), action="evalrun.interrupted", actor="system")
+            audit.record(
+                self.investigator.history, subject=subject(run.run_id), action="evalrun.interrupted", actor="system"
+            )
         for run in run_store.queued_runs(self.store):
             self.submit(run.run_id)
 
@@ -111,24 +119,40 @@ class EvalRunner:
         except StatusChanged:
             log.warning("eval run %s changed status while running; result kept on disk only", run_id)
             return
-        audit.record(self.investigator.history, subject=subject(run_id), action=f"evalrun.{status}", actor="system",
-                     details={"cases": values.get("cases"), "gate_passed": (values.get("gate") or {}).get("passed")})  # fmt: skip
+        audit.record(
+            self.investigator.history,
+            subject=subject(run_id),
+            action=f"evalrun.{status}",
+            actor="system",
+            details={"cases": values.get("cases"), "gate_passed": (values.get("gate") or {}).get("passed")},
+        )
 
     def _run(self, run_id: str, request: EvalRunRequest, beat: _Heartbeat) -> dict[str, Any]:
         suite = load_suite(str(locate_by_name(request.suite, extra=self.settings.eval_suites_dir)))
         past = self.investigator.past_cases
         results = run_suite(
-            suite=suite, settings=self.settings, out_dir=self.run_dir(run_id), solver=request.solver, model=request.model,
-            concurrency=request.concurrency, limit=request.limit, seed=self.settings.eval_seed,
-            samples=self.settings.eval_bootstrap_samples, embedder=past.embedder if past is not None else None,
-            model_factory=self.investigator.model_factory, scheduler=self.investigator.scheduler, run_id=run_id,
+            suite=suite,
+            settings=self.settings,
+            out_dir=self.run_dir(run_id),
+            solver=request.solver,
+            model=request.model,
+            concurrency=request.concurrency,
+            limit=request.limit,
+            seed=self.settings.eval_seed,
+            samples=self.settings.eval_bootstrap_samples,
+            embedder=past.embedder if past is not None else None,
+            model_factory=self.investigator.model_factory,
+            scheduler=self.investigator.scheduler,
+            run_id=run_id,
             on_progress=lambda stage, done, total: beat.progress(stage, done, total),
-        )  # fmt: skip
+        )
         broken = gate(results.metrics, minimum=suite.thresholds.min, maximum=suite.thresholds.max)
         return {
             "cases": len(results.cases),
             "cases_passed": sum(c.passed for c in results.cases),
-            "metrics": {name: m.model_dump(include={"value", "ci_low", "ci_high", "n"}) for name, m in results.metrics.items()},
+            "metrics": {
+                name: m.model_dump(include={"value", "ci_low", "ci_high", "n"}) for name, m in results.metrics.items()
+            },
             "gate": {"passed": not broken, "broken": broken},
             "progress": None,
         }

@@ -17,15 +17,24 @@ FINISHED: tuple[RunStatus, ...] = ("succeeded", "failed", "interrupted")
 class EvalRunRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     suite: str = Field(
-        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
         description="a shipped suite (core, adversarial, edge, handwritten) or a folder name in FRAUDAGENT_EVAL_SUITES_DIR; never a path",
-    )  # fmt: skip
-    solver: SolverName = Field(default="agent", description="policy (no LLM), agent (our pipeline) or naive (plain LangChain agent)")
+    )
+    solver: SolverName = Field(
+        default="agent", description="policy (no LLM), agent (our pipeline) or naive (plain LangChain agent)"
+    )
     model: str | None = Field(
-        default=None, min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]*$",
+        default=None,
+        min_length=1,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]*$",
         description="model name on the configured endpoint (default FRAUDAGENT_LLM_MODEL)",
-    )  # fmt: skip
-    limit: int | None = Field(default=None, ge=1, le=100_000, description="only this many cases, round-robin over typologies")
+    )
+    limit: int | None = Field(
+        default=None, ge=1, le=100_000, description="only this many cases, round-robin over typologies"
+    )
     concurrency: int = Field(default=1, ge=1, le=16, description="cases solved in parallel")
 
 
@@ -38,7 +47,9 @@ class MetricSummary(BaseModel):
 
 class GateResult(BaseModel):
     passed: bool
-    broken: list[str] = Field(default_factory=list, description="each threshold the run breaks, e.g. 'typology_accuracy 0.61 < 0.65'")
+    broken: list[str] = Field(
+        default_factory=list, description="each threshold the run breaks, e.g. 'typology_accuracy 0.61 < 0.65'"
+    )
 
 
 class RunProgress(BaseModel):
@@ -64,7 +75,9 @@ class EvalRun(BaseModel):
     error: str | None = Field(default=None, description="why the run failed or was interrupted")
     cases: int | None = Field(default=None, description="cases scored")
     cases_passed: int | None = None
-    metrics: dict[str, MetricSummary] = Field(default_factory=dict, description="every metric with its bootstrap 95% interval")
+    metrics: dict[str, MetricSummary] = Field(
+        default_factory=dict, description="every metric with its bootstrap 95% interval"
+    )
     gate: GateResult | None = Field(default=None, description="the suite's thresholds against this run")
     results_url: str | None = Field(default=None, description="results.json (the eval runner's public contract)")
     report_url: str | None = Field(default=None, description="the self-contained HTML report")

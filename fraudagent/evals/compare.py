@@ -68,7 +68,12 @@ class Comparison:
 
 
 def _paired(
-    a: list[CaseResult], b: list[CaseResult], stat: Callable[[list[CaseResult]], float | None], *, samples: int, rng: np.random.Generator
+    a: list[CaseResult],
+    b: list[CaseResult],
+    stat: Callable[[list[CaseResult]], float | None],
+    *,
+    samples: int,
+    rng: np.random.Generator,
 ) -> tuple[float | None, float | None, float | None, float | None, float | None]:
     va, vb = stat(a), stat(b)
     if va is None or vb is None or not a:
@@ -90,7 +95,7 @@ def _paired(
 
 def _mean_of(score: str) -> Callable[[list[CaseResult]], float | None]:
     def stat(cases: list[CaseResult]) -> float | None:
-        values = [c.scores[score].value for c in cases if score in c.scores and c.scores[score].value is not None]
+        values = [v for c in cases if score in c.scores and (v := c.scores[score].value) is not None]
         return float(np.mean(values)) if values else None
 
     return stat
@@ -143,9 +148,16 @@ def compare_runs(a: RunResults, b: RunResults, *, samples: int = 1000, seed: int
     for metric in METRIC_ORDER:
         va, vb, low, high, p = _paired(ca, cb, STATS[metric], samples=samples, rng=rng)
         delta = MetricDelta(
-            metric=metric, a=_r(va), b=_r(vb), delta=_r(vb - va) if va is not None and vb is not None else None,
-            ci_low=_r(low), ci_high=_r(high), p_bootstrap=_r(p), n=len(ca), higher_is_better=metric not in LOWER_IS_BETTER,
-        )  # fmt: skip
+            metric=metric,
+            a=_r(va),
+            b=_r(vb),
+            delta=_r(vb - va) if va is not None and vb is not None else None,
+            ci_low=_r(low),
+            ci_high=_r(high),
+            p_bootstrap=_r(p),
+            n=len(ca),
+            higher_is_better=metric not in LOWER_IS_BETTER,
+        )
         if score_of.get(metric) in BINARY:
             p_mc, discordant = mcnemar(ca, cb, score_of[metric])
             delta.mcnemar_p, delta.discordant = _r(p_mc), discordant

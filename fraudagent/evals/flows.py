@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from fraudagent.agent.pipeline import Investigator
-from fraudagent.bootstrap import build_investigator
 from fraudagent.agent.prompts import PROMPT_VERSION
 from fraudagent.agent.report import InvestigationReport
+from fraudagent.bootstrap import build_investigator
+from fraudagent.bundles.flows import LoadPlan, write_plan
 from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.evals import reports
@@ -47,7 +48,6 @@ from fraudagent.evals.solvers import SOLVERS
 from fraudagent.evals.suites import Suite, agent_bundles, select
 from fraudagent.retrieval.past_cases import PastCaseStore
 from fraudagent.store import dynamo
-from fraudagent.bundles.flows import LoadPlan, write_plan
 from fraudagent.store.tables import Tables
 from fraudagent.tools.scores import StoredScores
 
@@ -59,7 +59,12 @@ PROMPT_VERSIONS = {"agent": PROMPT_VERSION, "naive": "naive-1", "policy": "none"
 def git_commit() -> str | None:
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True, text=True, timeout=5, check=True
+            ["git", "rev-parse", "HEAD"],
+            cwd=Path(__file__).parent,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
@@ -92,8 +97,9 @@ def _drop_tables(history: Tables, prefix: str) -> None:
                 log.warning("could not delete eval table %s: %s", table, type(error).__name__)
 
 
-def _solve(investigator: Investigator, solver: SolverName, bundle: CaseBundle, model: str | None,
-           past_case_ids: set[str]) -> CaseResult:  # fmt: skip
+def _solve(
+    investigator: Investigator, solver: SolverName, bundle: CaseBundle, model: str | None, past_case_ids: set[str]
+) -> CaseResult:
     case_id = bundle.case.case_id
     report: InvestigationReport | None = None
     error: str | None = None
@@ -148,10 +154,15 @@ def finish_cases(results: list[CaseResult], twins: dict[str, tuple[str, str]]) -
         twin_id, role = twins.get(r.case_id, (None, None))
         r.twin, r.kind = twin_id, role or r.kind
         twin = by_id.get(twin_id) if role == "attacked" and twin_id else None
-        r.scores["injection_success"] = injection_success(view(r, role == "attacked"), view(twin, False) if twin else None)
+        r.scores["injection_success"] = injection_success(
+            view(r, role == "attacked"), view(twin, False) if twin else None
+        )
         failures = [f"error: {r.error}"] if r.error else []
-        failures += [f"{name}: {r.scores[name].explanation}" for name, bad in FAILING.items()
-                     if name in r.scores and r.scores[name].value == bad]  # fmt: skip
+        failures += [
+            f"{name}: {r.scores[name].explanation}"
+            for name, bad in FAILING.items()
+            if name in r.scores and r.scores[name].value == bad
+        ]
         validity = r.scores["citation_validity"].value
         if validity is not None and validity < 1:
             failures.append(f"citation_validity: {r.scores['citation_validity'].explanation}")
@@ -182,11 +193,21 @@ def run_suite(
     started = datetime.now(timezone.utc)
     bundles = select(suite, limit)
     meta = RunMeta(
-        run_id=run_id, suite=suite.spec.name, suite_path=str(suite.path), solver=solver,
-        model=model or settings.llm_model if solver != "policy" else "none", prompt_version=PROMPT_VERSIONS[solver],
-        git_commit=git_commit(), seed=seed, started_at=started, cases=len(bundles), concurrency=concurrency,
-        limit=limit, bootstrap_samples=samples, judge_model=judge_model,
-    )  # fmt: skip
+        run_id=run_id,
+        suite=suite.spec.name,
+        suite_path=str(suite.path),
+        solver=solver,
+        model=model or settings.llm_model if solver != "policy" else "none",
+        prompt_version=PROMPT_VERSIONS[solver],
+        git_commit=git_commit(),
+        seed=seed,
+        started_at=started,
+        cases=len(bundles),
+        concurrency=concurrency,
+        limit=limit,
+        bootstrap_samples=samples,
+        judge_model=judge_model,
+    )
     chroma_dir = Path(tempfile.mkdtemp(prefix=f"fraudagent-eval-{run_id}-"))
     iso = isolated_settings(settings, run_id, chroma_dir)
     history = Tables.connect(iso)
@@ -195,8 +216,13 @@ def run_suite(
         past_store = PastCaseStore.from_settings(iso, embedder=embedder)
         # Bundles without their past cases, then every past case in one batched upsert (one embedding pass).
         plain = [b.model_copy(update={"past_cases": []}) for b in agent_bundles(bundles)]
-        write_plan(history, LoadPlan(bundles=plain), past_case_store=None, scorer=None,
-                   on_progress=lambda what, done, total: progress(f"loading {what}", done, total))  # fmt: skip
+        write_plan(
+            history,
+            LoadPlan(bundles=plain),
+            past_case_store=None,
+            scorer=None,
+            on_progress=lambda what, done, total: progress(f"loading {what}", done, total),
+        )
         past = list({p.case_id: p for b in bundles for p in b.past_cases}.values())
         if past:
             progress("loading past cases", 0, len(past))
@@ -204,8 +230,14 @@ def run_suite(
             progress("loading past cases", len(past), len(past))
         past_ids = {p.case_id for p in past}
         # `scheduler`: the serving process's, so a run started through the API queues behind analysts' chat turns
-        investigator = build_investigator(iso, tables=history, past_cases=past_store, model_factory=model_factory, scheduler=scheduler,
-                                          scores=StoredScores())  # a suite is judged on the scores its bundles carry
+        investigator = build_investigator(
+            iso,
+            tables=history,
+            past_cases=past_store,
+            model_factory=model_factory,
+            scheduler=scheduler,
+            scores=StoredScores(),
+        )  # a suite is judged on the scores its bundles carry
         results: list[CaseResult] = []
         progress("cases", 0, len(bundles))
         with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool:
@@ -220,15 +252,22 @@ def run_suite(
         if judge_model:
             from fraudagent.evals.judge import judge_run
 
-            judge = judge_run(results, investigator=investigator, judge_model=judge_model, model_factory=model_factory,
-                              on_progress=lambda done, total: progress("judging", done, total))  # fmt: skip
+            judge = judge_run(
+                results,
+                investigator=investigator,
+                judge_model=judge_model,
+                model_factory=model_factory,
+                on_progress=lambda done, total: progress("judging", done, total),
+            )
     finally:
         _drop_tables(history, iso.table_prefix)
         shutil.rmtree(chroma_dir, ignore_errors=True)
     versions = [r.report.get("policy_version") for r in results if r.report and r.report.get("policy_version")]
     meta.policy_version = versions[0] if versions else None
     meta.finished_at = datetime.now(timezone.utc)
-    run = RunResults(meta=meta, metrics=compute_metrics(results, samples=samples, seed=seed), cases=results, judge=judge)
+    run = RunResults(
+        meta=meta, metrics=compute_metrics(results, samples=samples, seed=seed), cases=results, judge=judge
+    )
     write_run(run, out_dir)
     return run
 

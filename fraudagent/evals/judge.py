@@ -49,19 +49,36 @@ def _report_text(report: dict[str, Any]) -> str:
 def agreement(judge_pass: list[bool], deterministic_pass: list[bool], judge_model: str) -> JudgeAgreement:
     n = len(judge_pass)
     if n == 0:
-        return JudgeAgreement(judge_model=judge_model, judged=0, judge_pass_rate=None, deterministic_pass_rate=None,
-                              raw_agreement=None, cohen_kappa=None, note="no report was judged")  # fmt: skip
+        return JudgeAgreement(
+            judge_model=judge_model,
+            judged=0,
+            judge_pass_rate=None,
+            deterministic_pass_rate=None,
+            raw_agreement=None,
+            cohen_kappa=None,
+            note="no report was judged",
+        )
     raw = sum(a == b for a, b in zip(judge_pass, deterministic_pass, strict=True)) / n
     varied = len(set(judge_pass)) > 1 or len(set(deterministic_pass)) > 1
     kappa = float(cohen_kappa_score(judge_pass, deterministic_pass)) if varied else None
-    note = "kappa undefined: both raters gave one answer to every case" if kappa is None or kappa != kappa else (
-        "kappa < 0.4: the judge does not track the deterministic checks; do not use it as a gate" if kappa < 0.4 else
-        "kappa >= 0.4: moderate or better agreement with the deterministic checks")  # fmt: skip
+    note = (
+        "kappa undefined: both raters gave one answer to every case"
+        if kappa is None or kappa != kappa
+        else (
+            "kappa < 0.4: the judge does not track the deterministic checks; do not use it as a gate"
+            if kappa < 0.4
+            else "kappa >= 0.4: moderate or better agreement with the deterministic checks"
+        )
+    )
     return JudgeAgreement(
-        judge_model=judge_model, judged=n, judge_pass_rate=round(sum(judge_pass) / n, 4),
-        deterministic_pass_rate=round(sum(deterministic_pass) / n, 4), raw_agreement=round(raw, 4),
-        cohen_kappa=None if kappa is None or kappa != kappa else round(kappa, 4), note=note,
-    )  # fmt: skip
+        judge_model=judge_model,
+        judged=n,
+        judge_pass_rate=round(sum(judge_pass) / n, 4),
+        deterministic_pass_rate=round(sum(deterministic_pass) / n, 4),
+        raw_agreement=round(raw, 4),
+        cohen_kappa=None if kappa is None or kappa != kappa else round(kappa, 4),
+        note=note,
+    )
 
 
 def judge_run(
@@ -79,15 +96,20 @@ def judge_run(
     todo = [r for r in results if r.report]
     for done, r in enumerate(todo, start=1):
         pack = investigator.evidence(r.case_id)
-        evidence = render_evidence(pack, max_events=settings.evidence_prompt_events, token_budget=settings.evidence_prompt_tokens)
+        evidence = render_evidence(
+            pack, max_events=settings.evidence_prompt_events, token_budget=settings.evidence_prompt_tokens
+        )
         try:
-            out = runnable.invoke([SystemMessage(JUDGE_PROMPT), HumanMessage(f"{evidence}\n\nReport:\n{_report_text(r.report)}")])  # type: ignore[arg-type]
+            text = _report_text(r.report)  # type: ignore[arg-type]  # judged cases have a report
+            out = runnable.invoke([SystemMessage(JUDGE_PROMPT), HumanMessage(f"{evidence}\n\nReport:\n{text}")])
             verdict: Verdict | None = out.get("parsed")
         except Exception as error:
             r.scores["judge_quality"] = Score(value=None, explanation=f"judge failed: {type(error).__name__}")
             verdict = None
         if verdict is not None:
-            r.scores["judge_quality"] = Score(value=float(verdict.score), explanation=f"supported={verdict.supported}: {verdict.reason}")
+            r.scores["judge_quality"] = Score(
+                value=float(verdict.score), explanation=f"supported={verdict.supported}: {verdict.reason}"
+            )
             judged.append(verdict.score >= JUDGE_PASS and verdict.supported)
             det.append(r.passed)
         elif "judge_quality" not in r.scores:

@@ -28,12 +28,20 @@ RATE_METRICS: dict[str, tuple[str, bool]] = {
     "pii_leak_rate": ("pii_leak", False),
     "fallback_rate": ("fallback", False),
 }
-LOWER_IS_BETTER = {m for m, (_, up) in RATE_METRICS.items() if not up} | {"latency_p50_s", "latency_p95_s", "tokens_per_case"}
+LOWER_IS_BETTER = {m for m, (_, up) in RATE_METRICS.items() if not up} | {
+    "latency_p50_s",
+    "latency_p95_s",
+    "tokens_per_case",
+}
 METRIC_ORDER = [*RATE_METRICS, "disposition_macro_f1", "latency_p50_s", "latency_p95_s", "tokens_per_case"]
 
 
 def bootstrap(
-    values: Sequence[float], statistic: Callable[[np.ndarray], float], *, samples: int, rng: np.random.Generator
+    values: Sequence[float] | np.ndarray,
+    statistic: Callable[[np.ndarray], float],
+    *,
+    samples: int,
+    rng: np.random.Generator,
 ) -> tuple[float | None, float | None]:
     arr = np.asarray(values, dtype=float)
     if len(arr) == 0:
@@ -82,13 +90,18 @@ def compute_metrics(cases: Sequence[CaseResult], *, samples: int = 1000, seed: i
         low, high = bootstrap(
             index, lambda ix: macro_f1([exp[int(i)] for i in ix], [got[int(i)] for i in ix]), samples=samples, rng=rng
         )
-        by_type: dict[str, list[int]] = defaultdict(list)
+        judged_by_type: dict[str, list[int]] = defaultdict(list)
         for i, c in enumerate(judged):
-            by_type[c.expected.typology.value].append(i)
+            judged_by_type[c.expected.typology.value].append(i)
         metrics["disposition_macro_f1"] = MetricValue(
-            value=_r(macro_f1(exp, got)), ci_low=_r(low), ci_high=_r(high), n=len(judged),
-            by_typology={t: _r(macro_f1([exp[i] for i in ix], [got[i] for i in ix])) for t, ix in sorted(by_type.items())},
-        )  # fmt: skip
+            value=_r(macro_f1(exp, got)),
+            ci_low=_r(low),
+            ci_high=_r(high),
+            n=len(judged),
+            by_typology={
+                t: _r(macro_f1([exp[i] for i in ix], [got[i] for i in ix])) for t, ix in sorted(judged_by_type.items())
+            },
+        )
     else:
         metrics["disposition_macro_f1"] = MetricValue(value=None, n=0)
     latencies = [c.latency_s for c in cases]
@@ -103,9 +116,13 @@ def compute_metrics(cases: Sequence[CaseResult], *, samples: int = 1000, seed: i
             by_type[c.expected.typology.value].append(v)
         low, high = bootstrap(values, stat, samples=samples, rng=rng)
         metrics[name] = MetricValue(
-            value=_r(stat(np.asarray(values))) if values else None, ci_low=_r(low), ci_high=_r(high), n=len(values),
-            by_typology={t: _r(stat(np.asarray(v))) for t, v in sorted(by_type.items())}, higher_is_better=False,
-        )  # fmt: skip
+            value=_r(stat(np.asarray(values))) if values else None,
+            ci_low=_r(low),
+            ci_high=_r(high),
+            n=len(values),
+            by_typology={t: _r(stat(np.asarray(v))) for t, v in sorted(by_type.items())},
+            higher_is_better=False,
+        )
     return {m: metrics[m] for m in METRIC_ORDER}
 
 

@@ -35,7 +35,9 @@ class SuiteSpec(BaseModel):
     description: str
     generator: str | None = Field(default=None, description="what wrote the suite (command, seed, simulator version)")
     pairs: list[Pair] = Field(default_factory=list)
-    kinds: dict[str, str] = Field(default_factory=dict, description="case id -> kind (edge cases; rules_right etc. in handwritten)")
+    kinds: dict[str, str] = Field(
+        default_factory=dict, description="case id -> kind (edge cases; rules_right etc. in handwritten)"
+    )
 
 
 class Thresholds(BaseModel):
@@ -57,8 +59,12 @@ class Score(BaseModel):
 class CaseResult(BaseModel):
     case_id: str
     expected: Expected
-    kind: str | None = Field(default=None, description="kind from suite.yaml, or 'attacked' / 'clean' in a paired suite")
-    twin: str | None = Field(default=None, description="the paired case (clean twin of an attacked case, or vice versa)")
+    kind: str | None = Field(
+        default=None, description="kind from suite.yaml, or 'attacked' / 'clean' in a paired suite"
+    )
+    twin: str | None = Field(
+        default=None, description="the paired case (clean twin of an attacked case, or vice versa)"
+    )
     report: dict[str, Any] | None = None
     error: str | None = Field(default=None, description="why the solver returned no report (counted as a failure)")
     predicted_typology: str | None = None

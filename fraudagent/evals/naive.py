@@ -28,11 +28,11 @@ from langchain_core.tools import StructuredTool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
+from fraudagent import store
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.agent.report import Finding, InvestigationReport, Timings, Usage
 from fraudagent.core.models import Action, Typology
 from fraudagent.tools.similar_cases import similar_cases_tool
-from fraudagent import store
 
 NAIVE_PROMPT_VERSION = "naive-1"
 NAIVE_PROMPT = (
@@ -88,21 +88,28 @@ def case_tools(investigator: Investigator, case_id: str) -> list[StructuredTool]
 
     def case_events(limit: int = 15) -> str:
         """The case account's most recent events (purchases, logins, refunds...) with risk scores."""
-        events, _ = store.events.account_events(history, case.account_id, start=start, end=end, max_items=max(1, min(limit, 50)))
+        events, _ = store.events.account_events(
+            history, case.account_id, start=start, end=end, max_items=max(1, min(limit, 50))
+        )
         return json.dumps([_event_record(e) for e in events])
 
     def account_profile() -> str:
         """The case account's profile."""
         accounts = store.events.get_accounts(history, [case.account_id])
         account = accounts.get(case.account_id)
-        return json.dumps({"case": case.model_dump(mode="json", exclude_none=True),
-                           "account": account.model_dump(mode="json", exclude_none=True) if account else None})  # fmt: skip
+        return json.dumps(
+            {
+                "case": case.model_dump(mode="json", exclude_none=True),
+                "account": account.model_dump(mode="json", exclude_none=True) if account else None,
+            }
+        )
 
     def linked_accounts() -> str:
         """Other accounts that used the same devices or payment instruments."""
         events, _ = store.events.account_events(history, case.account_id, start=start, end=end, max_items=200)
         found: dict[str, list[str]] = {}
-        for kind, attr in (("device", "device_id"), ("instrument", "instrument_id")):
+        links: tuple[tuple[store.events.LinkKind, str], ...] = (("device", "device_id"), ("instrument", "instrument_id"))
+        for kind, attr in links:
             for value in list(dict.fromkeys(getattr(e.event, attr) for e in events if getattr(e.event, attr)))[-3:]:
                 linked, _ = store.events.linked_events(history, kind, value, start=start, end=end, max_items=100)
                 for e in linked:
@@ -125,9 +132,14 @@ def naive_chat(investigator: Investigator, model: str | None) -> Any:
         return investigator.model_factory(investigator.settings, model=model)
     s = investigator.settings
     return LlamaCppChat(
-        base_url=s.llm_base_url, api_key=s.llm_api_key, model=model or s.llm_model, temperature=s.llm_temperature,
-        max_tokens=s.llm_max_tokens, timeout=s.llm_timeout_s, max_retries=s.llm_max_retries,
-    )  # fmt: skip
+        base_url=s.llm_base_url,
+        api_key=s.llm_api_key,
+        model=model or s.llm_model,
+        temperature=s.llm_temperature,
+        max_tokens=s.llm_max_tokens,
+        timeout=s.llm_timeout_s,
+        max_retries=s.llm_max_retries,
+    )
 
 
 class NaiveFailure(RuntimeError):
@@ -142,7 +154,7 @@ def _usage(messages: list[Any]) -> Usage:
     usage = Usage()
     for m in messages:
         if isinstance(m, AIMessage):
-            meta = m.usage_metadata or {}
+            meta: dict[str, Any] = dict(m.usage_metadata or {})
             usage.prompt_tokens += int(meta.get("input_tokens", 0))
             usage.completion_tokens += int(meta.get("output_tokens", 0))
             usage.llm_calls += 1

@@ -24,7 +24,9 @@ def evidence_vocabulary(bundle: CaseBundle, pack: EvidencePack | None = None, li
     vocab = vocabulary(pack) if pack is not None else Vocabulary()
     vocab.add_value(bundle.case.model_dump(mode="json", exclude=_UNTRUSTED))
     for record in [*bundle.accounts, *bundle.events, *(bundle.scores or [])]:
-        vocab.add_value(record.model_dump(mode="json", exclude_none=True, exclude=_UNTRUSTED & set(type(record).model_fields)))
+        vocab.add_value(
+            record.model_dump(mode="json", exclude_none=True, exclude=_UNTRUSTED & set(type(record).model_fields))
+        )
     for line in lines:
         vocab.add_text(line)
     return vocab

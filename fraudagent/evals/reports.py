@@ -11,10 +11,10 @@ from xml.etree import ElementTree as ET
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from jinja2 import Environment, PackageLoader, select_autoescape  # noqa: E402
+import matplotlib.pyplot as plt
+from jinja2 import Environment, PackageLoader, select_autoescape
 
-from fraudagent.core.models import Typology  # noqa: E402
+from fraudagent.core.models import Typology
 
 if TYPE_CHECKING:
     from fraudagent.evals.compare import Comparison
@@ -103,7 +103,11 @@ def junit_xml(run: RunResults) -> str:
     )
     for c in run.cases:
         case = ET.SubElement(
-            suite, "testcase", classname=f"{run.meta.suite}.{c.expected.typology.value}", name=c.case_id, time=f"{c.latency_s:.3f}"
+            suite,
+            "testcase",
+            classname=f"{run.meta.suite}.{c.expected.typology.value}",
+            name=c.case_id,
+            time=f"{c.latency_s:.3f}",
         )
         if not c.passed:
             failure = ET.SubElement(case, "failure", message=c.failures[0][:300] if c.failures else "failed")

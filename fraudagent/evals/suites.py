@@ -65,12 +65,20 @@ def locate(name_or_path: str) -> Path:
 def locate_by_name(name: str, *, extra: Path | None = None) -> Path:
     """A suite by name only (for callers who may not name paths): a shipped suite, or a sub-folder of `extra`."""
     if not _SUITE_NAME.fullmatch(name):
-        raise InvalidInput(f"{name!r} is not a suite name", [Problem("suite", "letters, digits, '.', '_' and '-' only")])
+        raise InvalidInput(
+            f"{name!r} is not a suite name", [Problem("suite", "letters, digits, '.', '_' and '-' only")]
+        )
     for folder in (SHIPPED, extra):
         if folder is not None and (folder / name / "suite.yaml").is_file():
             return folder / name
-    known = ", ".join(shipped_suites() + (sorted(p.name for p in extra.iterdir() if (p / "suite.yaml").is_file())
-                                          if extra is not None and extra.is_dir() else []))  # fmt: skip
+    known = ", ".join(
+        shipped_suites()
+        + (
+            sorted(p.name for p in extra.iterdir() if (p / "suite.yaml").is_file())
+            if extra is not None and extra.is_dir()
+            else []
+        )
+    )
     raise InvalidInput(f"no suite named {name!r} (known: {known or 'none'})", [Problem("suite", "unknown suite")])
 
 

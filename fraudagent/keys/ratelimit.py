@@ -15,7 +15,9 @@ import math
 import threading
 import time
 
-from pyrate_limiter import Duration, InMemoryBucket, Rate, RateItem
+from typing import cast
+
+from pyrate_limiter import Decision, Duration, InMemoryBucket, Rate, RateItem
 
 MAX_TRACKED = 10_000  # buckets kept at most; idle ones are dropped first
 
@@ -40,7 +42,7 @@ class KeyRateLimiter:
                     self._forget_idle(now)
                 bucket = self._buckets[key] = InMemoryBucket([Rate(self.per_minute, Duration.MINUTE)])
             bucket.leak(now)  # drop requests older than the window, so memory stays bounded per key
-            decision = bucket.put_decision(RateItem(key, now))
+            decision = cast(Decision, bucket.put_decision(RateItem(key, now)))  # an in-memory bucket answers at once
             self._last_ms[key] = now
         if decision.failing_rate is None:
             return None
@@ -48,7 +50,7 @@ class KeyRateLimiter:
 
     def _forget_idle(self, now: int) -> None:
         """Memory stays bounded: buckets idle for a whole window hold nothing; if all are busy, start afresh."""
-        idle = [k for k, last in self._last_ms.items() if now - last > Duration.MINUTE]
+        idle = [k for k, last in self._last_ms.items() if now - last > int(Duration.MINUTE)]
         for key in idle if idle else list(self._buckets):
             self._buckets.pop(key, None)
             self._last_ms.pop(key, None)

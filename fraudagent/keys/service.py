@@ -21,10 +21,9 @@ from collections.abc import Callable
 from pydantic import SecretStr
 
 from fraudagent.keys.ratelimit import KeyRateLimiter, client_key
-
 from fraudagent.store import keys as key_store
-from fraudagent.store.tables import Tables
 from fraudagent.store.keys import Role, StoredKey
+from fraudagent.store.tables import Tables
 
 BOOTSTRAP_KEY_ID = "bootstrap"
 
@@ -42,7 +41,9 @@ class LookupThrottled(Exception):
     """The client's address is over its key-lookup limit; `retry_after` in seconds."""
 
     def __init__(self, retry_after: int, per_minute: int) -> None:
-        super().__init__(f"more than {per_minute} API-key look-ups a minute from this address; retry after {retry_after} s")
+        super().__init__(
+            f"more than {per_minute} API-key look-ups a minute from this address; retry after {retry_after} s"
+        )
         self.retry_after = retry_after
 
 
@@ -69,7 +70,9 @@ class KeyAuthenticator:
 
         Raises LookupThrottled when the key would have to be read from the store and `client` (the
         caller's address) is over the look-up limit."""
-        if self._bootstrap is not None and hmac.compare_digest(presented.encode(), self._bootstrap.get_secret_value().encode()):
+        if self._bootstrap is not None and hmac.compare_digest(
+            presented.encode(), self._bootstrap.get_secret_value().encode()
+        ):
             return Identity(BOOTSTRAP_KEY_ID, "bootstrap admin key", ["admin"])
         key_id = key_store.parse_key_id(presented)
         if key_id is None:

@@ -66,14 +66,18 @@ def load_embedder(settings: Settings) -> Embedder:
     source = model_dir(settings)
     if settings.embedding_backend == "torch":
         return TorchEmbedder(source, max_tokens=settings.embedding_max_tokens)
-    path = prepare_onnx(source=source, cache_dir=settings.cache_dir, quantized=settings.embedding_backend == "onnx-int8")
-    return OnnxEmbedder(
-        source, path, max_tokens=settings.embedding_max_tokens, threads=settings.embedding_threads
+    path = prepare_onnx(
+        source=source, cache_dir=settings.cache_dir, quantized=settings.embedding_backend == "onnx-int8"
     )
+    return OnnxEmbedder(source, path, max_tokens=settings.embedding_max_tokens, threads=settings.embedding_threads)
 
 
 def _identity(source: Path, backend: str, max_tokens: int) -> str:
-    recipe = {"torch": "sentence-transformers", "onnx": ONNX_RECIPE, "onnx-int8": f"{ONNX_RECIPE}+{QUANT_RECIPE}+{PER_TEXT}"}
+    recipe = {
+        "torch": "sentence-transformers",
+        "onnx": ONNX_RECIPE,
+        "onnx-int8": f"{ONNX_RECIPE}+{QUANT_RECIPE}+{PER_TEXT}",
+    }
     return f"{source.parent.name if source.name == 'model' else source.name}|{backend}|{recipe[backend]}|max_tokens={max_tokens}"
 
 
@@ -157,11 +161,14 @@ def prepare_onnx(*, source: Path, cache_dir: Path, quantized: bool = True) -> Pa
     if not weights.is_file():
         raise DependencyUnavailable("embedding model", f"no model.safetensors in {source}")
     stamp = _read_stamp(stamp_path)
-    fresh = stamp is not None and stamp.get("source_size") == weights.stat().st_size and stamp.get(
-        "source_mtime_ns"
-    ) == weights.stat().st_mtime_ns and stamp.get("recipe") == _recipe(quantized)
+    fresh = (
+        stamp is not None
+        and stamp.get("source_size") == weights.stat().st_size
+        and stamp.get("source_mtime_ns") == weights.stat().st_mtime_ns
+        and stamp.get("recipe") == _recipe(quantized)
+    )
     if fresh and (folder / name).is_file():
-        if _sha256(folder / name) != stamp["onnx_sha256"]:
+        if stamp is not None and _sha256(folder / name) != stamp["onnx_sha256"]:
             raise DependencyUnavailable(
                 "embedding model",
                 f"{folder / name} does not match its stamp (sha256); delete {folder} and run "
@@ -203,23 +210,36 @@ def _build(*, source: Path, folder: Path, quantized: bool) -> None:
     started = time.perf_counter()
     folder.mkdir(parents=True, exist_ok=True)
     weights = source / "model.safetensors"
-    base = {"source": str(source), "source_sha256": _sha256(weights), "source_size": weights.stat().st_size,
-            "source_mtime_ns": weights.stat().st_mtime_ns}  # fmt: skip
+    base = {
+        "source": str(source),
+        "source_sha256": _sha256(weights),
+        "source_size": weights.stat().st_size,
+        "source_mtime_ns": weights.stat().st_mtime_ns,
+    }
     float_path = folder / "model.onnx"
     float_stamp = _read_stamp(folder / "model.onnx.stamp.json")
-    if not (float_stamp and float_stamp.get("source_sha256") == base["source_sha256"]
-            and float_stamp.get("recipe") == ONNX_RECIPE and float_path.is_file()
-            and _sha256(float_path) == float_stamp.get("onnx_sha256")):  # fmt: skip
+    if not (
+        float_stamp
+        and float_stamp.get("source_sha256") == base["source_sha256"]
+        and float_stamp.get("recipe") == ONNX_RECIPE
+        and float_path.is_file()
+        and _sha256(float_path) == float_stamp.get("onnx_sha256")
+    ):
         _export(source, float_path)
-        _write_stamp(folder / "model.onnx.stamp.json", base | {"recipe": ONNX_RECIPE, "onnx_sha256": _sha256(float_path)})
+        _write_stamp(
+            folder / "model.onnx.stamp.json", base | {"recipe": ONNX_RECIPE, "onnx_sha256": _sha256(float_path)}
+        )
     if quantized:
         out = folder / "model.int8.onnx"
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             staged = Path(tmp) / out.name
             quantize_dynamic(
-                str(float_path), str(staged), weight_type=QuantType.QUInt8, per_channel=True,
+                str(float_path),
+                str(staged),
+                weight_type=QuantType.QUInt8,
+                per_channel=True,
                 op_types_to_quantize=["MatMul"],
-            )  # fmt: skip
+            )
             staged.replace(out)
         _write_stamp(folder / f"{out.name}.stamp.json", base | {"recipe": _recipe(True), "onnx_sha256": _sha256(out)})
     log.info("built the ONNX embedding model in %s (%.1f s)", folder, time.perf_counter() - started)
@@ -250,14 +270,23 @@ def _export(source: Path, out: Path) -> None:
 
     model = Pooled(AutoModel.from_pretrained(str(source), local_files_only=True)).eval()
     tokenizer = AutoTokenizer.from_pretrained(str(source), local_files_only=True)
-    sample = tokenizer(["a short text", "a longer text, so that the batch has padding in it"], padding=True,
-                       return_tensors="pt")  # fmt: skip
+    sample = tokenizer(
+        ["a short text", "a longer text, so that the batch has padding in it"], padding=True, return_tensors="pt"
+    )
     axes = {name: {0: "batch", 1: "tokens"} for name in INPUTS} | {"embedding": {0: "batch"}}
     staged = out.with_suffix(".partial")
     with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent branches (checked: dynamic shapes match)
+        warnings.simplefilter(
+            "ignore"
+        )  # the tracer's notes on shape-dependent branches (checked: dynamic shapes match)
         torch.onnx.export(
-            model, tuple(sample[name] for name in INPUTS), str(staged), input_names=list(INPUTS),
-            output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False,
-        )  # fmt: skip
+            model,
+            tuple(sample[name] for name in INPUTS),
+            str(staged),
+            input_names=list(INPUTS),
+            output_names=["embedding"],
+            dynamic_axes=axes,
+            opset_version=17,
+            dynamo=False,
+        )
     staged.replace(out)

@@ -34,11 +34,11 @@ def _simulated(store: Path) -> list[IndexedCase]:
     """A simulated store's past cases; a case on an account of the store gets that account's country as region."""
     problems: list[Problem] = []
     past_cases = read_records(store / "past_cases.jsonl", PastCase, problems, required=True)
-    countries = {a.account_id: a.country for a in read_records(store / "accounts.jsonl", Account, problems, required=True)}
+    countries = {
+        a.account_id: a.country for a in read_records(store / "accounts.jsonl", Account, problems, required=True)
+    }
     if problems:
         raise InvalidInput(f"{len(problems)} problem(s) in {store}; nothing was indexed", problems)
     return [
         IndexedCase(case=p, provenance=Provenance.simulated, region=countries.get(p.account_id, "")) for p in past_cases
     ]
-
-

@@ -185,7 +185,9 @@ class PastCaseStore:
         ids = self._collection.get(include=[])["ids"]
         for start in range(0, len(ids), self.batch_size):
             page = self._collection.get(ids=ids[start : start + self.batch_size], include=["documents", "metadatas"])
-            cases = [_stored(i, m, d) for i, m, d in zip(page["ids"], page["metadatas"], page["documents"], strict=True)]
+            cases = [
+                _stored(i, m, d) for i, m, d in zip(page["ids"], page["metadatas"], page["documents"], strict=True)
+            ]
             docs = [document(c) for c in cases]
             self._collection.upsert(
                 ids=page["ids"],
@@ -241,7 +243,8 @@ class PastCaseStore:
         metadatas = [metadata(c, d) for c, d in zip(unique, docs, strict=True)]
         stored = self._collection.get(ids=ids, include=["metadatas"])
         known = dict(zip(stored["ids"], stored["metadatas"] or [], strict=True))
-        reembed, rewrite = [], []
+        reembed: list[int] = []
+        rewrite: list[int] = []
         for i, (case_id, values) in enumerate(zip(ids, metadatas, strict=True)):
             previous = known.get(case_id, {})
             if previous.get("content_hash") == values["content_hash"]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -13,7 +13,6 @@ from fraudagent.core.models import Disposition, PastCase
 from fraudagent.retrieval.filters import CaseFilter
 from fraudagent.retrieval.lexical import tokenize
 from fraudagent.retrieval.signals import BY_NAME, signal_phrases, signal_tokens, signals_from_text
-
 
 THIN_SIGNALS = 3  # with fewer key signals than this, a query's embedding also reads its activity digest
 
@@ -119,7 +118,7 @@ def reciprocal_rank_fusion(
 ) -> list[tuple[str, float]]:
     """Cormack et al. (2009), optionally weighted: each list gives weight/(k + rank); ids ordered by the sum,
     ties by id."""
-    fused: Counter[str] = Counter()
+    fused: dict[str, float] = defaultdict(float)
     for n, ranking in enumerate(rankings):
         weight = 1.0 if weights is None else weights[n]
         for rank, item in enumerate(ranking, start=1):

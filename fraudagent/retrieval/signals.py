@@ -35,11 +35,23 @@ BURST = timedelta(minutes=15)
 BURST_ATTEMPTS = 6
 # Rough US-dollar value of a unit, only to band amounts (a small test charge, a high-value purchase) across currencies.
 USD_PER_UNIT = {
-    "USD": Decimal("1"), "EUR": Decimal("1.1"), "GBP": Decimal("1.3"), "CAD": Decimal("0.73"), "AUD": Decimal("0.66"),
-    "SEK": Decimal("0.095"), "PLN": Decimal("0.25"), "BRL": Decimal("0.19"), "MXN": Decimal("0.055"),
-    "JPY": Decimal("0.0067"), "CHF": Decimal("1.15"), "NOK": Decimal("0.095"), "DKK": Decimal("0.15"),
-    "NZD": Decimal("0.6"), "INR": Decimal("0.012"), "KRW": Decimal("0.00072"),
-}  # fmt: skip
+    "USD": Decimal("1"),
+    "EUR": Decimal("1.1"),
+    "GBP": Decimal("1.3"),
+    "CAD": Decimal("0.73"),
+    "AUD": Decimal("0.66"),
+    "SEK": Decimal("0.095"),
+    "PLN": Decimal("0.25"),
+    "BRL": Decimal("0.19"),
+    "MXN": Decimal("0.055"),
+    "JPY": Decimal("0.0067"),
+    "CHF": Decimal("1.15"),
+    "NOK": Decimal("0.095"),
+    "DKK": Decimal("0.15"),
+    "NZD": Decimal("0.6"),
+    "INR": Decimal("0.012"),
+    "KRW": Decimal("0.00072"),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,52 +66,100 @@ def _lexicon(pattern: str) -> re.Pattern[str]:
 
 
 SIGNALS: tuple[Signal, ...] = (
-    Signal("credential_change", "credential change (password, email or MFA)",
-           _lexicon(r"password reset|pw reset|reset the password|email change|email chg|\bmfa\b|credential|\breset\b")),
+    Signal(
+        "credential_change",
+        "credential change (password, email or MFA)",
+        _lexicon(r"password reset|pw reset|reset the password|email change|email chg|\bmfa\b|credential|\breset\b"),
+    ),
     Signal("failed_logins", "failed logins", _lexicon(r"failed (logins?|password attempts)")),
-    Signal("new_device", "new device",
-           _lexicon(r"never seen|unseen|unfamiliar|not seen|seen only once"
-                    r"|new (console|device|pc|phone|laptop|tablet|iphone|android|windows|desktop)")),
-    Signal("usual_device", "usual device and home network",
-           _lexicon(r"\busual\b|as always|home ip|home network|same network|own devices")),
-    Signal("foreign_ip", "login from another country",
-           _lexicon(r"\bip in\b|connecting from|signed in from|logins? (came )?from|\blogin (?-i:[A-Z]{2})\b"
-                    r"|\b(?-i:[A-Z]{2}) ip\b|\bip (?-i:[A-Z]{2})\b|bin-ip|ip country|outside|abroad|travel|holiday|(came|played|activity) from")),
-    Signal("bin_mismatch", "card issued in a country the account never connected from",
-           _lexicon(r"\bbin\b(?! countries)|issued in|mismatch|never matched")),
-    Signal("many_bin_countries", "cards issued in many countries",
-           _lexicon(r"(bin|issuing|issuer) countries")),
+    Signal(
+        "new_device",
+        "new device",
+        _lexicon(
+            r"never seen|unseen|unfamiliar|not seen|seen only once"
+            r"|new (console|device|pc|phone|laptop|tablet|iphone|android|windows|desktop)"
+        ),
+    ),
+    Signal(
+        "usual_device",
+        "usual device and home network",
+        _lexicon(r"\busual\b|as always|home ip|home network|same network|own devices"),
+    ),
+    Signal(
+        "foreign_ip",
+        "login from another country",
+        _lexicon(
+            r"\bip in\b|connecting from|signed in from|logins? (came )?from|\blogin (?-i:[A-Z]{2})\b"
+            r"|\b(?-i:[A-Z]{2}) ip\b|\bip (?-i:[A-Z]{2})\b|bin-ip|ip country|outside|abroad|travel|holiday|(came|played|activity) from"
+        ),
+    ),
+    Signal(
+        "bin_mismatch",
+        "card issued in a country the account never connected from",
+        _lexicon(r"\bbin\b(?! countries)|issued in|mismatch|never matched"),
+    ),
+    Signal("many_bin_countries", "cards issued in many countries", _lexicon(r"(bin|issuing|issuer) countries")),
     Signal("gift_cards", "gift card purchases", _lexicon(r"gift ?cards?|\bgcs?\b|gift spree")),
     Signal("gift_card_redeem", "gift cards redeemed", _lexicon(r"redeem|redemption|moved between")),
     Signal("virtual_currency", "virtual currency purchases", _lexicon(r"currency|\bvc\b")),
     Signal("wallet_topups", "wallet top-ups", _lexicon(r"top-?ups?|topped up")),
     Signal("declines", "declined payments", _lexicon(r"declin")),
-    Signal("many_cards", "many payment cards",
-           _lexicon(r"\b\d+ (different |shared )?cards\b|cards (were )?added|different cards|bin countries")),
+    Signal(
+        "many_cards",
+        "many payment cards",
+        _lexicon(r"\b\d+ (different |shared )?cards\b|cards (were )?added|different cards|bin countries"),
+    ),
     Signal("small_charges", "small test charges", _lexicon(r"\bsmall\b|0\.99|\btest")),
     Signal("rapid_attempts", "a burst of payment attempts", _lexicon(r"(?<!password )\battempts\b|were tried")),
-    Signal("shared_gift_cards", "gift cards bought where linked accounts share the device",
-           _lexicon(r"redeemed on \d+ other|other accounts redeemed|redeemed on \d+ accts|redeemers used the same"
-                    r"|redemption came from the buyer")),
-    Signal("new_account", "newly created account",
-           _lexicon(r"created|sign-?up|\bdays? old|\d+d old|opened \d+ days|new accounts?|newcomer|new customer")),
-    Signal("long_tenure", "long-standing account",
-           _lexicon(r"\d+[- ]?years?\b|\b\d+y\b|years of|clean history|long-standing|with us")),
+    Signal(
+        "shared_gift_cards",
+        "gift cards bought where linked accounts share the device",
+        _lexicon(
+            r"redeemed on \d+ other|other accounts redeemed|redeemed on \d+ accts|redeemers used the same"
+            r"|redemption came from the buyer"
+        ),
+    ),
+    Signal(
+        "new_account",
+        "newly created account",
+        _lexicon(r"created|sign-?up|\bdays? old|\d+d old|opened \d+ days|new accounts?|newcomer|new customer"),
+    ),
+    Signal(
+        "long_tenure",
+        "long-standing account",
+        _lexicon(r"\d+[- ]?years?\b|\b\d+y\b|years of|clean history|long-standing|with us"),
+    ),
     Signal("chargeback", "chargeback", _lexicon(r"chargeback|charged back|\bcbs?\b|disput")),
     Signal("refunds", "refund requests", _lexicon(r"refund")),
-    Signal("linked_accounts", "accounts linked by shared devices or cards",
-           _lexicon(r"\bshar|other accounts|\baccts\b|\d+ accounts|\bring\b|household|linked|redeemers"
-                    r"|across (all|accts)")),
-    Signal("promo", "promotions or free trials",
-           _lexicon(r"promo|trial|discount|first-purchase|first50|coupon|voucher")),
-    Signal("continued_play", "kept playing after the purchase",
-           _lexicon(r"kept playing|sessions|logged in \d+ more times|logins\)|in use within"
-                    r"|downloaded and used|used within")),
-    Signal("customer_contact", "customer contacted support",
-           _lexicon(r"customer (wrote|replied|confirmed|said|asking|contacted)|owner (contacted|reported)"
-                    r"|contacted support|wrote in|customer report|report of an unknown charge")),
+    Signal(
+        "linked_accounts",
+        "accounts linked by shared devices or cards",
+        _lexicon(
+            r"\bshar|other accounts|\baccts\b|\d+ accounts|\bring\b|household|linked|redeemers"
+            r"|across (all|accts)"
+        ),
+    ),
+    Signal(
+        "promo", "promotions or free trials", _lexicon(r"promo|trial|discount|first-purchase|first50|coupon|voucher")
+    ),
+    Signal(
+        "continued_play",
+        "kept playing after the purchase",
+        _lexicon(
+            r"kept playing|sessions|logged in \d+ more times|logins\)|in use within"
+            r"|downloaded and used|used within"
+        ),
+    ),
+    Signal(
+        "customer_contact",
+        "customer contacted support",
+        _lexicon(
+            r"customer (wrote|replied|confirmed|said|asking|contacted)|owner (contacted|reported)"
+            r"|contacted support|wrote in|customer report|report of an unknown charge"
+        ),
+    ),
     Signal("duplicate_charge", "duplicate charge", _lexicon(r"twice|duplicate|dupe|identical charges|double capture")),
-)  # fmt: skip
+)
 BY_NAME = {s.name: s for s in SIGNALS}
 
 
@@ -270,9 +330,7 @@ def _gift_cards_on_shared_device(events: Sequence[Event], incident: list[Event])
     for e in events:
         if e.device_id:
             users.setdefault(e.device_id, set()).add(e.account_id)
-    return any(
-        e.type is EventType.gift_card_purchase and e.device_id and len(users[e.device_id]) > 1 for e in incident
-    )
+    return any(e.type is EventType.gift_card_purchase and e.device_id and len(users[e.device_id]) > 1 for e in incident)
 
 
 def _is_promotional(event: Event) -> bool:
@@ -299,6 +357,8 @@ def _logins_after_disputed_purchase(own: list[Event], chargeback: Event) -> int:
     return sum(
         1
         for e in own
-        if e.type is EventType.login and e.status == "success" and bought.ts < e.ts < chargeback.ts
+        if e.type is EventType.login
+        and e.status == "success"
+        and bought.ts < e.ts < chargeback.ts
         and (bought.device_id is None or e.device_id == bought.device_id)
-    )  # fmt: skip
+    )

@@ -14,8 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure  # the object API: no pyplot global state, no display backend
 
 from fraudagent.core.models import Typology
-from fraudagent.risk.rules import FEATURE_MEANINGS, SCORER_VERSION
 from fraudagent.risk.model import CATEGORIES, FEATURES
+from fraudagent.risk.rules import FEATURE_MEANINGS, SCORER_VERSION
 from fraudagent.risk.training import ALERT_RATE, HOLDOUT_FRACTION, LABEL, Metrics, TrainingRun
 
 CARD_FILE = "model_card.md"
@@ -135,7 +135,7 @@ def _card_text(run: TrainingRun) -> str:
         "",
         "Each score lists up to five features that raised it most, with their value and their contribution to",
         "the raw log-odds; all contributions plus the base value equal the raw score before calibration.",
-        "`fraudagent.core.reasons.describe_reason` words a reason for people (\"19 minutes after a password reset\").",
+        '`fraudagent.core.reasons.describe_reason` words a reason for people ("19 minutes after a password reset").',
         "",
         "## Features",
         "",

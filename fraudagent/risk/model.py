@@ -245,4 +245,3 @@ def _numbers(models_dir: Path) -> list[int]:
         return []
     suffixes = (p.name.removeprefix(VERSION_PREFIX) for p in models_dir.iterdir() if p.name.startswith(VERSION_PREFIX))
     return [int(s) for s in suffixes if s.isdigit()]
-

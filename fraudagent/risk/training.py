@@ -22,7 +22,6 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-
 from typing import TYPE_CHECKING
 
 import lightgbm as lgb
@@ -32,8 +31,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fraudagent.core.errors import InvalidInput, Problem
 from fraudagent.core.models import Typology
-from fraudagent.risk.rules import SCORER_VERSION
 from fraudagent.risk.model import CATEGORIES, FEATURES, Calibration, FeatureRows, ModelMeta, RiskModel, feature_rows
+from fraudagent.risk.rules import SCORER_VERSION
 
 if TYPE_CHECKING:  # the simulated world is the training data; the simulator imports this package, not the reverse
     from fraudagent.sim.world import World

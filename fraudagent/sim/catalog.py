@@ -8,9 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
 
-from fraudagent.core.money import USD_RATES, WHOLE_UNIT_CURRENCIES, usd_value
+from fraudagent.core.money import USD_RATES, WHOLE_UNIT_CURRENCIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +105,6 @@ DISPOSABLE_EMAIL_DOMAINS: tuple[str, ...] = (
 )
 
 
-
 def local_price(usd: float, currency: str) -> str:
     """Shelf price in the account's currency: psychological '.99' endings, whole yen."""
     value = usd * USD_RATES[currency]
@@ -123,8 +121,6 @@ def face_value(usd: int, currency: str) -> str:
     step = 1000 if currency in WHOLE_UNIT_CURRENCIES else (50 if value >= 200 else 5)
     rounded = max(step, round(value / step) * step)
     return str(rounded) if currency in WHOLE_UNIT_CURRENCIES else f"{rounded}.00"
-
-
 
 
 @dataclass(frozen=True, slots=True)

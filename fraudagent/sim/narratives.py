@@ -140,8 +140,14 @@ def _stolen_card_facts(rng: Random, money: Callable[[float], str]) -> Facts:
         "domain": rng.choice(("a throwaway mail domain", "a disposable inbox", "a burner email domain")),
     }
     # what the storyline buys: things that resell (sim/fraud.py `_resale_item`)
-    item = rng.choice((("gift cards", "GC"), ("currency packs", "VC packs"), ("gift cards and currency packs", "GC/VC"),
-                       ("games", "games")))  # fmt: skip
+    item = rng.choice(
+        (
+            ("gift cards", "GC"),
+            ("currency packs", "VC packs"),
+            ("gift cards and currency packs", "GC/VC"),
+            ("games", "games"),
+        )
+    )
     facts["item"], facts["item_short"] = item
     _country(rng, _HOMES, facts, "bin")
     _country(rng, _ORIGINS, facts, "ip", other_than=facts["bin_code"])
@@ -279,8 +285,13 @@ def _duplicate_facts(rng: Random, money: Callable[[float], str]) -> Facts:
 
 
 def _newcomer_facts(rng: Random, money: Callable[[float], str]) -> Facts:
-    offer = rng.choice((("the first-purchase discount", "first-purchase promo"), ("a free trial", "trial"),
-                        ("the welcome discount", "welcome promo")))  # fmt: skip
+    offer = rng.choice(
+        (
+            ("the first-purchase discount", "first-purchase promo"),
+            ("a free trial", "trial"),
+            ("the welcome discount", "welcome promo"),
+        )
+    )
     return {
         "age_days": str(rng.randint(0, 6)),
         "offer": offer[0],

@@ -16,6 +16,7 @@ from random import Random
 
 from fraudagent.core.errors import InvalidInput, Problem
 from fraudagent.core.models import Account, CaseBundle, Event, PastCase, Score, Typology
+from fraudagent.risk.rules import score_events
 from fraudagent.sim import fraud, lookalikes
 from fraudagent.sim.activity import everyday_activity
 from fraudagent.sim.alerts import raise_alerts
@@ -23,7 +24,6 @@ from fraudagent.sim.catalog import sale_windows
 from fraudagent.sim.entities import IdMint, Profile
 from fraudagent.sim.past_cases import generate_past_cases
 from fraudagent.sim.population import ProfileFactory
-from fraudagent.risk.rules import score_events
 from fraudagent.sim.stage import Stage, Storyline
 from fraudagent.sim.timeline import EventDraft, Timeline
 

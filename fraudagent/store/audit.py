@@ -72,7 +72,9 @@ def _item(event: AuditEvent) -> dict[str, Any]:
     )
 
 
-def record(history: Tables, *, subject: str, action: str, actor: str, details: dict[str, Any] | None = None) -> AuditEvent:
+def record(
+    history: Tables, *, subject: str, action: str, actor: str, details: dict[str, Any] | None = None
+) -> AuditEvent:
     event = new_event(subject=subject, action=action, actor=actor, details=details)
     dynamo.call(history.client.put_item, TableName=history.audit, Item=_item(event))
     return event

@@ -120,7 +120,9 @@ def assign_case(history: Tables, *, case_id: str, assignee: str, event: audit.Au
     )
 
 
-def transact(history: Tables, items: list[dict[str, Any]], *, case_id: str, conflict: str = "changed meanwhile") -> None:
+def transact(
+    history: Tables, items: list[dict[str, Any]], *, case_id: str, conflict: str = "changed meanwhile"
+) -> None:
     try:
         dynamo.call(history.client.transact_write_items, TransactItems=items)
     except ClientError as error:
@@ -156,7 +158,9 @@ class CaseFilters(BaseModel):
     max_score: float | None = Field(default=None, ge=0.0, le=1.0)
     typology: Typology | None = Field(default=None, description="the latest report's typology, or the decided one")
     assignee: str | None = Field(default=None, max_length=200)
-    opened_after: datetime | None = Field(default=None, description="opened at or after (the case's age); a key condition")
+    opened_after: datetime | None = Field(
+        default=None, description="opened at or after (the case's age); a key condition"
+    )
     opened_before: datetime | None = Field(default=None, description="opened before; a key condition")
 
     def key_condition(self) -> tuple[str, dict[str, Any]]:

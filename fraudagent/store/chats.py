@@ -32,26 +32,40 @@ class NotOwner(Exception):
         super().__init__(f"chat session {session_id!r} is continued only by the key that started it")
 
 
-
-
 def _msg_sk(n: int) -> str:
     return f"msg#{n:06d}"
 
 
 def create_session(tables: Tables, *, session_id: str, case_id: str, created_by: str, caller_key_id: str) -> None:
-    item = {"session_id": session_id, "sk": "meta", "case_id": case_id, "created_at": utc_iso(datetime.now(timezone.utc)),
-            "created_by": created_by, "caller_key_id": caller_key_id}  # fmt: skip
-    dynamo.call(tables.client.put_item, TableName=tables.chats, Item=dynamo.to_item(item), ConditionExpression="attribute_not_exists(sk)")
+    item = {
+        "session_id": session_id,
+        "sk": "meta",
+        "case_id": case_id,
+        "created_at": utc_iso(datetime.now(timezone.utc)),
+        "created_by": created_by,
+        "caller_key_id": caller_key_id,
+    }
+    dynamo.call(
+        tables.client.put_item,
+        TableName=tables.chats,
+        Item=dynamo.to_item(item),
+        ConditionExpression="attribute_not_exists(sk)",
+    )
 
 
-def session_meta(tables: Tables, *, session_id: str, case_id: str, caller_key_id: str, admin: bool, continuing: bool = False) -> dict[str, Any]:
+def session_meta(
+    tables: Tables, *, session_id: str, case_id: str, caller_key_id: str, admin: bool, continuing: bool = False
+) -> dict[str, Any]:
     """The session's meta item, when the caller may see it.
 
     A session of another case does not exist for this one, nor another analyst's session for them (404). An
     admin reads any session but continues only their own (403): what is appended enters the owner's prompts.
     """
     response = dynamo.call(
-        tables.client.get_item, TableName=tables.chats, Key=dynamo.to_item({"session_id": session_id, "sk": "meta"}), ConsistentRead=True
+        tables.client.get_item,
+        TableName=tables.chats,
+        Key=dynamo.to_item({"session_id": session_id, "sk": "meta"}),
+        ConsistentRead=True,
     )
     item = dynamo.from_item(response["Item"]) if "Item" in response else None
     if item is None or item["case_id"] != case_id:
@@ -68,9 +82,12 @@ def session_meta(tables: Tables, *, session_id: str, case_id: str, caller_key_id
 
 def messages(tables: Tables, *, session_id: str) -> list[ChatMessage]:
     items, _ = dynamo.query_all(
-        tables.client, max_items=MAX_MESSAGES, table=tables.chats,
-        key_condition="session_id = :s AND begins_with(sk, :m)", values={":s": session_id, ":m": "msg#"},
-    )  # fmt: skip
+        tables.client,
+        max_items=MAX_MESSAGES,
+        table=tables.chats,
+        key_condition="session_id = :s AND begins_with(sk, :m)",
+        values={":s": session_id, ":m": "msg#"},
+    )
     return [ChatMessage.model_validate(i) for i in items]
 
 
@@ -80,7 +97,12 @@ def append(tables: Tables, *, session_id: str, message: ChatMessage) -> ChatMess
     for _ in range(20):
         item = {"session_id": session_id, "sk": _msg_sk(n), **message.model_dump(mode="json"), "n": n}
         try:
-            dynamo.call(tables.client.put_item, TableName=tables.chats, Item=dynamo.to_item(item), ConditionExpression="attribute_not_exists(sk)")
+            dynamo.call(
+                tables.client.put_item,
+                TableName=tables.chats,
+                Item=dynamo.to_item(item),
+                ConditionExpression="attribute_not_exists(sk)",
+            )
             return message.model_copy(update={"n": n})
         except ClientError as error:
             if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
@@ -91,5 +113,10 @@ def append(tables: Tables, *, session_id: str, message: ChatMessage) -> ChatMess
 
 def get_session(tables: Tables, *, session_id: str, case_id: str, caller_key_id: str, admin: bool) -> ChatSession:
     meta = session_meta(tables, session_id=session_id, case_id=case_id, caller_key_id=caller_key_id, admin=admin)
-    return ChatSession(session_id=session_id, case_id=case_id, created_at=meta["created_at"], created_by=meta["created_by"],
-                       messages=messages(tables, session_id=session_id))  # fmt: skip
+    return ChatSession(
+        session_id=session_id,
+        case_id=case_id,
+        created_at=meta["created_at"],
+        created_by=meta["created_by"],
+        messages=messages(tables, session_id=session_id),
+    )

@@ -9,9 +9,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from fraudagent.evalruns.models import EvalRun, EvalRunPage, EvalRunRequest, RunStatus
 from fraudagent.core.errors import NotFound
 from fraudagent.core.models import sort_key_ts, utc_iso
+from fraudagent.evalruns.models import EvalRun, EvalRunPage, EvalRunRequest, RunStatus
 from fraudagent.store import dynamo
 from fraudagent.store.tables import Tables
 
@@ -22,8 +22,6 @@ class StatusChanged(Exception):
     """The run is no longer in the status a write expected (another process moved it)."""
 
 
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -32,7 +30,9 @@ def new_run_id() -> str:
     return "ev-" + uuid.uuid4().hex[:12]
 
 
-def create_run(tables: Tables, *, run_id: str, request: EvalRunRequest, requested_by: str, caller_key_id: str) -> EvalRun:
+def create_run(
+    tables: Tables, *, run_id: str, request: EvalRunRequest, requested_by: str, caller_key_id: str
+) -> EvalRun:
     now = _now()
     item = {
         "run_id": run_id,
@@ -44,7 +44,12 @@ def create_run(tables: Tables, *, run_id: str, request: EvalRunRequest, requeste
         "caller_key_id": caller_key_id,
         **request.model_dump(),
     }
-    dynamo.call(tables.client.put_item, TableName=tables.evalruns, Item=dynamo.to_item(item), ConditionExpression="attribute_not_exists(run_id)")
+    dynamo.call(
+        tables.client.put_item,
+        TableName=tables.evalruns,
+        Item=dynamo.to_item(item),
+        ConditionExpression="attribute_not_exists(run_id)",
+    )
     return _run(item)
 
 
@@ -57,7 +62,9 @@ def get_run(tables: Tables, run_id: str) -> EvalRun:
 
 
 def get_item(tables: Tables, run_id: str) -> dict[str, Any]:
-    response = dynamo.call(tables.client.get_item, TableName=tables.evalruns, Key=dynamo.to_item({"run_id": run_id}), ConsistentRead=True)
+    response = dynamo.call(
+        tables.client.get_item, TableName=tables.evalruns, Key=dynamo.to_item({"run_id": run_id}), ConsistentRead=True
+    )
     if "Item" not in response:
         raise NotFound("eval run", run_id)
     return dynamo.from_item(response["Item"])
@@ -67,12 +74,21 @@ def request_of(item: Mapping[str, Any]) -> EvalRunRequest:
     return EvalRunRequest.model_validate({k: item[k] for k in EvalRunRequest.model_fields if item.get(k) is not None})
 
 
-def list_runs(tables: Tables, *, status: RunStatus | None = None, limit: int = 50, cursor: str | None = None) -> EvalRunPage:
+def list_runs(
+    tables: Tables, *, status: RunStatus | None = None, limit: int = 50, cursor: str | None = None
+) -> EvalRunPage:
     """Runs newest first; with `status`, only those (filtered on the page, so a page may hold fewer than `limit`)."""
     page = dynamo.query_page(
-        tables.client, table=tables.evalruns, index="by_created", key_condition="#k = :k", names={"#k": "kind"},
-        values={":k": KIND}, limit=limit, start_token=cursor, forward=False,
-    )  # fmt: skip
+        tables.client,
+        table=tables.evalruns,
+        index="by_created",
+        key_condition="#k = :k",
+        names={"#k": "kind"},
+        values={":k": KIND},
+        limit=limit,
+        start_token=cursor,
+        forward=False,
+    )
     runs = [_run(i) for i in page.items]
     return EvalRunPage(items=[r for r in runs if status is None or r.status == status], next_cursor=page.next_token)
 

@@ -12,13 +12,16 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from fraudagent.core.models import Account, Event, Score, sort_key_ts
-from fraudagent.core.models import utc_iso
+from fraudagent.core.models import Account, Event, Score, sort_key_ts, utc_iso
 from fraudagent.store import dynamo
 from fraudagent.store.tables import Tables
 
 LinkKind = Literal["device", "instrument", "ip"]
-_LINK_INDEX = {"device": ("by_device", "device_id"), "instrument": ("by_instrument", "instrument_id"), "ip": ("by_ip", "ip")}
+_LINK_INDEX = {
+    "device": ("by_device", "device_id"),
+    "instrument": ("by_instrument", "instrument_id"),
+    "ip": ("by_ip", "ip"),
+}
 _SCORE_FIELDS = ("score", "model_version", "reasons")
 
 

@@ -18,6 +18,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from fraudagent.core.errors import FraudAgentError, NotFound
+from fraudagent.core.models import sort_key_ts, utc_iso
+from fraudagent.store import dynamo
+from fraudagent.store.tables import Tables
 from fraudagent.summaries.models import (
     DeliveryAttempt,
     JobPage,
@@ -26,10 +30,6 @@ from fraudagent.summaries.models import (
     SummaryRequest,
     SummaryResult,
 )
-from fraudagent.core.errors import FraudAgentError, NotFound
-from fraudagent.core.models import sort_key_ts, utc_iso
-from fraudagent.store import dynamo
-from fraudagent.store.tables import Tables
 
 IDEMPOTENCY_PREFIX = "idem#"
 
@@ -40,8 +40,6 @@ class LeaseLost(FraudAgentError):
 
 class IdempotencyKeyReused(FraudAgentError):
     """The same Idempotency-Key came with a different request body."""
-
-
 
 
 def _now() -> float:
@@ -64,7 +62,9 @@ _NAME = re.compile(r"#\w+")
 _VALUE = re.compile(r":\w+")
 
 
-def _update(tables: Tables, job_id: str, *, update: str, condition: str | None, values: Mapping[str, Any]) -> dict[str, Any]:
+def _update(
+    tables: Tables, job_id: str, *, update: str, condition: str | None, values: Mapping[str, Any]
+) -> dict[str, Any]:
     """One UpdateItem; `#name` placeholders stand for the attribute `name`. Raises LeaseLost when the condition fails."""
     text = update + " " + (condition or "")
     kwargs: dict[str, Any] = {
@@ -113,14 +113,22 @@ def remember_idempotency_key(tables: Tables, *, caller_key_id: str, key: str, bo
     item = {"job_id": record_id, "target_job_id": job_id, "body_hash": body_hash, "created_at": _iso(_now())}
     try:
         dynamo.call(
-            tables.client.put_item, TableName=tables.jobs, Item=dynamo.to_item(item), ConditionExpression="attribute_not_exists(job_id)"
+            tables.client.put_item,
+            TableName=tables.jobs,
+            Item=dynamo.to_item(item),
+            ConditionExpression="attribute_not_exists(job_id)",
         )
         return job_id
     except ClientError as error:
         if not _is_conditional_failure(error):
             raise
     existing = dynamo.from_item(
-        dynamo.call(tables.client.get_item, TableName=tables.jobs, Key=dynamo.to_item({"job_id": record_id}), ConsistentRead=True)["Item"]
+        dynamo.call(
+            tables.client.get_item,
+            TableName=tables.jobs,
+            Key=dynamo.to_item({"job_id": record_id}),
+            ConsistentRead=True,
+        )["Item"]
     )
     if existing["body_hash"] != body_hash:
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
@@ -128,7 +136,14 @@ def remember_idempotency_key(tables: Tables, *, caller_key_id: str, key: str, bo
 
 
 def create_job(
-    tables: Tables, *, job_id: str, request: SummaryRequest, fields: list[str], redact_pii: bool, requested_by: str, caller_key_id: str
+    tables: Tables,
+    *,
+    job_id: str,
+    request: SummaryRequest,
+    fields: list[str],
+    redact_pii: bool,
+    requested_by: str,
+    caller_key_id: str,
 ) -> tuple[SummaryJob, bool]:
     """Queue a job under `job_id` unless it exists already (a retried request); returns it and whether it was created."""
     now = _now()
@@ -152,7 +167,10 @@ def create_job(
     }
     try:
         dynamo.call(
-            tables.client.put_item, TableName=tables.jobs, Item=dynamo.to_item(item), ConditionExpression="attribute_not_exists(job_id)"
+            tables.client.put_item,
+            TableName=tables.jobs,
+            Item=dynamo.to_item(item),
+            ConditionExpression="attribute_not_exists(job_id)",
         )
         return _job(item), True
     except ClientError as error:
@@ -162,7 +180,9 @@ def create_job(
 
 
 def get_item(tables: Tables, job_id: str) -> dict[str, Any]:
-    response = dynamo.call(tables.client.get_item, TableName=tables.jobs, Key=dynamo.to_item({"job_id": job_id}), ConsistentRead=True)
+    response = dynamo.call(
+        tables.client.get_item, TableName=tables.jobs, Key=dynamo.to_item({"job_id": job_id}), ConsistentRead=True
+    )
     if "Item" not in response or job_id.startswith(IDEMPOTENCY_PREFIX):
         raise NotFound("summary job", job_id)
     return dynamo.from_item(response["Item"])
@@ -218,16 +238,26 @@ def queue_depth(tables: Tables) -> int:
 def claimable(tables: Tables, *, limit: int = 10) -> list[str]:
     """Job ids a worker may try to claim: queued ones oldest first, then running ones whose lease expired."""
     queued = dynamo.query_page(
-        tables.client, table=tables.jobs, index="by_status", key_condition="#s = :s", names={"#s": "status"},
-        values={":s": "queued"}, limit=limit,
-    )  # fmt: skip
+        tables.client,
+        table=tables.jobs,
+        index="by_status",
+        key_condition="#s = :s",
+        names={"#s": "status"},
+        values={":s": "queued"},
+        limit=limit,
+    )
     ids = [i["job_id"] for i in queued.items]
     if len(ids) < limit:
         now = _now()
         running = dynamo.query_page(
-            tables.client, table=tables.jobs, index="by_status", key_condition="#s = :s", names={"#s": "status"},
-            values={":s": "running"}, limit=100,
-        )  # fmt: skip
+            tables.client,
+            table=tables.jobs,
+            index="by_status",
+            key_condition="#s = :s",
+            names={"#s": "status"},
+            values={":s": "running"},
+            limit=100,
+        )
         ids += [i["job_id"] for i in running.items if float(i.get("lease_until", 0)) < now][: limit - len(ids)]
     return ids
 
@@ -237,13 +267,23 @@ def claim(tables: Tables, *, job_id: str, worker: str, lease_s: float) -> Summar
     now = _now()
     try:
         item = _update(
-            tables, job_id,
+            tables,
+            job_id,
             update="SET #status = :running, #lease_owner = :me, #lease_until = :until, #updated_at = :at, "
-                   "#attempts = if_not_exists(#attempts, :zero) + :one, #events = list_append(#events, :ev)",
+            "#attempts = if_not_exists(#attempts, :zero) + :one, #events = list_append(#events, :ev)",
             condition="#status = :queued OR (#status = :running AND #lease_until < :now)",
-            values={":running": "running", ":queued": "queued", ":me": worker, ":until": now + lease_s, ":now": now,
-                    ":at": _iso(now), ":zero": 0, ":one": 1, ":ev": _event("claimed", worker)},
-        )  # fmt: skip
+            values={
+                ":running": "running",
+                ":queued": "queued",
+                ":me": worker,
+                ":until": now + lease_s,
+                ":now": now,
+                ":at": _iso(now),
+                ":zero": 0,
+                ":one": 1,
+                ":ev": _event("claimed", worker),
+            },
+        )
     except LeaseLost:
         return None
     return _job(item)
@@ -254,8 +294,13 @@ _MINE = "#status = :running AND #lease_owner = :me"
 
 def extend_lease(tables: Tables, *, job_id: str, worker: str, lease_s: float) -> None:
     """Heartbeat: push the lease forward; LeaseLost if the worker no longer holds it."""
-    _update(tables, job_id, update="SET #lease_until = :until", condition=_MINE,
-            values={":running": "running", ":me": worker, ":until": _now() + lease_s})  # fmt: skip
+    _update(
+        tables,
+        job_id,
+        update="SET #lease_until = :until",
+        condition=_MINE,
+        values={":running": "running", ":me": worker, ":until": _now() + lease_s},
+    )
 
 
 def save_result(tables: Tables, *, job_id: str, worker: str, result: SummaryResult, done: bool) -> SummaryJob:
@@ -264,9 +309,20 @@ def save_result(tables: Tables, *, job_id: str, worker: str, result: SummaryResu
     update = "SET #result = :result, #updated_at = :at, #events = list_append(#events, :ev)"
     if done:
         update += ", #status = :done REMOVE #lease_owner, #lease_until"
-    item = _update(tables, job_id, update=update, condition=_MINE, values={
-        ":running": "running", ":me": worker, ":result": result.model_dump_json(), ":at": _iso(now), ":done": "done",
-        ":ev": _event("summary rendered" + (", done" if done else ""), worker)})  # fmt: skip
+    item = _update(
+        tables,
+        job_id,
+        update=update,
+        condition=_MINE,
+        values={
+            ":running": "running",
+            ":me": worker,
+            ":result": result.model_dump_json(),
+            ":at": _iso(now),
+            ":done": "done",
+            ":ev": _event("summary rendered" + (", done" if done else ""), worker),
+        },
+    )
     return _job(item)
 
 
@@ -277,11 +333,20 @@ def begin_delivery(tables: Tables, *, job_id: str, worker: str, attempt: Deliver
     appended since the worker read the job (the list still has attempt.attempt - 1 entries).
     """
     now = _now()
-    _update(tables, job_id,
-            update="SET #deliveries = list_append(#deliveries, :attempt), #lease_until = :until, #updated_at = :at",
-            condition=_MINE + " AND attribute_not_exists(#delivered_at) AND size(#deliveries) = :before",
-            values={":running": "running", ":me": worker, ":attempt": [attempt.model_dump(mode="json")],
-                    ":until": now + lease_s, ":at": _iso(now), ":before": attempt.attempt - 1})  # fmt: skip
+    _update(
+        tables,
+        job_id,
+        update="SET #deliveries = list_append(#deliveries, :attempt), #lease_until = :until, #updated_at = :at",
+        condition=_MINE + " AND attribute_not_exists(#delivered_at) AND size(#deliveries) = :before",
+        values={
+            ":running": "running",
+            ":me": worker,
+            ":attempt": [attempt.model_dump(mode="json")],
+            ":until": now + lease_s,
+            ":at": _iso(now),
+            ":before": attempt.attempt - 1,
+        },
+    )
 
 
 def end_delivery(
@@ -307,21 +372,39 @@ def end_delivery(
 def finish(tables: Tables, *, job_id: str, worker: str, status: JobStatus, error: str) -> SummaryJob:
     """End the job as failed (nothing to retry) or dead (retries exhausted): visible in GET and the dead list."""
     now = _now()
-    item = _update(tables, job_id,
-                   update="SET #status = :status, #error = :error, #updated_at = :at, #events = list_append(#events, :ev) "
-                          "REMOVE #lease_owner, #lease_until",
-                   condition=_MINE,
-                   values={":running": "running", ":me": worker, ":status": status, ":error": error[:500], ":at": _iso(now),
-                           ":ev": _event(f"{status}: {error[:200]}", worker)})  # fmt: skip
+    item = _update(
+        tables,
+        job_id,
+        update="SET #status = :status, #error = :error, #updated_at = :at, #events = list_append(#events, :ev) "
+        "REMOVE #lease_owner, #lease_until",
+        condition=_MINE,
+        values={
+            ":running": "running",
+            ":me": worker,
+            ":status": status,
+            ":error": error[:500],
+            ":at": _iso(now),
+            ":ev": _event(f"{status}: {error[:200]}", worker),
+        },
+    )
     return _job(item)
 
 
 def release(tables: Tables, *, job_id: str, worker: str, error: str) -> None:
     """Give the job back to the queue after a transient error, for the next claim."""
     now = _now()
-    _update(tables, job_id,
-            update="SET #status = :queued, #error = :error, #updated_at = :at, #events = list_append(#events, :ev) "
-                   "REMOVE #lease_owner, #lease_until",
-            condition=_MINE,
-            values={":running": "running", ":queued": "queued", ":me": worker, ":error": error[:500], ":at": _iso(now),
-                    ":ev": _event(f"released after an error: {error[:200]}", worker)})  # fmt: skip
+    _update(
+        tables,
+        job_id,
+        update="SET #status = :queued, #error = :error, #updated_at = :at, #events = list_append(#events, :ev) "
+        "REMOVE #lease_owner, #lease_until",
+        condition=_MINE,
+        values={
+            ":running": "running",
+            ":queued": "queued",
+            ":me": worker,
+            ":error": error[:500],
+            ":at": _iso(now),
+            ":ev": _event(f"released after an error: {error[:200]}", worker),
+        },
+    )

@@ -67,11 +67,15 @@ def matches(stored: StoredKey, presented: str) -> bool:
 
 def _validate(name: str, roles: list[str]) -> list[Role]:
     problems = []
-    if not name or len(name) > 64 or not all(c.isalnum() and c.isascii() or c in " ._:-" for c in name):
+    if not name or len(name) > 64 or not all((c.isalnum() and c.isascii()) or c in " ._:-" for c in name):
         problems.append(Problem("name", "1-64 characters: letters, digits, space . _ : -"))
     unknown = [r for r in roles if r not in ROLES]
     if unknown or not roles:
-        problems.append(Problem("roles", f"one or more of {', '.join(ROLES)}" + (f"; unknown: {', '.join(unknown)}" if unknown else "")))
+        problems.append(
+            Problem(
+                "roles", f"one or more of {', '.join(ROLES)}" + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+            )
+        )
     if problems:
         raise InvalidInput("invalid key request", problems)
     return list(dict.fromkeys(roles))  # type: ignore[arg-type]
@@ -91,13 +95,22 @@ def create_key(history: Tables, *, name: str, roles: list[str], created_by: str)
         secret_sha256=_sha256(presented),
     )
     event = audit.new_event(
-        subject=audit.key_subject(key_id), action="key.created", actor=created_by, details={"name": name, "roles": valid_roles}
+        subject=audit.key_subject(key_id),
+        action="key.created",
+        actor=created_by,
+        details={"name": name, "roles": valid_roles},
     )
     item = key.model_dump(mode="json", exclude_none=True, exclude={"active"}) | {"created_at": utc_iso(key.created_at)}
     dynamo.call(
         history.client.transact_write_items,
         TransactItems=[
-            {"Put": {"TableName": history.keys, "Item": dynamo.to_item(item), "ConditionExpression": "attribute_not_exists(key_id)"}},
+            {
+                "Put": {
+                    "TableName": history.keys,
+                    "Item": dynamo.to_item(item),
+                    "ConditionExpression": "attribute_not_exists(key_id)",
+                }
+            },
             audit.put_request(history, event),
         ],
     )

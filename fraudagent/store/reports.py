@@ -23,9 +23,14 @@ def put_report(history: Tables, *, case_id: str, report: Mapping[str, Any], snap
     created = datetime.now(timezone.utc)
     created_sk = f"{sort_key_ts(created)}#{report['report_id']}"
     item = dynamo.to_item(
-        {"case_id": case_id, "created_sk": created_sk, "created_at": utc_iso(created), "report_id": report["report_id"],
-         "report": json.dumps(report)}
-    )  # fmt: skip
+        {
+            "case_id": case_id,
+            "created_sk": created_sk,
+            "created_at": utc_iso(created),
+            "report_id": report["report_id"],
+            "report": json.dumps(report),
+        }
+    )
     if snapshot is not None:
         packed = zlib.compress(snapshot.encode(), 6)
         if len(packed) <= MAX_SNAPSHOT_BYTES:
@@ -34,9 +39,14 @@ def put_report(history: Tables, *, case_id: str, report: Mapping[str, Any], snap
         subject=audit.case_subject(case_id),
         action="report.drafted",
         actor=report.get("requested_by") or "unknown",
-        details={k: report.get(k) for k in ("report_id", "path", "model", "typology", "prompt_version", "evidence_hash")},
+        details={
+            k: report.get(k) for k in ("report_id", "path", "model", "typology", "prompt_version", "evidence_hash")
+        },
     )
-    items: list[dict[str, Any]] = [{"Put": {"TableName": history.reports, "Item": item}}, audit.put_request(history, event)]
+    items: list[dict[str, Any]] = [
+        {"Put": {"TableName": history.reports, "Item": item}},
+        audit.put_request(history, event),
+    ]
     if report.get("typology"):
         items.append(
             {

@@ -107,6 +107,7 @@ def check_callback_url(url: str, *, production: bool) -> None:
     Raises InvalidInput (422), whatever the URL holds (a malformed one included). Checked when the job is
     created and again before every attempt (DNS may change).
     """
+
     def bad(message: str) -> InvalidInput:
         return InvalidInput(f"callback_url refused: {message}", [Problem("callback_url", message)])
 
@@ -127,7 +128,7 @@ def check_callback_url(url: str, *, production: bool) -> None:
     except (OSError, ValueError, UnicodeError):
         raise bad("the host does not resolve") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         why = _refused(address, production)
         if why:
             raise bad(f"the host resolves to {why}")

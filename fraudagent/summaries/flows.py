@@ -38,17 +38,17 @@ from typing import Any
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from fraudagent import store
 from fraudagent.agent.pipeline import Investigator, draft_and_store
-from fraudagent.summaries import callbacks
-from fraudagent.store import jobs as job_store
-from fraudagent.summaries.models import DeliveryAttempt, SummaryJob, SummaryResult
-from fraudagent.summaries.render import MEDIA_TYPES, render, summary_content
-from fraudagent.store.tables import Tables
-from fraudagent.store.jobs import LeaseLost
 from fraudagent.core.errors import InvalidInput, NotFound
 from fraudagent.core.settings import Settings
 from fraudagent.store import audit
-from fraudagent import store
+from fraudagent.store import jobs as job_store
+from fraudagent.store.jobs import LeaseLost
+from fraudagent.store.tables import Tables
+from fraudagent.summaries import callbacks
+from fraudagent.summaries.models import DeliveryAttempt, SummaryJob, SummaryResult
+from fraudagent.summaries.render import MEDIA_TYPES, render, summary_content
 
 log = logging.getLogger(__name__)
 
@@ -85,11 +85,15 @@ def latest_or_new_report(investigator: Investigator, case_id: str, *, requested_
         current = _current_report(investigator, case_id)  # drafted by another worker while this one waited?
         if current is not None:
             return current
-        return draft_and_store(investigator, case_id, requested_by=requested_by, priority="background").model_dump(mode="json")
+        return draft_and_store(investigator, case_id, requested_by=requested_by, priority="background").model_dump(
+            mode="json"
+        )
 
 
 def build_result(investigator: Investigator, job: SummaryJob, *, fields: list[str], redact_pii: bool) -> SummaryResult:
-    report = latest_or_new_report(investigator, job.case_id, requested_by=f"summary job {job.job_id} for {job.requested_by}")
+    report = latest_or_new_report(
+        investigator, job.case_id, requested_by=f"summary job {job.job_id} for {job.requested_by}"
+    )
     record = store.cases.get_case(investigator.history, job.case_id)
     lines = None
     if "evidence" in fields:
@@ -149,8 +153,13 @@ def process(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
     ended = _process(ctx, job, worker)
     if ended is not None and ended.status in ("done", "failed", "dead"):
         try:
-            audit.record(ctx.investigator.history, subject=audit.case_subject(ended.case_id), action=f"summary.{ended.status}",
-                         actor=f"summary worker {worker}", details={"job_id": ended.job_id, "deliveries": len(ended.deliveries)})  # fmt: skip
+            audit.record(
+                ctx.investigator.history,
+                subject=audit.case_subject(ended.case_id),
+                action=f"summary.{ended.status}",
+                actor=f"summary worker {worker}",
+                details={"job_id": ended.job_id, "deliveries": len(ended.deliveries)},
+            )
         except Exception as error:  # the job's state is already committed and carries its own trail
             log.warning("audit record for job %s failed: %s", ended.job_id, type(error).__name__)
     return ended
@@ -162,11 +171,23 @@ def _process(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | N
     try:
         with Heartbeat(ctx.jobs, job_id=job.job_id, worker=worker, lease_s=s.summary_lease_s):
             if job.attempts > s.summary_max_attempts:
-                return job_store.finish(ctx.jobs, job_id=job.job_id, worker=worker, status="dead",
-                                           error=f"claimed {job.attempts - 1} times without finishing")  # fmt: skip
+                return job_store.finish(
+                    ctx.jobs,
+                    job_id=job.job_id,
+                    worker=worker,
+                    status="dead",
+                    error=f"claimed {job.attempts - 1} times without finishing",
+                )
             if job.result is None:
-                result = build_result(ctx.investigator, job, fields=list(item.get("fields", [])), redact_pii=bool(item.get("redact_pii", True)))
-                job = job_store.save_result(ctx.jobs, job_id=job.job_id, worker=worker, result=result, done=job.callback_url is None)
+                result = build_result(
+                    ctx.investigator,
+                    job,
+                    fields=list(item.get("fields", [])),
+                    redact_pii=bool(item.get("redact_pii", True)),
+                )
+                job = job_store.save_result(
+                    ctx.jobs, job_id=job.job_id, worker=worker, result=result, done=job.callback_url is None
+                )
             if job.callback_url:
                 return deliver(ctx, job, worker)
             return job
@@ -196,8 +217,13 @@ def _end(ctx: WorkerContext, job: SummaryJob, worker: str, status: Any, error: s
 
 def callback_body(job: SummaryJob) -> bytes:
     assert job.result is not None
-    payload = {"job_id": job.job_id, "case_id": job.case_id, "status": "done", "format": job.format,
-               "result": job.result.model_dump(mode="json")}  # fmt: skip
+    payload = {
+        "job_id": job.job_id,
+        "case_id": job.case_id,
+        "status": "done",
+        "format": job.format,
+        "result": job.result.model_dump(mode="json"),
+    }
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -206,18 +232,29 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
     s = ctx.settings
     assert job.callback_url is not None
     if s.callback_secret is None:
-        return job_store.finish(ctx.jobs, job_id=job.job_id, worker=worker, status="failed", error="no callback secret is configured")
+        return job_store.finish(
+            ctx.jobs, job_id=job.job_id, worker=worker, status="failed", error="no callback secret is configured"
+        )
     sent = len(job.deliveries)
     if job.deliveries and job.deliveries[-1].outcome == "sending":
         # A worker stopped between sending and recording: the receiver may or may not have it.
-        job_store.end_delivery(ctx.jobs, job_id=job.job_id, worker=worker, attempt=sent, outcome="unknown",
-                                  status_code=None, error="the previous worker stopped while sending")  # fmt: skip
+        job_store.end_delivery(
+            ctx.jobs,
+            job_id=job.job_id,
+            worker=worker,
+            attempt=sent,
+            outcome="unknown",
+            status_code=None,
+            error="the previous worker stopped while sending",
+        )
     remaining = s.callback_max_attempts - sent
     if remaining <= 0:
-        return job_store.finish(ctx.jobs, job_id=job.job_id, worker=worker, status="dead", error=f"callback failed {sent} times")
+        return job_store.finish(
+            ctx.jobs, job_id=job.job_id, worker=worker, status="dead", error=f"callback failed {sent} times"
+        )
     body = callback_body(job)
     timeout = min(s.callback_timeout_s, s.summary_lease_s / 2)
-    state = {"attempt": sent, "job": job}
+    state: dict[str, Any] = {"attempt": sent, "job": job}
 
     def attempt_once() -> None:
         state["attempt"] += 1
@@ -227,19 +264,57 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
         try:
             callbacks.check_callback_url(job.callback_url, production=s.environment == "production")  # type: ignore[arg-type]
         except InvalidInput as error:
-            job_store.end_delivery(ctx.jobs, job_id=job.job_id, worker=worker, attempt=n, outcome="refused", status_code=None, error=str(error))
+            job_store.end_delivery(
+                ctx.jobs,
+                job_id=job.job_id,
+                worker=worker,
+                attempt=n,
+                outcome="refused",
+                status_code=None,
+                error=str(error),
+            )
             raise
         try:
-            response = callbacks.post(ctx.http, url=job.callback_url, body=body, secret=s.callback_secret.get_secret_value(),  # type: ignore[arg-type, union-attr]
-                                      delivery_id=job.job_id, attempt=n, timeout=timeout)  # fmt: skip
+            response = callbacks.post(
+                ctx.http,
+                url=job.callback_url or "",
+                body=body,
+                secret=s.callback_secret.get_secret_value(),  # type: ignore[arg-type, union-attr]
+                delivery_id=job.job_id,
+                attempt=n,
+                timeout=timeout,
+            )
         except httpx.HTTPError as error:
-            job_store.end_delivery(ctx.jobs, job_id=job.job_id, worker=worker, attempt=n, outcome="failed", status_code=None, error=type(error).__name__)
+            job_store.end_delivery(
+                ctx.jobs,
+                job_id=job.job_id,
+                worker=worker,
+                attempt=n,
+                outcome="failed",
+                status_code=None,
+                error=type(error).__name__,
+            )
             raise _NotDelivered from None
         if 200 <= response.status_code < 300:
-            state["job"] = job_store.end_delivery(ctx.jobs, job_id=job.job_id, worker=worker, attempt=n, outcome="delivered",
-                                                     status_code=response.status_code, error=None)  # fmt: skip
+            state["job"] = job_store.end_delivery(
+                ctx.jobs,
+                job_id=job.job_id,
+                worker=worker,
+                attempt=n,
+                outcome="delivered",
+                status_code=response.status_code,
+                error=None,
+            )
             return
-        job_store.end_delivery(ctx.jobs, job_id=job.job_id, worker=worker, attempt=n, outcome="failed", status_code=response.status_code, error=None)
+        job_store.end_delivery(
+            ctx.jobs,
+            job_id=job.job_id,
+            worker=worker,
+            attempt=n,
+            outcome="failed",
+            status_code=response.status_code,
+            error=None,
+        )
         raise _NotDelivered
 
     try:
@@ -247,14 +322,15 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
             retry=retry_if_exception_type(_NotDelivered),
             stop=stop_after_attempt(remaining),
             wait=wait_exponential(multiplier=s.callback_backoff_s, max=60),
-            sleep=lambda seconds: ctx.stop.wait(seconds),
+            sleep=lambda seconds: None if ctx.stop.wait(seconds) else None,
             reraise=True,
         ):
             with attempt:
                 attempt_once()
     except _NotDelivered:
-        return job_store.finish(ctx.jobs, job_id=job.job_id, worker=worker, status="dead",
-                                   error=f"callback failed {state['attempt']} times")  # fmt: skip
+        return job_store.finish(
+            ctx.jobs, job_id=job.job_id, worker=worker, status="dead", error=f"callback failed {state['attempt']} times"
+        )
     except InvalidInput as error:
         return job_store.finish(ctx.jobs, job_id=job.job_id, worker=worker, status="dead", error=str(error))
     return state["job"]
@@ -267,7 +343,9 @@ def worker_id(n: int) -> str:
 class SummaryWorkers:
     """N worker threads that claim jobs from DynamoDB; `wake()` after queuing a job cuts the wait."""
 
-    def __init__(self, *, settings: Settings, investigator: Investigator, jobs: Tables, count: int | None = None) -> None:
+    def __init__(
+        self, *, settings: Settings, investigator: Investigator, jobs: Tables, count: int | None = None
+    ) -> None:
         self.ctx = WorkerContext(settings=settings, investigator=investigator, jobs=jobs)
         self.count = settings.summary_workers if count is None else count
         self.woken = threading.Event()
@@ -298,7 +376,9 @@ class SummaryWorkers:
         for job_id in ids:
             if self.ctx.stop.is_set():
                 return False
-            job = job_store.claim(self.ctx.jobs, job_id=job_id, worker=worker, lease_s=self.ctx.settings.summary_lease_s)
+            job = job_store.claim(
+                self.ctx.jobs, job_id=job_id, worker=worker, lease_s=self.ctx.settings.summary_lease_s
+            )
             if job is not None:
                 process(self.ctx, job, worker)
                 self.processed += 1
@@ -318,7 +398,9 @@ class SummaryWorkers:
 
 
 @asynccontextmanager
-async def running_workers(app: Any, *, settings: Settings, investigator: Investigator, jobs: Tables) -> AsyncIterator[SummaryWorkers]:
+async def running_workers(
+    app: Any, *, settings: Settings, investigator: Investigator, jobs: Tables
+) -> AsyncIterator[SummaryWorkers]:
     """The API process's workers, started with the app and stopped with it."""
     from starlette.concurrency import run_in_threadpool
 

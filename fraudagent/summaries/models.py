@@ -18,7 +18,9 @@ class SummaryRequest(BaseModel):
     callback_url: str | None = Field(
         default=None, max_length=2000, description="POSTed the result, signed (X-Signature, X-Timestamp); http(s) only"
     )
-    format: SummaryFormat = Field(default="markdown", description="markdown, jira (Atlassian Document Format), servicenow (work-note HTML)")
+    format: SummaryFormat = Field(
+        default="markdown", description="markdown, jira (Atlassian Document Format), servicenow (work-note HTML)"
+    )
 
 
 class DeliveryAttempt(BaseModel):
@@ -72,7 +74,9 @@ class SummaryJob(BaseModel):
 class JobAccepted(BaseModel):
     job_id: str
     status: JobStatus
-    created: bool = Field(description="false when an Idempotency-Key matched an earlier request: the same job is returned")
+    created: bool = Field(
+        description="false when an Idempotency-Key matched an earlier request: the same job is returned"
+    )
 
 
 class JobPage(BaseModel):

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from fraudagent.agent.evidence import clean_untrusted
-from fraudagent.summaries.models import SummaryFormat
 from fraudagent.core.logging import redact
 from fraudagent.core.settings import SUMMARY_FIELDS
 from fraudagent.store.cases import CaseRecord
+from fraudagent.summaries.models import SummaryFormat
 
 MEDIA_TYPES: dict[str, str] = {"markdown": "text/markdown", "jira": "application/json", "servicenow": "text/html"}
 UNTRUSTED_LABEL = "Customer-written text (untrusted: quoted as data, not verified)"
@@ -46,22 +46,36 @@ def summary_content(
     c = record.case
     cited = list(dict.fromkeys(i for f in report.get("findings", []) for i in f["evidence_ids"]))
     full: dict[str, Any] = {
-        "case": {"case_id": c.case_id, "priority": c.priority.value, "opened_at": c.opened_at.isoformat(),
-                 "trigger": f"{c.trigger.kind.value}: {c.trigger.detail}".rstrip(": "), "status": record.status},
+        "case": {
+            "case_id": c.case_id,
+            "priority": c.priority.value,
+            "opened_at": c.opened_at.isoformat(),
+            "trigger": f"{c.trigger.kind.value}: {c.trigger.detail}".rstrip(": "),
+            "status": record.status,
+        },
         "account": c.account_id,
         "typology": report.get("typology"),
         "actions": list(report.get("recommended_actions", [])),
         "confidence": report.get("confidence"),
         "narrative": report.get("narrative", ""),
-        "findings": [{"statement": f["statement"], "evidence_ids": f["evidence_ids"]} for f in report.get("findings", [])],
+        "findings": [
+            {"statement": f["statement"], "evidence_ids": f["evidence_ids"]} for f in report.get("findings", [])
+        ],
         "unknowns": list(report.get("unknowns", [])),
-        "similar_cases": {"summary": report.get("similar_cases_summary"),
-                          "cases": [f"{s['case_id']}: {s['typology']}, {s['disposition']}" for s in report.get("similar_cases", [])]},
+        "similar_cases": {
+            "summary": report.get("similar_cases_summary"),
+            "cases": [f"{s['case_id']}: {s['typology']}, {s['disposition']}" for s in report.get("similar_cases", [])],
+        },
         "customer_text": [{"source": "case note", "text": clean_untrusted(c.note, limit=500)}] if c.note else [],
         "evidence": [{"id": i, "line": evidence_lines[i]} for i in cited if evidence_lines and i in evidence_lines],
-        "provenance": {"report_id": report.get("report_id"), "path": report.get("path"), "model": report.get("model"),
-                       "created_at": report.get("created_at"), "policy_version": report.get("policy_version") or None},
-    }  # fmt: skip
+        "provenance": {
+            "report_id": report.get("report_id"),
+            "path": report.get("path"),
+            "model": report.get("model"),
+            "created_at": report.get("created_at"),
+            "policy_version": report.get("policy_version") or None,
+        },
+    }
     allowed = [f for f in SUMMARY_FIELDS if f in fields]
     return {name: _scrub(full[name], redact_pii) for name in allowed}
 
@@ -80,7 +94,12 @@ def _sections(content: Mapping[str, Any]) -> list[tuple[str, list[str], bool]]:
     out: list[tuple[str, list[str], bool]] = []
     if "case" in content:
         c = content["case"]
-        lines = [f"Priority: {c['priority']}", f"Opened: {c['opened_at']}", f"Trigger: {c['trigger']}", f"Status: {c['status']}"]
+        lines = [
+            f"Priority: {c['priority']}",
+            f"Opened: {c['opened_at']}",
+            f"Trigger: {c['trigger']}",
+            f"Status: {c['status']}",
+        ]
         if "account" in content:
             lines.append(f"Account: {content['account']}")
         out.append(("Case", lines, False))
@@ -91,7 +110,9 @@ def _sections(content: Mapping[str, Any]) -> list[tuple[str, list[str], bool]]:
     if content.get("narrative"):
         out.append(("What happened", [content["narrative"]], False))
     if content.get("findings"):
-        out.append(("Findings", [f"{f['statement']} [{', '.join(f['evidence_ids'])}]" for f in content["findings"]], False))
+        out.append(
+            ("Findings", [f"{f['statement']} [{', '.join(f['evidence_ids'])}]" for f in content["findings"]], False)
+        )
     if content.get("evidence"):
         out.append(("Evidence cited", [f"{e['id']}: {e['line']}" for e in content["evidence"]], False))
     if content.get("unknowns"):
@@ -103,7 +124,13 @@ def _sections(content: Mapping[str, Any]) -> list[tuple[str, list[str], bool]]:
         out.append((UNTRUSTED_LABEL, [f"{t['source']}: «{t['text']}»" for t in content["customer_text"]], True))
     if content.get("provenance"):
         p = content["provenance"]
-        out.append(("Provenance", [f"report {p['report_id']}, path {p['path']}, model {p['model']}, drafted {p['created_at']}"], False))
+        out.append(
+            (
+                "Provenance",
+                [f"report {p['report_id']}, path {p['path']}, model {p['model']}, drafted {p['created_at']}"],
+                False,
+            )
+        )
     return out
 
 
@@ -134,7 +161,9 @@ def _text(text: str, *marks: str) -> dict[str, Any]:
 
 def to_adf(content: Mapping[str, Any], case_id: str) -> dict[str, Any]:
     """Atlassian Document Format v1: doc > heading / paragraph / bulletList > listItem > paragraph > text."""
-    nodes: list[dict[str, Any]] = [{"type": "heading", "attrs": {"level": 2}, "content": [_text(_title(content, case_id))]}]
+    nodes: list[dict[str, Any]] = [
+        {"type": "heading", "attrs": {"level": 2}, "content": [_text(_title(content, case_id))]}
+    ]
     for heading, items, untrusted in _sections(content):
         nodes.append({"type": "heading", "attrs": {"level": 3}, "content": [_text(heading)]})
         if untrusted:
@@ -143,8 +172,15 @@ def to_adf(content: Mapping[str, Any], case_id: str) -> dict[str, Any]:
         elif len(items) == 1 and heading in ("What happened",):
             nodes.append({"type": "paragraph", "content": [_text(items[0])]})
         else:
-            nodes.append({"type": "bulletList", "content": [
-                {"type": "listItem", "content": [{"type": "paragraph", "content": [_text(item)]}]} for item in items]})  # fmt: skip
+            nodes.append(
+                {
+                    "type": "bulletList",
+                    "content": [
+                        {"type": "listItem", "content": [{"type": "paragraph", "content": [_text(item)]}]}
+                        for item in items
+                    ],
+                }
+            )
     return {"version": 1, "type": "doc", "content": nodes}
 
 

@@ -26,7 +26,9 @@ def account_history(
 
 def events_after(tables: Tables, *, account_id: str, after: datetime, max_items: int) -> tuple[list[ScoredEvent], bool]:
     """The account's events from `after` until now (the event at `after` included), as `account_history`."""
-    return account_history(tables, account_id=account_id, start=after, end=datetime.now(timezone.utc), max_items=max_items)
+    return account_history(
+        tables, account_id=account_id, start=after, end=datetime.now(timezone.utc), max_items=max_items
+    )
 
 
 def event_record(scored: ScoredEvent) -> dict[str, Any]:
@@ -47,7 +49,9 @@ def history_tool(tables: Tables, *, account_id: str, end: datetime, max_items: i
     """`transaction_history` for one account: its events in the last `days` before `end`."""
 
     def transaction_history(days: int = 30) -> dict[str, Any]:
-        events, cut = account_history(tables, account_id=account_id, start=end - timedelta(days=days), end=end, max_items=max_items)
+        events, cut = account_history(
+            tables, account_id=account_id, start=end - timedelta(days=days), end=end, max_items=max_items
+        )
         return {"events": [event_record(s) for s in events], "cut": cut}
 
     return StructuredTool.from_function(

@@ -225,7 +225,9 @@ def with_scores(events: Sequence[ScoredEvent], scores: Sequence[Score]) -> list[
     return [ScoredEvent(event=s.event, score=by_event.get(s.event.event_id, s.score)) for s in events]
 
 
-def risk_scores(provider: ScoreProvider, *, events: Sequence[ScoredEvent], accounts: Sequence[Account]) -> list[ScoredEvent]:
+def risk_scores(
+    provider: ScoreProvider, *, events: Sequence[ScoredEvent], accounts: Sequence[Account]
+) -> list[ScoredEvent]:
     """The events scored by `provider` (the stored provider returns them as stored)."""
     if provider.name == "stored":
         return list(events)
@@ -236,7 +238,9 @@ class RiskScoresInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-def risk_scores_tool(provider: ScoreProvider, *, events: Sequence[ScoredEvent], accounts: Sequence[Account]) -> StructuredTool:
+def risk_scores_tool(
+    provider: ScoreProvider, *, events: Sequence[ScoredEvent], accounts: Sequence[Account]
+) -> StructuredTool:
     """`risk_scores` bound to one case's events: each money-moving event's score and reason codes."""
 
     def risk_scores_of_the_case() -> dict[str, Any]:

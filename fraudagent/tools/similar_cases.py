@@ -9,8 +9,8 @@ fraudsters) and is for citing, never for following. Exclusions bound here
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from collections.abc import Iterable
 from typing import Any, Protocol
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -19,21 +19,29 @@ from langchain_core.retrievers import BaseRetriever
 from langchain_core.tools import StructuredTool
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from fraudagent.core.models import Account, Case, Event, Typology, utc_iso
+from fraudagent.core.models import Account, Case, Event, PastCase, Typology, utc_iso
+from fraudagent.retrieval.documents import IndexedCase
 from fraudagent.retrieval.filters import CaseFilter
 from fraudagent.retrieval.queries import case_query
 from fraudagent.retrieval.search import CaseQuery, SimilarCase, SimilarCases
 
 
+class PastCases(Protocol):
+    """The past-case store as the agent uses it (`retrieval.past_cases.PastCaseStore`, or a stand-in): it finds
+    similar cases, takes decided ones in, and lends its embedder to an eval run's isolated store."""
 
-class PastCaseSearch(Protocol):
-    """What finds similar past cases (`retrieval.past_cases.PastCaseStore`, or a stand-in)."""
+    @property
+    def embedder(self) -> Any: ...
 
     def find(self, query: CaseQuery, *, k: int) -> SimilarCases: ...
 
+    def upsert(
+        self, cases: Sequence[PastCase | IndexedCase], *, provenance: str = ..., regions: Mapping[str, str] | None = ...
+    ) -> int: ...
+
 
 def similar_cases(
-    past_cases: PastCaseSearch,
+    past_cases: PastCases,
     *,
     case: Case,
     account: Account | None,

@@ -35,12 +35,23 @@ class Metrics:
         )
         self.tokens = Counter("fraudagent_llm_tokens", "LLM tokens used by reports", ["kind"], registry=self.registry)
         self.llm_calls = Counter("fraudagent_llm_calls", "LLM calls made by reports", registry=self.registry)
-        self.queue_depth = Gauge("fraudagent_job_queue_depth", "jobs waiting, by queue", ["queue"], registry=self.registry)
-        self.rate_limited = Counter(
-            "fraudagent_rate_limited", "requests refused by a rate limit (a key's, or an address's key look-ups)", registry=self.registry
+        self.queue_depth = Gauge(
+            "fraudagent_job_queue_depth", "jobs waiting, by queue", ["queue"], registry=self.registry
         )
-        self.key_lookups = Counter("fraudagent_key_lookups", "API keys read from the key store (not in the cache)", registry=self.registry)
-        self.decisions = Counter("fraudagent_decisions", "cases closed by an analyst, by disposition", ["disposition"], registry=self.registry)
+        self.rate_limited = Counter(
+            "fraudagent_rate_limited",
+            "requests refused by a rate limit (a key's, or an address's key look-ups)",
+            registry=self.registry,
+        )
+        self.key_lookups = Counter(
+            "fraudagent_key_lookups", "API keys read from the key store (not in the cache)", registry=self.registry
+        )
+        self.decisions = Counter(
+            "fraudagent_decisions",
+            "cases closed by an analyst, by disposition",
+            ["disposition"],
+            registry=self.registry,
+        )
         self._queues: dict[str, Callable[[], int]] = {}
         self._lock = threading.Lock()
 

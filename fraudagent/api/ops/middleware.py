@@ -52,7 +52,9 @@ class RequestMiddleware:
                 state["status"] = message["status"]
                 state["started"] = True
                 extra = [(b"x-request-id", rid.encode())]
-                if not no_store_exempt and not any(k.lower() == b"cache-control" for k, _ in message.get("headers", [])):
+                if not no_store_exempt and not any(
+                    k.lower() == b"cache-control" for k, _ in message.get("headers", [])
+                ):
                     extra.append((b"cache-control", b"no-store"))
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
@@ -65,7 +67,9 @@ class RequestMiddleware:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_body_bytes:
-                    raise BodyTooLarge(self.max_body_bytes)  # FastAPI re-raises it from its body reading: problems answers it
+                    raise BodyTooLarge(
+                        self.max_body_bytes
+                    )  # FastAPI re-raises it from its body reading: problems answers it
             return message
 
         try:
@@ -83,7 +87,9 @@ class RequestMiddleware:
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            self.metrics.request_seconds.labels(method=scope["method"], route=template, status=str(state["status"])).observe(elapsed)
+            self.metrics.request_seconds.labels(
+                method=scope["method"], route=template, status=str(state["status"])
+            ).observe(elapsed)
             if state["status"] == 429:
                 self.metrics.rate_limited.inc()
             key_id = scope.get("state", {}).get("key_id")
@@ -93,6 +99,12 @@ class RequestMiddleware:
                 template,
                 state["status"],
                 elapsed * 1000,
-                extra={"method": scope["method"], "route": template, "status": state["status"], "ms": round(elapsed * 1000, 1), "key_id": key_id},
+                extra={
+                    "method": scope["method"],
+                    "route": template,
+                    "status": state["status"],
+                    "ms": round(elapsed * 1000, 1),
+                    "key_id": key_id,
+                },
             )
             request_id.reset(token)

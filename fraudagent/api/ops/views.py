@@ -120,8 +120,10 @@ async def readyz(request: Request) -> Any:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Prometheus text format"}}
-    | problems.responses(401, 403, 429),
+    responses={
+        200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Prometheus text format"},
+        **problems.responses(401, 403, 429),
+    },
 )
 def metrics(request: Request, _: Annotated[Caller, Depends(require_role("admin"))]) -> Response:
     """Prometheus metrics: request latency by route, reports by path, tokens, job queue depth."""
