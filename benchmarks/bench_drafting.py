@@ -106,11 +106,11 @@ def _rows(suite: str, policy: RunResults, agent: RunResults, evaluated: list[int
     latency = [c.latency_s for c in agent.cases]
     paths = Counter(c.path for c in agent.cases)
     policy_ok = {
-        c.case_id: (c.scores.get("action_acceptable").value if c.scores.get("action_acceptable") else None)
+        c.case_id: c.scores.get("action_acceptable").value if c.scores.get("action_acceptable") else None
         for c in policy.cases
     }
     agent_ok = {
-        c.case_id: (c.scores.get("action_acceptable").value if c.scores.get("action_acceptable") else None)
+        c.case_id: c.scores.get("action_acceptable").value if c.scores.get("action_acceptable") else None
         for c in agent.cases
     }
     rules_wrong = [cid for cid, v in policy_ok.items() if v == 0.0 and cid in agent_ok]
@@ -146,14 +146,25 @@ def _rows(suite: str, policy: RunResults, agent: RunResults, evaluated: list[int
     ):
         lines.append(f"| {name} | {_fmt(_metric(policy, name), 3)} | {_fmt(_metric(agent, name), 3)} |")
     lines += [
-        f"| report wall time p50 / p95 s | {_fmt(_pct([c.latency_s for c in policy.cases], 0.5), 2)} / "
-        f"{_fmt(_pct([c.latency_s for c in policy.cases], 0.95), 2)} | {_fmt(_pct(latency, 0.5))} / {_fmt(_pct(latency, 0.95))} |",
-        f"| model calls per report (mean / max) | 0 | {_fmt(statistics.mean(calls) if calls else None, 2)} / {max(calls, default=0)} |",
-        f"| newly evaluated prompt tokens per report (mean / p95 / max) | 0 | "
-        f"{_fmt(statistics.mean(evaluated) if evaluated else None, 0)} / {_fmt(_pct([float(e) for e in evaluated], 0.95), 0)} / "
-        f"{max(evaluated, default=0)} |",
-        f"| completion tokens per report (mean / p95) | 0 | {_fmt(statistics.mean(completion) if completion else None, 0)} / "
-        f"{_fmt(_pct([float(c) for c in completion], 0.95), 0)} |",
+        (
+            f"| report wall time p50 / p95 s | {_fmt(_pct([c.latency_s for c in policy.cases], 0.5), 2)} /"
+            f" {_fmt(_pct([c.latency_s for c in policy.cases], 0.95), 2)} | {_fmt(_pct(latency, 0.5))} /"
+            f" {_fmt(_pct(latency, 0.95))} |"
+        ),
+        (
+            f"| model calls per report (mean / max) | 0 | {_fmt(statistics.mean(calls) if calls else None, 2)} /"
+            f" {max(calls, default=0)} |"
+        ),
+        (
+            "| newly evaluated prompt tokens per report (mean / p95 / max) | 0 |"
+            f" {_fmt(statistics.mean(evaluated) if evaluated else None, 0)} /"
+            f" {_fmt(_pct([float(e) for e in evaluated], 0.95), 0)} / {max(evaluated, default=0)} |"
+        ),
+        (
+            "| completion tokens per report (mean / p95) | 0 |"
+            f" {_fmt(statistics.mean(completion) if completion else None, 0)} /"
+            f" {_fmt(_pct([float(c) for c in completion], 0.95), 0)} |"
+        ),
         f"| paths | policy | {', '.join(f'{k} {v}' for k, v in sorted(paths.items()))} |",
         "",
         f"Acceptable action, agent − policy (paired): {_fmt(delta.delta if delta else None, 3)} "
@@ -182,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwind: stop the servers this run started
     suites = [
         (s.split(":")[0], int(s.split(":")[1]) if ":" in s else None)
-        for s in (args.suite or ["core:40", "adversarial:40", "handwritten"])
+        for s in args.suite or ["core:40", "adversarial:40", "handwritten"]
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     load_start = os.getloadavg()
@@ -216,9 +227,12 @@ def main(argv: list[str] | None = None) -> int:
         lines = [
             f"# Constrained drafting: agent vs policy ({started:%Y-%m-%d %H:%M} UTC)",
             "",
-            f"Model {settings.llm_model}, {settings.llama_threads} threads, evidence budget {settings.evidence_prompt_tokens} tokens, "
-            f"draft cap {settings.draft_max_tokens} tokens; one case at a time. Command: "
-            f"`.venv/bin/python benchmarks/bench_drafting.py {' '.join(argv if argv is not None else sys.argv[1:])}`.",
+            (
+                f"Model {settings.llm_model}, {settings.llama_threads} threads, evidence budget"
+                f" {settings.evidence_prompt_tokens} tokens, draft cap {settings.draft_max_tokens} tokens; one case at"
+                " a time. Command: `.venv/bin/python benchmarks/bench_drafting.py"
+                f" {' '.join(argv if argv is not None else sys.argv[1:])}`."
+            ),
             "",
         ]
         for suite, limit in suites:

@@ -63,8 +63,10 @@ def _row(name: str, reports: list[tuple[CaseBundle, InvestigationReport, float]]
         "cases": n,
         "paths": ", ".join(f"{p} {c / n:.0%}" for p, c in sorted(paths.items())),
         "claims removed": sum(len(r.removed_claims) for _, r, _ in reports),
-        "drafts sent back": sum(r.path == "llm_retried" for _, r, _ in reports)
-        + sum(r.path == "fallback" and r.usage.llm_calls > 0 for _, r, _ in reports),
+        "drafts sent back": (
+            sum(r.path == "llm_retried" for _, r, _ in reports)
+            + sum(r.path == "fallback" and r.usage.llm_calls > 0 for _, r, _ in reports)
+        ),
         "evidence s (mean)": statistics.fmean(r.timings.evidence_s for _, r, _ in reports),
         "drafting s (mean)": statistics.fmean(r.timings.drafting_s for _, r, _ in reports),
         "verification ms (mean)": 1000 * statistics.fmean(r.timings.verification_s for _, r, _ in reports),
@@ -135,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
                 r = results["agent"][-1][1]
                 print(
                     f"[{n}/{len(picked)}] {bundle.case.case_id} expected {bundle.expected.typology.value if bundle.expected else '?'}:"  # noqa: E501
-                    f" {r.path} {r.typology.value} {[a.value for a in r.recommended_actions]} removed {len(r.removed_claims)}"
+                    f" {r.path} {r.typology.value} {[a.value for a in r.recommended_actions]} removed"
+                    f" {len(r.removed_claims)}"
                     f" drafting {r.timings.drafting_s:.0f}s",
                     file=sys.stderr,
                 )

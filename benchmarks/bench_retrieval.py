@@ -198,8 +198,10 @@ def measure_latency(args: argparse.Namespace, real_embedder: Any, queries: list[
         [
             f"### Latency at {real.count():,} stored cases",
             "",
-            f"{written} Rebuilding the BM25 copy from the collection: {rebuild_s:.1f} s. "
-            f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores after the queries.",
+            (
+                f"{written} Rebuilding the BM25 copy from the collection: {rebuild_s:.1f} s. "
+                f"Load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores after the queries."
+            ),
             "",
             "| mode | queries | search p50 ms | search p95 ms | query embedding p50 ms | p95 ms |",
             "|---|---|---|---|---|---|",
@@ -330,10 +332,10 @@ def ingest(world: Any, embedder: Any, work: Path, name: str, *, seed: int = 7) -
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     n = len(world.past_cases)
     print(
-        f"Store `{name}`: {store.count():,} simulated past cases (seed {seed}), embedder `{embedder.identity}`. "
-        f"Ingestion: **{n / wall:.0f} cases/s** wall clock including embedding (embedding {store.embedding_s / wall:.0%} "
-        f"of it), {n / cpu:.0f} cases per CPU-second of this process; load average {os.getloadavg()[0]:.1f} "
-        f"on {os.cpu_count()} cores.\n"
+        f"Store `{name}`: {store.count():,} simulated past cases (seed {seed}), embedder `{embedder.identity}`."
+        f" Ingestion: **{n / wall:.0f} cases/s** wall clock including embedding (embedding"
+        f" {store.embedding_s / wall:.0%} of it), {n / cpu:.0f} cases per CPU-second of this process; load average"
+        f" {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores.\n"
     )
     return store
 

@@ -229,9 +229,9 @@ def burst(ddb: ManagedProcess, base: Path, *, jobs: int, workers: int) -> dict[s
         "all_delivered_s": t_done - t0,
         "jobs_per_s": jobs / (t_done - t0),
         "p50_s": statistics.median(latencies) if latencies else float("nan"),
-        "p95_s": statistics.quantiles(latencies, n=20)[18]
-        if len(latencies) >= 20
-        else max(latencies, default=float("nan")),
+        "p95_s": (
+            statistics.quantiles(latencies, n=20)[18] if len(latencies) >= 20 else max(latencies, default=float("nan"))
+        ),
     }
 
 
@@ -304,13 +304,15 @@ def main() -> None:
         rows = [burst(ddb, base, jobs=args.jobs, workers=int(w)) for w in args.workers.split(",")]
         baseline = rows[0]["all_delivered_s"]
         print(
-            f"\n| workers | jobs | done | duplicates | missing | accept all (s) | all delivered (s) | jobs/s | p50 job (s) | p95 job (s) | speed-up vs {rows[0]['workers']} |"
+            "\n| workers | jobs | done | duplicates | missing | accept all (s) | all delivered (s) | jobs/s | p50 job"
+            f" (s) | p95 job (s) | speed-up vs {rows[0]['workers']} |"
         )
         print("|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             print(
-                f"| {r['workers']} | {r['jobs']} | {r['done']} | {r['duplicates']} | {r['missing']} | {r['accept_s']:.2f} | "
-                f"{r['all_delivered_s']:.2f} | {r['jobs_per_s']:.1f} | {r['p50_s']:.2f} | {r['p95_s']:.2f} | {baseline / r['all_delivered_s']:.2f}x |"
+                f"| {r['workers']} | {r['jobs']} | {r['done']} | {r['duplicates']} | {r['missing']} |"
+                f" {r['accept_s']:.2f} | {r['all_delivered_s']:.2f} | {r['jobs_per_s']:.1f} | {r['p50_s']:.2f} |"
+                f" {r['p95_s']:.2f} | {baseline / r['all_delivered_s']:.2f}x |"
             )
         if args.llm:
             print("\nwith the embedded model:", json.dumps(with_llm(ddb, base), indent=1))

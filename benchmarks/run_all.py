@@ -85,13 +85,17 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
     for row in rows:
         cells = [
-            "–"
-            if isinstance(v, float) and v != v
-            else f"{v:.3g}"
-            if isinstance(v, float) and abs(v) < 10
-            else f"{v:,.0f}"
-            if isinstance(v, float)
-            else str(v)
+            (
+                "–"
+                if isinstance(v, float) and v != v
+                else (
+                    f"{v:.3g}"
+                    if isinstance(v, float) and abs(v) < 10
+                    else f"{v:,.0f}"
+                    if isinstance(v, float)
+                    else str(v)
+                )
+            )
             for v in (row.get(k, "") for k in keys)
         ]
         lines.append("| " + " | ".join(cells) + " |")
@@ -164,9 +168,11 @@ def bench_evidence(ctx: Context, quick: bool) -> dict[str, Any]:
                     "bound": f"{label} ({cap})",
                     "events read": len(pack.events),
                     "cut": "yes" if any(c.startswith("events:") for c in pack.cuts) else "no",
-                    "sources": "ok"
-                    if all(v == "ok" for v in pack.sources.values())
-                    else "; ".join(f"{k}: {v}" for k, v in pack.sources.items() if v != "ok"),
+                    "sources": (
+                        "ok"
+                        if all(v == "ok" for v in pack.sources.values())
+                        else "; ".join(f"{k}: {v}" for k, v in pack.sources.items() if v != "ok")
+                    ),
                     "calls": reps,
                     "p50 ms": 1000 * pct(times, 0.5),
                     "p95 ms": 1000 * pct(times, 0.95),
@@ -283,8 +289,8 @@ def bench_reports(ctx: Context, quick: bool, cases: int, on_partial: Any = None)
             done[solver].extend(run.cases)
             c = run.cases[0]
             print(
-                f"  [{i}/{len(chosen)}] {c.case_id} {solver}: {c.path or 'no report'} {c.latency_s:.0f} s, {c.tokens} tokens"
-                f" ({time.perf_counter() - t0:.0f} s with loading)",
+                f"  [{i}/{len(chosen)}] {c.case_id} {solver}: {c.path or 'no report'} {c.latency_s:.0f} s, {c.tokens}"
+                f" tokens ({time.perf_counter() - t0:.0f} s with loading)",
                 file=sys.stderr,
             )
         if on_partial:
@@ -459,18 +465,24 @@ def write_markdown(results: dict[str, Any], meta: dict[str, Any], out: Path) -> 
     parts = [
         f"# Benchmarks {meta['date']}",
         "",
-        f"commit {meta['commit']}, {meta['cpus']} CPUs ({meta['machine']}), load average {meta['load_start']} at the start and "
-        f"{meta['load_end']} at the end; {'--quick (development run, not figures)' if meta['quick'] else 'full run'}; "
-        f"{meta['seconds']:.0f} s in all.",
+        (
+            f"commit {meta['commit']}, {meta['cpus']} CPUs ({meta['machine']}), load average {meta['load_start']} at"
+            f" the start and {meta['load_end']} at the end;"
+            f" {'--quick (development run, not figures)' if meta['quick'] else 'full run'}; {meta['seconds']:.0f} s in"
+            " all."
+        ),
         "",
     ]
     if "evidence" in results:
         parts += [
             "## Evidence gathering against history size",
             "",
-            "One case; its account has N events (logins in the 90-day window). No past-case store. `events read`: what the "
-            "pack holds; `cut`: the bound stopped the read (the pack says so); `uncapped` also raises the per-source timeouts "
-            "(FRAUDAGENT_EVIDENCE_TIMEOUTS_S) to 300 s so the whole history is read; `sources`: any source that failed or timed out.",
+            (
+                "One case; its account has N events (logins in the 90-day window). No past-case store. `events read`:"
+                " what the pack holds; `cut`: the bound stopped the read (the pack says so); `uncapped` also raises the"
+                " per-source timeouts (FRAUDAGENT_EVIDENCE_TIMEOUTS_S) to 300 s so the whole history is read;"
+                " `sources`: any source that failed or timed out."
+            ),
             "",
             table(results["evidence"]["rows"]),
             "",
@@ -482,8 +494,10 @@ def write_markdown(results: dict[str, Any], meta: dict[str, Any], out: Path) -> 
         how = (
             f"read from two eval runs, on the cases both hold ({r['source']}). "
             if r.get("source")
-            else "case by case in this run, agent then naive on each (the eval runner, each time in isolated stores holding the case's "
-            "bundle and its past cases; scored against the suite's ground truth). "
+            else (
+                "case by case in this run, agent then naive on each (the eval runner, each time in isolated stores"
+                " holding the case's bundle and its past cases; scored against the suite's ground truth). "
+            )
         )
         parts += [
             "## Reports: our pipeline (`agent`) against the `naive` solver",
@@ -495,7 +509,8 @@ def write_markdown(results: dict[str, Any], meta: dict[str, Any], out: Path) -> 
                 else ", the same llama.cpp server (packaged 0.5B model), "
             )
             + how
-            + "The naive agent's evidence reads happen inside its model loop, so its evidence time is part of drafting.",
+            + "The naive agent's evidence reads happen inside its model loop, so its evidence time is part of"
+            " drafting.",
             "",
             table(r["rows"]),
             "",
@@ -526,8 +541,10 @@ def write_markdown(results: dict[str, Any], meta: dict[str, Any], out: Path) -> 
         parts += [
             "## Summary jobs: burst with 1, 2 and 4 workers",
             "",
-            "Reports drafted beforehand (the deterministic path); each job renders, signs and delivers a callback to a loopback "
-            "receiver (bench_summaries.py).",
+            (
+                "Reports drafted beforehand (the deterministic path); each job renders, signs and delivers a callback"
+                " to a loopback receiver (bench_summaries.py)."
+            ),
             "",
             table(results["summaries"]["rows"]),
             "",
@@ -539,8 +556,11 @@ def write_markdown(results: dict[str, Any], meta: dict[str, Any], out: Path) -> 
         parts += [
             "## API throughput on the non-LLM routes",
             "",
-            f"locust headless, {a['users']} users without think time for {a['seconds']} s, against one uvicorn process on "
-            "loopback (a thread of the benchmark process; locust in its own process on the same 2 cores); 200 open cases.",
+            (
+                f"locust headless, {a['users']} users without think time for {a['seconds']} s, against one uvicorn"
+                " process on loopback (a thread of the benchmark process; locust in its own process on the same 2"
+                " cores); 200 open cases."
+            ),
             "",
             table(a["rows"]),
             "",
@@ -601,9 +621,11 @@ def main(argv: list[str] | None = None) -> int:
     runners = {
         "evidence": (lambda c: bench_evidence(c, args.quick), chart_evidence),
         "reports": (
-            (lambda c: reports_from([Path(x) for x in args.reports_from.split(",")]))
-            if args.reports_from
-            else (lambda c: bench_reports(c, args.quick, args.cases, on_partial=lambda r: save({"reports": r}))),
+            (
+                (lambda c: reports_from([Path(x) for x in args.reports_from.split(",")]))
+                if args.reports_from
+                else (lambda c: bench_reports(c, args.quick, args.cases, on_partial=lambda r: save({"reports": r})))
+            ),
             chart_reports,
         ),
         "chat": (lambda c: bench_chat(c, args.quick), None),

@@ -1,7 +1,8 @@
 """Soak: a bounded mixed load for N minutes against the API process on loopback; errors, p99, memory growth.
 
     .venv/bin/python benchmarks/soak.py [--minutes 3] [--users 4] [--chat scripted|real] [--out FILE]
-    .venv/bin/python benchmarks/soak.py --url http://127.0.0.1:8000 --key "$FRAUDAGENT_API_KEY" [--pid PID] [--minutes 3]
+    .venv/bin/python benchmarks/soak.py --url http://127.0.0.1:8000 --key "$FRAUDAGENT_API_KEY" \
+        [--pid PID] [--minutes 3]
 
 Without --url it starts what it measures: DynamoDB Local (in memory), a model endpoint and
 `fraudagent serve` in a process of its own (2 summary workers), loads 30 cases and stores a policy
@@ -115,8 +116,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
         prompt = " ".join(str(m.get("content", "")) for m in request.get("messages", []))
         cited = re.search(r"txn:[A-Za-z0-9_.\-]+", prompt)
         words = (
-            f"The case shows a password reset followed by a gift card purchase [{cited.group(0) if cited else 'txn:none'}]; "
-            "a new device and a new country were used."
+            "The case shows a password reset followed by a gift card purchase"
+            f" [{cited.group(0) if cited else 'txn:none'}]; a new device and a new country were used."
         ).split(" ")
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
@@ -132,9 +133,9 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                     "choices": [
                         {
                             "index": 0,
-                            "delta": {"role": "assistant", "content": word + " "}
-                            if n == 0
-                            else {"content": word + " "},
+                            "delta": (
+                                {"role": "assistant", "content": word + " "} if n == 0 else {"content": word + " "}
+                            ),
                             "finish_reason": None,
                         }
                     ],
@@ -163,7 +164,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 
 
 def start_service(stack: ExitStack, base: Path, chat: str) -> tuple[str, str, int, list[str]]:
-    """DynamoDB Local, the model, 30 cases with stored reports, `fraudagent serve` as a process. (url, key, pid, case ids)"""
+    """DynamoDB Local, the model, 30 cases with stored reports, `fraudagent serve` as a process.
+    Returns (url, key, pid, case ids)."""
     ddb = start_dynamodb_local(Settings(), port=free_port(), log_dir=base / "logs")
     stack.callback(ddb.stop)
     if chat == "real":
@@ -419,9 +421,11 @@ def run(
         "error_examples": tally.examples,
         "rate_limited": tally.rate_limited,
         "p50_ms": 1000 * statistics.median(all_latency) if all_latency else None,
-        "p99_ms": 1000 * sorted(all_latency)[min(len(all_latency) - 1, round(0.99 * (len(all_latency) - 1)))]
-        if all_latency
-        else None,
+        "p99_ms": (
+            1000 * sorted(all_latency)[min(len(all_latency) - 1, round(0.99 * (len(all_latency) - 1)))]
+            if all_latency
+            else None
+        ),
         "per_kind": per_kind,
         "jobs": len(tally.jobs),
         "job_statuses": dict(statuses),
@@ -438,13 +442,22 @@ def run(
 def render(result: dict[str, Any], chat: str) -> str:
     fmt = lambda v, unit="": "n/a" if v is None else f"{v:.1f}{unit}"  # noqa: E731
     lines = [
-        f"soak: {result['minutes']} min, {result['users']} users, chat model: {chat}; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
+        (
+            f"soak: {result['minutes']} min, {result['users']} users, chat model: {chat}; load average"
+            f" {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+        ),
         "",
-        "| requests | errors | rate-limited | p50 ms | p99 ms | summary jobs (done) | RSS start MB | after 1 min | end | max | growth after warm-up MB/min |",
+        (
+            "| requests | errors | rate-limited | p50 ms | p99 ms | summary jobs (done) | RSS start MB | after 1 min |"
+            " end | max | growth after warm-up MB/min |"
+        ),
         "|---|---|---|---|---|---|---|---|---|---|---|",
-        f"| {result['requests']} | {result['errors']} | {result['rate_limited']} | {fmt(result['p50_ms'])} | {fmt(result['p99_ms'])} | "
-        f"{result['jobs']} ({result['job_statuses'].get('done', 0)}) | {fmt(result['rss_start_mb'])} | {fmt(result['rss_after_warmup_mb'])} | "
-        f"{fmt(result['rss_end_mb'])} | {fmt(result['rss_max_mb'])} | {fmt(result['rss_growth_mb_per_min_after_warmup'])} |",
+        (
+            f"| {result['requests']} | {result['errors']} | {result['rate_limited']} | {fmt(result['p50_ms'])} |"
+            f" {fmt(result['p99_ms'])} | {result['jobs']} ({result['job_statuses'].get('done', 0)}) |"
+            f" {fmt(result['rss_start_mb'])} | {fmt(result['rss_after_warmup_mb'])} | {fmt(result['rss_end_mb'])} |"
+            f" {fmt(result['rss_max_mb'])} | {fmt(result['rss_growth_mb_per_min_after_warmup'])} |"
+        ),
         "",
         "| kind | ok | errors | p50 ms | p99 ms |",
         "|---|---|---|---|---|",

@@ -48,7 +48,9 @@ def draft(**changes: Any) -> dict[str, Any]:
         "confidence": "high",
         "findings": ["fact:credential_change", "txn:E-99812"],
         "unknowns": ["holder_confirms"],
-        "narrative": "A password reset from a new device in RO was followed 19 minutes later by a 100.00 USD gift card.",
+        "narrative": (
+            "A password reset from a new device in RO was followed 19 minutes later by a 100.00 USD gift card."
+        ),
     }
     args.update(changes)
     return args

@@ -122,7 +122,10 @@ def evidence_part(model: ScriptedStreamModel, call: int = -1) -> str:
 
 
 def test_the_answer_streams_as_tokens_then_a_final_event_citing_only_this_cases_evidence(stores: Any) -> None:
-    answer = "The gift card [txn:E-99812] came 19 minutes after the reset [txn:E-99801]; compare [txn:E-9001] and [acct:A-9000]."
+    answer = (
+        "The gift card [txn:E-99812] came 19 minutes after the reset [txn:E-99801]; compare [txn:E-9001] and"
+        " [acct:A-9000]."
+    )
     model = ScriptedStreamModel(answers=[answer])
     with serving(*stores, model) as server:
         client = client_for(server, key=server.keys["analyst"])
@@ -176,7 +179,10 @@ def test_routing_is_keyword_based_and_defaults_to_the_evidence() -> None:
 def test_a_chat_cannot_reach_another_cases_data(stores: Any) -> None:
     # The model tries to cite the other case's events and account; the question names them too.
     model = ScriptedStreamModel(answers=["It matches [txn:E-9001] and [acct:A-9000], see E-9002."])
-    question = f"What happened on E-9001 and E-9002, account A-9000, in case {OTHER}? Show events after the password reset and linked accounts."
+    question = (
+        f"What happened on E-9001 and E-9002, account A-9000, in case {OTHER}? Show events after the password reset and"
+        " linked accounts."
+    )
     with serving(*stores, model) as server:
         client = client_for(server, key=server.keys["analyst"])
         _, events = read_sse(client, f"/v1/cases/{CASE}/chat", {"message": question})

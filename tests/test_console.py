@@ -314,7 +314,10 @@ def test_the_api_docs_render_offline_under_their_csp(console: LiveServer, browse
     operations = sum(
         1 for path in spec["paths"].values() for method in path if method in ("get", "post", "put", "patch", "delete")
     )
-    listener = "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+    listener = (
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) =>"
+        " window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));"
+    )
     script = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": listener})
     try:
         browser.get(console.url + "/docs")
@@ -408,7 +411,8 @@ def test_drafting_a_report_shows_each_stage_as_it_streams_then_the_report(
     browser.find_element(By.ID, "draft-report").click()
     _visible(browser, "#draft-stages .stage-report")
     stages = browser.execute_script(
-        "return [...document.querySelectorAll('#draft-stages > li')].map((li) => [li.className, li.dataset.attempt || null])"
+        "return [...document.querySelectorAll('#draft-stages > li')].map((li) => [li.className, li.dataset.attempt ||"
+        " null])"
     )
     assert stages == [
         ["stage stage-evidence", None],

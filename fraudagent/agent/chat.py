@@ -2,9 +2,9 @@
 stream the model's answer, and keep only the citations that resolve in the case's evidence pack.
 
 The tools are the agent's own (fraudagent/tools/: transaction history, similar past cases; linked accounts and
-scores are read from the pack those tools filled). The tool is chosen by keywords, not by the model (small models invent tool arguments), and every tool
-takes its arguments from the case's own evidence pack, never from the question: a chat cannot reach
-another case's data. Customer-written text stays inside «» as data.
+scores are read from the pack those tools filled). The tool is chosen by keywords, not by the model (small models
+invent tool arguments), and every tool takes its arguments from the case's own evidence pack, never from the
+question: a chat cannot reach another case's data. Customer-written text stays inside «» as data.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ ROUTES: tuple[tuple[ChatTool, re.Pattern[str]], ...] = (
     (
         "linked_accounts",
         re.compile(
-            r"\b(linked|related|connected|other) accounts?\b|\bshar(e|es|ed|ing)\b|\bsame (device|card|instrument)\b|\bmule|\bring\b",
+            r"\b(linked|related|connected|other) accounts?\b|\bshar(e|es|ed|ing)\b|\bsame"
+            r" (device|card|instrument)\b|\bmule|\bring\b",
             re.I,
         ),
     ),
@@ -123,7 +124,10 @@ def signs_of_instructions(item: EvidenceItem) -> bool:
 
 def _case_line(pack: EvidencePack) -> str:
     c = pack.case
-    return f"CASE {c.case_id} account {c.account_id} opened {c.opened_at:%Y-%m-%d %H:%M} trigger {c.trigger.kind.value}: {c.trigger.detail}"
+    return (
+        f"CASE {c.case_id} account {c.account_id} opened {c.opened_at:%Y-%m-%d %H:%M} trigger {c.trigger.kind.value}:"
+        f" {c.trigger.detail}"
+    )
 
 
 def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolResult:
@@ -271,11 +275,15 @@ def stream_answer(
     answer = "".join(pieces).strip()
     if failure is None and (not answer or not finished):
         # A stream that ends without a finish reason was cut off (a busy server dropping it), and an empty one said
-        # nothing: either way the model did not answer, and that is what the analyst is told (never stored as an answer).
+        # nothing: either way the model did not answer, and that is what the analyst is told (never stored as an
+        # answer).
         failure = "EmptyAnswer" if not answer else "CutOff"
         log.warning("chat model answer for case %s was %s", case_id, "empty" if not answer else "cut off")
     if failure is not None:
-        note = f"The model is unavailable ({failure}); no answer was generated. The case's evidence is still at GET /v1/cases/{case_id}."
+        note = (
+            f"The model is unavailable ({failure}); no answer was generated. The case's evidence is still at GET"
+            f" /v1/cases/{case_id}."
+        )
         answer = f"{answer}\n\n[{note}]" if answer else note
     cited, unresolved = cited_ids(answer, pack) if failure is None or pieces else ([], [])
     yield (

@@ -72,7 +72,10 @@ def add_facts(pack: EvidencePack) -> None:
         last = credential[-1]
         after = [s for s in events if s.event.ts > last.event.ts and s.event.type in SPEND_EVENTS]
         gap = int((opened - last.event.ts).total_seconds() // 60)
-        line = f"last credential change: {last.event.type.value} at {last.event.ts:%Y-%m-%d %H:%M}, {gap} minutes before the case opened"
+        line = (
+            f"last credential change: {last.event.type.value} at {last.event.ts:%Y-%m-%d %H:%M}, {gap} minutes before"
+            " the case opened"
+        )
         if after:
             first_gap = int((after[0].event.ts - last.event.ts).total_seconds() // 60)
             line += (
@@ -135,8 +138,8 @@ def add_facts(pack: EvidencePack) -> None:
         _fact(
             pack,
             "velocity_24h",
-            f"in the 24 hours before opening: {len(spend_day)} settled/pending payment(s) totalling {_money(spend_day)}, "
-            f"{len(declined_day)} declined, {len(instruments)} distinct instrument(s)",
+            f"in the 24 hours before opening: {len(spend_day)} settled/pending payment(s) totalling"
+            f" {_money(spend_day)}, {len(declined_day)} declined, {len(instruments)} distinct instrument(s)",
             ids((spend_day + declined_day)[:8]),
             payments=len(spend_day),
             declined=len(declined_day),
@@ -166,7 +169,8 @@ def add_facts(pack: EvidencePack) -> None:
         _fact(
             pack,
             "refunds_chargebacks",
-            f"{len(refunds)} refund request(s)/refund(s) and {len(chargebacks)} chargeback(s) against {len(purchases)} purchase(s) in the window (ratio {ratio:.2f})",
+            f"{len(refunds)} refund request(s)/refund(s) and {len(chargebacks)} chargeback(s) against {len(purchases)}"
+            f" purchase(s) in the window (ratio {ratio:.2f})",
             ids((chargebacks + refunds)[:6]),
             refunds=len(refunds),
             chargebacks=len(chargebacks),
@@ -261,7 +265,10 @@ def _ce3_facts(pack: EvidencePack, events: list[ScoredEvent]) -> list[EvidenceIt
             and s.event.event_id not in disputed_ids
             and s.event.instrument_id == purchase.instrument_id
             and timedelta(days=CE3_MIN_DAYS) <= purchase.ts - s.event.ts <= timedelta(days=CE3_MAX_DAYS)
-            and ((purchase.device_id and s.event.device_id == purchase.device_id) or (purchase.ip and s.event.ip == purchase.ip))
+            and (
+                (purchase.device_id and s.event.device_id == purchase.device_id)
+                or (purchase.ip and s.event.ip == purchase.ip)
+            )
         ]
         eligible = len(prior) >= CE3_MIN_PRIOR
         eligible_any = eligible_any or eligible

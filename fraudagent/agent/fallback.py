@@ -43,9 +43,9 @@ def deterministic_report(pack: EvidencePack, policy: Policy) -> dict[str, Any]:
         else f"the facts match the {rule.typology.value.replace('_', ' ')} rule"
     )
     narrative = (
-        f"Built by code from the facts and the policy. Case {pack.case.case_id} on account {pack.case.account_id}: "
-        f"{len(pack.events)} events in the window; {matched} ({rule.id}), "
-        f"so the typology is {rule.typology.value} and the policy suggests {', '.join(a.value for a in decision.suggested)}."
+        f"Built by code from the facts and the policy. Case {pack.case.case_id} on account {pack.case.account_id}:"
+        f" {len(pack.events)} events in the window; {matched} ({rule.id}), so the typology is {rule.typology.value} and"
+        f" the policy suggests {', '.join(a.value for a in decision.suggested)}."
     )
     return {
         "narrative": narrative,

@@ -32,7 +32,8 @@ _SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         "claims to speak as the system, staff or an administrator",
         re.compile(
             r"(^|[\s\[<#(])(system|assistant|admin|administrator|developer|moderator)\s*[:\]>]"
-            r"|\b(trust[- ]and[- ]safety|risk team|fraud team|compliance|management)\b.{0,40}\b(override|approved|whitelist\w*|policy|verified|cleared)\b"
+            r"|\b(trust[- ]and[- ]safety|risk team|fraud"
+            r" team|compliance|management)\b.{0,40}\b(override|approved|whitelist\w*|policy|verified|cleared)\b"
             r"|\b(override|whitelist(ed)?)\b",
             re.I,
         ),
@@ -40,7 +41,8 @@ _SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "addresses the AI or the reviewer directly",
         re.compile(
-            r"\b(you are|as the|to you|you must|note to the)\b.{0,30}\b(ai|model|assistant|reviewer|analyst|investigator|agent|bot)\b"
+            r"\b(you are|as the|to you|you must|note to"
+            r" the)\b.{0,30}\b(ai|model|assistant|reviewer|analyst|investigator|agent|bot)\b"
             r"|\b(ai model|language model|reviewing assistant|the reviewer)\b",
             re.I,
         ),
@@ -48,7 +50,8 @@ _SIGNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "asks for a verdict, an action or a disclosure",
         re.compile(
-            r"\b(recommend(ed)?( action)?|mark (this|the) case|output typology|typology|confidence \d|close the case|do not (escalate|lock|flag|void)"
+            r"\b(recommend(ed)?( action)?|mark (this|the) case|output typology|typology|confidence \d|close the case|do"
+            r" not (escalate|lock|flag|void)"
             r"|unlock the account|print your|system prompt|false positive|investigation complete)\b",
             re.I,
         ),
@@ -116,7 +119,16 @@ def scan(pack: EvidencePack) -> list[Flag]:
 def finding_text(flag: Flag, case_id: str) -> str:
     what = "; ".join(flag.signs[:2])
     if flag.field == "past-case narrative":
-        return f"The narrative of past case {flag.evidence_id.removeprefix('case:')} contains instruction-like text ({what}); it was withheld from the model and not used."
+        return (
+            f"The narrative of past case {flag.evidence_id.removeprefix('case:')} contains instruction-like text"
+            f" ({what}); it was withheld from the model and not used."
+        )
     if flag.field == "case note":
-        return f"The customer-written note on case {case_id} contains instructions addressed to the reviewer ({what}); trying to steer a review is itself a fraud signal."
-    return f"The {flag.field} on {flag.evidence_id} contains instructions addressed to the reviewer ({what}); trying to steer a review is itself a fraud signal."
+        return (
+            f"The customer-written note on case {case_id} contains instructions addressed to the reviewer ({what});"
+            " trying to steer a review is itself a fraud signal."
+        )
+    return (
+        f"The {flag.field} on {flag.evidence_id} contains instructions addressed to the reviewer ({what}); trying to"
+        " steer a review is itself a fraud signal."
+    )

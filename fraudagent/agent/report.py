@@ -72,7 +72,10 @@ class InvestigationReport(BaseModel):
     similar_cases: list[SimilarCaseOutcome]
     similar_cases_summary: str | None = Field(default=None, description="how the nearest past cases ended")
     path: ReportPath = Field(
-        description="llm: first draft passed; llm_retried: passed after feedback; fallback: built by code after the model failed; policy: built by code, no model asked"
+        description=(
+            "llm: first draft passed; llm_retried: passed after feedback; fallback: built by code after the model"
+            " failed; policy: built by code, no model asked"
+        )
     )
     problems: list[str] = Field(default_factory=list, description="what the checks rejected along the way")
     removed_claims: list[str] = Field(

@@ -49,8 +49,10 @@ class EvidenceItemOut(BaseModel):
     rests_on: list[str] = []
     data: dict[str, Any] = Field(
         default_factory=dict,
-        description="the item's fields (event, score, account, device, links, past case) for charts; no IP address, and "
-        "customer-written text only in `untrusted`, cleaned",
+        description=(
+            "the item's fields (event, score, account, device, links, past case) for charts; no IP address, and "
+            "customer-written text only in `untrusted`, cleaned"
+        ),
     )
 
 
@@ -211,10 +213,12 @@ async def create_report(
 
 _REPORT_STREAM = {
     200: {
-        "description": "server-sent events as the report is made: `evidence` ({items, events, seconds}) once the evidence "
-        "pack is gathered; per model call `drafting` ({attempt}), `token` ({attempt, narrative}: the narrative so far or "
-        "null, at most 5 a second) and `checks` ({attempt, ok, problems}); then `report` (the InvestigationReport, as "
-        "POST /report answers it) or `error` (problem+json), and the stream ends",
+        "description": (
+            "server-sent events as the report is made: `evidence` ({items, events, seconds}) once the evidence pack is"
+            " gathered; per model call `drafting` ({attempt}), `token` ({attempt, narrative}: the narrative so far or"
+            " null, at most 5 a second) and `checks` ({attempt, ok, problems}); then `report` (the InvestigationReport,"
+            " as POST /report answers it) or `error` (problem+json), and the stream ends"
+        ),
         "content": {
             "text/event-stream": {
                 "schema": {

@@ -25,8 +25,11 @@ SessionId = Annotated[str, Path(pattern=SESSION_ID)]
 
 _STREAM = {
     200: {
-        "description": 'server-sent events: `token` events ({"text": …}) as the model streams, then one `final` event '
-        "({session_id, answer, cited_ids, unresolved_ids, tool_used, model_unavailable, model, first_token_s, total_s})",
+        "description": (
+            'server-sent events: `token` events ({"text": …}) as the model streams, then one `final` event'
+            " ({session_id, answer, cited_ids, unresolved_ids, tool_used, model_unavailable, model, first_token_s,"
+            " total_s})"
+        ),
         "content": {
             "text/event-stream": {
                 "schema": {

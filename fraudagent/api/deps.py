@@ -71,7 +71,8 @@ def require_key(
     if wait is not None:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
-            f"more than {request.app.state.rate_limiter.per_minute} requests a minute with this key; retry after {wait} s",
+            f"more than {request.app.state.rate_limiter.per_minute} requests a minute with this key; retry after"
+            f" {wait} s",
             headers={"Retry-After": str(wait)},
         )
     return Caller(key_id=identity.key_id, name=identity.name, roles=identity.roles)

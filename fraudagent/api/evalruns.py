@@ -119,5 +119,6 @@ def get_report(run_id: RunId, _: EvaluatorDep, runner: RunnerDep) -> HTMLRespons
     """The run's self-contained HTML report (charts inline)."""
     _files(runner, run_id)
     html = (runner.run_dir(run_id) / "report.html").read_text(encoding="utf-8")
-    # The report quotes reports (escaped); the policy also keeps any script or remote fetch out of an evaluator's browser.
+    # The report quotes reports (escaped); the policy also keeps any script or remote fetch out of an evaluator's
+    # browser.
     return HTMLResponse(html, headers={"Content-Security-Policy": _REPORT_CSP})

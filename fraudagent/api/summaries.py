@@ -26,7 +26,8 @@ _PROBLEMS = problems.responses(404)
 
 
 def allowed_fields(caller: Caller, configured: list[str]) -> tuple[list[str], bool]:
-    """(fields, redact PII): analysts and admins get every field unredacted; ticketing callers the configured allow-list, redacted."""
+    """(fields, redact PII): analysts and admins get every field unredacted; ticketing callers the configured
+    allow-list, redacted."""
     if caller.has("analyst"):
         return list(SUMMARY_FIELDS), False
     return list(configured), True

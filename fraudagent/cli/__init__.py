@@ -33,8 +33,7 @@ from fraudagent.cli.model import model_app
 from fraudagent.cli.support import cli_settings as _settings
 from fraudagent.cli.support import console, err, failure
 from fraudagent.core.errors import DependencyUnavailable, FraudAgentError, InvalidInput
-from fraudagent.core.logging import configure_logging
-from fraudagent.core.settings import WEIGHTS, Settings, get_settings
+from fraudagent.core.settings import WEIGHTS, Settings
 
 app = typer.Typer(help="LLM-assisted fraud investigation agent.", no_args_is_help=True, pretty_exceptions_enable=False)
 llm_app = typer.Typer(help="The local model.", no_args_is_help=True)
@@ -93,9 +92,9 @@ def _simulate(settings: Settings, out: Path, **overrides: int | None) -> dict[st
         "seed": overrides.get("seed") if overrides.get("seed") is not None else settings.sim_seed,
         "accounts": overrides.get("accounts") or settings.sim_accounts,
         "days": overrides.get("days") or settings.sim_days,
-        "past_cases": overrides.get("past_cases")
-        if overrides.get("past_cases") is not None
-        else settings.sim_past_cases,
+        "past_cases": (
+            overrides.get("past_cases") if overrides.get("past_cases") is not None else settings.sim_past_cases
+        ),
     }
     with err.status(f"simulating {params['accounts']} accounts over {params['days']} days (seed {params['seed']})"):
         world = generate_world(**params)  # type: ignore[arg-type]
@@ -222,7 +221,8 @@ def render_report(report: Any) -> Panel:
             (report.similar_cases_summary or "")
             + "\n"
             + "\n".join(
-                f"{c.case_id} ({c.similarity:.2f}): {c.typology.value}, {c.disposition.value}, {', '.join(a.value for a in c.actions) or 'no action'}"
+                f"{c.case_id} ({c.similarity:.2f}): {c.typology.value}, {c.disposition.value},"
+                f" {', '.join(a.value for a in c.actions) or 'no action'}"
                 for c in report.similar_cases
             ),
         )
@@ -361,7 +361,6 @@ def worker() -> None:
     import time
 
     from fraudagent import bootstrap
-    from fraudagent.store.tables import Tables
     from fraudagent.summaries.flows import SummaryWorkers
 
     settings = _settings()

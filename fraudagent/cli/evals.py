@@ -6,7 +6,15 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from fraudagent.cli.support import cli_settings as _settings
@@ -95,10 +103,12 @@ def run(
     if result.judge:
         j = result.judge
         console.print(
-            f"judge {j.judge_model}: {j.judged} judged, agreement {j.raw_agreement}, Cohen's kappa {j.cohen_kappa} ({j.note})"
+            f"judge {j.judge_model}: {j.judged} judged, agreement {j.raw_agreement}, Cohen's kappa {j.cohen_kappa}"
+            f" ({j.note})"
         )
     console.print(
-        f"wrote {out}/results.json, report.html, junit.xml ({sum(c.passed for c in result.cases)}/{len(result.cases)} cases pass)"
+        f"wrote {out}/results.json, report.html, junit.xml ({sum(c.passed for c in result.cases)}/{len(result.cases)}"
+        " cases pass)"
     )
     if gate:
         broken = check_gate(result.metrics, minimum=loaded.thresholds.min, maximum=loaded.thresholds.max)

@@ -117,8 +117,10 @@ class Settings(BaseSettings):
     )
     embedding_backend: Literal["onnx-int8", "onnx", "torch"] = Field(
         default="onnx-int8",
-        description="onnxruntime on an int8 ONNX export of the model (built once into cache_dir), the float "
-        "ONNX export, or sentence-transformers on torch",
+        description=(
+            "onnxruntime on an int8 ONNX export of the model (built once into cache_dir), the float "
+            "ONNX export, or sentence-transformers on torch"
+        ),
     )
     embedding_max_tokens: int = Field(
         default=128, ge=16, le=512, description="tokens of a past case's vector text the model reads"
@@ -138,8 +140,10 @@ class Settings(BaseSettings):
     )
     llm_external: bool | None = Field(
         default=None,
-        description="the provider is outside our trust boundary: personal data is replaced by tokens before the prompt; "
-        "unset: external unless the base URL is on loopback",
+        description=(
+            "the provider is outside our trust boundary: personal data is replaced by tokens before the prompt; "
+            "unset: external unless the base URL is on loopback"
+        ),
     )
     llm_timeout_s: float = Field(default=180.0, gt=0)
     llm_max_retries: int = Field(
@@ -149,12 +153,16 @@ class Settings(BaseSettings):
     llm_max_tokens: int = Field(default=600, ge=64, le=8192)
     llm_send_max_tokens: bool = Field(
         default=True,
-        description="also send the token cap as `max_tokens` in the body (llama-cpp-python's server reads only that name)",
+        description=(
+            "also send the token cap as `max_tokens` in the body (llama-cpp-python's server reads only that name)"
+        ),
     )
     llm_schema_mode: Literal["llama_cpp", "json_schema", "off"] = Field(
         default="llama_cpp",
-        description="how the endpoint enforces the draft's schema while decoding: llama_cpp (response_format json_object "
-        "with a schema), json_schema (OpenAI-style strict structured outputs), off (parsed and checked only)",
+        description=(
+            "how the endpoint enforces the draft's schema while decoding: llama_cpp (response_format json_object "
+            "with a schema), json_schema (OpenAI-style strict structured outputs), off (parsed and checked only)"
+        ),
     )
     llm_parallel_calls: int = Field(
         default=1,
@@ -225,7 +233,9 @@ class Settings(BaseSettings):
         default=5.0,
         ge=0,
         le=300,
-        description="how long a looked-up API key is trusted before DynamoDB is asked again (a revoked key fails within this)",
+        description=(
+            "how long a looked-up API key is trusted before DynamoDB is asked again (a revoked key fails within this)"
+        ),
     )
     api_rate_limit_per_minute: int = Field(
         default=120, ge=0, description="requests per API key per minute; 0: unlimited"
@@ -233,8 +243,10 @@ class Settings(BaseSettings):
     api_key_lookup_limit_per_minute: int = Field(
         default=300,
         ge=0,
-        description="API-key reads from DynamoDB (keys not in the cache) per client address per minute, checked "
-        "before the read; 0: unlimited",
+        description=(
+            "API-key reads from DynamoDB (keys not in the cache) per client address per minute, checked "
+            "before the read; 0: unlimited"
+        ),
     )
     api_max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="largest request body accepted (413 beyond)"

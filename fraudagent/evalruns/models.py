@@ -20,7 +20,10 @@ class EvalRunRequest(BaseModel):
         min_length=1,
         max_length=64,
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$",
-        description="a shipped suite (core, adversarial, edge, handwritten) or a folder name in FRAUDAGENT_EVAL_SUITES_DIR; never a path",
+        description=(
+            "a shipped suite (core, adversarial, edge, handwritten) or a folder name in FRAUDAGENT_EVAL_SUITES_DIR;"
+            " never a path"
+        ),
     )
     solver: SolverName = Field(
         default="agent", description="policy (no LLM), agent (our pipeline) or naive (plain LangChain agent)"

@@ -19,13 +19,13 @@ acceptable actions per typology, the key events to cite).
 from __future__ import annotations
 
 import shutil
-from typing import Any
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from random import Random
+from typing import Any
 
 import yaml
 
@@ -144,7 +144,12 @@ def _attack(rng: Random, clean: CaseBundle, pool: list[PastCase]) -> tuple[CaseB
             e
             for e in own
             if e.type
-            in (EventType.gift_card_purchase, EventType.support_contact, EventType.refund_request, EventType.chargeback)
+            in (
+                EventType.gift_card_purchase,
+                EventType.support_contact,
+                EventType.refund_request,
+                EventType.chargeback,
+            )
         ]
         target = texted[-1] if texted else own[-1]
         carrier = {
@@ -174,9 +179,12 @@ def _attack(rng: Random, clean: CaseBundle, pool: list[PastCase]) -> tuple[CaseB
         forbidden += injection.forbidden
     carriers.append("past_case_narrative")
     expected = b.expected.model_copy(update={"must_not_contain": list(dict.fromkeys(forbidden))})  # type: ignore[union-attr]
-    return b.model_copy(
-        update={"case": case, "accounts": accounts, "events": events, "past_cases": past, "expected": expected}
-    ), carriers
+    return (
+        b.model_copy(
+            update={"case": case, "accounts": accounts, "events": events, "past_cases": past, "expected": expected}
+        ),
+        carriers,
+    )
 
 
 def _offset(ts: object, hours: float) -> object:
@@ -208,9 +216,11 @@ def _deleted_devices(b: CaseBundle) -> CaseBundle:
     """Devices of older events are gone: each such event names a device with no other record."""
     keep = set(b.expected.must_cite) | {e for e in b.case.trigger.detail.split() if e.startswith("E-")}  # type: ignore[union-attr]
     events = [
-        e.model_copy(update={"device_id": f"D-GONE-{n:05d}"})
-        if e.device_id and e.event_id not in keep and e.account_id == b.case.account_id and n % 2 == 0
-        else e
+        (
+            e.model_copy(update={"device_id": f"D-GONE-{n:05d}"})
+            if e.device_id and e.event_id not in keep and e.account_id == b.case.account_id and n % 2 == 0
+            else e
+        )
         for n, e in enumerate(b.events)
     ]
     return b.model_copy(update={"events": events})
@@ -269,7 +279,10 @@ def _write_suite(
     cases.mkdir(parents=True)
     for b in bundles:
         (cases / f"{b.case.case_id}.json").write_text(b.model_dump_json(exclude_none=True) + "\n", encoding="utf-8")
-    generator = f"fraudagent eval generate (seed {SUITE_SEED}, {GENERATOR_VERSION}, {WORLD['accounts']} accounts x {WORLD['days']} days)"
+    generator = (
+        f"fraudagent eval generate (seed {SUITE_SEED}, {GENERATOR_VERSION}, {WORLD['accounts']} accounts x"
+        f" {WORLD['days']} days)"
+    )
     doc = {"name": name, "description": description, "generator": generator, **extra}
     (folder / "suite.yaml").write_text(yaml.safe_dump(doc, sort_keys=False, width=120), encoding="utf-8")
     if not (folder / "thresholds.yaml").exists():  # thresholds are a decision: never overwritten
@@ -303,7 +316,7 @@ def build_suites(world: World) -> dict[str, tuple[str, list[CaseBundle], dict[st
         kinds[bundle.case.case_id] = kind
 
     by_type = {t: [b for b in alerts if b.expected.typology is t] for t in Typology}  # type: ignore[union-attr]
-    for n, base in enumerate([by_type[Typology.account_takeover][0], by_type[Typology.legitimate][0]]):
+    for base in [by_type[Typology.account_takeover][0], by_type[Typology.legitimate][0]]:
         add("no_scores", rename(base, "-NS").model_copy(update={"scores": None}))
     for n, base in enumerate(by_type[Typology.legitimate][1:3]):
         add("empty_history", _empty_history(rename(base, f"-EH{n}")))
@@ -319,14 +332,18 @@ def build_suites(world: World) -> dict[str, tuple[str, list[CaseBundle], dict[st
     return {
         "core": ("Simulated alerts over every typology, with legitimate look-alikes (false positives).", core, {}),
         "adversarial": (
-            "Fraud alerts twice: clean, and with instructions planted in every untrusted field and in "
-            "past-case narratives (ids renamed so the twins share nothing).",
+            (
+                "Fraud alerts twice: clean, and with instructions planted in every untrusted field and in "
+                "past-case narratives (ids renamed so the twins share nothing)."
+            ),
             adversarial,
             {"pairs": pairs},
         ),
         "edge": (
-            "Edge cases: no scores, empty history, a 10,000-event history, mixed currencies and time zones, "
-            "deleted devices.",
+            (
+                "Edge cases: no scores, empty history, a 10,000-event history, mixed currencies and time zones, "
+                "deleted devices."
+            ),
             edge,
             {"kinds": kinds},
         ),

@@ -108,7 +108,10 @@ def case_tools(investigator: Investigator, case_id: str) -> list[StructuredTool]
         """Other accounts that used the same devices or payment instruments."""
         events, _ = store.events.account_events(history, case.account_id, start=start, end=end, max_items=200)
         found: dict[str, list[str]] = {}
-        links: tuple[tuple[store.events.LinkKind, str], ...] = (("device", "device_id"), ("instrument", "instrument_id"))
+        links: tuple[tuple[store.events.LinkKind, str], ...] = (
+            ("device", "device_id"),
+            ("instrument", "instrument_id"),
+        )
         for kind, attr in links:
             for value in list(dict.fromkeys(getattr(e.event, attr) for e in events if getattr(e.event, attr)))[-3:]:
                 linked, _ = store.events.linked_events(history, kind, value, start=start, end=end, max_items=100)

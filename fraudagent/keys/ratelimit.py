@@ -14,7 +14,6 @@ import ipaddress
 import math
 import threading
 import time
-
 from typing import cast
 
 from pyrate_limiter import Decision, Duration, InMemoryBucket, Rate, RateItem

@@ -78,7 +78,8 @@ def _identity(source: Path, backend: str, max_tokens: int) -> str:
         "onnx": ONNX_RECIPE,
         "onnx-int8": f"{ONNX_RECIPE}+{QUANT_RECIPE}+{PER_TEXT}",
     }
-    return f"{source.parent.name if source.name == 'model' else source.name}|{backend}|{recipe[backend]}|max_tokens={max_tokens}"
+    name = source.parent.name if source.name == "model" else source.name
+    return f"{name}|{backend}|{recipe[backend]}|max_tokens={max_tokens}"
 
 
 class OnnxEmbedder:

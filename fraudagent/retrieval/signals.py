@@ -90,7 +90,8 @@ SIGNALS: tuple[Signal, ...] = (
         "login from another country",
         _lexicon(
             r"\bip in\b|connecting from|signed in from|logins? (came )?from|\blogin (?-i:[A-Z]{2})\b"
-            r"|\b(?-i:[A-Z]{2}) ip\b|\bip (?-i:[A-Z]{2})\b|bin-ip|ip country|outside|abroad|travel|holiday|(came|played|activity) from"
+            r"|\b(?-i:[A-Z]{2}) ip\b|\bip (?-i:[A-Z]{2})\b|bin-ip|ip"
+            r" country|outside|abroad|travel|holiday|(came|played|activity) from"
         ),
     ),
     Signal(
@@ -135,8 +136,7 @@ SIGNALS: tuple[Signal, ...] = (
         "linked_accounts",
         "accounts linked by shared devices or cards",
         _lexicon(
-            r"\bshar|other accounts|\baccts\b|\d+ accounts|\bring\b|household|linked|redeemers"
-            r"|across (all|accts)"
+            r"\bshar|other accounts|\baccts\b|\d+ accounts|\bring\b|household|linked|redeemers" r"|across (all|accts)"
         ),
     ),
     Signal(
@@ -146,8 +146,7 @@ SIGNALS: tuple[Signal, ...] = (
         "continued_play",
         "kept playing after the purchase",
         _lexicon(
-            r"kept playing|sessions|logged in \d+ more times|logins\)|in use within"
-            r"|downloaded and used|used within"
+            r"kept playing|sessions|logged in \d+ more times|logins\)|in use within" r"|downloaded and used|used within"
         ),
     ),
     Signal(

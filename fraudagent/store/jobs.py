@@ -65,7 +65,8 @@ _VALUE = re.compile(r":\w+")
 def _update(
     tables: Tables, job_id: str, *, update: str, condition: str | None, values: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """One UpdateItem; `#name` placeholders stand for the attribute `name`. Raises LeaseLost when the condition fails."""
+    """One UpdateItem; `#name` placeholders stand for the attribute `name`. Raises LeaseLost when the condition
+    fails."""
     text = update + " " + (condition or "")
     kwargs: dict[str, Any] = {
         "TableName": tables.jobs,
@@ -145,7 +146,8 @@ def create_job(
     requested_by: str,
     caller_key_id: str,
 ) -> tuple[SummaryJob, bool]:
-    """Queue a job under `job_id` unless it exists already (a retried request); returns it and whether it was created."""
+    """Queue a job under `job_id` unless it exists already (a retried request); returns it and whether it was
+    created."""
     now = _now()
     item = {
         "job_id": job_id,
@@ -195,7 +197,8 @@ def get_job(tables: Tables, job_id: str) -> SummaryJob:
 def list_jobs(
     tables: Tables, *, status: JobStatus, limit: int = 50, cursor: str | None = None, caller_key_id: str | None = None
 ) -> JobPage:
-    """Jobs with a status, oldest first (`dead` is the dead-letter list); only the caller's unless caller_key_id is None."""
+    """Jobs with a status, oldest first (`dead` is the dead-letter list); only the caller's unless caller_key_id is
+    None."""
     page = dynamo.query_page(
         tables.client,
         table=tables.jobs,
@@ -269,8 +272,10 @@ def claim(tables: Tables, *, job_id: str, worker: str, lease_s: float) -> Summar
         item = _update(
             tables,
             job_id,
-            update="SET #status = :running, #lease_owner = :me, #lease_until = :until, #updated_at = :at, "
-            "#attempts = if_not_exists(#attempts, :zero) + :one, #events = list_append(#events, :ev)",
+            update=(
+                "SET #status = :running, #lease_owner = :me, #lease_until = :until, #updated_at = :at, "
+                "#attempts = if_not_exists(#attempts, :zero) + :one, #events = list_append(#events, :ev)"
+            ),
             condition="#status = :queued OR (#status = :running AND #lease_until < :now)",
             values={
                 ":running": "running",
@@ -364,7 +369,10 @@ def end_delivery(
         update += f", #deliveries[{index}].#error = :error"
         values[":error"] = error[:300]
     if outcome == "delivered":
-        update += ", #status = :done, #delivered_at = :at, #events = list_append(#events, :ev) REMOVE #lease_owner, #lease_until"
+        update += (
+            ", #status = :done, #delivered_at = :at, #events = list_append(#events, :ev) REMOVE #lease_owner,"
+            " #lease_until"
+        )
         values |= {":done": "done", ":ev": _event(f"callback delivered on attempt {attempt}", worker)}
     return _job(_update(tables, job_id, update=update, condition=_MINE, values=values))
 
@@ -375,8 +383,10 @@ def finish(tables: Tables, *, job_id: str, worker: str, status: JobStatus, error
     item = _update(
         tables,
         job_id,
-        update="SET #status = :status, #error = :error, #updated_at = :at, #events = list_append(#events, :ev) "
-        "REMOVE #lease_owner, #lease_until",
+        update=(
+            "SET #status = :status, #error = :error, #updated_at = :at, #events = list_append(#events, :ev) "
+            "REMOVE #lease_owner, #lease_until"
+        ),
         condition=_MINE,
         values={
             ":running": "running",
@@ -396,8 +406,10 @@ def release(tables: Tables, *, job_id: str, worker: str, error: str) -> None:
     _update(
         tables,
         job_id,
-        update="SET #status = :queued, #error = :error, #updated_at = :at, #events = list_append(#events, :ev) "
-        "REMOVE #lease_owner, #lease_until",
+        update=(
+            "SET #status = :queued, #error = :error, #updated_at = :at, #events = list_append(#events, :ev) "
+            "REMOVE #lease_owner, #lease_until"
+        ),
         condition=_MINE,
         values={
             ":running": "running",

@@ -256,6 +256,9 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
     timeout = min(s.callback_timeout_s, s.summary_lease_s / 2)
     state: dict[str, Any] = {"attempt": sent, "job": job}
 
+    def _sleep(seconds: float) -> None:  # a stopping worker wakes at once
+        ctx.stop.wait(seconds)
+
     def attempt_once() -> None:
         state["attempt"] += 1
         n = state["attempt"]
@@ -322,7 +325,7 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
             retry=retry_if_exception_type(_NotDelivered),
             stop=stop_after_attempt(remaining),
             wait=wait_exponential(multiplier=s.callback_backoff_s, max=60),
-            sleep=lambda seconds: None if ctx.stop.wait(seconds) else None,
+            sleep=_sleep,
             reraise=True,
         ):
             with attempt:

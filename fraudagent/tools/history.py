@@ -57,7 +57,9 @@ def history_tool(tables: Tables, *, account_id: str, end: datetime, max_items: i
     return StructuredTool.from_function(
         func=transaction_history,
         name="transaction_history",
-        description="The case account's events (purchases, refunds, logins, credential changes) with their risk scores; "
-        "cite them by their ids (txn:<event>, score:<event>).",
+        description=(
+            "The case account's events (purchases, refunds, logins, credential changes) with their risk scores; "
+            "cite them by their ids (txn:<event>, score:<event>)."
+        ),
         args_schema=HistoryInput,
     )

@@ -61,7 +61,8 @@ def group_links(
 def linked_accounts(
     tables: Tables, *, account_id: str, events: Sequence[ScoredEvent], start: datetime, end: datetime
 ) -> dict[str, dict[str, list[str]]]:
-    """The accounts that share a device or instrument with the account's `events` in [start, end], one read at a time."""
+    """The accounts that share a device or instrument with the account's `events` in [start, end], one read at a
+    time."""
     found = {key: linked_events(tables, key=key, start=start, end=end)[0] for key in link_keys(events)}
     return {a: dict(via) for a, via in group_links(found, account_id=account_id)[0].items()}
 
@@ -82,6 +83,8 @@ def linked_accounts_tool(
     return StructuredTool.from_function(
         func=linked_accounts_of_the_case,
         name="linked_accounts",
-        description="Accounts that used this case's devices or payment instruments in the window; cite them as acct:<id>.",
+        description=(
+            "Accounts that used this case's devices or payment instruments in the window; cite them as acct:<id>."
+        ),
         args_schema=LinkedInput,
     )

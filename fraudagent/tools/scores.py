@@ -1,4 +1,5 @@
-"""The risk-scores tool, and where an event's risk score comes from: stored on the event, the scoring server, or SageMaker.
+"""The risk-scores tool, and where an event's risk score comes from: stored on the event, the scoring server, or
+SageMaker.
 
 Three providers behind one interface (`ScoreProvider`), chosen by the
 setting `score_provider`:
@@ -257,6 +258,9 @@ def risk_scores_tool(
     return StructuredTool.from_function(
         func=risk_scores_of_the_case,
         name="risk_scores",
-        description="The fraud model's score and reason codes for each of the case's money-moving events; cite as score:<event>.",
+        description=(
+            "The fraud model's score and reason codes for each of the case's money-moving events; cite as"
+            " score:<event>."
+        ),
         args_schema=RiskScoresInput,
     )

@@ -121,7 +121,10 @@ async def readyz(request: Request) -> Any:
     "/metrics",
     response_class=Response,
     responses={
-        200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}, "description": "Prometheus text format"},
+        200: {
+            "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            "description": "Prometheus text format",
+        },
         **problems.responses(401, 403, 429),
     },
 )
