@@ -27,7 +27,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 API_KEY = "test-key-" + uuid.uuid4().hex
 
 # Personal data in the log records pytest captured, per test (nodeid -> hits), for the session-end scan
-# (tests/test_hostile.py::test_no_log_written_during_the_session_holds_pii, run last).
+# (tests/integration/test_hostile.py::test_no_log_written_during_the_session_holds_pii, run last).
 PII_IN_CAPTURED_LOGS: dict[str, list[str]] = {}
 
 

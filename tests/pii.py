@@ -1,4 +1,4 @@
-"""What counts as personal data in a log, for the log scans of tests/test_hostile.py (and the session-wide
+"""What counts as personal data in a log, for the log scans of tests/integration/test_hostile.py (and the session-wide
 watch in tests/conftest.py).
 
 The logging module's patterns (fraudagent.core.logging.PII_PATTERNS) find card numbers, emails and IPs;

@@ -2,23 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from fraudagent.cli.services import embedded_services, free_port, prepare_model, verify_model
-from fraudagent.core.errors import DependencyUnavailable
+from fraudagent.cli.services import embedded_services, free_port
 from fraudagent.core.settings import Settings
 from tests.conftest import ARTIFACTS
-
-
-def test_weights_with_another_sha256_are_refused(tmp_path: Path) -> None:
-    wrong = "0" * 64
-    with pytest.raises(DependencyUnavailable, match="sha256"):
-        verify_model(Settings(weights_sha256=wrong))
-    with pytest.raises(DependencyUnavailable, match="sha256"):
-        prepare_model(Settings(cache_dir=tmp_path, weights_sha256=wrong))
-    assert not list((tmp_path / "models").glob("*.gguf")), "a refused join leaves no model file behind"
 
 
 def test_servers_are_stopped_when_the_work_inside_fails() -> None:

@@ -10,7 +10,7 @@ from fraudagent.cli.services import ManagedProcess
 from fraudagent.evals.flows import read_run, run_suite
 from fraudagent.evals.suites import load_suite
 from tests.conftest import make_settings
-from tests.test_eval_runner import write_suite
+from tests.integration.test_eval_runner import write_suite
 
 
 @pytest.mark.llm

@@ -10,7 +10,6 @@ from typing import Any
 import httpx
 import pytest
 
-from fraudagent.agent.chat import route
 from fraudagent.agent.pipeline import Investigator
 from fraudagent.api.app import create_app
 from fraudagent.bundles.service import load_bundle
@@ -26,7 +25,11 @@ from tests.receiver import role_keys
 from tests.sse import sse_events
 
 CASE = "C-000001"
+
+
 OTHER = "C-900001"
+
+
 OTHER_IDS = ("E-9001", "E-9002", "A-9000", "D-900", "PI-900")
 
 
@@ -167,13 +170,6 @@ def test_questions_that_need_more_data_call_a_tool_chosen_in_code(
     assert shown in evidence_part(model)
     if tool == "events_after_credential_change":
         assert "last credential change" in evidence_part(model) and "[txn:E-99790]" not in evidence_part(model)
-
-
-def test_routing_is_keyword_based_and_defaults_to_the_evidence() -> None:
-    assert route("Which LINKED accounts?") == "linked_accounts"
-    assert route("anything since the email change?") == "events_after_credential_change"
-    assert route("past cases like this?") == "similar_cases"
-    assert route("summarise the case") == "evidence"
 
 
 def test_a_chat_cannot_reach_another_cases_data(stores: Any) -> None:

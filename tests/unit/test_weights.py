@@ -23,7 +23,7 @@ from fraudagent.cli.services import prepare_model, verify_model, weight_parts, w
 from fraudagent.core.errors import DependencyUnavailable
 from fraudagent.core.settings import QWEN_05B_SHA256, QWEN_15B_SHA256, WEIGHTS, ModelWeights, Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QWEN_15B = "qwen2.5-coder-1.5b"
 QWEN_15B_SIZE = 1_117_320_768
 QWEN_15B_INSTALLED = all(importlib.util.find_spec(module) for module in WEIGHTS[QWEN_15B].part_modules)

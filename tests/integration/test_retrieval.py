@@ -4,47 +4,35 @@ filters, exclusions, the similarity floor, outcome summaries, the LangChain retr
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import httpx
 import numpy as np
 import pytest
 
-from fraudagent.cli.services import ManagedProcess, free_port
-from fraudagent.core.errors import DependencyUnavailable
+from fraudagent.cli.services import ManagedProcess
 from fraudagent.core.models import (
-    Account,
     Action,
-    Case,
     Disposition,
-    Event,
-    EventType,
     PastCase,
-    Trigger,
-    TriggerKind,
     Typology,
 )
 from fraudagent.core.settings import Settings
 from fraudagent.retrieval.documents import IndexedCase, Provenance, document
 from fraudagent.retrieval.filters import CaseFilter
-from fraudagent.retrieval.lexical import CaseTable, StoredCase
 from fraudagent.retrieval.past_cases import PastCaseStore, make_client
-from fraudagent.retrieval.queries import case_query
-from fraudagent.retrieval.search import CaseQuery, Fusion, RetrievalMode, reciprocal_rank_fusion, score_fusion
+from fraudagent.retrieval.search import CaseQuery, Fusion, RetrievalMode, reciprocal_rank_fusion
 from fraudagent.tools.similar_cases import PastCaseRetriever, similar_cases_tool
 
-ROOT = Path(__file__).resolve().parent.parent
-CHROMA = ROOT / ".venv" / "bin" / "chroma"
 BASE = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
+
 ATO_QUERY = "password reset from a new device abroad, then gift cards bought within minutes"
+
+
 NONSENSE = "purple elephant sonata quantum banana orchestra"
 
 
@@ -69,7 +57,11 @@ ATO, CT, RA, FF, LEGIT = (
     Typology.friendly_fraud,
     Typology.legitimate,
 )
+
+
 FRAUD, FP = Disposition.confirmed_fraud, Disposition.false_positive
+
+
 CASES = [
     _case(
         1,
@@ -176,54 +168,15 @@ CASES = [
         "minutes. Confirmed account takeover.",
     ),
 ]
+
+
 RING = IndexedCase(case=CASES[-1], provenance=Provenance.simulated, region="UA", linked_account_ids=["A-1", "A-77"])
+
+
 INDEXED = [
     IndexedCase(case=c, provenance=Provenance.imported, region="EU" if n % 2 else "US")
     for n, c in enumerate(CASES[:-1])
 ] + [RING]
-
-
-# --- the two ways to reach Chroma -------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
-    """A real `chroma run` on loopback for the session, telemetry off, stopped at the end."""
-    port = free_port()
-    log_dir = ROOT / "test-artifacts" / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / "chroma.log"
-    cmd = [
-        str(CHROMA),
-        "run",
-        "--path",
-        str(tmp_path_factory.mktemp("chroma-server")),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    env = os.environ | {"ANONYMIZED_TELEMETRY": "False"}
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
-        )
-    server = ManagedProcess(name="chroma", process=process, log_path=log_path, url=f"http://127.0.0.1:{port}")
-    deadline = time.monotonic() + 60
-    while not _heartbeat(server.url):
-        if process.poll() is not None or time.monotonic() > deadline:
-            server.stop()
-            pytest.fail(f"chroma run did not start:\n{server.tail()}")
-        time.sleep(0.2)
-    yield server
-    server.stop()
-
-
-def _heartbeat(url: str) -> bool:
-    try:
-        return httpx.get(f"{url}/api/v2/heartbeat", timeout=1.0).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 @pytest.fixture(params=["disk", "server"])
@@ -247,9 +200,6 @@ def _ids(found: list) -> list[str]:  # type: ignore[type-arg]
     return [n.case.case_id for n in found]
 
 
-# --- ingestion ---------------------------------------------------------------------
-
-
 def test_upsert_embeds_only_what_changed(chroma_settings: Settings, embedder: object) -> None:
     store = PastCaseStore.from_settings(chroma_settings, embedder=embedder)
     progress: list[tuple[int, int]] = []
@@ -269,9 +219,6 @@ def test_upsert_embeds_only_what_changed(chroma_settings: Settings, embedder: ob
 
 def test_get_returns_the_cases_as_stored(store: PastCaseStore) -> None:
     assert store.get(["C-90007", "C-99999", "C-90001"]) == [CASES[6], CASES[0]]
-
-
-# --- search ------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("mode", list(RetrievalMode))
@@ -360,16 +307,6 @@ def test_score_fusion_follows_its_share_between_the_two_retrievers(store: PastCa
     assert [n.score for n in mixed] == sorted((n.score for n in mixed), reverse=True)
 
 
-def test_score_fusion_prefers_agreement_to_one_retrievers_favourite() -> None:
-    cosines = {"both": 0.70, "vector_only": 0.75, "lexical_only": 0.40}
-    bm25 = {"both": 8.0, "lexical_only": 10.0}
-    fused = score_fusion(cosines, bm25, vector_share=0.7)
-    assert [i for i, _ in fused] == ["both", "lexical_only", "vector_only"]
-    assert fused[0][1] == pytest.approx(0.7 * 0.70 + 0.3 * 0.8)
-    assert [i for i, _ in score_fusion(cosines, bm25, vector_share=1.0)][0] == "vector_only"
-    assert [i for i, _ in score_fusion(cosines, bm25, vector_share=0.0)][0] == "lexical_only"
-
-
 def test_fusion_comes_from_settings(tmp_path: Path, embedder: object, monkeypatch: pytest.MonkeyPatch) -> None:
     assert Settings().retrieval_fusion == "scores"
     monkeypatch.setenv("FRAUDAGENT_RETRIEVAL_FUSION", "rrf")
@@ -377,27 +314,6 @@ def test_fusion_comes_from_settings(tmp_path: Path, embedder: object, monkeypatc
     settings = Settings(chroma_path=tmp_path / "chroma", chroma_collection="fusion")
     store = PastCaseStore.from_settings(settings, embedder=embedder)
     assert (store.fusion, store.vector_share) == (Fusion.rrf, 0.25)
-
-
-def test_bm25_length_normalisation_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    meta = {"typology": "legitimate", "closed_ts": 0, "account_id": "A-1"}
-    rows = [
-        StoredCase("C-short", "refund requested twice", meta),
-        StoredCase("C-long", "refund requested twice " + "played the new season every evening " * 8, meta),
-    ]
-    allowed = np.ones(2, dtype=bool)
-    for b, short_wins in ((0.0, False), (1.0, True)):
-        scores = CaseTable(rows, b=b).lexical_scores(["refund"], allowed)
-        assert bool(scores[0] > scores[1] + 1e-6) is short_wins  # b=0: one mention is one mention, however long
-    assert Settings().retrieval_bm25_b == 1.0
-    monkeypatch.setenv("FRAUDAGENT_RETRIEVAL_BM25_B", "0.3")
-    assert Settings().retrieval_bm25_b == 0.3
-
-
-def test_reciprocal_rank_fusion_rewards_agreement() -> None:
-    fused = reciprocal_rank_fusion([["a", "b", "c"], ["b", "c", "d"]], k=60)
-    assert [i for i, _ in fused] == ["b", "c", "a", "d"]  # found by both beats first in one
-    assert fused[0][1] == pytest.approx(1 / 62 + 1 / 61)
 
 
 def test_the_lexical_index_follows_writes_from_another_client(
@@ -433,79 +349,6 @@ def test_the_agents_free_text_search_still_works(store: PastCaseStore) -> None:
     assert all(h.case.typology is ATO and 0 < h.similarity <= 1 for h in hits)
 
 
-def test_an_open_case_query_comes_from_its_events() -> None:
-    from fraudagent.sim.world import generate_world
-
-    world = generate_world(seed=3, accounts=400, days=30, past_cases=0)
-    bundle = next(b for b in world.alerts if b.expected.typology is ATO)
-    account = next(a for a in bundle.accounts if a.account_id == bundle.case.account_id)
-    query = case_query(case=bundle.case, account=account, events=bundle.events, linked_account_ids=["A-LINKED"])
-    assert {"credential_change", "foreign_ip"} <= set(query.signals)
-    assert query.filters.exclude_account_ids == [bundle.case.account_id, "A-LINKED"]
-    assert query.filters.closed_before == bundle.case.opened_at
-    assert len(query.signals) >= 3  # enough signals: the embedding reads them, not the activity digest
-    assert "opened on" in query.context and "opened on" not in query.embedding_text()
-
-
-def test_a_chargeback_case_reads_its_signals_around_the_disputed_purchase() -> None:
-    """Opened weeks after the purchase: the new account, the foreign IP and the BIN mismatch of the purchase
-    count, not the quiet days before the chargeback."""
-    created = BASE
-    bought = BASE + timedelta(days=2)
-    opened = bought + timedelta(days=11)
-    card = {"instrument_id": "PI-1", "instrument_type": "card", "bin_country": "US", "currency": "USD"}
-    events = [
-        Event(
-            event_id="E-1",
-            account_id="A-CB",
-            ts=bought - timedelta(minutes=20),
-            type=EventType.login,
-            status="success",
-            device_id="D-1",
-            ip_country="RU",
-        ),
-        Event(
-            event_id="E-2",
-            account_id="A-CB",
-            ts=bought,
-            type=EventType.purchase,
-            amount="69.99",
-            sku="GAME-1",
-            status="settled",
-            device_id="D-1",
-            ip_country="RU",
-            **card,
-        ),
-        Event(
-            event_id="E-3",
-            account_id="A-CB",
-            ts=opened - timedelta(hours=2),
-            type=EventType.chargeback,
-            amount="69.99",
-            sku="GAME-1",
-            status="received",
-            **card,
-        ),
-    ]
-    account = Account(account_id="A-CB", created_at=created, country="US")
-    case = Case(case_id="C-CB", account_id="A-CB", opened_at=opened, trigger=Trigger(kind=TriggerKind.chargeback))
-    signals = set(case_query(case=case, account=account, events=events).signals)
-    assert {"chargeback", "new_account", "foreign_ip", "bin_mismatch"} <= signals
-    on_model_alert = case.model_copy(update={"trigger": Trigger(kind=TriggerKind.model)})
-    quiet = case_query(case=on_model_alert, account=account, events=events).signals
-    assert not {"new_account", "foreign_ip"} & set(quiet)
-
-
-def test_a_query_needs_known_signals_and_something_to_look_for() -> None:
-    with pytest.raises(ValueError, match="unknown signals"):
-        CaseQuery(text="x", signals=["telepathy"])
-    with pytest.raises(ValueError, match="text or signals"):
-        CaseQuery(text="  ")
-
-
-# --- LangChain -----------------------------------------------------------------------
-
-
 def test_retriever_returns_case_documents_marked_untrusted(store: PastCaseStore) -> None:
     docs = PastCaseRetriever(store=store, k=3).invoke(ATO_QUERY)
     assert len(docs) == 3
@@ -525,9 +368,6 @@ def test_tool_keeps_its_bound_exclusions(store: PastCaseStore) -> None:
     assert result["summary"]["neighbours"] == len(ids) and all(c["untrusted"] for c in result["cases"])
     only_testing = tool.invoke({"text": "declined small charges on many cards", "typologies": ["card_testing"]})
     assert {c["typology"] for c in only_testing["cases"]} == {"card_testing"}
-
-
-# --- the CLI -------------------------------------------------------------------------
 
 
 def test_cli_indexes_a_simulated_store_once(tmp_path: Path) -> None:
@@ -572,9 +412,6 @@ def test_cli_indexes_a_simulated_store_once(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no such file or folder" in missing.stderr and "Traceback" not in missing.stderr
 
 
-# --- the embedder ---------------------------------------------------------------------
-
-
 def test_the_int8_onnx_embedder_agrees_with_the_torch_model(embedder: object) -> None:
     from fraudagent.retrieval.embedding import TorchEmbedder, model_dir
 
@@ -590,25 +427,6 @@ def test_the_int8_onnx_embedder_agrees_with_the_torch_model(embedder: object) ->
     # and a text's vector does not depend on what was embedded with it (int8 activations are quantised per call)
     alone = np.stack([embedder([t])[0] for t in texts])  # type: ignore[operator]
     assert np.abs(alone - ours).max() < 1e-5
-
-
-def test_a_tampered_onnx_model_is_refused(tmp_path: Path) -> None:
-    from fraudagent.retrieval.embedding import model_dir, onnx_folder, prepare_onnx
-
-    settings = Settings()
-    source = model_dir(settings)
-    built = prepare_onnx(source=source, cache_dir=settings.cache_dir)
-    copy = onnx_folder(source=source, cache_dir=tmp_path)
-    copy.mkdir(parents=True)
-    for name in (built.name, built.name + ".stamp.json"):
-        shutil.copyfile(built.parent / name, copy / name)
-    with (copy / built.name).open("r+b") as f:  # flip one byte of the weights
-        f.seek(4096)
-        byte = f.read(1)
-        f.seek(4096)
-        f.write(bytes([byte[0] ^ 0xFF]))
-    with pytest.raises(DependencyUnavailable, match="does not match its stamp"):
-        prepare_onnx(source=source, cache_dir=tmp_path)
 
 
 def test_a_collection_refuses_another_embedders_vectors_until_reembedded(

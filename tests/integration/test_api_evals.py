@@ -22,7 +22,7 @@ from fraudagent.store import keys as key_store
 from fraudagent.store.tables import Tables
 from tests.conftest import LiveServer, client_for
 from tests.fakes import ScriptedToolModel, draft
-from tests.test_eval_runner import MINI, write_suite
+from tests.integration.test_eval_runner import MINI, write_suite
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from pathlib import Path
 from fraudagent.cli import app
 from fraudagent.core.settings import Settings
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README = (Path(__file__).resolve().parents[2] / "README.md").read_text()
 
 
 def test_every_setting_is_documented() -> None:
@@ -24,5 +24,5 @@ def test_every_cli_command_is_documented() -> None:
 
 
 def test_every_benchmark_script_is_documented() -> None:
-    scripts = sorted(p.name for p in (Path(__file__).resolve().parent.parent / "benchmarks").glob("*.py"))
+    scripts = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "benchmarks").glob("*.py"))
     assert scripts and [s for s in scripts if f"benchmarks/{s}" not in README] == []

@@ -246,7 +246,7 @@ def test_shipped_suites_are_what_the_generator_writes(tmp_path: Path) -> None:
 
     counts = generate_suites(tmp_path)
     # `handwritten` is shipped too but written by hand (session 5), not by the generator: nothing to compare
-    # (tests/test_eval_suites_handwritten.py checks it), and the generator must neither write nor remove it.
+    # (tests/unit/test_eval_suites_handwritten.py checks it), and the generator must neither write nor remove it.
     assert set(counts) == {"core", "adversarial", "edge"} and not (tmp_path / "handwritten").exists()
     assert (SHIPPED / "handwritten" / "suite.yaml").is_file()
     for name in ("core", "adversarial", "edge"):

@@ -12,10 +12,12 @@
   the model is unavailable, within the timeout.
 
 Elsewhere (not repeated here): a summaries worker process killed mid-job, re-claimed after its lease
-and completed once (tests/test_summaries.py::test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once);
+and completed once
+(tests/integration/test_summaries.py::test_a_worker_killed_mid_job_leaves_a_job_that_completes_exactly_once);
 chat with the model stopped (nothing listening:
-tests/test_chat.py::test_when_the_model_is_down_the_stream_ends_with_a_final_event_saying_so);
-the "LLM unreachable" pipeline case in tests/test_pipeline.py and, over the API, tests/test_ops.py; here it
+tests/integration/test_chat.py::test_when_the_model_is_down_the_stream_ends_with_a_final_event_saying_so);
+the "LLM unreachable" pipeline case in tests/integration/test_pipeline.py and, over the API,
+tests/integration/test_ops.py; here it
 is the stopped server (connection refused) after a slow one.
 """
 

@@ -1,0 +1,20 @@
+"""The embedded servers: weights are refused unless their sha256 matches; everything started is stopped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fraudagent.cli.services import prepare_model, verify_model
+from fraudagent.core.errors import DependencyUnavailable
+from fraudagent.core.settings import Settings
+
+
+def test_weights_with_another_sha256_are_refused(tmp_path: Path) -> None:
+    wrong = "0" * 64
+    with pytest.raises(DependencyUnavailable, match="sha256"):
+        verify_model(Settings(weights_sha256=wrong))
+    with pytest.raises(DependencyUnavailable, match="sha256"):
+        prepare_model(Settings(cache_dir=tmp_path, weights_sha256=wrong))
+    assert not list((tmp_path / "models").glob("*.gguf")), "a refused join leaves no model file behind"
