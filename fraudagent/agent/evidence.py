@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import timedelta
@@ -24,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from fraudagent import store
 from fraudagent.agent import evidence_ids
 from fraudagent.agent.evidence_ids import ItemKind
-from fraudagent.core.models import Account, Case
+from fraudagent.core.models import Account, Case, CaseBundle
 from fraudagent.core.reasons import describe_reason
 from fraudagent.store.cases import CaseRecord
 from fraudagent.store.events import ScoredEvent
@@ -244,15 +245,7 @@ def _gather(
         for scored in pack.prior_events:
             _add_event(pack, scored)
     if pack.account:
-        pack.add(
-            EvidenceItem(
-                id=f"acct:{case.account_id}",
-                kind="acct",
-                line=_account_line(pack.account, "case account"),
-                untrusted=clean_untrusted(pack.account.display_name) if pack.account.display_name else None,
-                data=pack.account.model_dump(mode="json", exclude_none=True),
-            )
-        )
+        _add_case_account(pack, pack.account)
 
     # Who else used this account's devices and instruments (bounded), and similar past cases.
     link_futures = {
@@ -282,6 +275,43 @@ def _gather(
             pack.similar_summary = found.summary.headline
             for hit in found.neighbours:
                 _add_similar_case(pack, hit)
+    return pack
+
+
+def _add_case_account(pack: EvidencePack, account: Account) -> None:
+    pack.add(
+        EvidenceItem(
+            id=f"acct:{account.account_id}",
+            kind="acct",
+            line=_account_line(account, "case account"),
+            untrusted=clean_untrusted(account.display_name) if account.display_name else None,
+            data=account.model_dump(mode="json", exclude_none=True),
+        )
+    )
+
+
+def pack_from_bundle(bundle: CaseBundle, *, similar: Sequence[Any] = ()) -> EvidencePack:
+    """The pack of a case from its bundle alone, with no store: the case's events with the bundle's scores, its
+    account, the devices it used (seen on this account only: no other account's events are known), and `similar`
+    past cases (search hits) if given. For tests and offline checks; a live case's pack comes from
+    `gather_evidence`, which also reads the history before the window and the accounts linked to this one."""
+    case = bundle.case
+    scores = {s.event_id: s for s in bundle.scores or []}
+    own = sorted((e for e in bundle.events if e.account_id == case.account_id), key=lambda e: e.ts)
+    account = next((a for a in bundle.accounts if a.account_id == case.account_id), None)
+    pack = EvidencePack(case=case, status="open", account=account, events=[], items={})
+    pack.events = [ScoredEvent(event=e, score=scores.get(e.event_id)) for e in own]
+    for scored in pack.events:
+        _add_event(pack, scored)
+    if account is not None:
+        _add_case_account(pack, account)
+    devices: dict[str, list[ScoredEvent]] = defaultdict(list)
+    for scored in pack.events:
+        if scored.event.device_id:
+            devices[scored.event.device_id].append(scored)
+    _add_devices(pack, devices)
+    for hit in similar:
+        _add_similar_case(pack, hit)
     return pack
 
 

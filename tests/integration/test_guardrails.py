@@ -1,8 +1,8 @@
-"""The guarantees code gives over the model: policy, verifier, required citations, injections, PII, timeouts.
-
-Unit tests feed hand-made drafts (good and bad) through the real evidence pack
-(DynamoDB Local, Chroma on disk); the model is scripted where the test is about
-what code does with a draft, and real (marked `llm`) where it is about the model.
+"""The guarantees code gives over the model through the real evidence pack (DynamoDB Local, Chroma on disk):
+injections, PII towards an external provider, per-source timeouts, Visa CE 3.0 from history beyond the window,
+custom policies, replays; the model is scripted where the test is about what code does with a draft, and real
+(marked `llm`) where it is about the model. The verifier, the schema and the retry/fallback paths on packs built
+in memory: tests/unit/test_checks.py.
 """
 
 from __future__ import annotations
@@ -17,11 +17,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from fraudagent.agent.drafting import ModelDraft, choices, draft_schema
+from fraudagent.agent.drafting import choices, draft_schema
 from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.pipeline import Investigator, draft_report
 from fraudagent.agent.policy import facts_of, load_policy
-from fraudagent.agent.verifier import verify, vocabulary
 from fraudagent.bundles.service import load_bundle
 from fraudagent.cli.services import ManagedProcess, free_port
 from fraudagent.core.models import CaseBundle
@@ -79,150 +78,6 @@ def loaded(history: Tables, past_cases: PastCaseStore) -> Tables:
 @pytest.fixture
 def pack(settings: Settings, loaded: Tables, past_cases: PastCaseStore) -> EvidencePack:
     return _investigator(settings, loaded, past_cases, ScriptedToolModel()).evidence("C-000123")
-
-
-def _verify(pack: EvidencePack, **changes: Any) -> list[str]:
-    policy = load_policy()
-    facts = facts_of(pack.items)
-    allowed = choices(pack, policy, facts, shown=list(pack.items))
-    verdict = verify(
-        ModelDraft.model_validate(draft(**changes)), pack, policy, vocabulary(pack), choices=allowed, max_narrative=1200
-    )
-    return verdict.problems
-
-
-def test_a_true_draft_passes_including_stated_rounding(pack: EvidencePack) -> None:
-    assert _verify(pack) == []
-    assert (
-        _verify(
-            pack,
-            narrative=(
-                "About 100 USD of gift cards followed a password reset at 13:42 on 2026-03-02; the score was 0.9 (91%)."
-            ),
-        )
-        == []
-    )
-
-
-@pytest.mark.parametrize(
-    ("changes", "expected"),
-    [
-        ({"narrative": "A 120.00 USD gift card was bought 19 minutes after a password reset."}, "the number 120.00"),
-        ({"narrative": "Event E-99999 shows the purchase."}, "the id E-99999"),
-        ({"findings": ["txn:E-12345"]}, "finding txn:E-12345 is not an id"),
-        ({"actions": ["deny_refund"]}, "deny_refund is not allowed for account_takeover"),
-        ({"narrative": "The password was reset on 2026-03-03 from a new device."}, "the date 2026-03-03"),
-        ({"narrative": "The password was reset at 13:43 from a new device."}, "the time 13:43"),
-        ({"typology": "card_testing", "actions": ["block_instrument"]}, "card_testing is not supported"),
-        (
-            {"typology": "legitimate", "actions": ["close_no_action"]},
-            "close_no_action is refused while these facts show fraud",
-        ),
-        # A high-impact action the rules do not suggest is the model's word against the rules': refused.
-        ({"typology": "stolen_card", "actions": ["block_instrument"]}, "goes beyond what the rules support"),
-        ({"typology": "stolen_card", "actions": ["escalate"]}, None),
-        ({"typology": "account_takeover", "actions": ["step_up_verification"]}, None),
-    ],
-)
-def test_the_verifier_catches_each_bad_draft(pack: EvidencePack, changes: dict[str, Any], expected: str | None) -> None:
-    problems = _verify(pack, **changes)
-    if expected is None:
-        assert problems == []
-    else:
-        assert any(expected in p for p in problems), problems
-
-
-def test_ids_a_model_writes_under_another_name_resolve_only_when_unambiguous(pack: EvidencePack) -> None:
-    assert pack.resolve("txn:E-99812") == pack.resolve("E-99812") == "txn:E-99812"
-    assert pack.resolve("event:E-99812") == pack.resolve("transaction: E-99812") == "txn:E-99812"
-    assert pack.resolve("[event:E-99812]") == "txn:E-99812"
-    assert pack.resolve("score:E-99812") == "score:E-99812"
-    assert pack.resolve("acct:E-99812") is None  # one of the pack's own kinds, and the wrong one
-    assert pack.resolve("event:E-12345") is None and pack.resolve("score_0.80") is None
-    assert _verify(pack, findings=["event:E-99812"]) == []
-
-
-def test_the_schema_narrows_every_choice_to_the_case(pack: EvidencePack) -> None:
-    policy = load_policy()
-    allowed = choices(pack, policy, facts_of(pack.items), shown=list(pack.items))
-    schema = draft_schema(allowed)
-    branches = {b["properties"]["typology"]["const"]: b for b in schema["anyOf"]}
-    assert next(iter(branches)) == "account_takeover"  # the rules' typology first
-    assert "card_testing" not in branches and "legitimate" in branches  # unsupported typologies cannot be written
-    assert branches["account_takeover"]["properties"]["actions"]["items"]["enum"][0] == "lock_account"
-    assert "block_instrument" not in branches["stolen_card"]["properties"]["actions"]["items"]["enum"]  # not suggested
-    assert (
-        "close_no_action" not in branches["legitimate"]["properties"]["actions"]["items"]["enum"]
-    )  # refused by policy
-    ids = branches["account_takeover"]["properties"]["findings"]["items"]["enum"]
-    assert "txn:E-99812" in ids and all(i.split(":")[0] in ("fact", "txn", "acct", "dev") for i in ids)
-    assert list(branches["account_takeover"]["properties"])[-1] == "narrative"  # decisions first, free text last
-
-
-def test_findings_are_written_by_code_and_a_wrong_sentence_is_removed_not_retried(
-    settings: Settings, loaded: Tables, past_cases: PastCaseStore
-) -> None:
-    wrong = "A 120.00 USD gift card followed a reset."
-    model = ScriptedToolModel(script=[draft(narrative=f"A password reset came first. {wrong}")])
-    report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
-    assert report.path == "llm" and report.usage.llm_calls == 1
-    assert report.removed_claims == [wrong] and report.narrative == "A password reset came first."
-    by_id = {f.evidence_ids[0]: f for f in report.findings}
-    assert "100.00 USD" in by_id["txn:E-99812"].statement and by_id["txn:E-99812"].source == "model"
-    assert report.confidence == 0.85 and report.unknowns == ["Whether the account holder recognises this activity."]
-    body = model.bodies[0]
-    assert body["max_tokens"] == settings.draft_max_tokens and body["response_format"]["type"] == "json_object"
-
-
-def test_a_refused_draft_is_sent_back_by_appending_only_the_feedback(
-    settings: Settings, loaded: Tables, past_cases: PastCaseStore
-) -> None:
-    model = ScriptedToolModel(script=[draft(actions=["deny_refund"]), draft()])
-    report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123")
-    assert report.path == "llm_retried" and report.model_proposal is None
-    first, second = model.seen
-    assert second[: len(first)] == first  # the same prefix: the server's cache re-reads none of it
-    assert second[2].type == "ai" and "deny_refund" in second[2].content
-    assert "deny_refund is not allowed for account_takeover" in second[3].content
-
-
-def test_a_model_that_always_fails_verification_gets_the_policy_fallback_saying_what_it_proposed(
-    settings: Settings, loaded: Tables, past_cases: PastCaseStore
-) -> None:
-    wrong = draft(typology="refund_abuse", actions=["deny_refund"])
-    report = draft_report(
-        _investigator(settings, loaded, past_cases, ScriptedToolModel(script=[wrong, wrong])), "C-000123"
-    )
-    assert report.path == "fallback"
-    assert report.typology.value == "account_takeover" and [a.value for a in report.recommended_actions] == [
-        "lock_account"
-    ]
-    assert report.policy_rules == ["classify.account_takeover", "ato.lock_after_spend"]
-    assert report.policy_version == load_policy().version
-    assert all(f.source == "code" for f in report.findings)
-    assert report.model_proposal is not None and report.model_proposal.typology.value == "refund_abuse"
-    assert any("refund_abuse is not supported" in r for r in report.model_proposal.refused_because)
-    assert "<=" not in report.narrative and "4320" not in report.narrative  # no rule expressions for readers
-
-
-def test_required_citations_are_added_by_code_when_the_draft_leaves_them_out(
-    settings: Settings, loaded: Tables, past_cases: PastCaseStore
-) -> None:
-    only_trigger = draft(findings=["txn:E-99812"])
-    report = draft_report(
-        _investigator(settings, loaded, past_cases, ScriptedToolModel(script=[only_trigger])), "C-000123"
-    )
-    assert report.path == "llm"
-    added = {i for f in report.findings if f.source == "code" for i in f.evidence_ids}
-    assert {"fact:credential_change", "fact:trigger_event"} <= added
-
-
-def test_the_policy_solver_is_the_pipeline_with_the_model_off(
-    settings: Settings, loaded: Tables, past_cases: PastCaseStore
-) -> None:
-    model = ScriptedToolModel()
-    report = draft_report(_investigator(settings, loaded, past_cases, model), "C-000123", use_model=False)
-    assert report.path == "policy" and model.seen == [] and report.usage.llm_calls == 0
 
 
 def test_planted_instructions_change_nothing_and_are_reported(

@@ -1,5 +1,5 @@
-"""Analyst chat over HTTP: SSE read by a real streaming client, sessions in DynamoDB Local across app
-restarts, tools chosen in code, citations checked against the case's evidence, no reach into other cases."""
+"""Analyst chat without servers: the tool is chosen in code, by keywords, and defaults to the evidence.
+Over HTTP with sessions in DynamoDB Local: tests/integration/test_chat.py."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""The guarantees code gives over the model: policy, verifier, required citations, injections, PII, timeouts.
-
-Unit tests feed hand-made drafts (good and bad) through the real evidence pack
-(DynamoDB Local, Chroma on disk); the model is scripted where the test is about
-what code does with a draft, and real (marked `llm`) where it is about the model.
+"""The guarantees code gives over the model that need no evidence pack: claim extraction, drafts cut off
+mid-narrative, the narrative grammar, the instruction detector, and which providers count as external.
+(On packs built in memory: tests/unit/test_checks.py; through the real stores and model: tests/integration/.)
 """
 
 from __future__ import annotations

@@ -1,18 +1,6 @@
-"""Hostile input: arbitrary JSON and text never crash the parsers; the API answers junk with 4xx
-problem+json; huge histories stay bounded; callback URLs cannot reach internal addresses; no card
-number, email or IP reaches a log.
-
-Covered elsewhere (not repeated here): bodies over FRAUDAGENT_API_MAX_BODY_BYTES, with and without
-Content-Length (tests/integration/test_ops.py::test_bodies_over_the_limit_get_413); redaction by the JSON log
-formatter (tests/integration/test_ops.py::test_request_ids_go_out_and_into_json_logs_without_pii); schemathesis
-over every route (tests/integration/test_ops.py); SSRF basics through `callback_url` (scheme, credentials,
-link-local metadata address refused through the API in dev mode; loopback, private, CGNAT, IPv6
-loopback and IPv4-mapped forms refused by the guard in production mode:
-tests/integration/test_summaries.py::test_callback_urls_are_checked_against_ssrf; malformed URLs:
-tests/integration/test_summaries.py::test_a_malformed_callback_url_is_a_422_problem_not_a_500). Here: the guard's
-rule as a property over any address (IPv6 forms that embed IPv4 judged as that IPv4), every such form
-of loopback, private and metadata addresses, obfuscated loopback forms through the API in production
-mode, and redirects not followed.
+"""Hostile input, without servers: arbitrary JSON, bytes and model output never crash the bundle loader or the
+draft parser; the callback guard admits only public addresses in production, for any IPv4 or IPv6 form; the PII
+pattern check finds what is planted. Through the API and the stores: tests/integration/test_hostile.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,5 @@
-"""POST /v1/cases/{case_id}/report/stream over real HTTP (uvicorn, DynamoDB Local, Chroma), read by a streaming
-HTTP client that parses the server-sent events as they arrive: the stages in order, the final report equal to the
-one stored, the same roles and problems as POST /report, a client that leaves mid-stream still gets its report
-stored, and (marked `llm`) the real llama.cpp model through the route."""
+"""The streamed report route's token events, without a server: throttled, and the last narrative never dropped.
+Over real HTTP: tests/integration/test_report_stream.py."""
 
 from __future__ import annotations
 

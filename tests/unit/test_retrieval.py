@@ -1,5 +1,6 @@
-"""Similar past cases: the Chroma store on disk and behind a real `chroma run` server, hybrid search,
-filters, exclusions, the similarity floor, outcome summaries, the LangChain retriever and tool, the CLI."""
+"""Similar past cases without a store: score and rank fusion, BM25 length normalisation, the query for an open
+case, chargeback signals, query validation, and a tampered ONNX embedding model refused. The Chroma store, the
+server and the CLI: tests/integration/test_retrieval.py."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The embedded servers: weights are refused unless their sha256 matches; everything started is stopped."""
+"""The embedded servers' weights are refused unless their sha256 matches (no server is started here; starting
+and stopping them: tests/integration/test_services.py)."""
 
 from __future__ import annotations
 
