@@ -30,11 +30,11 @@ from fraudagent.summaries import flows as summary_flows
 
 def create_app(settings: Settings, investigator: Investigator, *, span_exporter: Any | None = None) -> FastAPI:
     tables = investigator.history
-    eval_runner = EvalRunner(settings=settings, investigator=investigator, store=tables)
+    eval_runner = EvalRunner(settings=settings, investigator=investigator, tables=tables)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with summary_flows.running_workers(app, settings=settings, investigator=investigator, jobs=tables):
+        async with summary_flows.running_workers(app, settings=settings, investigator=investigator, tables=tables):
             await run_in_threadpool(eval_runner.start)
             try:
                 yield

@@ -48,7 +48,7 @@ _STREAM = {
 
 @router.post("/{case_id}/chat", response_class=EventSourceResponse, responses=_STREAM)  # type: ignore[arg-type]
 def chat(
-    case_id: CaseId, body: ChatRequest, caller: AnalystDep, investigator: InvestigatorDep, chats: TablesDep
+    case_id: CaseId, body: ChatRequest, caller: AnalystDep, investigator: InvestigatorDep, tables: TablesDep
 ) -> EventSourceResponse:
     """Ask about a case; the answer streams as SSE and cites the case's evidence ids. Pass `session_id` to continue
     one of your own sessions (another analyst's session is 404; an admin continuing another's session is 403)."""
@@ -60,7 +60,7 @@ def chat(
     if body.session_id:
         try:
             chat_store.session_meta(
-                chats,
+                tables,
                 session_id=body.session_id,
                 case_id=case_id,
                 caller_key_id=caller.key_id,
@@ -70,11 +70,11 @@ def chat(
         except chat_store.NotOwner as error:
             raise HTTPException(status.HTTP_403_FORBIDDEN, str(error)) from None
         session_id = body.session_id
-        earlier = chat_store.messages(chats, session_id=session_id)
+        earlier = chat_store.messages(tables, session_id=session_id)
     else:
         session_id = "S-" + uuid.uuid4().hex
         chat_store.create_session(
-            chats, session_id=session_id, case_id=case_id, created_by=caller.name, caller_key_id=caller.key_id
+            tables, session_id=session_id, case_id=case_id, created_by=caller.name, caller_key_id=caller.key_id
         )
         audit.record(
             investigator.history,
@@ -85,7 +85,7 @@ def chat(
         )
         earlier = []
     events = flows.chat_turn(
-        chats=chats,
+        tables=tables,
         investigator=investigator,
         case_id=case_id,
         session_id=session_id,
@@ -97,9 +97,9 @@ def chat(
 
 
 @router.get("/{case_id}/chat/{session_id}", response_model=ChatSession, responses=problems.responses(404))  # type: ignore[arg-type]
-def chat_history(case_id: CaseId, session_id: SessionId, caller: AnalystDep, chats: TablesDep) -> ChatSession:
+def chat_history(case_id: CaseId, session_id: SessionId, caller: AnalystDep, tables: TablesDep) -> ChatSession:
     """The session's messages in order, with the evidence ids each answer cited. Only the analyst who started
     the session reads it (admins read any); for anyone else it does not exist (404)."""
     return chat_store.get_session(
-        chats, session_id=session_id, case_id=case_id, caller_key_id=caller.key_id, admin=caller.has("admin")
+        tables, session_id=session_id, case_id=case_id, caller_key_id=caller.key_id, admin=caller.has("admin")
     )

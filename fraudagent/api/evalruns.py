@@ -34,7 +34,7 @@ RunnerDep = Annotated[EvalRunner, Depends(get_runner)]
 
 
 def _store(runner: EvalRunner) -> Tables:
-    return runner.store
+    return runner.tables
 
 
 def _with_links(run: EvalRun) -> EvalRun:
@@ -58,14 +58,18 @@ def start_run(
     Poll `GET /v1/evals/runs/{run_id}` for its progress, then its metrics and the suite's gate.
     """
     locate_by_name(body.suite, extra=settings.eval_suites_dir)  # an unknown suite is a 422 now, not a failed run later
-    if len(run_store.queued_runs(runner.store)) >= settings.eval_api_max_queued:
+    if len(run_store.queued_runs(runner.tables)) >= settings.eval_api_max_queued:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
             "too many eval runs are queued; retry later",
             headers={"Retry-After": "60"},
         )
     run = run_store.create_run(
-        runner.store, run_id=run_store.new_run_id(), request=body, requested_by=caller.name, caller_key_id=caller.key_id
+        runner.tables,
+        run_id=run_store.new_run_id(),
+        request=body,
+        requested_by=caller.name,
+        caller_key_id=caller.key_id,
     )
     audit.record(
         history,

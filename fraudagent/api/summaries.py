@@ -95,28 +95,28 @@ def create_summary(
     return JobAccepted(job_id=job.job_id, status=job.status, created=created)
 
 
-def _visible(jobs: Tables, job_id: str, caller: Caller) -> SummaryJob:
-    item = job_store.get_item(jobs, job_id)
+def _visible(tables: Tables, job_id: str, caller: Caller) -> SummaryJob:
+    item = job_store.get_item(tables, job_id)
     if item.get("caller_key_id") != caller.key_id and not caller.has("admin"):
         raise NotFound("summary job", job_id)  # another caller's job does not exist for this one
-    return job_store.get_job(jobs, job_id)
+    return job_store.get_job(tables, job_id)
 
 
 @router.get("/{job_id}", response_model=SummaryJob, responses=_PROBLEMS)  # type: ignore[arg-type]
-def get_summary(job_id: Annotated[str, Path(max_length=200)], caller: TicketingDep, jobs: TablesDep) -> SummaryJob:
+def get_summary(job_id: Annotated[str, Path(max_length=200)], caller: TicketingDep, tables: TablesDep) -> SummaryJob:
     """A job's status (queued, running, done, failed, dead), its result, and every callback attempt."""
-    return _visible(jobs, job_id, caller)
+    return _visible(tables, job_id, caller)
 
 
 @router.get("", response_model=JobPage, responses=_PROBLEMS)  # type: ignore[arg-type]
 def list_summaries(
     caller: TicketingDep,
-    jobs: TablesDep,
+    tables: TablesDep,
     status: JobStatus = "dead",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=2000)] = None,
 ) -> JobPage:
     """Jobs by status, oldest first; `status=dead` is the dead-letter list. Admins see every caller's jobs."""
     return job_store.list_jobs(
-        jobs, status=status, limit=limit, cursor=cursor, caller_key_id=None if caller.has("admin") else caller.key_id
+        tables, status=status, limit=limit, cursor=cursor, caller_key_id=None if caller.has("admin") else caller.key_id
     )

@@ -15,7 +15,7 @@ from fraudagent.store.tables import Tables
 
 def chat_turn(
     *,
-    chats: Tables,
+    tables: Tables,
     investigator: Any,
     case_id: str,
     session_id: str,
@@ -25,7 +25,7 @@ def chat_turn(
 ) -> Iterator[dict[str, str]]:
     """SSE events: `token` ({"text": …}) as the model streams, then `final` (ChatFinal)."""
     asked = chat_store.append(
-        chats,
+        tables,
         session_id=session_id,
         message=ChatMessage(
             n=len(earlier) + 1, role="analyst", text=question, at=datetime.now(timezone.utc), by=caller_name
@@ -40,7 +40,7 @@ def chat_turn(
             final = value  # type: ignore[assignment]
     assert final is not None
     chat_store.append(
-        chats,
+        tables,
         session_id=session_id,
         message=ChatMessage(
             n=asked.n + 1,

@@ -368,7 +368,10 @@ def worker() -> None:
     with _errors():
         investigator = bootstrap.build_investigator(settings)
     workers = SummaryWorkers(
-        settings=settings, investigator=investigator, jobs=investigator.history, count=max(1, settings.summary_workers)
+        settings=settings,
+        investigator=investigator,
+        tables=investigator.history,
+        count=max(1, settings.summary_workers),
     )
     workers.start()
     err.print(f"{workers.count} summary worker(s) running on {investigator.history.jobs} (Ctrl-C to stop)")

@@ -38,10 +38,10 @@ def subject(run_id: str) -> str:
 class EvalRunner:
     """Runs queued eval runs on a few daemon threads; stopping leaves queued runs to the next process."""
 
-    def __init__(self, *, settings: Settings, investigator: Investigator, store: Tables) -> None:
+    def __init__(self, *, settings: Settings, investigator: Investigator, tables: Tables) -> None:
         self.settings = settings
         self.investigator = investigator
-        self.store = store
+        self.tables = tables
         # Daemon threads, not a pool: stopping the service must not wait for a run that may last hours; a run cut
         # off that way stops beating and is marked `interrupted` by the next process.
         self._queue: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -65,10 +65,10 @@ class EvalRunner:
             log.warning("eval runs not recovered at start-up: %s", type(error).__name__)
 
     def _recover(self) -> None:
-        for run in run_store.stale_runs(self.store, heartbeat_s=self.settings.eval_heartbeat_s):
+        for run in run_store.stale_runs(self.tables, heartbeat_s=self.settings.eval_heartbeat_s):
             try:
                 run_store.finish(
-                    self.store,
+                    self.tables,
                     run.run_id,
                     status="interrupted",
                     values={"error": "the service stopped during the run; start a new run"},
@@ -78,7 +78,7 @@ class EvalRunner:
             audit.record(
                 self.investigator.history, subject=subject(run.run_id), action="evalrun.interrupted", actor="system"
             )
-        for run in run_store.queued_runs(self.store):
+        for run in run_store.queued_runs(self.tables):
             self.submit(run.run_id)
 
     def submit(self, run_id: str) -> None:
@@ -100,10 +100,10 @@ class EvalRunner:
                 log.warning("eval run %s not executed: %s", run_id, type(error).__name__)
 
     def _execute(self, run_id: str) -> None:
-        if self._stopping.is_set() or not run_store.claim(self.store, run_id):
+        if self._stopping.is_set() or not run_store.claim(self.tables, run_id):
             return
-        request = run_store.request_of(run_store.get_item(self.store, run_id))
-        beat = _Heartbeat(self.store, run_id, every_s=self.settings.eval_heartbeat_s)
+        request = run_store.request_of(run_store.get_item(self.tables, run_id))
+        beat = _Heartbeat(self.tables, run_id, every_s=self.settings.eval_heartbeat_s)
         beat.start()
         try:
             values, status = self._run(run_id, request, beat), "succeeded"
@@ -115,7 +115,7 @@ class EvalRunner:
         finally:
             beat.stop()
         try:
-            run_store.finish(self.store, run_id, status=status, values=values)  # type: ignore[arg-type]
+            run_store.finish(self.tables, run_id, status=status, values=values)  # type: ignore[arg-type]
         except StatusChanged:
             log.warning("eval run %s changed status while running; result kept on disk only", run_id)
             return
@@ -161,8 +161,8 @@ class EvalRunner:
 class _Heartbeat:
     """Writes the run's heartbeat (and latest progress) every `every_s` seconds from its own thread."""
 
-    def __init__(self, store: Tables, run_id: str, *, every_s: float) -> None:
-        self.store, self.run_id, self.every_s = store, run_id, every_s
+    def __init__(self, tables: Tables, run_id: str, *, every_s: float) -> None:
+        self.tables, self.run_id, self.every_s = tables, run_id, every_s
         self._latest: dict[str, Any] | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"eval-heartbeat-{run_id}", daemon=True)
@@ -188,6 +188,6 @@ class _Heartbeat:
     def _write(self) -> None:
         self._last_write = time.monotonic()
         try:
-            run_store.heartbeat(self.store, self.run_id, progress=self._latest)
+            run_store.heartbeat(self.tables, self.run_id, progress=self._latest)
         except Exception as error:  # a missed beat is retried on the next one
             log.warning("eval run %s heartbeat failed: %s", self.run_id, type(error).__name__)

@@ -139,7 +139,7 @@ def _card_text(run: TrainingRun) -> str:
         "",
         "## Features",
         "",
-        "Computed in one time-ordered pass (`sim/risk.py` `FeatureTracker`, shared with the rules): an event's",
+        "Computed in one time-ordered pass (`risk/rules.py` `FeatureTracker`, shared with the rules): an event's",
         "features read only the events before it.",
         "",
         "| feature | meaning |",

@@ -200,7 +200,7 @@ class RiskModel:
     ) -> list[Score]:
         """Scores of every money-moving event (or of the ids in `only`), in (ts, event_id) order.
 
-        With `only` unset this is a `tools.bundles.Scorer`: the loader can score with the model.
+        With `only` unset this is a `bundles.service.Scorer`: the loader can score with the model.
         """
         return self.score_rows(feature_rows(events, accounts, only=only))
 

@@ -4,7 +4,7 @@ It stands in for the trained model until one exists. Features come from one
 time-ordered pass over the event log: an event's features read only the
 history built from the events before it (in (ts, event_id) order) plus the
 event's own fields, so a later event can never change an earlier score.
-`FeatureTracker` is that pass; the trained model (`risk_model.py`) reads the
+`FeatureTracker` is that pass; the trained model (`model.py`) reads the
 same features, the rules' own and the wider set in `MODEL_FEATURES`, and only
 replaces `score_features`.
 

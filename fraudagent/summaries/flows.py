@@ -112,8 +112,8 @@ def build_result(investigator: Investigator, job: SummaryJob, *, fields: list[st
 class Heartbeat:
     """Extends the lease every third of it until stopped, or until the lease is lost."""
 
-    def __init__(self, jobs: Tables, *, job_id: str, worker: str, lease_s: float) -> None:
-        self.jobs, self.job_id, self.worker, self.lease_s = jobs, job_id, worker, lease_s
+    def __init__(self, tables: Tables, *, job_id: str, worker: str, lease_s: float) -> None:
+        self.tables, self.job_id, self.worker, self.lease_s = tables, job_id, worker, lease_s
         self.stopped = threading.Event()
         self.lost = False
         self.thread = threading.Thread(target=self._run, name=f"heartbeat-{job_id}", daemon=True)
@@ -121,7 +121,7 @@ class Heartbeat:
     def _run(self) -> None:
         while not self.stopped.wait(self.lease_s / 3):
             try:
-                job_store.extend_lease(self.jobs, job_id=self.job_id, worker=self.worker, lease_s=self.lease_s)
+                job_store.extend_lease(self.tables, job_id=self.job_id, worker=self.worker, lease_s=self.lease_s)
             except LeaseLost:
                 self.lost = True
                 return
@@ -140,7 +140,7 @@ class Heartbeat:
 class WorkerContext:
     settings: Settings
     investigator: Investigator
-    jobs: Tables
+    tables: Tables
     http: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=False))
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -167,12 +167,12 @@ def process(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
 
 def _process(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | None:
     s = ctx.settings
-    item = job_store.get_item(ctx.jobs, job.job_id)
+    item = job_store.get_item(ctx.tables, job.job_id)
     try:
-        with Heartbeat(ctx.jobs, job_id=job.job_id, worker=worker, lease_s=s.summary_lease_s):
+        with Heartbeat(ctx.tables, job_id=job.job_id, worker=worker, lease_s=s.summary_lease_s):
             if job.attempts > s.summary_max_attempts:
                 return job_store.finish(
-                    ctx.jobs,
+                    ctx.tables,
                     job_id=job.job_id,
                     worker=worker,
                     status="dead",
@@ -186,7 +186,7 @@ def _process(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | N
                     redact_pii=bool(item.get("redact_pii", True)),
                 )
                 job = job_store.save_result(
-                    ctx.jobs, job_id=job.job_id, worker=worker, result=result, done=job.callback_url is None
+                    ctx.tables, job_id=job.job_id, worker=worker, result=result, done=job.callback_url is None
                 )
             if job.callback_url:
                 return deliver(ctx, job, worker)
@@ -202,7 +202,7 @@ def _process(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | N
         if job.attempts >= s.summary_max_attempts:
             return _end(ctx, job, worker, "dead", f"{type(error).__name__} on the last of {job.attempts} attempts")
         try:
-            job_store.release(ctx.jobs, job_id=job.job_id, worker=worker, error=type(error).__name__)
+            job_store.release(ctx.tables, job_id=job.job_id, worker=worker, error=type(error).__name__)
         except LeaseLost:
             pass
         return None
@@ -210,7 +210,7 @@ def _process(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | N
 
 def _end(ctx: WorkerContext, job: SummaryJob, worker: str, status: Any, error: str) -> SummaryJob | None:
     try:
-        return job_store.finish(ctx.jobs, job_id=job.job_id, worker=worker, status=status, error=error)
+        return job_store.finish(ctx.tables, job_id=job.job_id, worker=worker, status=status, error=error)
     except LeaseLost:
         return None
 
@@ -233,13 +233,13 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
     assert job.callback_url is not None
     if s.callback_secret is None:
         return job_store.finish(
-            ctx.jobs, job_id=job.job_id, worker=worker, status="failed", error="no callback secret is configured"
+            ctx.tables, job_id=job.job_id, worker=worker, status="failed", error="no callback secret is configured"
         )
     sent = len(job.deliveries)
     if job.deliveries and job.deliveries[-1].outcome == "sending":
         # A worker stopped between sending and recording: the receiver may or may not have it.
         job_store.end_delivery(
-            ctx.jobs,
+            ctx.tables,
             job_id=job.job_id,
             worker=worker,
             attempt=sent,
@@ -250,7 +250,7 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
     remaining = s.callback_max_attempts - sent
     if remaining <= 0:
         return job_store.finish(
-            ctx.jobs, job_id=job.job_id, worker=worker, status="dead", error=f"callback failed {sent} times"
+            ctx.tables, job_id=job.job_id, worker=worker, status="dead", error=f"callback failed {sent} times"
         )
     body = callback_body(job)
     timeout = min(s.callback_timeout_s, s.summary_lease_s / 2)
@@ -263,12 +263,14 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
         state["attempt"] += 1
         n = state["attempt"]
         attempt = DeliveryAttempt(attempt=n, started_at=datetime.now(timezone.utc), worker=worker, outcome="sending")
-        job_store.begin_delivery(ctx.jobs, job_id=job.job_id, worker=worker, attempt=attempt, lease_s=s.summary_lease_s)
+        job_store.begin_delivery(
+            ctx.tables, job_id=job.job_id, worker=worker, attempt=attempt, lease_s=s.summary_lease_s
+        )
         try:
             callbacks.check_callback_url(job.callback_url, production=s.environment == "production")  # type: ignore[arg-type]
         except InvalidInput as error:
             job_store.end_delivery(
-                ctx.jobs,
+                ctx.tables,
                 job_id=job.job_id,
                 worker=worker,
                 attempt=n,
@@ -289,7 +291,7 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
             )
         except httpx.HTTPError as error:
             job_store.end_delivery(
-                ctx.jobs,
+                ctx.tables,
                 job_id=job.job_id,
                 worker=worker,
                 attempt=n,
@@ -300,7 +302,7 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
             raise _NotDelivered from None
         if 200 <= response.status_code < 300:
             state["job"] = job_store.end_delivery(
-                ctx.jobs,
+                ctx.tables,
                 job_id=job.job_id,
                 worker=worker,
                 attempt=n,
@@ -310,7 +312,7 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
             )
             return
         job_store.end_delivery(
-            ctx.jobs,
+            ctx.tables,
             job_id=job.job_id,
             worker=worker,
             attempt=n,
@@ -332,10 +334,14 @@ def deliver(ctx: WorkerContext, job: SummaryJob, worker: str) -> SummaryJob | No
                 attempt_once()
     except _NotDelivered:
         return job_store.finish(
-            ctx.jobs, job_id=job.job_id, worker=worker, status="dead", error=f"callback failed {state['attempt']} times"
+            ctx.tables,
+            job_id=job.job_id,
+            worker=worker,
+            status="dead",
+            error=f"callback failed {state['attempt']} times",
         )
     except InvalidInput as error:
-        return job_store.finish(ctx.jobs, job_id=job.job_id, worker=worker, status="dead", error=str(error))
+        return job_store.finish(ctx.tables, job_id=job.job_id, worker=worker, status="dead", error=str(error))
     return state["job"]
 
 
@@ -347,9 +353,9 @@ class SummaryWorkers:
     """N worker threads that claim jobs from DynamoDB; `wake()` after queuing a job cuts the wait."""
 
     def __init__(
-        self, *, settings: Settings, investigator: Investigator, jobs: Tables, count: int | None = None
+        self, *, settings: Settings, investigator: Investigator, tables: Tables, count: int | None = None
     ) -> None:
-        self.ctx = WorkerContext(settings=settings, investigator=investigator, jobs=jobs)
+        self.ctx = WorkerContext(settings=settings, investigator=investigator, tables=tables)
         self.count = settings.summary_workers if count is None else count
         self.woken = threading.Event()
         self.threads: list[threading.Thread] = []
@@ -374,13 +380,13 @@ class SummaryWorkers:
 
     def work_one(self, worker: str) -> bool:
         """Claim and work one job if there is one; True if a job was worked."""
-        ids = job_store.claimable(self.ctx.jobs, limit=8)
+        ids = job_store.claimable(self.ctx.tables, limit=8)
         random.shuffle(ids)  # fewer lost races between workers on the same head of the queue
         for job_id in ids:
             if self.ctx.stop.is_set():
                 return False
             job = job_store.claim(
-                self.ctx.jobs, job_id=job_id, worker=worker, lease_s=self.ctx.settings.summary_lease_s
+                self.ctx.tables, job_id=job_id, worker=worker, lease_s=self.ctx.settings.summary_lease_s
             )
             if job is not None:
                 process(self.ctx, job, worker)
@@ -402,12 +408,12 @@ class SummaryWorkers:
 
 @asynccontextmanager
 async def running_workers(
-    app: Any, *, settings: Settings, investigator: Investigator, jobs: Tables
+    app: Any, *, settings: Settings, investigator: Investigator, tables: Tables
 ) -> AsyncIterator[SummaryWorkers]:
     """The API process's workers, started with the app and stopped with it."""
     from starlette.concurrency import run_in_threadpool
 
-    workers = SummaryWorkers(settings=settings, investigator=investigator, jobs=jobs)
+    workers = SummaryWorkers(settings=settings, investigator=investigator, tables=tables)
     workers.start()
     app.state.summary_workers = workers
     try:
@@ -416,5 +422,5 @@ async def running_workers(
         await run_in_threadpool(workers.stop)
 
 
-def queue_depth_reader(jobs: Tables) -> Callable[[], int]:
-    return lambda: job_store.queue_depth(jobs)
+def queue_depth_reader(tables: Tables) -> Callable[[], int]:
+    return lambda: job_store.queue_depth(tables)
