@@ -120,3 +120,25 @@ def test_every_report_carries_the_timeline_before_the_trigger(settings: Settings
         assert len(timeline) == 1 and timeline[0].source == "code"
         assert timeline[0].evidence_ids[-1] == "txn:E-99812"  # the trigger closes it
         assert "txn:E-99801" in timeline[0].evidence_ids and "2026-03-02 13:42 password_reset" in timeline[0].statement
+
+
+def test_a_linked_accounts_latest_events_on_the_shared_device_are_cited(settings: Settings, history: History, past_cases: PastCaseStore) -> None:
+    doc = example()
+    doc["accounts"].append({"account_id": "A-9", "created_at": "2026-02-01T00:00:00Z", "country": "RO"})
+    shared = {"account_id": "A-9", "device_id": "D-77", "ip_country": "RO"}
+    doc["events"] += [
+        {"event_id": "E-90001", "ts": "2026-02-20T10:00:00Z", "type": "login", **shared},
+        {"event_id": "E-90002", "ts": "2026-02-25T10:00:00Z", "type": "login", **shared},
+        {"event_id": "E-90003", "ts": "2026-03-01T10:00:00Z", "type": "purchase", "amount": "7.99", "currency": "USD",
+         "sku": "GAME-1-FIRST50", "status": "settled", **shared},
+        {"event_id": "E-90004", "ts": "2026-03-02T15:00:00Z", "type": "login", **shared},  # after the case opened
+    ]  # fmt: skip
+    load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past_cases, scorer=None)
+    investigator = _investigator(settings, history, past_cases, ScriptedToolModel())
+    pack = investigator.evidence("C-000123")
+    assert pack.items["acct:A-9"].rests_on == ["E-90002", "E-90003"]  # its latest two before the case, in time order
+    assert pack.items["txn:E-90003"].line.startswith("account A-9 | ")
+    assert "txn:E-90004" not in pack.items and "txn:E-90001" not in pack.items
+    report = draft_report(investigator, "C-000123", use_model=False)
+    linked = next(f for f in report.findings if "fact:linked_accounts" in f.evidence_ids)
+    assert {"txn:E-90002", "txn:E-90003"} <= set(linked.evidence_ids)
