@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+
 import openai
 import pytest
 
@@ -13,7 +17,7 @@ from fraudagent.tools import history as store
 from fraudagent.tools.bundles import load_bundle
 from fraudagent.tools.history import History
 from tests.bundles import example
-from tests.fakes import ScriptedToolModel, draft
+from tests.fakes import ScriptedStreamModel, ScriptedToolModel, draft
 
 
 @pytest.fixture
@@ -142,3 +146,36 @@ def test_a_linked_accounts_latest_events_on_the_shared_device_are_cited(settings
     report = draft_report(investigator, "C-000123", use_model=False)
     linked = next(f for f in report.findings if "fact:linked_accounts" in f.evidence_ids)
     assert {"txn:E-90002", "txn:E-90003"} <= set(linked.evidence_ids)
+
+
+def test_a_background_draft_gives_the_model_to_a_chat_turn_and_finishes_after_it(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    model = ScriptedStreamModel(answers=[json.dumps(draft())], chunk_delay_s=0.05)
+    investigator = Investigator(settings=settings, history=loaded, past_cases=past_cases, model_factory=lambda *_a, **_k: model)
+    stages: list[str] = []
+    streaming = threading.Event()
+    result: dict[str, object] = {}
+
+    def progress(stage: str, _data: dict[str, object]) -> None:
+        stages.append(stage)
+        if stage == "token":
+            streaming.set()
+
+    def summary_job() -> None:
+        result["report"] = draft_report(investigator, "C-000123", priority="background", progress=progress)
+
+    worker = threading.Thread(target=summary_job, daemon=True)
+    worker.start()
+    assert streaming.wait(30)
+    with investigator.model_turn("interactive") as turn:  # a chat turn: it gets the model while the draft is midway
+        deadline = time.monotonic() + 5
+        while "preempted" not in stages and time.monotonic() < deadline:  # recorded just after the slot is given back
+            time.sleep(0.01)
+        assert "preempted" in stages
+        assert not turn.preempted.is_set()
+        tokens_while_chatting = stages.count("token")
+    worker.join(60)
+    report = result["report"]
+    assert report.path == "llm" and report.usage.llm_calls == 1  # type: ignore[attr-defined]
+    assert stages.index("preempted") < len(stages) - 1 and stages.count("token") > tokens_while_chatting
+    assert investigator.scheduler is not None and investigator.scheduler.stats()["preemptions"] == 1
+    assert len(model.seen) == 2  # the draft started over from its prompt
