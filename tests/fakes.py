@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -61,6 +62,7 @@ class ScriptedStreamModel(BaseChatModel):
 
     answers: list[str] = Field(default_factory=list)
     seen: list[list[BaseMessage]] = Field(default_factory=list)
+    chunk_delay_s: float = 0.0  # a model that takes its time (preemption tests)
 
     @property
     def _llm_type(self) -> str:
@@ -79,5 +81,6 @@ class ScriptedStreamModel(BaseChatModel):
 
         text = self._next(messages)
         for i in range(0, len(text), 7):
+            time.sleep(self.chunk_delay_s)
             yield ChatGenerationChunk(message=AIMessageChunk(content=text[i : i + 7]))
         yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata={"finish_reason": "stop"}))

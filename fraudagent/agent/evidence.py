@@ -37,6 +37,7 @@ from fraudagent.tools.similar_cases import PastCases, similar_cases
 
 DEFAULT_TIMEOUT_S = 20.0
 PRIOR_DAYS = 365 + 45  # history older than the window, read only for chargebacks (Visa CE 3.0 looks back a year)
+LINKED_EVENTS_SHOWN = 2  # per linked account: its latest events on a shared device or instrument, citable as txn items
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
 
 
@@ -107,11 +108,12 @@ def _score_line(scored: ScoredEvent) -> str:
 
 def _add_event(pack: EvidencePack, scored: ScoredEvent) -> None:
     e = scored.event
+    other = f"account {e.account_id} | " if e.account_id != pack.case.account_id else ""
     pack.add(
         EvidenceItem(
             id=f"txn:{e.event_id}",
             kind="txn",
-            line=_event_line(scored),
+            line=other + _event_line(scored),
             untrusted=clean_untrusted(e.text) if e.text else None,
             data=e.model_dump(mode="json", exclude_none=True),
         )
@@ -256,9 +258,9 @@ def _gather(
         read[(kind, value)], link_cut = _run(pack, f"linked:{kind}", future, ([], False), timeouts)
         if link_cut:
             pack.cuts.append(f"linked {kind} {value}: only the newest {MAX_LINK_EVENTS} events")
-    linked, device_stats = group_links(read, account_id=case.account_id)
+    linked, device_stats, linked_events = group_links(read, account_id=case.account_id, until=case.opened_at)
     _add_devices(pack, device_stats)
-    _add_linked_accounts(pack, history, linked, max_linked)
+    _add_linked_accounts(pack, history, linked, linked_events, max_linked)
     if past_cases is not None and similar_k > 0:
         # After the links are known: the query excludes the case's account and every linked one.
         search = pool.submit(
@@ -358,8 +360,14 @@ def _add_devices(pack: EvidencePack, device_stats: dict[str, list[ScoredEvent]])
 
 
 def _add_linked_accounts(
-    pack: EvidencePack, history: Tables, linked: dict[str, dict[str, list[str]]], max_linked: int
+    pack: EvidencePack,
+    history: Tables,
+    linked: dict[str, dict[str, list[str]]],
+    events: dict[str, dict[str, ScoredEvent]],
+    max_linked: int,
 ) -> None:
+    """A linked account, and its latest events on the shared device or instrument as citable items: what the link
+    rests on (another account's first-purchase offer on the same phone, its top-up on the same card)."""
     ranked = sorted(linked.items(), key=lambda kv: (-sum(len(v) for v in kv[1].values()), kv[0]))
     if len(ranked) > max_linked:
         pack.cuts.append(f"linked accounts: {len(ranked)} found, {max_linked} kept")
@@ -367,6 +375,11 @@ def _add_linked_accounts(
     profiles = store.events.get_accounts(history, [a for a, _ in ranked]) if ranked else {}
     for account_id, via in ranked:
         shared = "; ".join(f"shares {k} ({len(v)} events)" for k, v in sorted(via.items()))
+        latest = sorted(events.get(account_id, {}).values(), key=lambda s: (s.event.ts, s.event.event_id))[
+            -LINKED_EVENTS_SHOWN:
+        ]
+        for scored in latest:
+            _add_event(pack, scored)
         profile = profiles.get(account_id)
         line = _account_line(profile, "linked account") if profile else "linked account (no profile)"
         pack.add(
@@ -375,7 +388,7 @@ def _add_linked_accounts(
                 kind="acct",
                 line=f"{line} | {shared}",
                 untrusted=clean_untrusted(profile.display_name) if profile and profile.display_name else None,
-                rests_on=sorted({e for ids in via.values() for e in ids})[:10],
+                rests_on=[s.event.event_id for s in latest],
                 data={"account_id": account_id, "shared": {k: v for k, v in via.items()}},
             )
         )

@@ -17,10 +17,10 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from fraudagent.agent.drafting import Choices, ModelDraft, render_finding
 from fraudagent.agent.evidence import EvidencePack
-from fraudagent.agent.findings import item_finding
 from fraudagent.agent.policy import Policy, facts_of
+from fraudagent.agent.drafting import Choices, ModelDraft, render_finding
+from fraudagent.agent.findings import item_finding
 from fraudagent.agent.report import Finding
 from fraudagent.core.models import Typology
 

@@ -44,18 +44,22 @@ def linked_events(
 
 
 def group_links(
-    found: Mapping[LinkKey, Sequence[ScoredEvent]], *, account_id: str
-) -> tuple[dict[str, dict[str, list[str]]], dict[str, list[ScoredEvent]]]:
-    """(other account -> "device D-1" -> its event ids, device -> every event on it) from what `linked_events` read."""
+    found: Mapping[LinkKey, Sequence[ScoredEvent]], *, account_id: str, until: datetime | None = None
+) -> tuple[dict[str, dict[str, list[str]]], dict[str, list[ScoredEvent]], dict[str, dict[str, ScoredEvent]]]:
+    """From what `linked_events` read: (other account -> "device D-1" -> its event ids, device -> every event on it,
+    other account -> its events on the shared keys up to `until`, by id)."""
     linked: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     device_stats: dict[str, list[ScoredEvent]] = defaultdict(list)
+    their_events: dict[str, dict[str, ScoredEvent]] = defaultdict(dict)
     for (kind, value), events in found.items():
         for scored in events:
             if kind == "device":
                 device_stats[value].append(scored)
             if scored.event.account_id != account_id:
                 linked[scored.event.account_id][f"{kind} {value}"].append(scored.event.event_id)
-    return linked, device_stats
+                if until is None or scored.event.ts <= until:
+                    their_events[scored.event.account_id][scored.event.event_id] = scored
+    return linked, device_stats, their_events
 
 
 def linked_accounts(
@@ -64,7 +68,8 @@ def linked_accounts(
     """The accounts that share a device or instrument with the account's `events` in [start, end], one read at a
     time."""
     found = {key: linked_events(tables, key=key, start=start, end=end)[0] for key in link_keys(events)}
-    return {a: dict(via) for a, via in group_links(found, account_id=account_id)[0].items()}
+    linked, _, _ = group_links(found, account_id=account_id)
+    return {a: dict(via) for a, via in linked.items()}
 
 
 class LinkedInput(BaseModel):
