@@ -258,9 +258,9 @@ def _gather(
         read[(kind, value)], link_cut = _run(pack, f"linked:{kind}", future, ([], False), timeouts)
         if link_cut:
             pack.cuts.append(f"linked {kind} {value}: only the newest {MAX_LINK_EVENTS} events")
-    linked, device_stats, linked_events = group_links(read, account_id=case.account_id, until=case.opened_at)
+    linked, device_stats, their_events = group_links(read, account_id=case.account_id, until=case.opened_at)
     _add_devices(pack, device_stats)
-    _add_linked_accounts(pack, history, linked, linked_events, max_linked)
+    _add_linked_accounts(pack, history, linked, their_events, max_linked)
     if past_cases is not None and similar_k > 0:
         # After the links are known: the query excludes the case's account and every linked one.
         search = pool.submit(
