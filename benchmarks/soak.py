@@ -76,8 +76,13 @@ QUESTIONS = ("What happened after the password reset?", "Why was this case flagg
 
 
 class ScriptedModel(ThreadingHTTPServer):
-    """Streams a fixed answer that cites the first `txn:` id of the prompt; non-streamed calls (report
-    drafts) get 503, so a report takes the deterministic path. /v1/models answers for readiness."""
+    """An OpenAI-compatible loopback endpoint that streams like the llama.cpp server, about `token_delay_s` a token.
+
+    A chat call gets a fixed answer citing the prompt's first `txn:` id. A draft (a call with a `response_format`
+    schema) gets a draft built from the schema (the first typology branch, its first action, the first findings, one
+    sentence), so it parses and the verifier decides its path. A client that closes the stream stops the generation,
+    as on the real server. A call without `stream` (the start-up probe of schema support) gets a two-token answer.
+    /v1/models answers for readiness."""
 
     daemon_threads = True
 
@@ -86,6 +91,14 @@ class ScriptedModel(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _ScriptedHandler)
         self.url = f"http://127.0.0.1:{self.server_address[1]}/v1"
         threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def scripted_draft(schema: dict[str, Any]) -> str:
+    """A draft that satisfies the per-case schema of agent/drafting.py (its first branch)."""
+    branch = (schema.get("anyOf") or [schema])[0]["properties"]
+    return json.dumps({"typology": branch["typology"]["const"], "actions": branch["actions"]["items"]["enum"][:1],
+                       "confidence": "medium", "findings": branch["findings"]["items"]["enum"][:2], "unknowns": [],
+                       "narrative": ["The account shows the activity listed in the findings and needs review."]})  # fmt: skip
 
 
 class _ScriptedHandler(BaseHTTPRequestHandler):
@@ -105,20 +118,27 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         if not request.get("stream"):
-            self._send(503, b'{"error": {"message": "scripted model: drafts are not scripted"}}')
+            self._send(200, json.dumps({"id": "c", "object": "chat.completion", "created": 0, "model": "scripted",
+                                        "choices": [{"index": 0, "message": {"role": "assistant", "content": "{}"}, "finish_reason": "length"}],
+                                        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}).encode())  # fmt: skip
             return
-        prompt = " ".join(str(m.get("content", "")) for m in request.get("messages", []))
-        cited = re.search(r"txn:[A-Za-z0-9_.\-]+", prompt)
-        words = (f"The case shows a password reset followed by a gift card purchase [{cited.group(0) if cited else 'txn:none'}]; "
-                 "a new device and a new country were used.").split(" ")  # fmt: skip
+        schema = (request.get("response_format") or {}).get("schema")
+        if schema:
+            text = scripted_draft(schema)
+            pieces = [text[i : i + 4] for i in range(0, len(text), 4)]  # about a token each
+        else:
+            prompt = " ".join(str(m.get("content", "")) for m in request.get("messages", []))
+            cited = re.search(r"txn:[A-Za-z0-9_.\-]+", prompt)
+            pieces = [word + " " for word in (f"The case shows a password reset followed by a gift card purchase "
+                      f"[{cited.group(0) if cited else 'txn:none'}]; a new device and a new country were used.").split(" ")]  # fmt: skip
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("connection", "close")
         self.end_headers()
         try:
-            for n, word in enumerate(words):
+            for n, piece in enumerate(pieces):
                 chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
-                         "choices": [{"index": 0, "delta": {"role": "assistant", "content": word + " "} if n == 0 else {"content": word + " "},
+                         "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece} if n == 0 else {"content": piece},
                                       "finish_reason": None}]}  # fmt: skip
                 self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                 self.wfile.flush()
@@ -127,7 +147,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}  # fmt: skip
             self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
             self.wfile.flush()
-        except OSError:
+        except OSError:  # the client went away: stop generating, as the llama.cpp server does
             pass
         self.close_connection = True
 
