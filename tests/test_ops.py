@@ -200,6 +200,9 @@ def test_metrics_expose_latency_by_route_report_paths_tokens_and_queue_depth(api
     assert 'fraudagent_reports_total{path="fallback"} 1.0' in text
     assert 'fraudagent_llm_tokens_total{kind="prompt"}' in text
     assert 'fraudagent_job_queue_depth{queue="summaries"} 7.0' in text
+    # the model scheduler (agent/scheduler.py): nothing holds or waits for the model now, nothing was preempted
+    assert 'fraudagent_model_calls{state="running"} 0.0' in text and 'fraudagent_model_calls{state="waiting_background"} 0.0' in text
+    assert "fraudagent_model_preemptions_total 0.0" in text
 
 
 def test_request_ids_go_out_and_into_json_logs_without_pii(api: LiveServer) -> None:

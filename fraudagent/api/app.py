@@ -69,6 +69,8 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     app.state.chats = ChatStore.connect(settings, client=investigator.history.client)
     app.state.queue_depth = summary_flows.queue_depth_reader(jobs)  # summary jobs queued or running
     app.state.metrics.watch_queue("summaries", app.state.queue_depth)
+    if investigator.scheduler is not None:
+        app.state.metrics.watch_scheduler(investigator.scheduler.stats)
     problems.install(app)
     app.include_router(ops.router)
     app.include_router(cases.router)
