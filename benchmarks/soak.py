@@ -158,30 +158,36 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 # --- the service under test ----------------------------------------------------------------------------------
 
 
-def start_service(stack: ExitStack, base: Path, chat: str) -> tuple[str, str, int, list[str]]:
-    """DynamoDB Local, the model, 30 cases with stored reports, `fraudagent serve` as a process. (url, key, pid, case ids)"""
-    ddb = start_dynamodb_local(Settings(), port=free_port(), log_dir=base / "logs")
-    stack.callback(ddb.stop)
+def start_service(stack: ExitStack, base: Path, chat: str, *, cases: int = CASES, reports: bool = True, ddb_url: str | None = None,
+                  extra_env: dict[str, str] | None = None, token_delay_s: float = 0.025) -> tuple[str, str, int, list[str]]:  # fmt: skip
+    """DynamoDB Local (or the one at `ddb_url`), the model, `cases` cases (each with a stored policy report unless
+    `reports` is off: then a summary job drafts one), `fraudagent serve` as a process (`extra_env` over its defaults).
+    (url, admin key, pid, case ids)"""
+    if ddb_url is None:
+        ddb = start_dynamodb_local(Settings(), port=free_port(), log_dir=base / "logs")
+        stack.callback(ddb.stop)
+        ddb_url = ddb.url
     if chat == "real":
         llm = start_llama_server(Settings(), port=free_port(), log_dir=base / "logs", timeout=600)
         stack.callback(llm.stop)
         llm_url = llm.url
     else:
-        scripted = ScriptedModel()
+        scripted = ScriptedModel(token_delay_s)
         stack.callback(scripted.shutdown)
         llm_url = scripted.url
     key = "soak-" + uuid.uuid4().hex
     prefix = "soak" + uuid.uuid4().hex[:8]
-    settings = Settings(ddb_endpoint_url=ddb.url, table_prefix=prefix, chroma_path=base / "chroma", llm_base_url=llm_url)
+    settings = Settings(ddb_endpoint_url=ddb_url, table_prefix=prefix, chroma_path=base / "chroma", llm_base_url=llm_url)
     history = History.connect(settings)
     dynamo.create_tables(history.client, settings)
     case_ids = []
     investigator = Investigator(settings=settings, history=history, past_cases=None)
-    for n in range(CASES):
+    for n in range(cases):
         case_id = f"C-S{n:03d}"
         load_bundle(history, CaseBundle.model_validate(bench_summaries.bundle(case_id, f"A-S{n:03d}", 1 + n % 28)),
                     past_case_store=None, scorer=None)  # fmt: skip
-        draft_and_store(investigator, case_id, use_model=False, requested_by="soak")
+        if reports:
+            draft_and_store(investigator, case_id, use_model=False, requested_by="soak")
         case_ids.append(case_id)
     port = free_port()
     env = os.environ | {
@@ -189,7 +195,7 @@ def start_service(stack: ExitStack, base: Path, chat: str) -> tuple[str, str, in
         "FRAUDAGENT_LLM_BASE_URL": llm_url, "FRAUDAGENT_LLM_TIMEOUT_S": "600", "FRAUDAGENT_API_KEY": key,
         "FRAUDAGENT_API_PORT": str(port), "FRAUDAGENT_API_RATE_LIMIT_PER_MINUTE": "0", "FRAUDAGENT_CALLBACK_SECRET": CALLBACK_SECRET,
         "FRAUDAGENT_SUMMARY_WORKERS": "2", "FRAUDAGENT_SUMMARY_POLL_S": "0.5", "FRAUDAGENT_LOG_LEVEL": "WARNING",
-    }  # fmt: skip
+    } | (extra_env or {})  # fmt: skip
     log = (base / "logs" / "api.log").open("wb")
     api = subprocess.Popen([sys.executable, "-m", "fraudagent.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT,
                            stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
