@@ -37,6 +37,7 @@ from pydantic import SecretStr
 
 from fraudagent.agent.pipeline import Investigator, draft_and_store
 from fraudagent.api.app import create_app
+from fraudagent.api.summaries import callbacks
 from fraudagent.core.models import CaseBundle
 from fraudagent.core.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server
 from fraudagent.core.settings import Settings
@@ -69,13 +70,20 @@ def bundle(case_id: str, account_id: str, day: int) -> dict[str, Any]:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    """A loopback callback receiver: (X-Delivery-Id, time) per POST; with `secret`, X-Delivery-Ids whose signature
+    does not verify go to `bad_signatures`."""
+
+    def __init__(self, secret: str | None = None) -> None:
         self.got: list[tuple[str, float]] = []
+        self.bad_signatures: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if secret is not None and not callbacks.verify(secret, self.headers.get("X-Timestamp", ""), body,
+                                                               self.headers.get("X-Signature", "")):  # fmt: skip
+                    receiver.bad_signatures.append(self.headers["X-Delivery-Id"])
                 receiver.got.append((self.headers["X-Delivery-Id"], time.time()))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
