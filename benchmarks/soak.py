@@ -163,6 +163,7 @@ def start_service(stack: ExitStack, base: Path, chat: str, *, cases: int = CASES
     """DynamoDB Local (or the one at `ddb_url`), the model, `cases` cases (each with a stored policy report unless
     `reports` is off: then a summary job drafts one), `fraudagent serve` as a process (`extra_env` over its defaults).
     (url, admin key, pid, case ids)"""
+    (base / "logs").mkdir(parents=True, exist_ok=True)
     if ddb_url is None:
         ddb = start_dynamodb_local(Settings(), port=free_port(), log_dir=base / "logs")
         stack.callback(ddb.stop)
@@ -191,7 +192,7 @@ def start_service(stack: ExitStack, base: Path, chat: str, *, cases: int = CASES
         case_ids.append(case_id)
     port = free_port()
     env = os.environ | {
-        "FRAUDAGENT_DDB_ENDPOINT_URL": ddb.url, "FRAUDAGENT_TABLE_PREFIX": prefix, "FRAUDAGENT_CHROMA_PATH": str(base / "chroma"),
+        "FRAUDAGENT_DDB_ENDPOINT_URL": ddb_url, "FRAUDAGENT_TABLE_PREFIX": prefix, "FRAUDAGENT_CHROMA_PATH": str(base / "chroma"),
         "FRAUDAGENT_LLM_BASE_URL": llm_url, "FRAUDAGENT_LLM_TIMEOUT_S": "600", "FRAUDAGENT_API_KEY": key,
         "FRAUDAGENT_API_PORT": str(port), "FRAUDAGENT_API_RATE_LIMIT_PER_MINUTE": "0", "FRAUDAGENT_CALLBACK_SECRET": CALLBACK_SECRET,
         "FRAUDAGENT_SUMMARY_WORKERS": "2", "FRAUDAGENT_SUMMARY_POLL_S": "0.5", "FRAUDAGENT_LOG_LEVEL": "WARNING",
