@@ -81,13 +81,15 @@ class ScriptedModel(ThreadingHTTPServer):
     A chat call gets a fixed answer citing the prompt's first `txn:` id. A draft (a call with a `response_format`
     schema) gets a draft built from the schema (the first typology branch, its first action, the first findings, one
     sentence), so it parses and the verifier decides its path. A client that closes the stream stops the generation,
-    as on the real server. A call without `stream` (the start-up probe of schema support) gets a two-token answer.
-    /v1/models answers for readiness."""
+    as on the real server. With `prompt_token_s`, the first token comes after that many seconds per prompt token (about
+    4 characters), as the real server evaluates the prompt first. A call without `stream` (the start-up probe of schema
+    support) gets a two-token answer. /v1/models answers for readiness."""
 
     daemon_threads = True
 
-    def __init__(self, token_delay_s: float = 0.025) -> None:
+    def __init__(self, token_delay_s: float = 0.025, prompt_token_s: float = 0.0) -> None:
         self.token_delay_s = token_delay_s
+        self.prompt_token_s = prompt_token_s
         super().__init__(("127.0.0.1", 0), _ScriptedHandler)
         self.url = f"http://127.0.0.1:{self.server_address[1]}/v1"
         threading.Thread(target=self.serve_forever, daemon=True).start()
@@ -122,12 +124,12 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                                         "choices": [{"index": 0, "message": {"role": "assistant", "content": "{}"}, "finish_reason": "length"}],
                                         "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3}}).encode())  # fmt: skip
             return
+        prompt = " ".join(str(m.get("content", "")) for m in request.get("messages", []))
         schema = (request.get("response_format") or {}).get("schema")
         if schema:
             text = scripted_draft(schema)
             pieces = [text[i : i + 4] for i in range(0, len(text), 4)]  # about a token each
         else:
-            prompt = " ".join(str(m.get("content", "")) for m in request.get("messages", []))
             cited = re.search(r"txn:[A-Za-z0-9_.\-]+", prompt)
             pieces = [word + " " for word in (f"The case shows a password reset followed by a gift card purchase "
                       f"[{cited.group(0) if cited else 'txn:none'}]; a new device and a new country were used.").split(" ")]  # fmt: skip
@@ -135,6 +137,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
         self.send_header("content-type", "text/event-stream")
         self.send_header("connection", "close")
         self.end_headers()
+        time.sleep(self.server.prompt_token_s * len(prompt) / 4)  # evaluating the prompt: nothing is sent meanwhile
         try:
             for n, piece in enumerate(pieces):
                 chunk = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "scripted",
@@ -159,7 +162,8 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 
 
 def start_service(stack: ExitStack, base: Path, chat: str, *, cases: int = CASES, reports: bool = True, ddb_url: str | None = None,
-                  extra_env: dict[str, str] | None = None, token_delay_s: float = 0.025) -> tuple[str, str, int, list[str]]:  # fmt: skip
+                  extra_env: dict[str, str] | None = None, token_delay_s: float = 0.025,
+                  prompt_token_s: float = 0.0) -> tuple[str, str, int, list[str]]:  # fmt: skip
     """DynamoDB Local (or the one at `ddb_url`), the model, `cases` cases (each with a stored policy report unless
     `reports` is off: then a summary job drafts one), `fraudagent serve` as a process (`extra_env` over its defaults).
     (url, admin key, pid, case ids)"""
@@ -173,7 +177,7 @@ def start_service(stack: ExitStack, base: Path, chat: str, *, cases: int = CASES
         stack.callback(llm.stop)
         llm_url = llm.url
     else:
-        scripted = ScriptedModel(token_delay_s)
+        scripted = ScriptedModel(token_delay_s, prompt_token_s)
         stack.callback(scripted.shutdown)
         llm_url = scripted.url
     key = "soak-" + uuid.uuid4().hex

@@ -5,7 +5,8 @@
 
 What it starts, on loopback only: DynamoDB Local in memory; the model (`--chat real`: the packaged llama.cpp server
 with the 0.5B weights, one slot, request interruption off; `scripted`, the default: soak.py's loopback endpoint,
-about 25 ms a token, with chat answers and schema-shaped drafts); `fraudagent serve` as a process of its own, with its
+about 25 ms a token (--token-delay-s), with chat answers and schema-shaped drafts; --prompt-token-s makes it
+evaluate the prompt first, sending nothing meanwhile, as the real server does); `fraudagent serve` as a process of its own, with its
 summary workers (--workers, default 2), its eval runner and its model scheduler at the product's defaults
 (FRAUDAGENT_LLM_PARALLEL_CALLS 1, FRAUDAGENT_LLM_QUEUE_MAX 8, FRAUDAGENT_LLM_QUEUE_WAIT_S 60). It loads max(--burst, 10)
 small cases WITHOUT stored reports, so every summary job drafts its case's report with the model, at background
@@ -486,6 +487,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--eval-limit", type=int, default=4, help="cases of the eval run")
     parser.add_argument("--drain-minutes", type=float, default=15.0, help="after the load: the longest wait for jobs and the eval run")
     parser.add_argument("--token-delay-s", type=float, default=0.025, help="the scripted model's time per token")
+    parser.add_argument("--prompt-token-s", type=float, default=0.0,
+                        help="the scripted model's time per prompt token before its first token (0.008: a 1,000-token prompt takes 8 s)")
     parser.add_argument("--ddb-url", default=None, help="a running DynamoDB (Local) to use instead of starting one (tables get a fresh prefix)")
     parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON")
     args = parser.parse_args(argv)
@@ -499,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
         env = {"FRAUDAGENT_SUMMARY_WORKERS": str(args.workers), "FRAUDAGENT_EVAL_RUNS_DIR": str(base / "eval-runs"),
                "FRAUDAGENT_LOG_LEVEL": "WARNING", "FRAUDAGENT_LOG_FORMAT": "text"}  # fmt: skip
         url, key, pid, case_ids = soak.start_service(stack, base, args.chat, cases=max(args.burst, 10), reports=False, ddb_url=args.ddb_url,
-                                                     extra_env=env, token_delay_s=args.token_delay_s)  # fmt: skip
+                                                     extra_env=env, token_delay_s=args.token_delay_s, prompt_token_s=args.prompt_token_s)  # fmt: skip
         print(f"soaking {url} for {args.minutes} min: {args.analysts} analysts, {args.burst} summary jobs, an eval run (API pid {pid})",
               file=sys.stderr)  # fmt: skip
         result = run(url, key, pid, case_ids, minutes=args.minutes, analysts=args.analysts, burst_size=args.burst, think_s=args.think_s,
