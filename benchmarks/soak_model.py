@@ -21,7 +21,8 @@ The load, all at once for --minutes (default 10):
 - one eval run started through the API (POST /v1/evals/runs): --eval-suite (core) limited to --eval-limit cases (4),
   solver agent, so it drafts in the background too.
 At the deadline the analysts finish the turn in flight (bounded by the client's 600 s read timeout) and stop; then
-the script waits at most --drain-minutes (15) for every summary job and the eval run to end, and reports what has not.
+the script waits at most --drain-minutes (20; an estimate: 50 drafts at some 20 s each on 2 quiet cores) for every
+summary job and the eval run to end, and reports what has not.
 
 What the numbers mean (markdown on stdout; JSON with --out):
 - chat, time to first token (TTFT): from sending the request to the first `token` event, as the analyst sees it;
@@ -485,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="summary workers of the API process")
     parser.add_argument("--eval-suite", default="core")
     parser.add_argument("--eval-limit", type=int, default=4, help="cases of the eval run")
-    parser.add_argument("--drain-minutes", type=float, default=15.0, help="after the load: the longest wait for jobs and the eval run")
+    parser.add_argument("--drain-minutes", type=float, default=20.0, help="after the load: the longest wait for jobs and the eval run")
     parser.add_argument("--token-delay-s", type=float, default=0.025, help="the scripted model's time per token")
     parser.add_argument("--prompt-token-s", type=float, default=0.0,
                         help="the scripted model's time per prompt token before its first token (0.008: a 1,000-token prompt takes 8 s)")
