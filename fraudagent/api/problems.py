@@ -124,8 +124,12 @@ def install(app: FastAPI) -> None:
         return problem(500, "Internal Server Error", "an unexpected error; it was logged")
 
 
+_UNREADABLE_BODY = {"description": "the request body cannot be decoded", "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+
+
 def _problem_media_only(app: FastAPI) -> None:
-    """FastAPI documents every response `model` as application/json too; problems are only problem+json."""
+    """FastAPI documents every response `model` as application/json too; problems are only problem+json. Every
+    operation with a body also documents the 400 FastAPI gives to a body it cannot decode."""
     generate = app.openapi
 
     def openapi() -> dict[str, object]:
@@ -133,6 +137,8 @@ def _problem_media_only(app: FastAPI) -> None:
             schema = generate()
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
+                    if "requestBody" in operation:  # FastAPI answers 400 to a body it cannot decode (bytes that are not UTF-8)
+                        operation.setdefault("responses", {}).setdefault("400", _UNREADABLE_BODY)
                     for response in operation.get("responses", {}).values():
                         content = response.get("content", {})
                         if PROBLEM in content:
