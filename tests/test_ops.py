@@ -364,3 +364,12 @@ def test_a_body_that_cannot_be_decoded_is_a_documented_400_problem(api: LiveServ
     assert len(with_body) >= 8
     for path, method in with_body:
         assert list(spec["paths"][path][method]["responses"]["400"]["content"]) == [PROBLEM], (method, path)
+
+
+def test_a_405_names_every_method_the_path_serves(api: LiveServer) -> None:
+    # found by schemathesis: OPTIONS /v1/keys answered `Allow: POST`, though GET /v1/keys is served too (two routes)
+    for path, served in (("/v1/keys", {"GET", "POST"}), ("/v1/evals/runs", {"GET", "POST"}), ("/v1/cases/C-000000", {"GET"})):
+        response = client_for(api).request("OPTIONS", path)
+        assert response.status_code == 405 and response.headers["content-type"] == PROBLEM, path
+        assert {m.strip() for m in response.headers["allow"].split(",")} - {"HEAD"} == served, (path, response.headers["allow"])
+    assert client_for(api).put("/v1/keys/k0").headers["allow"] == "DELETE"

@@ -112,10 +112,12 @@ def install(app: FastAPI) -> None:
         return problem(422, "Invalid request", "the request did not validate", type_="/problems/invalid-input", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         response = problem(error.status_code, _title(error.status_code), str(error.detail))
         for key, value in (error.headers or {}).items():
             response.headers[key] = value
+        if error.status_code == 405:  # Starlette's Allow names only the first route on the path; GET and POST are two routes
+            response.headers["Allow"] = ", ".join(_allowed_methods(request)) or response.headers.get("Allow", "")
         return response
 
     @app.exception_handler(Exception)
@@ -147,6 +149,15 @@ def _problem_media_only(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path."""
+    from starlette.routing import Match
+
+    routes = request.app.router.routes
+    return [m for m in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+            if any(route.matches({**request.scope, "method": m})[0] is Match.FULL for route in routes)]  # fmt: skip
 
 
 def _title(status: int) -> str:
