@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import json
 import re
 import threading
@@ -57,6 +59,7 @@ class ScriptedStreamModel(BaseChatModel):
 
     answers: list[str] = Field(default_factory=list)
     seen: list[list[BaseMessage]] = Field(default_factory=list)
+    chunk_delay_s: float = 0.0  # a model that takes its time (preemption tests)
 
     @property
     def _llm_type(self) -> str:
@@ -75,6 +78,7 @@ class ScriptedStreamModel(BaseChatModel):
 
         text = self._next(messages)
         for i in range(0, len(text), 7):
+            time.sleep(self.chunk_delay_s)
             yield ChatGenerationChunk(message=AIMessageChunk(content=text[i : i + 7]))
         yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata={"finish_reason": "stop"}))
 

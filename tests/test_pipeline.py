@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import threading
+import time
+
 import openai
 import pytest
 
@@ -13,7 +17,7 @@ from fraudagent.tools import history as store
 from fraudagent.tools.bundles import load_bundle
 from fraudagent.tools.history import History
 from tests.bundles import example
-from tests.fakes import ScriptedToolModel, draft
+from tests.fakes import ScriptedStreamModel, ScriptedToolModel, draft
 
 
 @pytest.fixture
@@ -120,3 +124,58 @@ def test_every_report_carries_the_timeline_before_the_trigger(settings: Settings
         assert len(timeline) == 1 and timeline[0].source == "code"
         assert timeline[0].evidence_ids[-1] == "txn:E-99812"  # the trigger closes it
         assert "txn:E-99801" in timeline[0].evidence_ids and "2026-03-02 13:42 password_reset" in timeline[0].statement
+
+
+def test_a_linked_accounts_latest_events_on_the_shared_device_are_cited(settings: Settings, history: History, past_cases: PastCaseStore) -> None:
+    doc = example()
+    doc["accounts"].append({"account_id": "A-9", "created_at": "2026-02-01T00:00:00Z", "country": "RO"})
+    shared = {"account_id": "A-9", "device_id": "D-77", "ip_country": "RO"}
+    doc["events"] += [
+        {"event_id": "E-90001", "ts": "2026-02-20T10:00:00Z", "type": "login", **shared},
+        {"event_id": "E-90002", "ts": "2026-02-25T10:00:00Z", "type": "login", **shared},
+        {"event_id": "E-90003", "ts": "2026-03-01T10:00:00Z", "type": "purchase", "amount": "7.99", "currency": "USD",
+         "sku": "GAME-1-FIRST50", "status": "settled", **shared},
+        {"event_id": "E-90004", "ts": "2026-03-02T15:00:00Z", "type": "login", **shared},  # after the case opened
+    ]  # fmt: skip
+    load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past_cases, scorer=None)
+    investigator = _investigator(settings, history, past_cases, ScriptedToolModel())
+    pack = investigator.evidence("C-000123")
+    assert pack.items["acct:A-9"].rests_on == ["E-90002", "E-90003"]  # its latest two before the case, in time order
+    assert pack.items["txn:E-90003"].line.startswith("account A-9 | ")
+    assert "txn:E-90004" not in pack.items and "txn:E-90001" not in pack.items
+    report = draft_report(investigator, "C-000123", use_model=False)
+    linked = next(f for f in report.findings if "fact:linked_accounts" in f.evidence_ids)
+    assert {"txn:E-90002", "txn:E-90003"} <= set(linked.evidence_ids)
+
+
+def test_a_background_draft_gives_the_model_to_a_chat_turn_and_finishes_after_it(settings: Settings, loaded: History, past_cases: PastCaseStore) -> None:
+    model = ScriptedStreamModel(answers=[json.dumps(draft())], chunk_delay_s=0.05)
+    investigator = Investigator(settings=settings, history=loaded, past_cases=past_cases, model_factory=lambda *_a, **_k: model)
+    stages: list[str] = []
+    streaming = threading.Event()
+    result: dict[str, object] = {}
+
+    def progress(stage: str, _data: dict[str, object]) -> None:
+        stages.append(stage)
+        if stage == "token":
+            streaming.set()
+
+    def summary_job() -> None:
+        result["report"] = draft_report(investigator, "C-000123", priority="background", progress=progress)
+
+    worker = threading.Thread(target=summary_job, daemon=True)
+    worker.start()
+    assert streaming.wait(30)
+    with investigator.model_turn("interactive") as turn:  # a chat turn: it gets the model while the draft is midway
+        deadline = time.monotonic() + 5
+        while "preempted" not in stages and time.monotonic() < deadline:  # recorded just after the slot is given back
+            time.sleep(0.01)
+        assert "preempted" in stages
+        assert not turn.preempted.is_set()
+        tokens_while_chatting = stages.count("token")
+    worker.join(60)
+    report = result["report"]
+    assert report.path == "llm" and report.usage.llm_calls == 1  # type: ignore[attr-defined]
+    assert stages.index("preempted") < len(stages) - 1 and stages.count("token") > tokens_while_chatting
+    assert investigator.scheduler is not None and investigator.scheduler.stats()["preemptions"] == 1
+    assert len(model.seen) == 2  # the draft started over from its prompt

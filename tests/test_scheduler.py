@@ -52,7 +52,9 @@ def test_interactive_callers_go_before_background_ones_that_came_first() -> None
     for t in [holder, *threads]:
         t.join(5)
     assert order == ["chat", "summary-1", "summary-2"]
-    assert scheduler.stats() == {"running": 0, "waiting_interactive": 0, "waiting_background": 0}
+    stats = scheduler.stats()
+    assert (stats["running"], stats["waiting_interactive"], stats["waiting_background"]) == (0, 0, 0)
+    assert stats["preemptions"] == 1  # the background holder was asked for its slot when the chat came
 
 
 def test_a_full_queue_refuses_interactive_callers_at_once_with_a_retry_hint() -> None:
@@ -97,5 +99,55 @@ def test_a_failing_call_gives_its_slot_back() -> None:
     with pytest.raises(RuntimeError):
         with scheduler.turn("interactive"):
             raise RuntimeError("model error")
-    with scheduler.turn("interactive") as waited:
-        assert waited < 1
+    with scheduler.turn("interactive") as turn:
+        assert turn.waited_s < 1
+
+
+def test_a_background_call_is_asked_for_its_slot_when_an_interactive_caller_comes_and_queues_again() -> None:
+    scheduler = ModelScheduler(slots=1)
+    order: list[str] = []
+    holding = threading.Event()
+
+    def background() -> None:
+        for _ in range(3):  # as draft_with_retries does: stop when preempted, queue again
+            with scheduler.turn("background") as turn:
+                order.append("background")
+                holding.set()
+                if not turn.preempted.wait(5):
+                    return
+        order.append("gave up")
+
+    worker = threading.Thread(target=background, daemon=True)
+    worker.start()
+    assert holding.wait(5)
+    with scheduler.turn("interactive") as turn:
+        order.append("chat")
+        assert not turn.preempted.is_set()
+        holding.clear()
+    assert holding.wait(5)  # the background call got the slot back after the chat
+    with scheduler.turn("interactive"):
+        order.append("chat")
+    worker.join(5)
+    assert order == ["background", "chat", "background", "chat", "background"]
+    assert scheduler.stats()["preemptions"] == 2
+
+
+def test_interactive_calls_are_never_preempted() -> None:
+    scheduler = ModelScheduler(slots=1, interactive_wait_s=0.3)
+    release, started = threading.Event(), threading.Event()
+    holder = threading.Thread(target=lambda: _interactive_hold(scheduler, release, started), daemon=True)
+    holder.start()
+    assert started.wait(5)
+    with pytest.raises(ModelBusy):
+        with scheduler.turn("interactive"):
+            pass
+    release.set()
+    holder.join(5)
+    assert scheduler.stats()["preemptions"] == 0
+
+
+def _interactive_hold(scheduler: ModelScheduler, release: threading.Event, started: threading.Event) -> None:
+    with scheduler.turn("interactive") as turn:
+        started.set()
+        release.wait(10)
+        assert not turn.preempted.is_set()

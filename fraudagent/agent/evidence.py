@@ -31,6 +31,7 @@ ItemKind = Literal["txn", "score", "acct", "dev", "case", "fact"]
 DEFAULT_TIMEOUT_S = 20.0
 PRIOR_DAYS = 365 + 45  # history older than the window, read only for chargebacks (Visa CE 3.0 looks back a year)
 MAX_LINK_KEYS = 6  # devices/instruments per case whose other users we look up
+LINKED_EVENTS_SHOWN = 2  # per linked account: its latest events on a shared device or instrument, citable as txn items
 EVIDENCE_KINDS = tuple(f"{kind}:" for kind in get_args(ItemKind))  # the prefixes of evidence ids
 BARE_ID_KINDS = tuple(k for k in EVIDENCE_KINDS if k != "score:")  # what a bare id names (E-1: the event, not its score)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069]")
@@ -113,11 +114,12 @@ def _score_line(scored: ScoredEvent) -> str:
 
 def _add_event(pack: EvidencePack, scored: ScoredEvent) -> None:
     e = scored.event
+    other = f"account {e.account_id} | " if e.account_id != pack.case.account_id else ""
     pack.add(
         EvidenceItem(
             id=f"txn:{e.event_id}",
             kind="txn",
-            line=_event_line(scored),
+            line=other + _event_line(scored),
             untrusted=clean_untrusted(e.text) if e.text else None,
             data=e.model_dump(mode="json", exclude_none=True),
         )
@@ -248,6 +250,7 @@ def _gather(
         for key in keys
     }
     linked: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    linked_events: dict[str, dict[str, ScoredEvent]] = defaultdict(dict)
     device_stats: dict[str, list[ScoredEvent]] = defaultdict(list)
     for (kind, value), future in link_futures.items():
         found, link_cut = _run(pack, f"linked:{kind}", future, ([], False), timeouts)
@@ -258,8 +261,10 @@ def _gather(
                 device_stats[value].append(scored)
             if scored.event.account_id != case.account_id:
                 linked[scored.event.account_id][f"{kind} {value}"].append(scored.event.event_id)
+                if scored.event.ts <= case.opened_at:
+                    linked_events[scored.event.account_id][scored.event.event_id] = scored
     _add_devices(pack, device_stats)
-    _add_linked_accounts(pack, history, linked, max_linked)
+    _add_linked_accounts(pack, history, linked, linked_events, max_linked)
     if past_cases is not None and similar_k > 0:
         # After the links are known: the query excludes the case's account and every linked one.
         query = case_query(case=case, account=pack.account, events=[s.event for s in events], linked_account_ids=linked)
@@ -310,8 +315,14 @@ def _add_devices(pack: EvidencePack, device_stats: dict[str, list[ScoredEvent]])
 
 
 def _add_linked_accounts(
-    pack: EvidencePack, history: History, linked: dict[str, dict[str, list[str]]], max_linked: int
+    pack: EvidencePack,
+    history: History,
+    linked: dict[str, dict[str, list[str]]],
+    events: dict[str, dict[str, ScoredEvent]],
+    max_linked: int,
 ) -> None:
+    """A linked account, and its latest events on the shared device or instrument as citable items: what the link
+    rests on (another account's first-purchase offer on the same phone, its top-up on the same card)."""
     ranked = sorted(linked.items(), key=lambda kv: (-sum(len(v) for v in kv[1].values()), kv[0]))
     if len(ranked) > max_linked:
         pack.cuts.append(f"linked accounts: {len(ranked)} found, {max_linked} kept")
@@ -319,6 +330,9 @@ def _add_linked_accounts(
     profiles = store.get_accounts(history, [a for a, _ in ranked]) if ranked else {}
     for account_id, via in ranked:
         shared = "; ".join(f"shares {k} ({len(v)} events)" for k, v in sorted(via.items()))
+        latest = sorted(events.get(account_id, {}).values(), key=lambda s: (s.event.ts, s.event.event_id))[-LINKED_EVENTS_SHOWN:]
+        for scored in latest:
+            _add_event(pack, scored)
         profile = profiles.get(account_id)
         line = _account_line(profile, "linked account") if profile else "linked account (no profile)"
         pack.add(
@@ -327,7 +341,7 @@ def _add_linked_accounts(
                 kind="acct",
                 line=f"{line} | {shared}",
                 untrusted=clean_untrusted(profile.display_name) if profile and profile.display_name else None,
-                rests_on=sorted({e for ids in via.values() for e in ids})[:10],
+                rests_on=[s.event.event_id for s in latest],
                 data={"account_id": account_id, "shared": {k: v for k, v in via.items()}},
             )
         )

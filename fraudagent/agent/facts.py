@@ -39,6 +39,12 @@ def trigger_event(pack: EvidencePack) -> ScoredEvent | None:
     return max(recent, key=lambda s: s.score.score if s.score else 0.0, default=None)
 
 
+def span(events: list[ScoredEvent], n: int) -> list[ScoredEvent]:
+    """Up to n events in time order: the first two (where a pattern starts) and the latest (nearest the case)."""
+    ordered = sorted(events, key=lambda s: (s.event.ts, s.event.event_id))
+    return ordered if len(ordered) <= n else [*ordered[: min(2, n // 3)], *ordered[len(ordered) - (n - min(2, n // 3)) :]]
+
+
 def _money(events: list[ScoredEvent]) -> str:
     totals: dict[str, Decimal] = defaultdict(Decimal)
     for s in events:
@@ -51,6 +57,7 @@ def add_facts(pack: EvidencePack) -> None:
     events = [s for s in pack.events if s.event.ts <= pack.case.opened_at]
     opened = pack.case.opened_at
     ids = lambda xs: [s.event.event_id for s in xs]  # noqa: E731
+    latest = lambda xs, n: ids(span(xs, n))  # noqa: E731
 
     trigger = trigger_event(pack)
     if trigger:
@@ -99,7 +106,23 @@ def add_facts(pack: EvidencePack) -> None:
         _fact(pack, "velocity_24h",
               f"in the 24 hours before opening: {len(spend_day)} settled/pending payment(s) totalling {_money(spend_day)}, "
               f"{len(declined_day)} declined, {len(instruments)} distinct instrument(s)",
-              ids((spend_day + declined_day)[:8]), payments=len(spend_day), declined=len(declined_day), instruments=len(instruments))  # fmt: skip
+              latest(spend_day + declined_day, 8), payments=len(spend_day), declined=len(declined_day), instruments=len(instruments))  # fmt: skip
+
+    # Card testing's yield: a payment that went through on a card after declines on other cards shortly before it
+    # (the cards that "work" are the ones to block). Slow testing spreads over days, so the whole window counts.
+    went_through = []
+    for n, s in enumerate(events):
+        if s.event.type not in SPEND_EVENTS or s.event.status == "declined" or not s.event.instrument_id:
+            continue
+        before = [p for p in events[:n] if p.event.status == "declined" and s.event.ts - p.event.ts <= DAY]
+        if len({p.event.instrument_id for p in before if p.event.instrument_id != s.event.instrument_id}) >= 2:
+            went_through.append(s)
+    if went_through:
+        cards = list(dict.fromkeys(s.event.instrument_id for s in went_through))
+        _fact(pack, "approved_after_declines",
+              f"{len(went_through)} payment(s) went through on a card after declines on at least two other cards in the "
+              f"24 hours before; cards: {', '.join(str(c) for c in cards[:4])}",
+              latest(went_through, 8), count=len(went_through), instruments=len(cards))  # fmt: skip
 
     recent_spend = [s for s in events if opened - s.event.ts <= RECENT and s.event.type in SPEND_EVENTS and s.event.amount]
     if recent_spend:
@@ -107,26 +130,28 @@ def add_facts(pack: EvidencePack) -> None:
         gift = [s for s in recent_spend if s.event.type is EventType.gift_card_purchase]
         share = float(sum(Decimal(s.event.amount or 0) for s in gift) / total) if total else 0.0
         _fact(pack, "gift_card_share_7d", f"gift cards are {share:.0%} of spend in the last 7 days ({len(gift)} of {len(recent_spend)} payments)",
-              ids(gift[:5] or recent_spend[:3]), share=round(share, 3))  # fmt: skip
+              latest(gift, 5) or latest(recent_spend, 3), share=round(share, 3))  # fmt: skip
 
     purchases = [s for s in events if s.event.type in SPEND_EVENTS]
     refunds = [s for s in events if s.event.type in (EventType.refund_request, EventType.refund)]
     chargebacks = [s for s in events if s.event.type is EventType.chargeback]
     if refunds or chargebacks:
+        # The customer's requests are the evidence of a pattern; the refunds paid out only follow them.
+        claims = [s for s in refunds if s.event.type is EventType.refund_request] or refunds
         ratio = (len(refunds) + len(chargebacks)) / max(len(purchases), 1)
         _fact(pack, "refunds_chargebacks",
               f"{len(refunds)} refund request(s)/refund(s) and {len(chargebacks)} chargeback(s) against {len(purchases)} purchase(s) in the window (ratio {ratio:.2f})",
-              ids((chargebacks + refunds)[:6]), refunds=len(refunds), chargebacks=len(chargebacks), ratio=round(ratio, 3))  # fmt: skip
+              ids(chargebacks[-3:]) + latest(claims, 8 - len(chargebacks[-3:])), refunds=len(refunds), chargebacks=len(chargebacks), ratio=round(ratio, 3))  # fmt: skip
 
     mismatch = [s for s in events if s.event.bin_country and s.event.ip_country and s.event.bin_country != s.event.ip_country]
     if mismatch:
         _fact(pack, "bin_ip_mismatch", f"{len(mismatch)} payment(s) where the card's BIN country differs from the IP country",
-              ids(mismatch[:5]), count=len(mismatch))  # fmt: skip
+              latest(mismatch, 5), count=len(mismatch))  # fmt: skip
 
     promos = [s for s in events if s.event.sku and _PROMO.search(s.event.sku)]
     if promos:
         _fact(pack, "promo_use", f"{len(promos)} purchase(s) of a trial or first-purchase offer",
-              ids(promos[:5]), count=len(promos))  # fmt: skip
+              latest(promos, 5), count=len(promos))  # fmt: skip
 
     for fact in _ce3_facts(pack, events):
         pack.add(fact)
@@ -140,7 +165,7 @@ def add_facts(pack: EvidencePack) -> None:
     linked = [i for i in pack.items.values() if i.kind == "acct" and i.id != f"acct:{pack.case.account_id}"]
     if linked:
         _fact(pack, "linked_accounts", f"{len(linked)} other account(s) share a device or payment instrument with this account",
-              sorted({e for i in linked for e in i.rests_on})[:8], count=len(linked))  # fmt: skip
+              [e for i in linked for e in i.rests_on][:8], count=len(linked))  # fmt: skip
 
 
 def disputed_purchase(chargeback: ScoredEvent, events: list[ScoredEvent]) -> ScoredEvent | None:

@@ -11,7 +11,7 @@ from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.report import Finding, FindingSource
 from fraudagent.tools.history import ScoredEvent
 
-FACT_EVENTS = 6  # events a fact finding cites (what it rests on, newest kept)
+FACT_EVENTS = 8  # events a fact finding cites (facts choose which: agent/facts.py span)
 TIMELINE_BEFORE = 4  # events before the trigger in the timeline finding
 
 
@@ -23,7 +23,7 @@ def item_finding(pack: EvidencePack, evidence_id: str, source: FindingSource = "
     """The finding for one item of the pack: a fact cites the events it rests on; an event its score."""
     item = pack.items[evidence_id]
     if item.kind == "fact":
-        events = [f"txn:{e}" for e in item.rests_on if f"txn:{e}" in pack.items][-FACT_EVENTS:]
+        events = [f"txn:{e}" for e in item.rests_on if f"txn:{e}" in pack.items][:FACT_EVENTS]
         return Finding(statement=_sentence(item.line), evidence_ids=[evidence_id, *events], source=source)
     if item.kind == "txn":
         bare = evidence_id.removeprefix("txn:")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from fraudagent.agent.prompts import approx_tokens
 from fraudagent.core.settings import Settings
 
 log = logging.getLogger(__name__)
+PREEMPTED = "stopped to give the model to interactive work"
 
 
 def chat_model(settings: Settings, *, model: str | None = None, max_tokens: int | None = None) -> ChatOpenAI:
@@ -66,6 +68,7 @@ class ModelCall:
     finish_reason: str | None = None
     error: str | None = None
     seconds: float = 0.0
+    preempted: bool = False  # stopped to give the slot to interactive work: not the model's failure
 
     @property
     def complete(self) -> bool:
@@ -79,12 +82,18 @@ def stream_call(
     body: dict[str, Any],
     deadline_s: float,
     on_delta: Callable[[str, str], None] | None = None,
+    cancel: threading.Event | None = None,
 ) -> ModelCall:
     """Stream one call; `on_delta(delta, text_so_far)` per chunk. Never raises for a model failure: the error is
-    recorded. Past the deadline the stream is closed, which ends the generation on the server too."""
+    recorded. Past the deadline, or once `cancel` is set (the scheduler wants the slot for interactive work), the
+    stream is closed, which ends the generation on the server too; `call.preempted` then says which."""
     call = ModelCall()
     started = time.perf_counter()
     pieces: list[str] = []
+    if cancel is not None and cancel.is_set():
+        call.preempted = True
+        call.error = PREEMPTED
+        return call
     stream = llm.stream(list(messages), extra_body=body) if body else llm.stream(list(messages))
     try:
         for chunk in stream:
@@ -104,6 +113,10 @@ def stream_call(
                     on_delta(text, "".join(pieces))
             if time.perf_counter() - started > deadline_s:
                 call.error = f"deadline of {deadline_s:.0f} s passed"
+                break
+            if cancel is not None and cancel.is_set():
+                call.preempted = True
+                call.error = PREEMPTED
                 break
     except Exception as error:  # unreachable model, timeout, server error: recorded, the caller decides
         call.error = type(error).__name__

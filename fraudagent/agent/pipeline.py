@@ -36,7 +36,7 @@ from fraudagent.agent.llm import chat_model, response_format, stream_call, token
 from fraudagent.agent.pii import Pseudonyms
 from fraudagent.agent.policy import ClassifyRule, Policy, cached_policy, facts_of
 from fraudagent.agent.prompts import PROMPT_VERSION, SYSTEM_PROMPT, feedback_prompt, render_evidence, rules_line, shown_ids, user_prompt
-from fraudagent.agent.scheduler import ModelScheduler, Priority
+from fraudagent.agent.scheduler import ModelScheduler, Priority, Turn
 from fraudagent.agent.report import (
     MAX_NARRATIVE_CHARS,
     Finding,
@@ -75,7 +75,7 @@ class Investigator:
             s = self.settings
             self.scheduler = ModelScheduler(slots=s.llm_parallel_calls, max_waiting=s.llm_queue_max, interactive_wait_s=s.llm_queue_wait_s)
 
-    def model_turn(self, priority: Priority) -> AbstractContextManager[float]:
+    def model_turn(self, priority: Priority) -> AbstractContextManager[Turn]:
         """A slot on the model endpoint (agent/scheduler.py): interactive work before background work."""
         assert self.scheduler is not None
         return self.scheduler.turn(priority)
@@ -151,6 +151,9 @@ def similar_outcomes(pack: EvidencePack) -> list[SimilarCaseOutcome]:
     ]
 
 
+# A background draft gives the model back to each chat turn that needs it and queues again; past this many times it
+# counts as a failed call (the report falls back), so a busy day cannot hold a summary job for ever.
+MAX_PREEMPTIONS = 10
 CLEARING = frozenset({Action.close_no_action, Action.approve_refund})
 
 
@@ -216,6 +219,7 @@ class DraftOutcome:
     problems: list[str] = field(default_factory=list)
     proposal: ModelProposal | None = None
     verification_s: float = 0.0
+    preemptions: int = 0
 
 
 def _unwrap(settings: Settings, text: str) -> str:
@@ -255,8 +259,15 @@ def draft_with_retries(
         def on_delta(delta: str, text: str, attempt: int = attempt) -> None:
             progress("token", {"attempt": attempt, "delta": delta, "narrative": narrative_so_far(text)})
 
-        with investigator.model_turn(priority):  # ModelBusy propagates: the caller answers 503 or retries later
-            call = stream_call(llm, messages, body=body, deadline_s=settings.draft_timeout_s, on_delta=on_delta)
+        for _ in range(MAX_PREEMPTIONS + 1):
+            with investigator.model_turn(priority) as turn:  # ModelBusy propagates: the caller answers 503 or retries
+                call = stream_call(llm, messages, body=body, deadline_s=settings.draft_timeout_s, on_delta=on_delta,
+                                   cancel=turn.preempted if priority == "background" else None)  # fmt: skip
+            if not call.preempted:
+                break
+            out.preemptions += 1  # a chat turn took the model: queue again, this attempt starts over
+            out.usage.completion_tokens += call.completion_tokens
+            progress("preempted", {"attempt": attempt})
         out.usage.llm_calls += 1
         out.usage.completion_tokens += call.completion_tokens
         out.usage.prompt_tokens += call.prompt_tokens or sum(prepared.count_tokens(str(m.content)) for m in messages)

@@ -9,6 +9,13 @@ an analyst asked for) goes before any background one (summary jobs, eval runs,
 automatic drafting). The queue is bounded: an interactive caller that would wait
 behind a full queue, or past its wait limit, gets `ModelBusy` with a retry-after
 hint at once instead of hanging.
+
+A call already running is not made to wait for: when an interactive caller finds every
+slot held and one of them by background work, that background call is asked to stop
+(`Turn.preempted`; the model client closes its stream, which ends the generation on the
+server) and to queue again. On one slot a chat turn then starts within a token or two of
+a report in progress instead of after it; the report's next attempt starts over from the
+server's prompt cache.
 """
 
 from __future__ import annotations
@@ -35,6 +42,15 @@ class ModelBusy(FraudAgentError):
         self.retry_after_s = retry_after_s
 
 
+@dataclass(eq=False)
+class Turn:
+    """One held slot: how long the caller waited for it, and whether it is asked to give it back."""
+
+    priority: Priority
+    waited_s: float = 0.0
+    preempted: threading.Event = field(default_factory=threading.Event)
+
+
 @dataclass(order=True)
 class _Waiter:
     rank: int
@@ -51,7 +67,9 @@ class ModelScheduler:
         self.typical_call_s = typical_call_s
         self._lock = threading.Lock()
         self._running = 0
+        self._holders: list[Turn] = []  # in the order they got their slot
         self._waiting: list[_Waiter] = []
+        self.preemptions = 0
         self._seq = itertools.count()
 
     def _retry_after(self) -> int:
@@ -80,10 +98,24 @@ class ModelScheduler:
             self._running += 1
             waiter.event.set()
 
+    def _preempt_for_interactive(self) -> None:
+        """Ask the newest background holders to give back as many slots as interactive callers are waiting."""
+        free = self.slots - self._running
+        wanted = sum(w.rank == 0 for w in self._waiting) - free - sum(t.preempted.is_set() for t in self._holders)
+        for held in reversed(self._holders):
+            if wanted <= 0:
+                break
+            if held.priority == "background" and not held.preempted.is_set():
+                held.preempted.set()
+                self.preemptions += 1
+                wanted -= 1
+
     @contextmanager
-    def turn(self, priority: Priority = "interactive") -> Iterator[float]:
-        """Hold a slot for one model call; yields the seconds waited for it."""
+    def turn(self, priority: Priority = "interactive") -> Iterator[Turn]:
+        """Hold a slot for one model call. A background caller must watch `Turn.preempted` and give the slot back
+        soon after it is set (then queue again)."""
         started = time.monotonic()
+        held = Turn(priority)
         with self._lock:
             if self._running < self.slots and not self._waiting:
                 self._running += 1
@@ -93,19 +125,25 @@ class ModelScheduler:
             else:
                 waiter = _Waiter(_RANK[priority], next(self._seq))
                 self._waiting.append(waiter)
+                if priority == "interactive":
+                    self._preempt_for_interactive()
         if waiter is not None and not waiter.event.wait(self.wait_limit[priority]):
             with self._lock:
                 if waiter in self._waiting:  # still queued: give up; else the slot was granted as we timed out
                     self._waiting.remove(waiter)
                     raise ModelBusy(f"the model stayed busy for {self.wait_limit[priority]:.0f} s", self._retry_after())
+        held.waited_s = time.monotonic() - started
+        with self._lock:
+            self._holders.append(held)
         try:
-            yield time.monotonic() - started
+            yield held
         finally:
             with self._lock:
+                self._holders.remove(held)
                 self._running -= 1
                 self._wake_next()
 
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {"running": self._running, "waiting_interactive": sum(w.rank == 0 for w in self._waiting),
-                    "waiting_background": sum(w.rank == 1 for w in self._waiting)}  # fmt: skip
+                    "waiting_background": sum(w.rank == 1 for w in self._waiting), "preemptions": self.preemptions}  # fmt: skip
