@@ -44,6 +44,7 @@ from fraudagent.core.models import CaseBundle
 from fraudagent.core.settings import Settings
 from fraudagent.store import dynamo
 from fraudagent.store.tables import Tables
+from fraudagent.summaries import callbacks
 
 KEY = "bench-" + uuid.uuid4().hex
 
@@ -115,13 +116,21 @@ def bundle(case_id: str, account_id: str, day: int) -> dict[str, Any]:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    """A loopback callback receiver: (X-Delivery-Id, time) per POST; with `secret`, X-Delivery-Ids whose signature
+    does not verify go to `bad_signatures`."""
+
+    def __init__(self, secret: str | None = None) -> None:
         self.got: list[tuple[str, float]] = []
+        self.bad_signatures: list[str] = []
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if secret is not None and not callbacks.verify(
+                    secret, self.headers.get("X-Timestamp", ""), body, self.headers.get("X-Signature", "")
+                ):
+                    receiver.bad_signatures.append(self.headers["X-Delivery-Id"])
                 receiver.got.append((self.headers["X-Delivery-Id"], time.time()))
                 self.send_response(200)
                 self.send_header("Content-Length", "0")

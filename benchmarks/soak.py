@@ -82,16 +82,38 @@ QUESTIONS = (
 
 
 class ScriptedModel(ThreadingHTTPServer):
-    """Streams a fixed answer that cites the first `txn:` id of the prompt; non-streamed calls (report
-    drafts) get 503, so a report takes the deterministic path. /v1/models answers for readiness."""
+    """An OpenAI-compatible loopback endpoint that streams like the llama.cpp server, about `token_delay_s` a token.
+
+    A chat call gets a fixed answer citing the prompt's first `txn:` id. A draft (a call with a `response_format`
+    schema) gets a draft built from the schema (the first typology branch, its first action, the first findings, one
+    sentence), so it parses and the verifier decides its path. A client that closes the stream stops the generation,
+    as on the real server. With `prompt_token_s`, the first token comes after that many seconds per prompt token (about
+    4 characters), as the real server evaluates the prompt first. A call without `stream` (the start-up probe of schema
+    support) gets a two-token answer. /v1/models answers for readiness."""
 
     daemon_threads = True
 
-    def __init__(self, token_delay_s: float = 0.025) -> None:
+    def __init__(self, token_delay_s: float = 0.025, prompt_token_s: float = 0.0) -> None:
         self.token_delay_s = token_delay_s
+        self.prompt_token_s = prompt_token_s
         super().__init__(("127.0.0.1", 0), _ScriptedHandler)
         self.url = f"http://127.0.0.1:{self.server_address[1]}/v1"
         threading.Thread(target=self.serve_forever, daemon=True).start()
+
+
+def scripted_draft(schema: dict[str, Any]) -> str:
+    """A draft that satisfies the per-case schema of agent/drafting.py (its first branch)."""
+    branch = (schema.get("anyOf") or [schema])[0]["properties"]
+    return json.dumps(
+        {
+            "typology": branch["typology"]["const"],
+            "actions": branch["actions"]["items"]["enum"][:1],
+            "confidence": "medium",
+            "findings": branch["findings"]["items"]["enum"][:2],
+            "unknowns": [],
+            "narrative": ["The account shows the activity listed in the findings and needs review."],
+        }
+    )
 
 
 class _ScriptedHandler(BaseHTTPRequestHandler):
@@ -111,20 +133,43 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         request = json.loads(self.rfile.read(int(self.headers.get("content-length", 0))) or b"{}")
         if not request.get("stream"):
-            self._send(503, b'{"error": {"message": "scripted model: drafts are not scripted"}}')
+            self._send(
+                200,
+                json.dumps(
+                    {
+                        "id": "c",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "scripted",
+                        "choices": [
+                            {"index": 0, "message": {"role": "assistant", "content": "{}"}, "finish_reason": "length"}
+                        ],
+                        "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+                    }
+                ).encode(),
+            )
             return
         prompt = " ".join(str(m.get("content", "")) for m in request.get("messages", []))
-        cited = re.search(r"txn:[A-Za-z0-9_.\-]+", prompt)
-        words = (
-            "The case shows a password reset followed by a gift card purchase"
-            f" [{cited.group(0) if cited else 'txn:none'}]; a new device and a new country were used."
-        ).split(" ")
+        schema = (request.get("response_format") or {}).get("schema")
+        if schema:
+            text = scripted_draft(schema)
+            pieces = [text[i : i + 4] for i in range(0, len(text), 4)]  # about a token each
+        else:
+            cited = re.search(r"txn:[A-Za-z0-9_.\-]+", prompt)
+            pieces = [
+                word + " "
+                for word in (
+                    "The case shows a password reset followed by a gift card purchase "
+                    f"[{cited.group(0) if cited else 'txn:none'}]; a new device and a new country were used."
+                ).split(" ")
+            ]
         self.send_response(200)
         self.send_header("content-type", "text/event-stream")
         self.send_header("connection", "close")
         self.end_headers()
+        time.sleep(self.server.prompt_token_s * len(prompt) / 4)  # evaluating the prompt: nothing is sent meanwhile
         try:
-            for n, word in enumerate(words):
+            for n, piece in enumerate(pieces):
                 chunk = {
                     "id": "c",
                     "object": "chat.completion.chunk",
@@ -133,9 +178,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
                     "choices": [
                         {
                             "index": 0,
-                            "delta": (
-                                {"role": "assistant", "content": word + " "} if n == 0 else {"content": word + " "}
-                            ),
+                            "delta": {"role": "assistant", "content": piece} if n == 0 else {"content": piece},
                             "finish_reason": None,
                         }
                     ],
@@ -152,7 +195,7 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
             }
             self.wfile.write(f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n".encode())
             self.wfile.flush()
-        except OSError:
+        except OSError:  # the client went away: stop generating, as the llama.cpp server does
             pass
         self.close_connection = True
 
@@ -163,29 +206,44 @@ class _ScriptedHandler(BaseHTTPRequestHandler):
 # --- the service under test ----------------------------------------------------------------------------------
 
 
-def start_service(stack: ExitStack, base: Path, chat: str) -> tuple[str, str, int, list[str]]:
-    """DynamoDB Local, the model, 30 cases with stored reports, `fraudagent serve` as a process.
-    Returns (url, key, pid, case ids)."""
-    ddb = start_dynamodb_local(Settings(), port=free_port(), log_dir=base / "logs")
-    stack.callback(ddb.stop)
+def start_service(
+    stack: ExitStack,
+    base: Path,
+    chat: str,
+    *,
+    cases: int = CASES,
+    reports: bool = True,
+    ddb_url: str | None = None,
+    extra_env: dict[str, str] | None = None,
+    token_delay_s: float = 0.025,
+    prompt_token_s: float = 0.0,
+) -> tuple[str, str, int, list[str]]:
+    """DynamoDB Local (or the one at `ddb_url`), the model, `cases` cases (each with a stored policy report unless
+    `reports` is off: then a summary job drafts one), `fraudagent serve` as a process (`extra_env` over its defaults).
+    (url, admin key, pid, case ids)"""
+    (base / "logs").mkdir(parents=True, exist_ok=True)
+    if ddb_url is None:
+        ddb = start_dynamodb_local(Settings(), port=free_port(), log_dir=base / "logs")
+        stack.callback(ddb.stop)
+        ddb_url = ddb.url
     if chat == "real":
         llm = start_llama_server(Settings(), port=free_port(), log_dir=base / "logs", timeout=600)
         stack.callback(llm.stop)
         llm_url = llm.url
     else:
-        scripted = ScriptedModel()
+        scripted = ScriptedModel(token_delay_s, prompt_token_s)
         stack.callback(scripted.shutdown)
         llm_url = scripted.url
     key = "soak-" + uuid.uuid4().hex
     prefix = "soak" + uuid.uuid4().hex[:8]
     settings = Settings(
-        ddb_endpoint_url=ddb.url, table_prefix=prefix, chroma_path=base / "chroma", llm_base_url=llm_url
+        ddb_endpoint_url=ddb_url, table_prefix=prefix, chroma_path=base / "chroma", llm_base_url=llm_url
     )
     history = Tables.connect(settings)
     dynamo.create_tables(history.client, settings)
     case_ids = []
     investigator = build_investigator(settings, tables=history, similar_cases=False)
-    for n in range(CASES):
+    for n in range(cases):
         case_id = f"C-S{n:03d}"
         load_bundle(
             history,
@@ -193,23 +251,28 @@ def start_service(stack: ExitStack, base: Path, chat: str) -> tuple[str, str, in
             past_case_store=None,
             scorer=None,
         )
-        draft_and_store(investigator, case_id, use_model=False, requested_by="soak")
+        if reports:
+            draft_and_store(investigator, case_id, use_model=False, requested_by="soak")
         case_ids.append(case_id)
     port = free_port()
-    env = os.environ | {
-        "FRAUDAGENT_DDB_ENDPOINT_URL": ddb.url,
-        "FRAUDAGENT_TABLE_PREFIX": prefix,
-        "FRAUDAGENT_CHROMA_PATH": str(base / "chroma"),
-        "FRAUDAGENT_LLM_BASE_URL": llm_url,
-        "FRAUDAGENT_LLM_TIMEOUT_S": "600",
-        "FRAUDAGENT_API_KEY": key,
-        "FRAUDAGENT_API_PORT": str(port),
-        "FRAUDAGENT_API_RATE_LIMIT_PER_MINUTE": "0",
-        "FRAUDAGENT_CALLBACK_SECRET": CALLBACK_SECRET,
-        "FRAUDAGENT_SUMMARY_WORKERS": "2",
-        "FRAUDAGENT_SUMMARY_POLL_S": "0.5",
-        "FRAUDAGENT_LOG_LEVEL": "WARNING",
-    }
+    env = (
+        os.environ
+        | {
+            "FRAUDAGENT_DDB_ENDPOINT_URL": ddb_url,
+            "FRAUDAGENT_TABLE_PREFIX": prefix,
+            "FRAUDAGENT_CHROMA_PATH": str(base / "chroma"),
+            "FRAUDAGENT_LLM_BASE_URL": llm_url,
+            "FRAUDAGENT_LLM_TIMEOUT_S": "600",
+            "FRAUDAGENT_API_KEY": key,
+            "FRAUDAGENT_API_PORT": str(port),
+            "FRAUDAGENT_API_RATE_LIMIT_PER_MINUTE": "0",
+            "FRAUDAGENT_CALLBACK_SECRET": CALLBACK_SECRET,
+            "FRAUDAGENT_SUMMARY_WORKERS": "2",
+            "FRAUDAGENT_SUMMARY_POLL_S": "0.5",
+            "FRAUDAGENT_LOG_LEVEL": "WARNING",
+        }
+        | (extra_env or {})
+    )
     log = (base / "logs" / "api.log").open("wb")
     api = subprocess.Popen(
         [sys.executable, "-m", "fraudagent.cli", "serve"],

@@ -1,9 +1,13 @@
-"""A scripted chat model for unit tests of the prompt/report plumbing (never a stand-in for capability tests)."""
+"""Scripted chat models, and a scripted OpenAI-compatible endpoint, for tests of the plumbing (never a stand-in for
+capability tests)."""
 
 from __future__ import annotations
 
 import json
+import re
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -84,3 +88,94 @@ class ScriptedStreamModel(BaseChatModel):
             time.sleep(self.chunk_delay_s)
             yield ChatGenerationChunk(message=AIMessageChunk(content=text[i : i + 7]))
         yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata={"finish_reason": "stop"}))
+
+
+class ScriptedEndpoint:
+    """A loopback OpenAI-compatible endpoint that answers at once, for API-wide tests (schemathesis): GET /models for
+    readiness; a draft (response_format with a schema) gets the first choice of every enum in the schema's first
+    branch, so it is valid for whatever case was asked; anything else (chat, a tool-calling agent) gets a sentence
+    citing the prompt's first `txn:` id. Streamed or not, as asked. Counts the completions it served."""
+
+    SENTENCE = "The case shows a password reset followed by a gift card purchase."
+
+    def __init__(self) -> None:
+        endpoint = self
+        self.completions = 0
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _send(self, status: int, body: bytes, media: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", media)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                self._send(
+                    200,
+                    json.dumps({"object": "list", "data": [{"id": "scripted", "object": "model"}]}).encode(),
+                    "application/json",
+                )
+
+            def do_POST(self) -> None:
+                request = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                endpoint.completions += 1
+                text = endpoint.answer(request)
+                if not request.get("stream"):
+                    reply = {
+                        "id": "s",
+                        "object": "chat.completion",
+                        "created": 0,
+                        "model": "scripted",
+                        "choices": [
+                            {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}
+                        ],
+                        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                    }
+                    self._send(200, json.dumps(reply).encode(), "application/json")
+                    return
+                pieces = [{"content": text[i : i + 40]} for i in range(0, len(text), 40)]
+                chunks = [{"index": 0, "delta": p, "finish_reason": None} for p in pieces] + [
+                    {"index": 0, "delta": {}, "finish_reason": "stop"}
+                ]
+                head = {"id": "s", "object": "chat.completion.chunk", "created": 0, "model": "scripted"}
+                frames = "".join(f"data: {json.dumps(head | {'choices': [c]})}\n\n" for c in chunks)
+                self._send(200, (frames + "data: [DONE]\n\n").encode(), "text/event-stream")
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def answer(self, request: dict[str, Any]) -> str:
+        form = request.get("response_format") or {}
+        schema = form.get("schema") or (form.get("json_schema") or {}).get("schema")
+        if schema:
+            wrapped = "draft" in schema.get("properties", {})
+            branch = schema["properties"]["draft"] if wrapped else schema
+            branch = branch.get("anyOf", [branch])[0]["properties"]
+            chosen = {
+                "typology": branch["typology"]["const"],
+                "actions": branch["actions"]["items"]["enum"][:1],
+                "confidence": branch["confidence"]["enum"][0],
+                "findings": branch["findings"]["items"]["enum"][:1],
+                "unknowns": [],
+                "narrative": [self.SENTENCE],
+            }
+            return json.dumps({"draft": chosen} if wrapped else chosen)
+        prompt = " ".join(str(m.get("content", "")) for m in request.get("messages", []))
+        cited = re.search(r"txn:[A-Za-z0-9_.\-]+", prompt)
+        return f"{self.SENTENCE[:-1]} [{cited.group(0) if cited else 'txn:none'}]."
+
+    def __enter__(self) -> ScriptedEndpoint:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -64,6 +64,8 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     app.state.eval_runner = eval_runner
     app.state.queue_depth = summary_flows.queue_depth_reader(tables)  # summary jobs queued or running
     app.state.metrics.watch_queue("summaries", app.state.queue_depth)
+    if investigator.scheduler is not None:
+        app.state.metrics.watch_scheduler(investigator.scheduler.stats)
     problems.install(app)
     app.include_router(ops.router)
     app.include_router(cases.router)

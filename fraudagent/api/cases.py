@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, Field
 from sse_starlette import EventSourceResponse
 
 from fraudagent import store
@@ -94,6 +94,19 @@ class AssignRequest(BaseModel):
     )
 
 
+def _not_a_number(value: object) -> object:
+    """pydantic reads a number as seconds since 1970; the spec promises an ISO 8601 date-time, so a number is
+    refused."""
+    try:
+        float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return value
+    raise ValueError("an ISO 8601 date-time with a zone, not a number")
+
+
+IsoTime = Annotated[AwareDatetime, BeforeValidator(_not_a_number)]
+
+
 def _sane_time(value: datetime) -> bool:
     try:
         return 1970 <= value.astimezone(timezone.utc).year <= 9998
@@ -113,10 +126,10 @@ def list_cases(
     typology: Annotated[Typology | None, Query(description="the latest report's typology, or the decided one")] = None,
     assignee: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
     opened_after: Annotated[
-        AwareDatetime | None, Query(description="opened at or after (ISO 8601 with a zone): younger cases")
+        IsoTime | None, Query(description="opened at or after (ISO 8601 with a zone): younger cases")
     ] = None,
     opened_before: Annotated[
-        AwareDatetime | None, Query(description="opened before (ISO 8601 with a zone): older cases")
+        IsoTime | None, Query(description="opened before (ISO 8601 with a zone): older cases")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Cursor = None,

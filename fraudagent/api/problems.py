@@ -122,10 +122,14 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
         response = problem(error.status_code, _title(error.status_code), str(error.detail))
         for key, value in (error.headers or {}).items():
             response.headers[key] = value
+        if (
+            error.status_code == 405
+        ):  # Starlette's Allow names only the first route on the path; GET and POST are two routes
+            response.headers["Allow"] = ", ".join(_allowed_methods(request)) or response.headers.get("Allow", "")
         return response
 
     @app.exception_handler(Exception)
@@ -134,8 +138,15 @@ def install(app: FastAPI) -> None:
         return problem(500, "Internal Server Error", "an unexpected error; it was logged")
 
 
+_UNREADABLE_BODY = {
+    "description": "the request body cannot be decoded",
+    "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
 def _problem_media_only(app: FastAPI) -> None:
-    """FastAPI documents every response `model` as application/json too; problems are only problem+json."""
+    """FastAPI documents every response `model` as application/json too; problems are only problem+json. Every
+    operation with a body also documents the 400 FastAPI gives to a body it cannot decode."""
     generate = app.openapi
 
     def openapi() -> dict[str, object]:
@@ -143,6 +154,10 @@ def _problem_media_only(app: FastAPI) -> None:
             schema = generate()
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
+                    if (
+                        "requestBody" in operation
+                    ):  # FastAPI answers 400 to a body it cannot decode (bytes that are not UTF-8)
+                        operation.setdefault("responses", {}).setdefault("400", _UNREADABLE_BODY)
                     for response in operation.get("responses", {}).values():
                         content = response.get("content", {})
                         if PROBLEM in content:
@@ -151,6 +166,18 @@ def _problem_media_only(app: FastAPI) -> None:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path."""
+    from starlette.routing import Match
+
+    routes = request.app.router.routes
+    return [
+        m
+        for m in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+        if any(route.matches({**request.scope, "method": m})[0] is Match.FULL for route in routes)
+    ]
 
 
 def _title(status: int) -> str:

@@ -242,6 +242,10 @@ def start_llama_server(settings: Settings, *, port: int, log_dir: Path, timeout:
         "--interrupt_requests",
         "False",
     ]
+    if settings.llama_prompt_cache_mb:
+        # Keeps the evaluated state of recent prompts: an analyst's next chat turn on a case, or a draft's retry,
+        # starts from its own prefix even after other requests used the one slot in between.
+        cmd += ["--cache", "True", "--cache_type", "ram", "--cache_size", str(settings.llama_prompt_cache_mb << 20)]
     url = f"http://127.0.0.1:{port}/v1"
     proc = _spawn("llama-server", cmd, log_dir, url)
     _wait_ready(proc, lambda: httpx.get(f"{url}/models", timeout=2.0).status_code == 200, timeout)

@@ -186,6 +186,12 @@ class Settings(BaseSettings):
     llama_port: int = 8200
     llama_ctx: int = Field(default=4096, ge=512)
     llama_threads: int = Field(default=2, ge=1)
+    llama_prompt_cache_mb: int = Field(
+        default=256,
+        ge=0,
+        le=65536,
+        description="embedded server: RAM kept for the evaluated state of recent prompts (0: off)",
+    )
     weights_sha256: str = Field(
         default=QWEN_05B_SHA256, description="required sha256 of the joined weights; unset: llm_weights' pinned one"
     )

@@ -89,6 +89,15 @@ def test_bad_query_and_bad_cursor_are_problem_details(api: LiveServer) -> None:
         assert response.headers["content-type"] == "application/problem+json"
 
 
+def test_a_number_is_not_an_age_filter(api: LiveServer) -> None:
+    # found by schemathesis: opened_before=0.5 was read as half a second after 1970 (200), though the spec says
+    # date-time
+    for params in ({"opened_before": "0.5"}, {"opened_after": "1700000000"}, {"opened_after": "-1e3"}):
+        response = client_for(api).get("/v1/cases", params=params)
+        assert response.status_code == 422 and response.headers["content-type"] == "application/problem+json", params
+        assert response.json()["errors"][0]["pointer"].endswith(next(iter(params))), response.json()
+
+
 def test_case_detail_carries_evidence_with_ids(api: LiveServer) -> None:
     body = client_for(api).get("/v1/cases/C-000002").json()
     assert body["record"]["case"]["account_id"] == "A-4471"

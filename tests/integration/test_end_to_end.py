@@ -214,3 +214,35 @@ def test_a_retry_makes_the_server_evaluate_only_the_feedback(llm_server: Managed
     assert evaluated[0] > whole * 0.6  # the first call read the evidence (the system prefix may have been cached)
     # The retry: the refused answer (a few tokens may be re-read at the seam) and the feedback with its chat markup.
     assert evaluated[1] <= first.completion_tokens + count(feedback) + 24, (evaluated, first.completion_tokens)
+
+
+@pytest.mark.llm
+def test_a_chat_follow_up_after_another_request_starts_from_its_cached_prefix(llm_server: ManagedProcess) -> None:
+    """The embedded server keeps recent prompt states (FRAUDAGENT_LLAMA_PROMPT_CACHE_MB): an analyst's second turn on
+    a case, sent after another case's request took the one slot, does not re-read the first case's evidence."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from fraudagent.agent.llm import chat_model, stream_call
+
+    settings = Settings(llm_base_url=llm_server.url, llm_timeout_s=600)
+    case_a = "EVIDENCE\n" + "\n".join(
+        f"[txn:E-{n}] 03-02 13:{n:02d} purchase {n}.99 USD dev D-{n} ip US" for n in range(1, 25)
+    )
+    case_b = "EVIDENCE\n" + "\n".join(
+        f"[txn:F-{n}] 04-11 09:{n:02d} login dev X-{n} ip BR failed" for n in range(1, 25)
+    )
+
+    def ask(evidence: str, question: str) -> None:
+        messages = [
+            SystemMessage("You answer a fraud analyst's question."),
+            HumanMessage(f"{evidence}\n\nQuestion: {question}"),
+        ]
+        stream_call(chat_model(settings), messages, body={"max_tokens": 4}, deadline_s=600)
+
+    since = llm_server.log_path.stat().st_size
+    ask(case_a, "What was bought?")
+    ask(case_b, "Where from?")
+    ask(case_a, "Which devices?")
+    evaluated = _evaluated_prompt_tokens(llm_server, since)  # (a request with nothing to reuse logs no line)
+    assert len(evaluated) >= 2 and evaluated[-2] > 300, llm_server.tail()  # case B's evidence was read
+    assert evaluated[-1] < 40, evaluated  # the follow-up: only its question, though case B's prompt came in between

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -218,6 +219,12 @@ def test_metrics_expose_latency_by_route_report_paths_tokens_and_queue_depth(api
     assert 'fraudagent_reports_total{path="fallback"} 1.0' in text
     assert 'fraudagent_llm_tokens_total{kind="prompt"}' in text
     assert 'fraudagent_job_queue_depth{queue="summaries"} 7.0' in text
+    # the model scheduler (agent/scheduler.py): nothing holds or waits for the model now, nothing was preempted
+    assert (
+        'fraudagent_model_calls{state="running"} 0.0' in text
+        and 'fraudagent_model_calls{state="waiting_background"} 0.0' in text
+    )
+    assert "fraudagent_model_preemptions_total 0.0" in text
 
 
 def test_request_ids_go_out_and_into_json_logs_without_pii(api: LiveServer) -> None:
@@ -357,55 +364,190 @@ def test_tracing_when_configured_makes_a_span_per_request(stores: tuple[Settings
 
 # --- schemathesis over the live app's OpenAPI spec -------------------------------------------------
 
-SCHEMATHESIS_EXAMPLES = 4  # per operation and phase: bounded; the suite's time matters more than depth here
+SCHEMATHESIS_EXAMPLES = 25  # per operation and phase: bounded; the suite's time matters more than depth here
 SCHEMATHESIS_TIMEOUT_S = 600  # a hard bound on the whole run
+SCHEMATHESIS_CONFIG = """
+# Identifiers that exist, drawn some of the time (the rest is generated), so requests reach past the 404s.
+[dictionaries.cases]
+values = ["C-000000", "C-000001"]
+[dictionaries.sessions]
+values = ["{session}"]
+[dictionaries.jobs]
+values = ["{job}"]
+[dictionaries.runs]
+values = ["{run}"]
+[dictionaries.keys]
+values = ["{key}"]
+[dictionaries.suites]
+values = ["mini"]
+[dictionaries.callbacks]
+values = ["{callback}", "http://127.0.0.1:9/hooks", "http://[::1/", "http://[2002:7f00:1::]/", "https://192.0.2.1/x"]
+
+[parameters]
+"path.case_id" = {{ dictionary = "cases", probability = 0.7 }}
+"body.case_id" = {{ dictionary = "cases", probability = 0.7 }}
+"path.session_id" = {{ dictionary = "sessions", probability = 0.7 }}
+"body.session_id" = {{ dictionary = "sessions", probability = 0.5 }}
+"path.job_id" = {{ dictionary = "jobs", probability = 0.7 }}
+"path.run_id" = {{ dictionary = "runs", probability = 0.7 }}
+"path.key_id" = {{ dictionary = "keys", probability = 0.7 }}
+"body.suite" = {{ dictionary = "suites", probability = 0.8 }}
+"body.callback_url" = {{ dictionary = "callbacks", probability = 0.7 }}
+"""
+
+
+def _loopback_only_getaddrinfo(host: str, port: object, *args: object, **kwargs: object) -> list[Any]:
+    """The callback guard's resolver for the schemathesis run: loopback resolves, nothing else does (no DNS look-up,
+    no public or private address), so a generated callback URL can be refused or delivered on this machine only."""
+    import ipaddress
+    import socket
+
+    name = "127.0.0.1" if str(host).lower() in ("localhost", "localhost.") else host
+    try:
+        infos = socket.getaddrinfo(name, port, *args, flags=socket.AI_NUMERICHOST, **kwargs)  # type: ignore[arg-type]
+    except (OSError, UnicodeError):
+        raise socket.gaierror(socket.EAI_NONAME, "not resolved in this test") from None
+    if not all(ipaddress.ip_address(str(info[4][0]).split("%")[0]).is_loopback for info in infos):
+        raise socket.gaierror(socket.EAI_NONAME, "not resolved in this test")
+    return infos
 
 
 def test_the_openapi_spec_holds_no_5xx_and_no_schema_breaking_response(
-    stores: tuple[Settings, Investigator], tmp_path: Path
+    ddb_server: ManagedProcess,
+    tmp_path: Path,
+    embedder: object,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """schemathesis (its CLI: the pytest plugin needs a pytest older than ours) generates requests from the
-    live spec with the admin key; the model is unreachable, so report routes take the fallback quickly."""
-    settings, investigator = stores
-    with LiveServer(create_app(settings.model_copy(update={"api_rate_limit_per_minute": 0}), investigator)) as server:
-        run = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "schemathesis"),
-                "run",
-                f"{server.url}/openapi.json",
-                "--checks",
-                "not_a_server_error,response_schema_conformance,content_type_conformance",
-                "--phases",
-                "examples,coverage,fuzzing",
-                "--max-examples",
-                str(SCHEMATHESIS_EXAMPLES),
-                "--workers",
-                "1",
-                "--seed",
-                "7",
-                "--request-timeout",
-                "60",
-                "--no-color",
-                "--header",
-                f"Authorization: Bearer {API_KEY}",
-                # /readyz answers 503 by design while the model is unreachable (tested above)
-                "--exclude-path",
-                "/readyz",
-                "--report",
-                "junit",
-                "--report-dir",
-                str(tmp_path),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=SCHEMATHESIS_TIMEOUT_S,
-            cwd=tmp_path,  # its cache lands there
-            env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+    """schemathesis (its CLI: the pytest plugin needs a pytest older than ours) generates requests for every route and
+    method (GET, POST, DELETE) from the live spec with the admin key (every role). The model is a scripted loopback
+    endpoint (tests/fakes.py), so reports, report streams, chat, summary jobs and eval runs draft with it at once;
+    identifiers that exist (cases, a chat session, a summary job, an eval run, a key to revoke) are drawn some of the
+    time. Background work stays on the machine and bounded: callbacks resolve on loopback only, one delivery attempt
+    each; eval runs use a three-case suite and a short queue."""
+    import socket
+    import types
+
+    from fraudagent.summaries import callbacks
+    from tests.fakes import ScriptedEndpoint
+    from tests.receiver import CallbackReceiver
+    from tests.sse import sse_events
+    from tests.test_eval_runner import MINI, write_suite
+
+    caplog.set_level(logging.WARNING)
+    monkeypatch.setattr(
+        callbacks,
+        "socket",
+        types.SimpleNamespace(getaddrinfo=_loopback_only_getaddrinfo, SOCK_STREAM=socket.SOCK_STREAM),
+    )
+    write_suite(tmp_path / "suites" / "mini", MINI)
+    with ScriptedEndpoint() as model, CallbackReceiver() as receiver:
+        settings = make_settings(
+            ddb_server,
+            tmp_path,
+            llm_base_url=model.url,
+            api_rate_limit_per_minute=0,
+            callback_secret="schemathesis-secret",
+            callback_max_attempts=1,
+            callback_timeout_s=2,
+            summary_workers=1,
+            summary_poll_s=0.2,
+            eval_suites_dir=tmp_path / "suites",
+            eval_runs_dir=tmp_path / "runs",
+            eval_bootstrap_samples=100,
+            eval_api_max_queued=2,
         )
+        history = Tables.connect(settings)
+        dynamo.create_tables(history.client, settings)
+        past = PastCaseStore(client=make_client(settings), collection=settings.chroma_collection, embedder=embedder)
+        for n in range(2):
+            doc = example()
+            doc["case"] = dict(doc["case"], case_id=f"C-{n:06d}", opened_at=f"2026-03-0{n + 2}T14:05:00Z")
+            load_bundle(history, CaseBundle.model_validate(doc), past_case_store=past, scorer=None)
+        investigator = Investigator(settings=settings, history=history, past_cases=past)
+        with LiveServer(create_app(settings, investigator)) as server:
+            client = client_for(server)
+            # What the dictionaries name: a session, a job, a finished eval run, a key to revoke; a drafted report.
+            assert client.post("/v1/cases/C-000000/report", json={}).json()["path"] == "llm"
+            with client.stream(
+                "POST", "/v1/cases/C-000000/chat", json={"message": "Why was this case flagged?"}
+            ) as chat:
+                session = chat.headers["x-session-id"]
+                assert [e for e, _ in sse_events(chat)][-1] == "final"
+            job = client.post("/v1/summaries", json={"case_id": "C-000001", "callback_url": receiver.url}).json()[
+                "job_id"
+            ]
+            run = client.post("/v1/evals/runs", json={"suite": "mini", "solver": "policy"}).json()["run_id"]
+            for _ in range(240):  # bounded: a three-case policy run takes seconds
+                if client.get(f"/v1/evals/runs/{run}").json()["status"] not in ("queued", "running"):
+                    break
+                time.sleep(0.5)
+            key = client.post("/v1/keys", json={"name": "to revoke", "roles": ["analyst"]}).json()["key"]["key_id"]
+            config = tmp_path / "schemathesis.toml"
+            config.write_text(
+                SCHEMATHESIS_CONFIG.format(session=session, job=job, run=run, key=key, callback=receiver.url)
+            )
+            started = time.monotonic()
+            run_ = subprocess.run(
+                [
+                    str(Path(sys.executable).parent / "schemathesis"),
+                    "--config-file",
+                    str(config),
+                    "run",
+                    f"{server.url}/openapi.json",
+                    # every check but two that misread this API: a schema-valid value may still be refused (an opaque
+                    # cursor, a suite name, a callback URL: 422); an eval run's results exist once it succeeded (404
+                    # while it is queued)
+                    "--checks",
+                    "all",
+                    "--exclude-checks",
+                    "positive_data_acceptance,ensure_resource_availability",
+                    "--phases",
+                    "examples,coverage,fuzzing,stateful",
+                    "--max-examples",
+                    str(SCHEMATHESIS_EXAMPLES),
+                    "--workers",
+                    "1",
+                    "--seed",
+                    "7",
+                    "--request-timeout",
+                    "30",
+                    "--no-color",
+                    "--header",
+                    f"Authorization: Bearer {API_KEY}",
+                    "--report",
+                    "junit",
+                    "--report-dir",
+                    str(tmp_path),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=SCHEMATHESIS_TIMEOUT_S,
+                cwd=tmp_path,  # its cache lands there
+                env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+            )
+            took = time.monotonic() - started
+            for _ in range(240):  # bounded: the summary jobs and eval runs it started end before the app stops
+                pending = [
+                    client.get(route, params={"status": st}).json()["items"]
+                    for route in ("/v1/summaries", "/v1/evals/runs")
+                    for st in ("queued", "running")
+                ]
+                if not any(pending):
+                    break
+                time.sleep(0.5)
     (ARTIFACTS / "schemathesis.txt").parent.mkdir(parents=True, exist_ok=True)
-    (ARTIFACTS / "schemathesis.txt").write_text(run.stdout + run.stderr)
-    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
-    assert "No issues found" in run.stdout or "passed" in run.stdout
+    (ARTIFACTS / "schemathesis.txt").write_text(
+        run_.stdout + run_.stderr + f"\n(run took {took:.0f} s; scripted model calls: {model.completions})\n"
+    )
+    assert run_.returncode == 0, run_.stdout[-6000:] + run_.stderr[-2000:]
+    assert "No issues found" in run_.stdout or "passed" in run_.stdout
+    assert (
+        model.completions > 0 and receiver.received
+    )  # drafting reached the (scripted) model; a callback was delivered
+    # Nothing went wrong out of sight either: no error logged by a route, a summary worker or an eval run.
+    errors = [f"{r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.ERROR]
+    assert not errors, errors
 
 
 def test_the_spec_documents_problem_responses(api: LiveServer) -> None:
@@ -413,3 +555,36 @@ def test_the_spec_documents_problem_responses(api: LiveServer) -> None:
     decision = spec["paths"]["/v1/cases/{case_id}/decision"]["post"]["responses"]
     assert set(decision) >= {"201", "401", "403", "404", "409", "413", "422", "429"}
     assert list(decision["409"]["content"]) == [PROBLEM]
+
+
+def test_a_body_that_cannot_be_decoded_is_a_documented_400_problem(api: LiveServer) -> None:
+    # found by schemathesis: a POST body of bytes that are not UTF-8 got a 400 that no operation documented
+    response = client_for(api).post(
+        "/v1/keys", content=b'\xff\xfe{"name"', headers={"content-type": "application/json"}
+    )
+    assert (
+        response.status_code == 400 and response.headers["content-type"] == PROBLEM and response.json()["status"] == 400
+    )
+    spec = httpx.get(f"{api.url}/openapi.json").json()
+    with_body = [
+        (path, method) for path, ops in spec["paths"].items() for method, op in ops.items() if "requestBody" in op
+    ]
+    assert len(with_body) >= 8
+    for path, method in with_body:
+        assert list(spec["paths"][path][method]["responses"]["400"]["content"]) == [PROBLEM], (method, path)
+
+
+def test_a_405_names_every_method_the_path_serves(api: LiveServer) -> None:
+    # found by schemathesis: OPTIONS /v1/keys answered `Allow: POST`, though GET /v1/keys is served too (two routes)
+    for path, served in (
+        ("/v1/keys", {"GET", "POST"}),
+        ("/v1/evals/runs", {"GET", "POST"}),
+        ("/v1/cases/C-000000", {"GET"}),
+    ):
+        response = client_for(api).request("OPTIONS", path)
+        assert response.status_code == 405 and response.headers["content-type"] == PROBLEM, path
+        assert {m.strip() for m in response.headers["allow"].split(",")} - {"HEAD"} == served, (
+            path,
+            response.headers["allow"],
+        )
+    assert client_for(api).put("/v1/keys/k0").headers["allow"] == "DELETE"

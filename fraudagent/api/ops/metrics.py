@@ -2,16 +2,18 @@
 
 Other parts of the service record through `app.state.metrics`: `observe_report(report)` after a report
 is drafted, `watch_queue(name, depth_fn)` for a job queue whose depth is read at each scrape (or
-`set_queue_depth(name, n)` to push it).
+`set_queue_depth(name, n)` to push it), `watch_scheduler(stats_fn)` for the model scheduler's calls running,
+waiting and preempted (agent/scheduler.py `ModelScheduler.stats`), read at each scrape.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from fraudagent.agent.report import InvestigationReport
 
@@ -70,6 +72,11 @@ class Metrics:
             self._queues[queue] = depth
         self.queue_depth.labels(queue=queue)
 
+    def watch_scheduler(self, stats: Callable[[], dict[str, int]]) -> None:
+        """fraudagent_model_calls{state=running|waiting_interactive|waiting_background} and
+        fraudagent_model_preemptions_total (background calls stopped for interactive work), read at every scrape."""
+        self.registry.register(_SchedulerCollector(stats))
+
     def render(self) -> bytes:
         with self._lock:
             queues = dict(self._queues)
@@ -79,3 +86,22 @@ class Metrics:
             except Exception as error:  # a scrape reports what it can
                 log.warning("queue depth of %s unavailable: %s", queue, type(error).__name__)
         return generate_latest(self.registry)
+
+
+class _SchedulerCollector:
+    def __init__(self, stats: Callable[[], dict[str, int]]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        s = self.stats()
+        calls = GaugeMetricFamily(
+            "fraudagent_model_calls", "model calls holding a slot or waiting for one", labels=["state"]
+        )
+        for state in ("running", "waiting_interactive", "waiting_background"):
+            calls.add_metric([state], s.get(state, 0))
+        yield calls
+        yield CounterMetricFamily(
+            "fraudagent_model_preemptions",
+            "background model calls stopped to give the slot to interactive work",
+            value=s.get("preemptions", 0),
+        )

@@ -129,5 +129,5 @@ async def readyz(request: Request) -> Any:
     },
 )
 def metrics(request: Request, _: Annotated[Caller, Depends(require_role("admin"))]) -> Response:
-    """Prometheus metrics: request latency by route, reports by path, tokens, job queue depth."""
+    """Prometheus metrics: request latency by route, reports by path, tokens, job queue depth, the model scheduler."""
     return Response(request.app.state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

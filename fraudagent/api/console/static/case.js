@@ -124,9 +124,9 @@
   /* ---------- the timeline ---------- */
 
   function renderTimeline() {
-    // the case account's own events; a linked account's events (citable items too) stay in the evidence list
-    const account = detail.record.case.account_id;
-    const events = [...items.values()].filter((i) => i.kind === "txn" && i.data.ts && i.data.account_id === account)
+    // The case account's own events; a linked account's events (cited by the link) stay with that account.
+    const owner = detail.record.case.account_id;
+    const events = [...items.values()].filter((i) => i.kind === "txn" && i.data.ts && i.data.account_id === owner)
       .map((i) => ({ id: i.id, ...i.data, t: Date.parse(i.data.ts), amt: i.data.amount ? Number(i.data.amount) : null }))
       .sort((a, b) => a.t - b.t);
     const scores = new Map([...items.values()].filter((i) => i.kind === "score").map((i) => [i.data.event_id, i]));
