@@ -6,14 +6,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
-from fraudagent.cli.services import ManagedProcess
+from fraudagent.cli.services import ManagedProcess, free_port
 from fraudagent.core.models import (
     Action,
     Disposition,
@@ -27,6 +30,8 @@ from fraudagent.retrieval.past_cases import PastCaseStore, make_client
 from fraudagent.retrieval.search import CaseQuery, Fusion, RetrievalMode, reciprocal_rank_fusion
 from fraudagent.tools.similar_cases import PastCaseRetriever, similar_cases_tool
 
+ROOT = Path(__file__).resolve().parents[2]
+CHROMA = ROOT / ".venv" / "bin" / "chroma"
 BASE = datetime(2026, 3, 1, tzinfo=timezone.utc)
 
 
@@ -177,6 +182,46 @@ INDEXED = [
     IndexedCase(case=c, provenance=Provenance.imported, region="EU" if n % 2 else "US")
     for n, c in enumerate(CASES[:-1])
 ] + [RING]
+
+
+@pytest.fixture(scope="session")
+def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ManagedProcess]:
+    """A real `chroma run` on loopback for the session, telemetry off, stopped at the end."""
+    port = free_port()
+    log_dir = ROOT / "test-artifacts" / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / "chroma.log"
+    cmd = [
+        str(CHROMA),
+        "run",
+        "--path",
+        str(tmp_path_factory.mktemp("chroma-server")),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    env = os.environ | {"ANONYMIZED_TELEMETRY": "False"}
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+    server = ManagedProcess(name="chroma", process=process, log_path=log_path, url=f"http://127.0.0.1:{port}")
+    deadline = time.monotonic() + 60
+    while not _heartbeat(server.url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            pytest.fail(f"chroma run did not start:\n{server.tail()}")
+        time.sleep(0.2)
+    yield server
+    server.stop()
+
+
+def _heartbeat(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v2/heartbeat", timeout=1.0).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 @pytest.fixture(params=["disk", "server"])
