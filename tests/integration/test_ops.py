@@ -430,9 +430,9 @@ def test_the_openapi_spec_holds_no_5xx_and_no_schema_breaking_response(
 
     from fraudagent.summaries import callbacks
     from tests.fakes import ScriptedEndpoint
+    from tests.integration.test_eval_runner import MINI, write_suite
     from tests.receiver import CallbackReceiver
     from tests.sse import sse_events
-    from tests.test_eval_runner import MINI, write_suite
 
     caplog.set_level(logging.WARNING)
     monkeypatch.setattr(
