@@ -89,7 +89,9 @@ class Choices:
         return list(self.actions)
 
 
-def permitted_actions(policy: Policy, typology: Typology, facts: Facts, *, rule: ClassifyRule, suggested: list[Action]) -> list[Action]:
+def permitted_actions(
+    policy: Policy, typology: Typology, facts: Facts, *, rule: ClassifyRule, suggested: list[Action]
+) -> list[Action]:
     """Actions the model may recommend with this typology.
 
     The policy's own limits (allowed per typology, high-impact needs a fact, no clearing while strong fraud facts
@@ -141,12 +143,26 @@ def draft_schema(c: Choices) -> dict[str, Any]:
             "type": "object",
             "properties": {
                 "typology": {"const": typology.value},
-                "actions": {"type": "array", "items": {"enum": [a.value for a in actions]}, "minItems": 1, "maxItems": 2},
+                "actions": {
+                    "type": "array",
+                    "items": {"enum": [a.value for a in actions]},
+                    "minItems": 1,
+                    "maxItems": 2,
+                },
                 "confidence": {"enum": list(CONFIDENCE)},
-                "findings": {"type": "array", "items": {"enum": c.finding_ids}, "minItems": 1, "maxItems": MAX_FINDINGS},
+                "findings": {
+                    "type": "array",
+                    "items": {"enum": c.finding_ids},
+                    "minItems": 1,
+                    "maxItems": MAX_FINDINGS,
+                },
                 "unknowns": {"type": "array", "items": {"enum": list(OPEN_QUESTIONS)}, "maxItems": MAX_UNKNOWNS},
-                "narrative": {"type": "array", "items": {"type": "string", "pattern": SENTENCE_PATTERN},
-                              "minItems": 1, "maxItems": MAX_SENTENCES},  # fmt: skip
+                "narrative": {
+                    "type": "array",
+                    "items": {"type": "string", "pattern": SENTENCE_PATTERN},
+                    "minItems": 1,
+                    "maxItems": MAX_SENTENCES,
+                },
             },
             "required": ["typology", "actions", "confidence", "findings", "unknowns", "narrative"],
             "additionalProperties": False,

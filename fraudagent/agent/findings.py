@@ -32,7 +32,9 @@ def item_finding(pack: EvidencePack, evidence_id: str, source: FindingSource = "
         scored = f" (model score {pack.items[score].data['score']:.2f})" if score in pack.items else ""
         return Finding(statement=f"Event {bare}: {item.line}{scored}.", evidence_ids=cites, source=source)
     label = {"acct": "Linked account", "dev": "Device"}.get(item.kind, "Item")
-    return Finding(statement=f"{label} {evidence_id.partition(':')[2]}: {item.line}.", evidence_ids=[evidence_id], source=source)
+    return Finding(
+        statement=f"{label} {evidence_id.partition(':')[2]}: {item.line}.", evidence_ids=[evidence_id], source=source
+    )
 
 
 def _short(scored: ScoredEvent) -> str:
@@ -53,12 +55,19 @@ def timeline_finding(pack: EvidencePack) -> Finding | None:
     before = [s for s in own if s.event.ts <= trigger.event.ts and s is not trigger]
     chosen = before[-TIMELINE_BEFORE:]
     t = trigger.event
-    departs = [s for s in before[: len(before) - len(chosen)]
-               if (t.device_id and s.event.device_id == t.device_id) or (t.instrument_id and s.event.instrument_id == t.instrument_id)]  # fmt: skip
+    departs = [
+        s
+        for s in before[: len(before) - len(chosen)]
+        if (t.device_id and s.event.device_id == t.device_id)
+        or (t.instrument_id and s.event.instrument_id == t.instrument_id)
+    ]
     if departs:
         chosen = [departs[-1], *chosen]
     parts = "; ".join(_short(s) for s in chosen)
-    statement = (f"Before the case opened: {parts}; then the event that opened it, {_short(trigger)}." if chosen
-                 else f"The event that opened the case: {_short(trigger)}.")  # fmt: skip
+    statement = (
+        f"Before the case opened: {parts}; then the event that opened it, {_short(trigger)}."
+        if chosen
+        else f"The event that opened the case: {_short(trigger)}."
+    )
     ids = [f"txn:{s.event.event_id}" for s in [*chosen, trigger] if f"txn:{s.event.event_id}" in pack.items]
     return Finding(statement=statement, evidence_ids=ids, source="code") if ids else None

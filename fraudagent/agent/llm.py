@@ -53,7 +53,12 @@ def response_format(settings: Settings, schema: dict[str, Any]) -> dict[str, Any
     if settings.llm_schema_mode == "llama_cpp":  # llama-cpp-python: json_object with a schema becomes a grammar
         return {"type": "json_object", "schema": schema}
     if settings.llm_schema_mode == "json_schema":  # OpenAI-style strict structured outputs: the root must be an object
-        wrapped = {"type": "object", "properties": {"draft": schema}, "required": ["draft"], "additionalProperties": False}
+        wrapped = {
+            "type": "object",
+            "properties": {"draft": schema},
+            "required": ["draft"],
+            "additionalProperties": False,
+        }
         return {"type": "json_schema", "json_schema": {"name": "draft", "strict": True, "schema": wrapped}}
     return None
 
@@ -157,20 +162,36 @@ def check_schema_support(settings: Settings, *, model: str | None = None) -> str
     An endpoint that does not answer at all is not this check's concern (reports fall back and say why)."""
     import httpx
 
-    schema = {"type": "object", "properties": {"typology": {"enum": ["legitimate"]}, "findings": {"type": "array",
-              "items": {"enum": ["fact:a"]}, "maxItems": 2}, "narrative": {"type": "string"}},
-              "required": ["typology", "findings", "narrative"]}  # fmt: skip
+    schema = {
+        "type": "object",
+        "properties": {
+            "typology": {"enum": ["legitimate"]},
+            "findings": {"type": "array", "items": {"enum": ["fact:a"]}, "maxItems": 2},
+            "narrative": {"type": "string"},
+        },
+        "required": ["typology", "findings", "narrative"],
+    }
     fmt = response_format(settings, schema)
     if fmt is None:
         return None
-    body = {"model": model or settings.llm_model, "messages": [{"role": "user", "content": "{}"}], "max_tokens": 2,
-            "response_format": fmt, "temperature": 0}  # fmt: skip
+    body = {
+        "model": model or settings.llm_model,
+        "messages": [{"role": "user", "content": "{}"}],
+        "max_tokens": 2,
+        "response_format": fmt,
+        "temperature": 0,
+    }
     headers = {"Authorization": f"Bearer {settings.llm_api_key.get_secret_value()}"}
     try:
-        response = httpx.post(f"{settings.llm_base_url.rstrip('/')}/chat/completions", json=body, headers=headers, timeout=60)
+        response = httpx.post(
+            f"{settings.llm_base_url.rstrip('/')}/chat/completions", json=body, headers=headers, timeout=60
+        )
     except httpx.HTTPError:
         return None
     if response.status_code >= 400:
-        return (f"the model endpoint refused a draft schema (HTTP {response.status_code}) in schema mode "
-                f"{settings.llm_schema_mode!r}; set FRAUDAGENT_LLM_SCHEMA_MODE to one it supports (llama_cpp, json_schema, off)")
+        return (
+            f"the model endpoint refused a draft schema (HTTP {response.status_code}) in schema mode "
+            f"{settings.llm_schema_mode!r}; set FRAUDAGENT_LLM_SCHEMA_MODE to one it supports "
+            "(llama_cpp, json_schema, off)"
+        )
     return None

@@ -27,16 +27,33 @@ from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
+from fraudagent import store
 from fraudagent.agent import fallback, injection
-from fraudagent.agent.drafting import CONFIDENCE, Choices, ModelDraft, choices, draft_schema, narrative_so_far, parse_draft, render_unknowns
+from fraudagent.agent.drafting import (
+    CONFIDENCE,
+    Choices,
+    ModelDraft,
+    choices,
+    draft_schema,
+    narrative_so_far,
+    parse_draft,
+    render_unknowns,
+)
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, gather_evidence
 from fraudagent.agent.facts import add_facts
 from fraudagent.agent.findings import item_finding, timeline_finding
 from fraudagent.agent.llm import chat_model, response_format, stream_call, token_counter
 from fraudagent.agent.pii import Pseudonyms
 from fraudagent.agent.policy import ClassifyRule, Policy, cached_policy, facts_of
-from fraudagent.agent.prompts import PROMPT_VERSION, SYSTEM_PROMPT, feedback_prompt, render_evidence, rules_line, shown_ids, user_prompt
-from fraudagent.agent.scheduler import ModelScheduler, Priority, Turn
+from fraudagent.agent.prompts import (
+    PROMPT_VERSION,
+    SYSTEM_PROMPT,
+    feedback_prompt,
+    render_evidence,
+    rules_line,
+    shown_ids,
+    user_prompt,
+)
 from fraudagent.agent.report import (
     MAX_NARRATIVE_CHARS,
     Finding,
@@ -46,11 +63,11 @@ from fraudagent.agent.report import (
     Timings,
     Usage,
 )
+from fraudagent.agent.scheduler import ModelScheduler, Priority, Turn
 from fraudagent.agent.verifier import Verdict, Vocabulary, required_findings, verify, vocabulary
 from fraudagent.core.errors import InvalidInput
 from fraudagent.core.models import Action, Disposition, Typology
 from fraudagent.core.settings import Settings
-from fraudagent import store
 from fraudagent.store.tables import Tables
 from fraudagent.tools.scores import ScoreProvider
 from fraudagent.tools.similar_cases import PastCases
@@ -82,7 +99,9 @@ class Investigator:
             self.policy = cached_policy(self.settings.policy_path)
         if self.scheduler is None:
             s = self.settings
-            self.scheduler = ModelScheduler(slots=s.llm_parallel_calls, max_waiting=s.llm_queue_max, interactive_wait_s=s.llm_queue_wait_s)
+            self.scheduler = ModelScheduler(
+                slots=s.llm_parallel_calls, max_waiting=s.llm_queue_max, interactive_wait_s=s.llm_queue_wait_s
+            )
 
     def model_turn(self, priority: Priority) -> AbstractContextManager[Turn]:
         """A slot on the model endpoint (agent/scheduler.py): interactive work before background work."""
@@ -121,7 +140,10 @@ def add_injection_fact(pack: EvidencePack) -> list[injection.Flag]:
                 kind="fact",
                 line=f"{len(flags)} customer-written text(s) contain instructions addressed to the reviewer: {where}",
                 rests_on=[f.evidence_id.removeprefix("txn:") for f in flags if f.evidence_id.startswith("txn:")],
-                data={"count": len(flags), "flags": [{"id": f.evidence_id, "field": f.field, "signs": list(f.signs)} for f in flags]},
+                data={
+                    "count": len(flags),
+                    "flags": [{"id": f.evidence_id, "field": f.field, "signs": list(f.signs)} for f in flags],
+                },
             )
         )
     return flags
@@ -134,7 +156,9 @@ def injection_findings(pack: EvidencePack) -> list[Finding]:
     findings = []
     for flag in fact.data["flags"]:
         ids = ["fact:injection_attempt"] + ([flag["id"]] if flag["id"] in pack.items else [])
-        text = injection.finding_text(injection.Flag(flag["id"], flag["field"], tuple(flag["signs"])), pack.case.case_id)
+        text = injection.finding_text(
+            injection.Flag(flag["id"], flag["field"], tuple(flag["signs"])), pack.case.case_id
+        )
         findings.append(Finding(statement=text, evidence_ids=ids, source="injection"))
     return findings
 
@@ -172,7 +196,10 @@ def _injection_problems(draft: ModelDraft, pack: EvidencePack, rule: ClassifyRul
         return []
     clears = draft.typology is Typology.legitimate or any(a in CLEARING for a in draft.actions)
     if clears and rule.typology is not Typology.legitimate:
-        return [f"the draft clears the case, but the facts match {rule.id} and the case holds instruction-like customer text"]
+        return [
+            f"the draft clears the case, but the facts match {rule.id} "
+            "and the case holds instruction-like customer text"
+        ]
     return []
 
 
@@ -200,13 +227,20 @@ def prepare(investigator: Investigator, pack: EvidencePack) -> Prepared:
     facts = facts_of(pack.items)
     rule = policy.classify_case(facts)
     decision = policy.decide(rule.typology, facts)
-    flagged = {f["id"] for f in pack.items["fact:injection_attempt"].data["flags"]} if "fact:injection_attempt" in pack.items else set()
+    flagged = (
+        {f["id"] for f in pack.items["fact:injection_attempt"].data["flags"]}
+        if "fact:injection_attempt" in pack.items
+        else set()
+    )
     count = token_counter(settings)
     evidence = render_evidence(
-        pack, max_events=settings.evidence_prompt_events, token_budget=settings.evidence_prompt_tokens,
+        pack,
+        max_events=settings.evidence_prompt_events,
+        token_budget=settings.evidence_prompt_tokens,
         policy_line=rules_line(rule.typology.value, rule.id, [a.value for a in decision.suggested]),
-        flagged=flagged, count_tokens=count,
-    )  # fmt: skip
+        flagged=flagged,
+        count_tokens=count,
+    )
     allowed = choices(pack, policy, facts, shown=shown_ids(evidence))
     pseudonyms = None
     if settings.llm_is_external:  # personal data leaves as stable tokens and comes back in the report
@@ -214,10 +248,17 @@ def prepare(investigator: Investigator, pack: EvidencePack) -> Prepared:
         pseudonyms = Pseudonyms(names)
         evidence = pseudonyms.mask(evidence)
     return Prepared(
-        pack=pack, facts=facts, rule=rule, choices=allowed, evidence=evidence,
-        schema=draft_schema(allowed), vocab=vocabulary(pack, evidence), flagged=flagged, pseudonyms=pseudonyms,
+        pack=pack,
+        facts=facts,
+        rule=rule,
+        choices=allowed,
+        evidence=evidence,
+        schema=draft_schema(allowed),
+        vocab=vocabulary(pack, evidence),
+        flagged=flagged,
+        pseudonyms=pseudonyms,
         count_tokens=count,
-    )  # fmt: skip
+    )
 
 
 @dataclass
@@ -270,8 +311,14 @@ def draft_with_retries(
 
         for _ in range(MAX_PREEMPTIONS + 1):
             with investigator.model_turn(priority) as turn:  # ModelBusy propagates: the caller answers 503 or retries
-                call = stream_call(llm, messages, body=body, deadline_s=settings.draft_timeout_s, on_delta=on_delta,
-                                   cancel=turn.preempted if priority == "background" else None)  # fmt: skip
+                call = stream_call(
+                    llm,
+                    messages,
+                    body=body,
+                    deadline_s=settings.draft_timeout_s,
+                    on_delta=on_delta,
+                    cancel=turn.preempted if priority == "background" else None,
+                )
             if not call.preempted:
                 break
             out.preemptions += 1  # a chat turn took the model: queue again, this attempt starts over
@@ -288,7 +335,14 @@ def draft_with_retries(
         if draft is None:
             found = [why or "no draft"]
         else:
-            verdict = verify(draft, prepared.pack, policy, prepared.vocab, choices=prepared.choices, max_narrative=MAX_NARRATIVE_CHARS)
+            verdict = verify(
+                draft,
+                prepared.pack,
+                policy,
+                prepared.vocab,
+                choices=prepared.choices,
+                max_narrative=MAX_NARRATIVE_CHARS,
+            )
             steered = _injection_problems(draft, prepared.pack, prepared.rule)
             verdict.fatal += steered
             verdict.problems += steered
@@ -296,7 +350,9 @@ def draft_with_retries(
             if verdict.acceptable:
                 out.accepted = (draft, verdict)
             else:
-                out.proposal = ModelProposal(typology=draft.typology, actions=list(draft.actions), refused_because=list(verdict.fatal))
+                out.proposal = ModelProposal(
+                    typology=draft.typology, actions=list(draft.actions), refused_because=list(verdict.fatal)
+                )
         out.verification_s += time.perf_counter() - v0
         progress("checks", {"attempt": attempt, "ok": out.accepted is not None, "problems": found})
         if out.accepted is not None:
@@ -310,7 +366,11 @@ def draft_with_retries(
 
 
 def _code_narrative(pack: EvidencePack, typology: Typology) -> str:
-    facts = [i.line for i in pack.items.values() if i.kind == "fact" and i.id not in ("fact:injection_attempt", "fact:trigger_event")]
+    facts = [
+        i.line
+        for i in pack.items.values()
+        if i.kind == "fact" and i.id not in ("fact:injection_attempt", "fact:trigger_event")
+    ]
     lead = f"Case {pack.case.case_id} on account {pack.case.account_id}, read as {typology.value.replace('_', ' ')}"
     return lead + (": " + "; ".join(facts[:2]) + "." if facts else ".")
 
@@ -319,8 +379,11 @@ def _with_supporting_facts(pack: EvidencePack, findings: list[Finding]) -> list[
     """The model's findings first, in its order; then every other computed fact, written by code, so the report
     stands on all the evidence code computed (what the deterministic report lists too), not only on what was picked."""
     cited = {ref for f in findings for ref in f.evidence_ids}
-    rest = [item_finding(pack, i.id, "code") for i in pack.items.values()
-            if i.kind == "fact" and i.id not in cited and i.id != "fact:injection_attempt"]  # fmt: skip
+    rest = [
+        item_finding(pack, i.id, "code")
+        for i in pack.items.values()
+        if i.kind == "fact" and i.id not in cited and i.id != "fact:injection_attempt"
+    ]
     return [*findings, *rest]
 
 
@@ -355,7 +418,9 @@ def assemble(
         final = policy.decide(draft.typology, prepared.facts)
         body: dict[str, Any] = {
             "narrative": narrative,
-            "findings": _with_supporting_facts(pack, verdict.findings + required_findings(pack, policy, draft.typology, verdict.findings)),
+            "findings": _with_supporting_facts(
+                pack, verdict.findings + required_findings(pack, policy, draft.typology, verdict.findings)
+            ),
             "typology": draft.typology,
             "recommended_actions": list(dict.fromkeys(draft.actions)),
             "confidence": CONFIDENCE[draft.confidence],
@@ -382,7 +447,9 @@ def assemble(
         model_proposal=outcome.proposal if outcome is not None and outcome.accepted is None else None,
         policy_version=policy.version,
         injection_flags=sorted(prepared.flagged),
-        model={"fallback": f"deterministic ({model_name} rejected or unavailable)", "policy": "none (policy only)"}.get(path, model_name),
+        model={"fallback": f"deterministic ({model_name} rejected or unavailable)", "policy": "none (policy only)"}.get(
+            path, model_name
+        ),
         prompt_version=PROMPT_VERSION,
         evidence_hash=pack.snapshot_hash(),
         evidence_cuts=pack.cuts,
@@ -418,11 +485,20 @@ def report_from_pack(
     """Prepare, draft (unless `use_model` is off) and assemble over a gathered (or stored) evidence pack."""
     t1 = time.perf_counter()
     prepared = prepare(investigator, pack)
-    outcome = draft_with_retries(investigator, prepared, model=model, progress=progress, priority=priority) if use_model else None
+    outcome = (
+        draft_with_retries(investigator, prepared, model=model, progress=progress, priority=priority)
+        if use_model
+        else None
+    )
     verification_s = outcome.verification_s if outcome else 0.0
-    timings = Timings(evidence_s=round(evidence_s, 3), drafting_s=round(time.perf_counter() - t1 - verification_s, 3),
-                      verification_s=round(verification_s, 4))  # fmt: skip
-    return assemble(investigator, prepared, outcome, model=model, requested_by=requested_by, timings=timings, replay_of=replay_of)
+    timings = Timings(
+        evidence_s=round(evidence_s, 3),
+        drafting_s=round(time.perf_counter() - t1 - verification_s, 3),
+        verification_s=round(verification_s, 4),
+    )
+    return assemble(
+        investigator, prepared, outcome, model=model, requested_by=requested_by, timings=timings, replay_of=replay_of
+    )
 
 
 def draft_report(
@@ -435,10 +511,19 @@ def draft_report(
     progress: ProgressFn = _quiet,
     priority: Priority = "interactive",
 ) -> InvestigationReport:
-    """The pipeline for one case. `use_model=False` is the policy-only solver: facts and policy, no LLM (path `policy`)."""
+    """The pipeline for one case. `use_model=False` is the policy-only solver: facts and policy, no LLM
+    (path `policy`)."""
     pack, seconds = _gather(investigator, case_id, progress)
-    return report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model,
-                            evidence_s=seconds, progress=progress, priority=priority)  # fmt: skip
+    return report_from_pack(
+        investigator,
+        pack,
+        model=model,
+        requested_by=requested_by,
+        use_model=use_model,
+        evidence_s=seconds,
+        progress=progress,
+        priority=priority,
+    )
 
 
 def draft_and_store(
@@ -456,9 +541,19 @@ def draft_and_store(
     `priority` orders the model call among others (background: summary jobs, eval runs)."""
     progress = progress or _quiet
     pack, seconds = _gather(investigator, case_id, progress)
-    report = report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model,
-                              evidence_s=seconds, progress=progress, priority=priority)  # fmt: skip
-    store.reports.put_report(investigator.history, case_id=case_id, report=report.model_dump(mode="json"), snapshot=pack.model_dump_json())
+    report = report_from_pack(
+        investigator,
+        pack,
+        model=model,
+        requested_by=requested_by,
+        use_model=use_model,
+        evidence_s=seconds,
+        progress=progress,
+        priority=priority,
+    )
+    store.reports.put_report(
+        investigator.history, case_id=case_id, report=report.model_dump(mode="json"), snapshot=pack.model_dump_json()
+    )
     return report
 
 
@@ -476,4 +571,6 @@ def replay_report(
     pack = EvidencePack.model_validate_json(snapshot)
     if pack.snapshot_hash() != stored["evidence_hash"]:
         raise InvalidInput(f"the snapshot of report {report_id} does not match its evidence hash", [])
-    return report_from_pack(investigator, pack, model=model, requested_by=requested_by, use_model=use_model, replay_of=report_id)
+    return report_from_pack(
+        investigator, pack, model=model, requested_by=requested_by, use_model=use_model, replay_of=report_id
+    )

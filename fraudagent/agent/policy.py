@@ -15,22 +15,28 @@ from collections.abc import Callable, Mapping
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from fraudagent.core.models import Action, Typology
 
-_CONDITION = re.compile(r"^\s*(?P<fact>[a-z_0-9]+)(?:\.(?P<field>[a-z_0-9]+)\s*(?P<op>>=|<=|==|>|<)\s*(?P<value>-?\d+(?:\.\d+)?))?\s*$")
+_CONDITION = re.compile(
+    r"^\s*(?P<fact>[a-z_0-9]+)(?:\.(?P<field>[a-z_0-9]+)\s*(?P<op>>=|<=|==|>|<)\s*(?P<value>-?\d+(?:\.\d+)?))?\s*$"
+)
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">=": operator.ge, "<=": operator.le, "==": operator.eq, ">": operator.gt, "<": operator.lt,
-}  # fmt: skip
+    ">=": operator.ge,
+    "<=": operator.le,
+    "==": operator.eq,
+    ">": operator.gt,
+    "<": operator.lt,
+}
 DEFAULT_POLICY = "default.yaml"
 
 # Facts as the policy sees them: name -> the fact item's data.
 Facts = Mapping[str, Mapping[str, Any]]
-Condition = Union[str, list[str]]
+Condition = str | list[str]
 
 
 def _check_condition(text: str) -> str:
@@ -87,7 +93,9 @@ class SuggestRule(_Rule):
 class TypologyPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     supported_by: list[Condition] = Field(default_factory=list, description="any one; empty: always supported")
-    must_cite: list[str] = Field(default_factory=list, description="facts a report of this typology cites when they exist")
+    must_cite: list[str] = Field(
+        default_factory=list, description="facts a report of this typology cites when they exist"
+    )
     allowed: list[Action] = Field(min_length=1)
     suggest: list[SuggestRule] = Field(min_length=1)
 
@@ -147,7 +155,9 @@ class Policy(BaseModel):
     def decide(self, typology: Typology, facts: Facts) -> PolicyDecision:
         rules = self.typologies[typology]
         suggestion = next(rule for rule in rules.suggest if rule.fires(facts))
-        return PolicyDecision(typology=typology, allowed=list(rules.allowed), suggested=list(suggestion.actions), rules=[suggestion.id])
+        return PolicyDecision(
+            typology=typology, allowed=list(rules.allowed), suggested=list(suggestion.actions), rules=[suggestion.id]
+        )
 
     def supported(self, typology: Typology, facts: Facts) -> bool:
         conditions = self.typologies[typology].supported_by
@@ -160,7 +170,8 @@ class Policy(BaseModel):
         for action in actions:
             if action not in allowed:
                 problems.append(
-                    f"{action.value} is not allowed for {typology.value}; allowed: {', '.join(a.value for a in allowed)}"
+                    f"{action.value} is not allowed for {typology.value}; "
+                    f"allowed: {', '.join(a.value for a in allowed)}"
                 )
             elif action in self.high_impact and not any(holds(c, facts) for c in self.high_impact[action]):
                 needs = sorted({f for c in self.high_impact[action] for f in fact_names(c)})
@@ -180,7 +191,9 @@ class Policy(BaseModel):
 
 def load_policy(path: Path | None = None) -> Policy:
     """The policy at `path`, or the packaged default; raises ValueError with the file's problems."""
-    text = path.read_text() if path else resources.files("fraudagent.agent.policies").joinpath(DEFAULT_POLICY).read_text()
+    text = (
+        path.read_text() if path else resources.files("fraudagent.agent.policies").joinpath(DEFAULT_POLICY).read_text()
+    )
     try:
         return Policy.model_validate(yaml.safe_load(text))
     except (yaml.YAMLError, ValueError) as error:

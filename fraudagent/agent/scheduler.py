@@ -59,8 +59,15 @@ class _Waiter:
 
 
 class ModelScheduler:
-    def __init__(self, *, slots: int = 1, max_waiting: int = 8, interactive_wait_s: float = 60.0,
-                 background_wait_s: float = 3600.0, typical_call_s: float = 20.0) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        slots: int = 1,
+        max_waiting: int = 8,
+        interactive_wait_s: float = 60.0,
+        background_wait_s: float = 3600.0,
+        typical_call_s: float = 20.0,
+    ) -> None:
         self.slots = slots
         self.max_waiting = max_waiting
         self.wait_limit: dict[Priority, float] = {"interactive": interactive_wait_s, "background": background_wait_s}
@@ -145,5 +152,9 @@ class ModelScheduler:
 
     def stats(self) -> dict[str, int]:
         with self._lock:
-            return {"running": self._running, "waiting_interactive": sum(w.rank == 0 for w in self._waiting),
-                    "waiting_background": sum(w.rank == 1 for w in self._waiting), "preemptions": self.preemptions}  # fmt: skip
+            return {
+                "running": self._running,
+                "waiting_interactive": sum(w.rank == 0 for w in self._waiting),
+                "waiting_background": sum(w.rank == 1 for w in self._waiting),
+                "preemptions": self.preemptions,
+            }

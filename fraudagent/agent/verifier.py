@@ -17,14 +17,16 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from fraudagent.agent.evidence import EvidencePack
-from fraudagent.agent.policy import Policy, facts_of
 from fraudagent.agent.drafting import Choices, ModelDraft, render_finding
+from fraudagent.agent.evidence import EvidencePack
 from fraudagent.agent.findings import item_finding
+from fraudagent.agent.policy import Policy, facts_of
 from fraudagent.agent.report import Finding
 from fraudagent.core.models import Typology
 
-_ISO_DATETIME = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b")
+_ISO_DATETIME = re.compile(
+    r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?\b"
+)
 _SHORT_DATE = re.compile(r"(?<![\d-])(\d{2})-(\d{2})(?:\s+(\d{2}):(\d{2}))?(?![\d-])")
 _TIME = re.compile(r"(?<![\d:])(\d{1,2}):(\d{2})(?::\d{2})?(?![\d:])")
 _ID = re.compile(r"\b(?:[a-z]+:)?([A-Z][A-Z0-9]{0,5}-[A-Za-z0-9][A-Za-z0-9_.\-]*[A-Za-z0-9]|[A-Z][A-Z0-9]{0,5}-\d)\b")
@@ -255,8 +257,17 @@ def verify(
         fatal += policy.action_problems(draft.typology, actions, facts)
         permitted = choices.actions.get(draft.typology) or []
         if draft.typology not in choices.actions and not policy.action_problems(draft.typology, actions, facts):
-            fatal.append(f"typology {draft.typology.value} is not open for this case (the rules conclude {choices.rule.typology.value})")
-        beyond = [a.value for a in actions if draft.typology in choices.actions and a not in permitted and not policy.action_problems(draft.typology, [a], facts)]
+            fatal.append(
+                f"typology {draft.typology.value} is not open for this case "
+                f"(the rules conclude {choices.rule.typology.value})"
+            )
+        beyond = [
+            a.value
+            for a in actions
+            if draft.typology in choices.actions
+            and a not in permitted
+            and not policy.action_problems(draft.typology, [a], facts)
+        ]
         if beyond:
             fatal.append(
                 f"{', '.join(beyond)} for {draft.typology.value} goes beyond what the rules support "
@@ -268,7 +279,8 @@ def verify(
 
 
 def required_findings(pack: EvidencePack, policy: Policy, typology: Typology, findings: list[Finding]) -> list[Finding]:
-    """Findings code adds for facts the policy requires a report of this typology to cite, if the draft left them out."""
+    """Findings code adds for facts the policy requires a report of this typology to cite, if the draft left them
+    out."""
     cited = {ref for f in findings for ref in f.evidence_ids}
     added: list[Finding] = []
     for fact_id in policy.required_citations(typology, facts_of(pack.items)):
