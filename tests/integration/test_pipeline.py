@@ -233,3 +233,32 @@ def test_a_background_draft_gives_the_model_to_a_chat_turn_and_finishes_after_it
     assert stages.index("preempted") < len(stages) - 1 and stages.count("token") > tokens_while_chatting
     assert investigator.scheduler is not None and investigator.scheduler.stats()["preemptions"] == 1
     assert len(model.seen) == 2  # the draft started over from its prompt
+
+
+def test_the_agents_tools_answer_with_citable_ids_as_langchain_tools(settings: Settings, loaded: Tables) -> None:
+    """Each evidence source as a LangChain tool bound to one case: what a tool-calling agent would be given."""
+    from datetime import timedelta
+
+    from fraudagent.tools.history import history_tool
+    from fraudagent.tools.linked import linked_accounts_tool
+    from fraudagent.tools.scores import risk_scores_tool, score_provider
+
+    case = store.cases.get_case(loaded, "C-000123").case
+    end = case.opened_at
+    history = history_tool(loaded, account_id=case.account_id, end=end).invoke({"days": 30})
+    assert [e["id"] for e in history["events"]] == ["txn:E-99790", "txn:E-99801", "txn:E-99812"] and not history["cut"]
+    assert [
+        e["id"] for e in history_tool(loaded, account_id=case.account_id, end=end).invoke({"days": 1})["events"]
+    ] == [
+        "txn:E-99801",
+        "txn:E-99812",
+    ]
+    events, _ = store.events.account_events(
+        loaded, case.account_id, start=end - timedelta(days=90), end=end, max_items=50
+    )
+    linked = linked_accounts_tool(
+        loaded, account_id=case.account_id, events=events, start=end - timedelta(days=90), end=end
+    )
+    assert linked.invoke({}) == {"accounts": []}  # the example's devices and card are its own
+    scores = risk_scores_tool(score_provider(settings), events=events, accounts=[]).invoke({})
+    assert [s["id"] for s in scores["scores"]] == ["score:E-99812"] and scores["scores"][0]["score"] == 0.91
