@@ -319,15 +319,14 @@ def draft_with_retries(
                     on_delta=on_delta,
                     cancel=turn.preempted if priority == "background" else None,
                 )
+            out.usage.completion_tokens += call.completion_tokens
             if not call.preempted:
                 break
             out.preemptions += 1  # a chat turn took the model: queue again, this attempt starts over
-            out.usage.completion_tokens += call.completion_tokens
             progress("preempted", {"attempt": attempt})
         out.usage.llm_calls += 1
-        out.usage.completion_tokens += call.completion_tokens
         out.usage.prompt_tokens += call.prompt_tokens or sum(prepared.count_tokens(str(m.content)) for m in messages)
-        if call.error is not None and not call.text:
+        if call.error is not None and (not call.text or call.preempted):  # preempted too often: a failed call
             out.problems.append(f"model call failed: {call.error}")
             break
         v0 = time.perf_counter()
