@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from langchain_core.messages import HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import BaseModel, Field
 
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, add_event, add_similar_case
@@ -122,14 +122,6 @@ def signs_of_instructions(item: EvidenceItem) -> bool:
     return bool(item.untrusted and signs_of(item.untrusted))
 
 
-def _case_line(pack: EvidencePack) -> str:
-    c = pack.case
-    return (
-        f"CASE {c.case_id} account {c.account_id} opened {c.opened_at:%Y-%m-%d %H:%M} trigger {c.trigger.kind.value}:"
-        f" {c.trigger.detail}"
-    )
-
-
 def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolResult:
     """Read what the tool needs, with arguments taken from the pack only; new items join the pack (this case's data)."""
     result = ToolResult(tool)
@@ -190,27 +182,33 @@ def run_tool(tool: ChatTool, pack: EvidencePack, *, investigator: Any) -> ToolRe
     return result
 
 
-def build_prompt(
+def build_messages(
     pack: EvidencePack, tool: ToolResult, *, question: str, earlier: Sequence[Turn], token_budget: int
-) -> str:
-    parts: list[str] = []
-    if tool.tool == "evidence":
-        flagged = {f.evidence_id for f in scan(pack)}
-        parts.append(render_evidence(pack, max_events=6, token_budget=token_budget, flagged=flagged))
-    else:
-        kept, budget = [], token_budget
+) -> list[BaseMessage]:
+    """The chat turn as messages laid out for the server's prefix cache: the system prompt and the case's evidence
+    come first and are the same on every turn of a session, then the earlier turns, then this turn's tool lines and
+    question. A follow-up question therefore makes the server evaluate only what is new since the last turn (the
+    previous question and answer, and this one), not the case again."""
+    flagged = {f.evidence_id for f in scan(pack)}
+    messages: list[BaseMessage] = [
+        SystemMessage(CHAT_SYSTEM_PROMPT),
+        HumanMessage(render_evidence(pack, max_events=6, token_budget=token_budget, flagged=flagged)),
+    ]
+    for t in earlier:
+        text = " ".join(t.text.split())[:300]
+        messages.append(HumanMessage(f"Question: {text}") if t.role == "analyst" else AIMessage(text))
+    asked = f"Question: {' '.join(question.split())}"
+    if tool.tool != "evidence":
+        kept, budget = [], token_budget // 2
         for line in tool.lines:
             cost = approx_tokens(line)
             if cost <= budget:
                 kept.append(line)
                 budget -= cost
         # card numbers, emails and IPs never go to the model (it may be an external provider)
-        parts.append(redact("EVIDENCE\n" + _case_line(pack) + f"\n{_TOOL_HEADINGS[tool.tool]}:\n" + "\n".join(kept)))
-    if earlier:
-        lines = [f"{'Analyst' if t.role == 'analyst' else 'You'}: {' '.join(t.text.split())[:300]}" for t in earlier]
-        parts.append("Earlier in this conversation:\n" + "\n".join(lines))
-    parts.append(f"Question: {' '.join(question.split())}")
-    return "\n\n".join(parts)
+        asked = redact(f"{_TOOL_HEADINGS[tool.tool]}:\n" + "\n".join(kept)) + "\n\n" + asked
+    messages.append(HumanMessage(asked))
+    return messages
 
 
 def cited_ids(answer: str, pack: EvidencePack) -> tuple[list[str], list[str]]:
@@ -242,7 +240,7 @@ def stream_answer(
     pack = investigator.evidence(case_id)
     tool = route(question)
     result = run_tool(tool, pack, investigator=investigator)
-    prompt = build_prompt(
+    messages = build_messages(
         pack,
         result,
         question=question,
@@ -260,7 +258,7 @@ def stream_answer(
         with investigator.model_turn(
             "interactive"
         ):  # the model's slot, ahead of background drafting (agent/scheduler.py)
-            for chunk in llm.stream([SystemMessage(CHAT_SYSTEM_PROMPT), HumanMessage(prompt)]):
+            for chunk in llm.stream(messages):
                 finished = finished or bool((getattr(chunk, "response_metadata", None) or {}).get("finish_reason"))
                 text = chunk.content if isinstance(chunk.content, str) else ""
                 if not text:
@@ -295,7 +293,7 @@ def stream_answer(
             tool_used=tool,
             model_unavailable=failure is not None,
             model=model_name,
-            prompt_tokens_estimate=approx_tokens(CHAT_SYSTEM_PROMPT) + approx_tokens(prompt),
+            prompt_tokens_estimate=sum(approx_tokens(str(m.content)) for m in messages),
             first_token_s=round(first_token_s, 3) if first_token_s is not None else None,
             total_s=round(time.perf_counter() - started, 3),
         ),

@@ -100,7 +100,10 @@ class Investigator:
         if self.scheduler is None:
             s = self.settings
             self.scheduler = ModelScheduler(
-                slots=s.llm_parallel_calls, max_waiting=s.llm_queue_max, interactive_wait_s=s.llm_queue_wait_s
+                slots=s.llm_parallel_calls,
+                background_slots=s.llm_background_calls,
+                max_waiting=s.llm_queue_max,
+                interactive_wait_s=s.llm_queue_wait_s,
             )
 
     def model_turn(self, priority: Priority) -> AbstractContextManager[Turn]:

@@ -63,12 +63,16 @@ class ModelScheduler:
         self,
         *,
         slots: int = 1,
+        background_slots: int | None = None,
         max_waiting: int = 8,
         interactive_wait_s: float = 60.0,
         background_wait_s: float = 3600.0,
         typical_call_s: float = 20.0,
     ) -> None:
         self.slots = slots
+        # Background work may hold at most this many slots, so that with several slots a chat turn finds one free
+        # instead of waiting for (or preempting) a draft. None: all of them (one slot must be shared).
+        self.background_slots = slots if background_slots is None else max(1, min(background_slots, slots))
         self.max_waiting = max_waiting
         self.wait_limit: dict[Priority, float] = {"interactive": interactive_wait_s, "background": background_wait_s}
         self.typical_call_s = typical_call_s
@@ -78,6 +82,7 @@ class ModelScheduler:
         self._waiting: list[_Waiter] = []
         self.preemptions = 0
         self._seq = itertools.count()
+        self._granted_background = 0
 
     def _retry_after(self) -> int:
         return max(1, int(self.typical_call_s * (1 + len(self._waiting)) / self.slots))
@@ -98,11 +103,24 @@ class ModelScheduler:
             return True
         return sum(w.rank == 0 for w in self._waiting) < self.max_waiting
 
+    def _background_running(self) -> int:
+        return sum(t.priority == "background" for t in self._holders) + self._granted_background
+
+    def _may_start(self, rank: int) -> bool:
+        if self._running >= self.slots:
+            return False
+        return rank == 0 or self._background_running() < self.background_slots
+
     def _wake_next(self) -> None:
-        while self._waiting and self._running < self.slots:
-            waiter = min(self._waiting)
+        while self._waiting:
+            eligible = [w for w in self._waiting if self._may_start(w.rank)]
+            if not eligible:
+                return
+            waiter = min(eligible)
             self._waiting.remove(waiter)
             self._running += 1
+            if waiter.rank == 1:
+                self._granted_background += 1  # counted until its Turn joins the holders
             waiter.event.set()
 
     def _preempt_for_interactive(self) -> None:
@@ -124,7 +142,7 @@ class ModelScheduler:
         started = time.monotonic()
         held = Turn(priority)
         with self._lock:
-            if self._running < self.slots and not self._waiting:
+            if self._may_start(_RANK[priority]) and not any(w.rank <= _RANK[priority] for w in self._waiting):
                 self._running += 1
                 waiter = None
             elif not self._queue_room(priority):
@@ -141,6 +159,8 @@ class ModelScheduler:
                     raise ModelBusy(f"the model stayed busy for {self.wait_limit[priority]:.0f} s", self._retry_after())
         held.waited_s = time.monotonic() - started
         with self._lock:
+            if waiter is not None and priority == "background":
+                self._granted_background -= 1
             self._holders.append(held)
         try:
             yield held

@@ -170,6 +170,13 @@ class Settings(BaseSettings):
         le=64,
         description="model calls at once (1 for the embedded one-slot server; more for vLLM, hosted APIs)",
     )
+    llm_background_calls: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="of llm_parallel_calls, how many background work (summary jobs, eval runs) may hold; the rest stay"
+        " free for chat and analyst-requested reports. Unset: all of them",
+    )
     llm_queue_max: int = Field(
         default=8, ge=0, le=1000, description="interactive calls that may wait for the model; past it: 503"
     )

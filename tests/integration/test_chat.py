@@ -121,7 +121,9 @@ def read_sse(
 
 def evidence_part(model: ScriptedStreamModel, call: int = -1) -> str:
     """What the model was shown besides the analyst's own question."""
-    return model.seen[call][-1].content.split("\nQuestion:")[0]  # type: ignore[union-attr]
+    *context, asked = model.seen[call][1:]  # after the system prompt: the case's evidence, earlier turns, this turn
+    shown = [str(m.content) for m in context] + [str(asked.content).rsplit("Question:", 1)[0]]
+    return "\n".join(shown)
 
 
 def test_the_answer_streams_as_tokens_then_a_final_event_citing_only_this_cases_evidence(stores: Any) -> None:
@@ -207,11 +209,13 @@ def test_a_session_continues_across_requests_and_an_app_restart(stores: Any) -> 
         )
         assert events[-1][1]["session_id"] == session_id
         history = client.get(f"/v1/cases/{CASE}/chat/{session_id}").json()
-    second_prompt = model.seen[-1][-1].content
-    assert (
-        "Earlier in this conversation:\nAnalyst: What was bought?\nYou: A 100.00 USD gift card [txn:E-99812]."
-        in second_prompt
-    )  # type: ignore[operator]
+    # The earlier turn comes back as the conversation it was, after the case's evidence and before the new question.
+    earlier = [(m.type, m.content) for m in model.seen[-1][2:]]
+    assert earlier == [
+        ("human", "Question: What was bought?"),
+        ("ai", "A 100.00 USD gift card [txn:E-99812]."),
+        ("human", "Question: And when, relative to the reset?"),
+    ]
     assert [m["text"] for m in history["messages"]] == [
         "What was bought?",
         "A 100.00 USD gift card [txn:E-99812].",

@@ -153,3 +153,39 @@ def _interactive_hold(scheduler: ModelScheduler, release: threading.Event, start
         started.set()
         release.wait(10)
         assert not turn.preempted.is_set()
+
+
+def test_background_work_leaves_the_reserved_slots_to_interactive_callers() -> None:
+    """Four slots, background limited to two: two drafts run, the third waits although slots are free, and a chat
+    turn starts at once without preempting anyone; when a draft ends, the waiting one takes its place."""
+    scheduler = ModelScheduler(slots=4, background_slots=2)
+    releases = [threading.Event(), threading.Event()]
+    holders = [_hold(scheduler, r, threading.Event()) for r in releases]
+    third_started = threading.Event()
+    third = threading.Thread(target=lambda: _hold(scheduler, threading.Event(), third_started), daemon=True)
+    third.start()
+    _wait_for(lambda: scheduler.stats()["waiting_background"] == 1)
+    assert scheduler.stats()["running"] == 2
+
+    chat_release, chat_started = threading.Event(), threading.Event()
+    chat = _hold(scheduler, chat_release, chat_started, priority="interactive")
+    stats = scheduler.stats()
+    assert (stats["running"], stats["waiting_background"], stats["preemptions"]) == (3, 1, 0)
+    assert not third_started.is_set()
+
+    releases[0].set()  # a draft ends: the waiting one starts (the chat still holds its slot)
+    assert third_started.wait(5)
+    chat_release.set()
+    for t in [*holders, chat]:
+        t.join(5)
+    assert scheduler.stats()["waiting_background"] == 0
+
+
+def test_without_a_background_limit_background_work_may_use_every_slot() -> None:
+    scheduler = ModelScheduler(slots=2)
+    releases = [threading.Event(), threading.Event()]
+    holders = [_hold(scheduler, r, threading.Event()) for r in releases]
+    assert scheduler.stats()["running"] == 2
+    for r, t in zip(releases, holders, strict=True):
+        r.set()
+        t.join(5)
