@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from fraudagent import __version__
 from fraudagent.agent.pipeline import Investigator
-from fraudagent.api import cases, decisions, docs, keys, problems
+from fraudagent.api import cases, decisions, docs, feedback, keys, problems
 from fraudagent.api import chat as chat_views
 from fraudagent.api import evalruns as eval_views
 from fraudagent.api import summaries as summary_views
@@ -70,6 +70,7 @@ def create_app(settings: Settings, investigator: Investigator, *, span_exporter:
     app.include_router(ops.router)
     app.include_router(cases.router)
     app.include_router(decisions.router)
+    app.include_router(feedback.router)
     app.include_router(keys.router)
     app.include_router(keys.me_router)
     app.include_router(summary_views.router)

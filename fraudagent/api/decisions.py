@@ -30,9 +30,13 @@ async def create_decision(
     caller: Annotated[Caller, Depends(require_role("analyst"))],
 ) -> DecisionResult:
     """Close the case with the analyst's disposition, typology and actions taken; audited; the case joins
-    the past-case store (provenance analyst_decision). A second decision is 409."""
+    the past-case store (provenance analyst_decision). The decision is compared with the latest report's
+    recommendation (typology, disposition, main action) and the result stored with the report's model, prompt and
+    policy versions and path (`agreement`; null without a report). A second decision is 409."""
     result = await run_in_threadpool(
         decide, investigator, case_id=case_id, request=body, analyst=caller.name, key_id=caller.key_id
     )
     request.app.state.metrics.decisions.labels(disposition=result.decision.disposition.value).inc()
+    if result.agreement is not None:
+        request.app.state.metrics.observe_agreement(result.agreement)
     return result

@@ -1,7 +1,9 @@
-"""`fraudagent eval`: run a suite, compare two runs, (re)generate the shipped suites."""
+"""`fraudagent eval`: run a suite, compare two runs, export decided cases as a suite, (re)generate the shipped
+suites."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -168,6 +170,97 @@ def compare(
         html.parent.mkdir(parents=True, exist_ok=True)
         html.write_text(compare_html(c), encoding="utf-8")
         console.print(f"wrote {html}")
+
+
+def _date(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        err.print(f"[red]error:[/] {option} takes a date as YYYY-MM-DD, not {value!r}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+@eval_app.command("export")
+def export(
+    out: Annotated[Path, typer.Option(help="the suite folder to write (must not exist, or be empty)")],
+    decided: Annotated[
+        bool, typer.Option("--decided", help="export the cases analysts decided (the one source there is)")
+    ] = False,
+    since: Annotated[str | None, typer.Option(help="only cases decided on or after this day (YYYY-MM-DD, UTC)")] = None,
+    typology: Annotated[str | None, typer.Option(help="only cases decided with this typology")] = None,
+    name: Annotated[str | None, typer.Option(help="the suite's name (default decided-<today>)")] = None,
+    keep_pii: Annotated[
+        bool,
+        typer.Option("--keep-pii", help="keep personal data as stored (needs an admin key: --admin-key)"),
+    ] = False,
+    admin_key: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FRAUDAGENT_ADMIN_KEY",
+            help="an API key with the admin role, checked against the key store; required by --keep-pii",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Write the decided cases as a suite (expected = the analyst's decision) that `eval run` takes like any suite;
+    personal data is replaced by stable tokens unless an admin asks for --keep-pii. Audited."""
+    from fraudagent.core.models import Typology
+    from fraudagent.feedback.export import export_decided, pii_key
+    from fraudagent.keys.service import KeyAuthenticator
+    from fraudagent.retrieval.past_cases import PastCaseStore
+    from fraudagent.store.tables import Tables
+
+    settings = _settings()
+    if not decided:
+        err.print("[red]error:[/] say what to export: --decided (the cases analysts decided)")
+        raise typer.Exit(2)
+    day = _date(since, "--since")
+    chosen = None
+    if typology is not None:
+        try:
+            chosen = Typology(typology)
+        except ValueError:
+            err.print(
+                f"[red]error:[/] unknown typology {typology!r}: one of {', '.join(t.value for t in Typology)}",
+                highlight=False,
+                soft_wrap=True,
+            )
+            raise typer.Exit(2) from None
+    try:
+        history = Tables.connect(settings)
+        actor = "cli"
+        if keep_pii:
+            identity = (
+                KeyAuthenticator(history=history, bootstrap_key=settings.api_key, cache_s=0).identify(admin_key)
+                if admin_key
+                else None
+            )
+            if identity is None or "admin" not in identity.roles:
+                err.print("[red]error:[/] --keep-pii needs a valid admin API key (--admin-key or FRAUDAGENT_ADMIN_KEY)")
+                raise typer.Exit(2)
+            actor = identity.name
+        with err.status("exporting the decided cases"):
+            result = export_decided(
+                history,
+                past_case_store=PastCaseStore.from_settings(settings),
+                out=out,
+                since=day,
+                typology=chosen,
+                keep_pii=keep_pii,
+                key=pii_key(settings),
+                actor=actor,
+                name=name,
+            )
+    except FraudAgentError as error:
+        raise _fail(error) from None
+    console.print(
+        f"wrote {result.out}: {len(result.cases)} decided case(s)"
+        + (" with personal data kept" if result.keep_pii else ", personal data replaced by stable tokens")
+        + f" (audit {result.audit_id}); run it with: fraudagent eval run --suite {result.out} --solver policy --out …",
+        soft_wrap=True,
+    )
 
 
 @eval_app.command("generate")

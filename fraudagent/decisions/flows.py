@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
+from typing import Any
 
 from fraudagent import store
 from fraudagent.agent import fallback
 from fraudagent.agent.pipeline import Investigator
+from fraudagent.agent.report import InvestigationReport
 from fraudagent.core.errors import Conflict
 from fraudagent.core.models import PastCase
-from fraudagent.decisions.models import DecisionRequest, DecisionResult
+from fraudagent.decisions.models import Agreement, DecisionRequest, DecisionResult
+from fraudagent.evals.scorers import derive_disposition
 from fraudagent.retrieval.documents import IndexedCase, Provenance
 from fraudagent.store import audit
+from fraudagent.store import feedback as feedback_store
 from fraudagent.store.cases import CaseDecision, CaseRecord
 
 log = logging.getLogger(__name__)
@@ -39,6 +43,8 @@ def decide(
         analyst=analyst,
         decided_at=datetime.now(timezone.utc),
     )
+    latest = store.reports.reports(investigator.history, case_id, limit=1)
+    agreement = agreement_with(latest[0], decision) if latest else None
     event = audit.new_event(
         subject=audit.case_subject(case_id),
         action="case.decided",
@@ -49,14 +55,64 @@ def decide(
             "typology": decision.typology.value,
             "actions": [a.value for a in decision.actions],
             "notes_chars": len(decision.notes),
+            "report_id": agreement.report_id if agreement else None,
+            "agreed": agreement.agreed if agreement else None,
         },
     )
-    store.cases.close_case(investigator.history, case_id=case_id, decision=decision, event=event)
-    indexed = _index(investigator, record, decision)
-    return DecisionResult(case_id=case_id, status="closed", decision=decision, audit_id=event.audit_id, indexed=indexed)
+    also = []
+    if agreement is not None:
+        also.append(
+            feedback_store.agreement_put(
+                investigator.history, agreement.model_dump(mode="json", exclude={"at"}), at=agreement.at
+            )
+        )
+    store.cases.close_case(investigator.history, case_id=case_id, decision=decision, event=event, also=also)
+    indexed = _index(investigator, record, decision, latest[0] if latest else None)
+    return DecisionResult(
+        case_id=case_id,
+        status="closed",
+        decision=decision,
+        audit_id=event.audit_id,
+        indexed=indexed,
+        agreement=agreement,
+    )
 
 
-def _index(investigator: Investigator, record: CaseRecord, decision: CaseDecision) -> bool:
+def agreement_with(report: dict[str, Any], decision: CaseDecision) -> Agreement:
+    """The decision compared with a report's recommendation: typology, disposition (the one the report implies, as
+    the evals derive it) and actions (the main recommended action taken; the overlap of both sets)."""
+    parsed = InvestigationReport.model_validate(report)
+    recommended, taken = parsed.recommended_actions, decision.actions
+    union = set(recommended) | set(taken)
+    implied = derive_disposition(parsed)
+    typology_match = parsed.typology is decision.typology
+    disposition_match = implied is decision.disposition
+    action_match = bool(recommended) and recommended[0] in taken
+    return Agreement(
+        case_id=parsed.case_id,
+        report_id=parsed.report_id,
+        model=parsed.model,
+        prompt_version=parsed.prompt_version,
+        policy_version=parsed.policy_version,
+        path=parsed.path,
+        report_typology=parsed.typology,
+        report_disposition=implied,
+        recommended_actions=recommended,
+        decided_typology=decision.typology,
+        decided_disposition=decision.disposition,
+        actions_taken=taken,
+        typology_match=typology_match,
+        disposition_match=disposition_match,
+        action_match=action_match,
+        action_overlap=round(len(set(recommended) & set(taken)) / len(union), 4) if union else 0.0,
+        agreed=typology_match and disposition_match and action_match,
+        at=decision.decided_at,
+    )
+
+
+def _index(
+    investigator: Investigator, record: CaseRecord, decision: CaseDecision, latest: dict[str, Any] | None
+) -> bool:
     if investigator.past_cases is None:
         return False
     try:
@@ -68,7 +124,7 @@ def _index(investigator: Investigator, record: CaseRecord, decision: CaseDecisio
                 typology=decision.typology,
                 disposition=decision.disposition,
                 actions=decision.actions,
-                narrative=_narrative(investigator, record, decision),
+                narrative=_narrative(investigator, record, decision, latest),
             ),
             provenance=Provenance.analyst_decision,
             region=_region(investigator, record),
@@ -81,11 +137,13 @@ def _index(investigator: Investigator, record: CaseRecord, decision: CaseDecisio
         return False
 
 
-def _narrative(investigator: Investigator, record: CaseRecord, decision: CaseDecision) -> str:
-    """What happened (the latest report's narrative, else the facts-only one) and the analyst's notes."""
-    latest = store.reports.reports(investigator.history, record.case.case_id, limit=1)
-    if latest:
-        what = str(latest[0].get("narrative", ""))
+def _narrative(
+    investigator: Investigator, record: CaseRecord, decision: CaseDecision, latest: dict[str, Any] | None
+) -> str:
+    """What happened (the latest report's narrative, read once by `decide`, else the facts-only one) and the
+    analyst's notes."""
+    if latest is not None:
+        what = str(latest.get("narrative", ""))
     else:
         policy = investigator.policy
         assert policy is not None  # set when the investigator is made

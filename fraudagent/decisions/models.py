@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fraudagent.core.models import Action, Disposition, Typology
@@ -26,6 +28,29 @@ class DecisionRequest(BaseModel):
         return list(dict.fromkeys(actions))
 
 
+class Agreement(BaseModel):
+    """A decision compared with the latest report's recommendation, with the report's versions and path."""
+
+    case_id: str
+    report_id: str
+    model: str
+    prompt_version: str
+    policy_version: str
+    path: str
+    report_typology: Typology
+    report_disposition: Disposition = Field(description="the disposition the report implies (as eval scores it)")
+    recommended_actions: list[Action]
+    decided_typology: Typology
+    decided_disposition: Disposition
+    actions_taken: list[Action]
+    typology_match: bool
+    disposition_match: bool
+    action_match: bool = Field(description="the report's main recommended action is among the actions taken")
+    action_overlap: float = Field(description="Jaccard overlap of recommended actions and actions taken")
+    agreed: bool = Field(description="typology, disposition and main action all match")
+    at: datetime
+
+
 class DecisionResult(BaseModel):
     case_id: str
     status: str = Field(description="closed")
@@ -33,3 +58,6 @@ class DecisionResult(BaseModel):
     audit_id: str
     indexed: bool = Field(description="the case is in the past-case store, so similar cases find it")
     provenance: Provenance = Provenance.analyst_decision
+    agreement: Agreement | None = Field(
+        default=None, description="the decision compared with the latest report; null when the case had no report"
+    )

@@ -10,17 +10,25 @@ from typing import Any
 
 from fraudagent.core.errors import NotFound
 from fraudagent.core.models import sort_key_ts, utc_iso
-from fraudagent.store import audit, dynamo
+from fraudagent.store import audit, dynamo, feedback
 from fraudagent.store.cases import transact
 from fraudagent.store.tables import Tables
 
 MAX_SNAPSHOT_BYTES = 300_000  # compressed; a DynamoDB item holds at most 400 KB
 
 
-def put_report(history: Tables, *, case_id: str, report: Mapping[str, Any], snapshot: str | None = None) -> str:
+def put_report(
+    history: Tables,
+    *,
+    case_id: str,
+    report: Mapping[str, Any],
+    snapshot: str | None = None,
+    created: datetime | None = None,
+) -> str:
     """Store a report (with `snapshot`, the evidence pack as JSON, compressed beside it so the report can be
-    replayed), note its typology on the case and write the audit record, in one transaction."""
-    created = datetime.now(timezone.utc)
+    replayed), its stats for the quality figures, note its typology on the case and write the audit record, in one
+    transaction. `created` is now unless given (imports of older history)."""
+    created = created or datetime.now(timezone.utc)
     created_sk = f"{sort_key_ts(created)}#{report['report_id']}"
     item = dynamo.to_item(
         {
@@ -46,6 +54,7 @@ def put_report(history: Tables, *, case_id: str, report: Mapping[str, Any], snap
     items: list[dict[str, Any]] = [
         {"Put": {"TableName": history.reports, "Item": item}},
         audit.put_request(history, event),
+        feedback.stats_put(history, feedback.report_stats(report, case_id=case_id, created=created), created=created),
     ]
     if report.get("typology"):
         items.append(
@@ -63,8 +72,8 @@ def put_report(history: Tables, *, case_id: str, report: Mapping[str, Any], snap
     return created_sk
 
 
-def report_with_snapshot(history: Tables, *, case_id: str, report_id: str) -> tuple[dict[str, Any], str]:
-    """A stored report and the evidence snapshot it was drafted from (a case has few reports: filtered Query)."""
+def _report_item(history: Tables, *, case_id: str, report_id: str) -> dict[str, Any]:
+    """The stored item of one of the case's reports (a case has few reports: a filtered Query); NotFound if none."""
     kwargs: dict[str, Any] = {
         "TableName": history.reports,
         "KeyConditionExpression": "case_id = :c",
@@ -74,13 +83,18 @@ def report_with_snapshot(history: Tables, *, case_id: str, report_id: str) -> tu
     while True:
         response = dynamo.call(history.client.query, **kwargs)
         for raw in response.get("Items", []):
-            if "snapshot" not in raw:
-                raise NotFound("evidence snapshot of report", report_id)
-            snapshot = zlib.decompress(raw["snapshot"]["B"]).decode()
-            return json.loads(raw["report"]["S"]), snapshot
+            return dict(raw)
         if "LastEvaluatedKey" not in response:
-            raise NotFound("report", report_id)
+            raise NotFound(f"report of case {case_id}", report_id)
         kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def report_with_snapshot(history: Tables, *, case_id: str, report_id: str) -> tuple[dict[str, Any], str]:
+    """A stored report and the evidence snapshot it was drafted from."""
+    raw = _report_item(history, case_id=case_id, report_id=report_id)
+    if "snapshot" not in raw:
+        raise NotFound("evidence snapshot of report", report_id)
+    return json.loads(raw["report"]["S"]), zlib.decompress(raw["snapshot"]["B"]).decode()
 
 
 def reports(history: Tables, case_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
@@ -102,3 +116,9 @@ def report_page(
         forward=False,
     )
     return [json.loads(i["report"]) for i in page.items], page.next_token
+
+
+def get_report(history: Tables, *, case_id: str, report_id: str) -> dict[str, Any]:
+    """One of the case's reports; NotFound when the case has no report with that id."""
+    report: dict[str, Any] = json.loads(_report_item(history, case_id=case_id, report_id=report_id)["report"]["S"])
+    return report

@@ -285,12 +285,65 @@ def test_an_analyst_works_a_case_from_the_queue_to_a_decision(console: LiveServe
     _wait(browser, lambda d: sorted(_queue_ids(d)) == ["C-000002", "C-000003"], "the decided case gone from the queue")
 
 
+def test_an_analyst_gives_and_changes_a_verdict_and_an_evaluator_reads_the_quality_page(
+    console: LiveServer, browser: WebDriver
+) -> None:
+    import httpx
+
+    analyst = console.keys["analyst"]  # type: ignore[attr-defined]
+    _sign_in(browser, console.url, analyst, f"/console/cases/{CASE}")
+    _visible(browser, "#verdict-box")
+    _wait(browser, lambda d: "No verdict from you yet" in d.find_element(By.ID, "verdict-status").text, "no verdict")
+    browser.find_element(By.CSS_SELECTOR, "#verdict-box input[name=reasons][value=too_long]").click()
+    browser.find_element(By.ID, "verdict-not-useful").click()
+    _wait(
+        browser,
+        lambda d: "Your verdict: not useful (too long)" in d.find_element(By.ID, "verdict-status").text,
+        "the verdict recorded",
+    )
+    assert browser.find_element(By.ID, "verdict-not-useful").get_attribute("aria-pressed") == "true"
+    browser.find_element(By.CSS_SELECTOR, "#verdict-box input[name=reasons][value=too_long]").click()  # untick
+    browser.find_element(By.ID, "verdict-useful").click()
+    _wait(browser, lambda d: "Verdict changed" in d.find_element(By.ID, "notice").text, "the verdict changed")
+    assert "Your verdict: useful," in browser.find_element(By.ID, "verdict-status").text
+    _screenshot(browser, "console-verdict.png")
+    headers = {"Authorization": f"Bearer {analyst}"}
+    report_id = httpx.get(f"{console.url}/v1/cases/{CASE}", headers=headers).json()["latest_report"]["report_id"]
+    verdicts = httpx.get(f"{console.url}/v1/cases/{CASE}/reports/{report_id}/feedback", headers=headers).json()
+    assert [(v["analyst"], v["useful"], v["reasons"]) for v in verdicts["items"]] == [("analyst ana", True, [])]
+    browser.refresh()  # the verdict is read back from the API
+    _wait(browser, lambda d: "Your verdict: useful," in d.find_element(By.ID, "verdict-status").text, "the verdict")
+
+    # the evaluator's quality page: the figures and one server-rendered chart per figure, under the strict CSP
+    _sign_in(browser, console.url, console.keys["evaluator"], "/console/quality")  # type: ignore[attr-defined]
+    _wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#q-charts figure svg")) == 6, "six charts")
+    total = _visible(browser, "#q-total").text
+    assert "verdicts saying useful\n100%" in total and "reports with a verdict" in total
+    assert browser.find_elements(By.CSS_SELECTOR, "#q-charts svg rect.bar")  # at least one bar drawn
+    browser.execute_script(
+        "window.__csp = []; document.addEventListener('securitypolicyviolation', (e) =>"
+        " window.__csp.push(e.violatedDirective))"
+    )
+    browser.find_element(By.CSS_SELECTOR, "#q-by option[value=model]").click()
+    browser.find_element(By.CSS_SELECTOR, "#quality-form button[type=submit]").click()
+    _wait(
+        browser,
+        lambda d: "by model" in d.find_element(By.CSS_SELECTOR, "#q-charts svg").get_attribute("aria-label"),
+        "the charts by model",
+    )
+    assert browser.execute_script("return window.__csp") == []  # the charts went in under the strict CSP
+    _screenshot(browser, "console-quality.png")
+    # an analyst is told the page is not for them
+    _sign_in(browser, console.url, analyst, "/console/quality")
+    assert "for evaluators and admins" in _visible(browser, "#notice").text
+
+
 def test_the_console_pages_fetch_nothing_from_elsewhere(console: LiveServer) -> None:
     import re
 
     import httpx
 
-    for path in ("/console", f"/console/cases/{CASE}"):
+    for path in ("/console", f"/console/cases/{CASE}", "/console/quality"):
         response = httpx.get(console.url + path)
         assert response.status_code == 200 and "script-src 'self'" in response.headers["content-security-policy"]
         assert not re.search(r"(src|href)=\"(https?:)?//", response.text), path

@@ -19,6 +19,8 @@ from fastapi.templating import Jinja2Templates
 
 from fraudagent import __version__
 from fraudagent.core.models import Action, Disposition, Priority, Typology
+from fraudagent.feedback.charts import FIGURES
+from fraudagent.feedback.models import Reason
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=HERE / "templates")
@@ -32,12 +34,13 @@ _HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
 CaseId = Annotated[str, PathParam(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:\-]+$")]
 
 
-def _catalogues() -> dict[str, list[str]]:
+def _catalogues() -> dict[str, object]:
     return {
         "priorities": [p.value for p in Priority],
         "typologies": [t.value for t in Typology],
         "dispositions": [d.value for d in Disposition],
         "actions": [a.value for a in Action],
+        "reasons": [r.value for r in Reason],
     }
 
 
@@ -62,6 +65,13 @@ def queue_page_slash() -> Response:
 def case_page(request: Request, case_id: CaseId) -> Response:
     """One case: profile, timeline, links, similar cases, the latest report, chat and the decision form."""
     return _page(request, "case.html", page="case", case_id=case_id)
+
+
+@router.get("/quality", response_class=HTMLResponse)
+def quality_page(request: Request) -> Response:
+    """Quality over time (evaluators and admins): agreement, verdicts, fallbacks, latency and tokens, drawn as
+    server-rendered SVG charts read with the key like every other piece of data."""
+    return _page(request, "quality.html", page="quality", figures=FIGURES)
 
 
 def mount(app: FastAPI) -> None:

@@ -239,6 +239,52 @@
       ...list("Problems the checks found", r.problems),
       ...list("Evidence whose customer text looks like instructions", r.injection_flags, (id) => cite(id)),
     );
+    setUpVerdict();
+  }
+
+  /* ---------- the analyst's verdict on the report ---------- */
+
+  let verdictReport = null;
+
+  function showVerdict(v) {
+    const box = document.getElementById("verdict-box");
+    for (const button of box.querySelectorAll("button[data-useful]")) {
+      button.setAttribute("aria-pressed", String(!!v && String(v.useful) === button.dataset.useful));
+    }
+    for (const input of box.elements.reasons) input.checked = !!v && v.reasons.includes(input.value);
+    box.elements.note.value = v ? v.note || "" : "";
+    document.getElementById("verdict-status").textContent = v
+      ? `Your verdict: ${v.useful ? "useful" : "not useful"}${v.reasons.length ? ` (${v.reasons.join(", ").replaceAll("_", " ")})` : ""}, ${when(v.at)}. You can change it.`
+      : "No verdict from you yet.";
+  }
+
+  async function setUpVerdict() {
+    const box = document.getElementById("verdict-box");
+    const r = detail.latest_report;
+    box.hidden = !(r && FA.isAnalyst());
+    if (box.hidden || verdictReport === r.report_id) return;
+    verdictReport = r.report_id;
+    const base = `/v1/cases/${encodeURIComponent(caseId)}/reports/${encodeURIComponent(r.report_id)}/feedback`;
+    try {
+      const list = await api(base);
+      showVerdict(list.items.find((v) => v.analyst === FA.me().name) || null);
+    } catch (error) { notice(describe(error)); }
+    if (box.dataset.wired) return;
+    box.dataset.wired = "1";
+    for (const button of box.querySelectorAll("button[data-useful]")) {
+      button.addEventListener("click", async () => {
+        const data = new FormData(box);
+        const path = `/v1/cases/${encodeURIComponent(caseId)}/reports/${encodeURIComponent(verdictReport)}/feedback`;
+        button.disabled = true;
+        try {
+          const v = await api(path, { method: "POST", body: {
+            useful: button.dataset.useful === "true", reasons: data.getAll("reasons"), note: data.get("note") || "" } });
+          showVerdict(v);
+          notice(v.changed ? "Verdict changed." : "Verdict recorded.", "ok");
+        } catch (error) { notice(describe(error)); }
+        finally { button.disabled = false; }
+      });
+    }
   }
 
   /* ---------- chat ---------- */
