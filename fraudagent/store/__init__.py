@@ -4,6 +4,32 @@
 so that every caller reads the same way.
 """
 
-from fraudagent.store import audit, cases, chats, dynamo, evalruns, events, jobs, keys, reports, tables
+from fraudagent.store import (
+    audit,
+    cases,
+    chats,
+    dynamo,
+    evalruns,
+    events,
+    feedback,
+    intake,
+    jobs,
+    keys,
+    reports,
+    tables,
+)
 
-__all__ = ["audit", "cases", "chats", "dynamo", "evalruns", "events", "jobs", "keys", "reports", "tables"]
+__all__ = [
+    "audit",
+    "cases",
+    "chats",
+    "dynamo",
+    "evalruns",
+    "events",
+    "feedback",
+    "intake",
+    "jobs",
+    "keys",
+    "reports",
+    "tables",
+]

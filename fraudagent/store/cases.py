@@ -47,10 +47,12 @@ class CaseRecord(BaseModel):
     assignee: str | None = Field(default=None, description="the analyst working the case")
     suggested_typology: Typology | None = Field(default=None, description="the typology of the latest report")
     decision: CaseDecision | None = Field(default=None, description="set when an analyst closed the case")
+    alert_id: str | None = Field(default=None, description="the alert that opened the case (alert intake)")
+    alert_event_ids: list[str] = Field(default=[], description="the scored events the alert named")
 
 
 # Set by the service, never by a bundle: a reload keeps them.
-_SERVICE_FIELDS = {"status", "assignee", "suggested_typology", "decision"}
+_SERVICE_FIELDS = {"status", "assignee", "suggested_typology", "decision", "alert_id", "alert_event_ids"}
 
 
 def put_case(history: Tables, record: CaseRecord) -> None:
@@ -71,8 +73,45 @@ def put_case(history: Tables, record: CaseRecord) -> None:
     )
 
 
-def close_case(history: Tables, *, case_id: str, decision: CaseDecision, event: audit.AuditEvent) -> None:
-    """Close an open case with the analyst's decision and its audit record, atomically.
+def _new_item(record: CaseRecord) -> dict[str, Any]:
+    item = record.model_dump(mode="json")
+    fields = {**item.pop("case"), **item, "opened_sk": f"{sort_key_ts(record.case.opened_at)}#{record.case.case_id}"}
+    return dynamo.to_item({k: v for k, v in fields.items() if v is not None})
+
+
+def create_case(history: Tables, record: CaseRecord, *, event: audit.AuditEvent) -> bool:
+    """Insert a new case with its audit record, atomically; False (and nothing written) when the case id exists."""
+    try:
+        dynamo.call(
+            history.client.transact_write_items,
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": history.cases,
+                        "Item": _new_item(record),
+                        "ConditionExpression": "attribute_not_exists(case_id)",
+                    }
+                },
+                audit.put_request(history, event),
+            ],
+        )
+    except ClientError as error:
+        if not dynamo.conditional_check_failed(error):
+            raise
+        return False
+    return True
+
+
+def close_case(
+    history: Tables,
+    *,
+    case_id: str,
+    decision: CaseDecision,
+    event: audit.AuditEvent,
+    also: list[dict[str, Any]] | None = None,
+) -> None:
+    """Close an open case with the analyst's decision and its audit record (and `also`: more writes, such as the
+    decision's agreement with the latest report), atomically.
 
     NotFound for an unknown case; Conflict when the case is already closed (a decision is made once).
     """
@@ -92,6 +131,7 @@ def close_case(history: Tables, *, case_id: str, decision: CaseDecision, event: 
                 }
             },
             audit.put_request(history, event),
+            *(also or []),
         ],
         case_id=case_id,
         conflict="the case is closed; a decision is made once",
@@ -126,10 +166,7 @@ def transact(
     try:
         dynamo.call(history.client.transact_write_items, TransactItems=items)
     except ClientError as error:
-        if error.response["Error"]["Code"] != "TransactionCanceledException":
-            raise
-        reasons = [r.get("Code") for r in error.response.get("CancellationReasons", [])]
-        if "ConditionalCheckFailed" not in reasons:
+        if not dynamo.conditional_check_failed(error):
             raise
         get_case(history, case_id)  # NotFound when the case does not exist
         raise Conflict("case", case_id, conflict) from None

@@ -39,6 +39,8 @@ class TableSpec:
     range_key: str | None = None
     # (index name, hash key, range key or None)
     indexes: tuple[tuple[str, str, str | None], ...] = ()
+    # The number attribute (epoch seconds) after which DynamoDB deletes an item; None: items are kept.
+    ttl_attribute: str | None = None
 
 
 ACCOUNTS = TableSpec("accounts", "account_id")
@@ -60,14 +62,44 @@ REPORTS = TableSpec("reports", "case_id", "created_sk")
 KEYS = TableSpec("keys", "key_id")
 # The audit trail: every state change, by subject ("case#C-1", "key#k-…") and time.
 AUDIT = TableSpec("audit", "subject", "at_sk")
-# Background jobs (ticketing summaries) and idempotency keys; the status index is the work queue
-# (sparse: idempotency records have no status).
-JOBS = TableSpec("jobs", "job_id", indexes=(("by_status", "status", "created_sk"),))
+# Background jobs (ticketing summaries, automatic drafts) and idempotency keys; by_status lists jobs by age, by_queue
+# is the work queue: priority rank, then age (both sparse: idempotency records have neither).
+JOBS = TableSpec("jobs", "job_id", indexes=(("by_status", "status", "created_sk"), ("by_queue", "status", "queue_sk")))
 # Chat sessions: a meta item (sk "meta") and one item per message (sk "msg#<n>").
 CHATS = TableSpec("chats", "session_id", "sk")
 # Eval runs started through the API; every item has kind "evalrun", so the index lists them newest first.
 EVALRUNS = TableSpec("evalruns", "run_id", indexes=(("by_created", "kind", "created_sk"),))
-ALL_TABLES = (ACCOUNTS, EVENTS, CASES, REPORTS, KEYS, AUDIT, JOBS, CHATS, EVALRUNS)
+# Feedback on reports: per report its stats (sk "stats") and each analyst's verdict (sk "verdict#<analyst>");
+# per case the agreement of the decision with the latest report (pk "case#<id>", sk "agreement"). The kind index
+# lists each kind in time order for the quality figures.
+FEEDBACK = TableSpec("feedback", "pk", "sk", indexes=(("by_kind", "kind", "at_sk"),))
+# Alert intake: one lease per shard of a stream (owner, expiry, checkpoint), and the records it could not use.
+INTAKE_LEASES = TableSpec("intake-leases", "stream", "shard_id")
+DEAD_LETTERS = TableSpec("dead-letters", "stream", "dl_sk")
+ALL_TABLES = (
+    ACCOUNTS,
+    EVENTS,
+    CASES,
+    REPORTS,
+    KEYS,
+    AUDIT,
+    JOBS,
+    CHATS,
+    EVALRUNS,
+    FEEDBACK,
+    INTAKE_LEASES,
+    DEAD_LETTERS,
+)
+
+
+def conditional_check_failed(error: ClientError) -> bool:
+    """Whether a write (or a transaction) was refused by one of its conditions, not by anything else."""
+    code = error.response["Error"]["Code"]
+    if code == "ConditionalCheckFailedException":
+        return True
+    if code == "TransactionCanceledException":
+        return "ConditionalCheckFailed" in [r.get("Code") for r in error.response.get("CancellationReasons", [])]
+    return False
 
 
 def make_client(settings: Settings) -> Any:
@@ -89,10 +121,16 @@ def make_client(settings: Settings) -> Any:
 
 
 def table_name(settings: Settings, spec: TableSpec) -> str:
-    return f"{settings.table_prefix}-{spec.suffix}"
+    return table_name_for_prefix(settings.table_prefix, spec)
 
 
-def _definition(name: str, spec: TableSpec) -> dict[str, Any]:
+def table_name_for_prefix(prefix: str, spec: TableSpec) -> str:
+    return f"{prefix}-{spec.suffix}"
+
+
+def table_definition(name: str, spec: TableSpec) -> dict[str, Any]:
+    """The CreateTable request for one table: what `create_tables` sends locally and deploy/cdk turns into
+    CloudFormation, so the two cannot drift."""
     key_names = {spec.hash_key} | ({spec.range_key} if spec.range_key else set())
     key_schema = [{"AttributeName": spec.hash_key, "KeyType": "HASH"}]
     if spec.range_key:
@@ -124,7 +162,7 @@ def create_tables(client: Any, settings: Settings) -> list[str]:
         if name in existing:
             continue
         try:
-            client.create_table(**_definition(name, spec))
+            client.create_table(**table_definition(name, spec))
         except ClientError as error:
             if error.response["Error"]["Code"] != "ResourceInUseException":
                 raise
@@ -132,6 +170,12 @@ def create_tables(client: Any, settings: Settings) -> list[str]:
     waiter = client.get_waiter("table_exists")
     for name in created:
         waiter.wait(TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    for spec in ALL_TABLES:
+        name = table_name(settings, spec)
+        if name in created and spec.ttl_attribute:
+            client.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute}
+            )
     return created
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 import time
 from collections.abc import Mapping
@@ -20,6 +21,7 @@ from botocore.exceptions import ClientError
 
 from fraudagent.core.errors import FraudAgentError, NotFound
 from fraudagent.core.models import sort_key_ts, utc_iso
+from fraudagent.core.settings import PRIORITIES
 from fraudagent.store import dynamo
 from fraudagent.store.tables import Tables
 from fraudagent.summaries.models import (
@@ -145,15 +147,22 @@ def create_job(
     redact_pii: bool,
     requested_by: str,
     caller_key_id: str,
+    priority: str = "medium",
+    draft: bool = False,
 ) -> tuple[SummaryJob, bool]:
     """Queue a job under `job_id` unless it exists already (a retried request); returns it and whether it was
-    created."""
+    created. Workers take queued jobs by `priority` (the case's: critical first), then oldest first. A `draft` job
+    drafts a model report even when the case has a report from the policy alone (triage on arrival)."""
     now = _now()
+    created_sk = f"{sort_key_ts(datetime.fromtimestamp(now, timezone.utc))}#{job_id}"
     item = {
         "job_id": job_id,
-        "kind": "summary",
+        "kind": "draft" if draft else "summary",
         "status": "queued",
-        "created_sk": f"{sort_key_ts(datetime.fromtimestamp(now, timezone.utc))}#{job_id}",
+        "created_sk": created_sk,
+        "queue_sk": f"{PRIORITIES.index(priority)}#{created_sk}",
+        "priority": priority,
+        "draft": draft,
         "created_at": _iso(now),
         "updated_at": _iso(now),
         "case_id": request.case_id,
@@ -239,17 +248,25 @@ def queue_depth(tables: Tables) -> int:
 
 
 def claimable(tables: Tables, *, limit: int = 10) -> list[str]:
-    """Job ids a worker may try to claim: queued ones oldest first, then running ones whose lease expired."""
+    """Job ids a worker may try to claim: queued ones by priority (critical first), shuffled within a priority so
+    that workers lose fewer races on the same head of the queue; then running ones whose lease expired."""
     queued = dynamo.query_page(
         tables.client,
         table=tables.jobs,
-        index="by_status",
+        index="by_queue",
         key_condition="#s = :s",
         names={"#s": "status"},
         values={":s": "queued"},
         limit=limit,
     )
-    ids = [i["job_id"] for i in queued.items]
+    ranks: dict[str, list[str]] = {}
+    for item in queued.items:
+        ranks.setdefault(str(item["queue_sk"]).split("#", 1)[0], []).append(item["job_id"])
+    ids: list[str] = []
+    for rank in sorted(ranks):
+        group = ranks[rank]
+        random.shuffle(group)
+        ids += group
     if len(ids) < limit:
         now = _now()
         running = dynamo.query_page(

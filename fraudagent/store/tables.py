@@ -25,6 +25,9 @@ class Tables:
     jobs: str
     chats: str
     evalruns: str
+    feedback: str
+    intake_leases: str
+    dead_letters: str
 
     @classmethod
     def connect(cls, settings: Settings, *, client: Any | None = None) -> Tables:
@@ -41,4 +44,7 @@ class Tables:
             jobs=name(dynamo.JOBS),
             chats=name(dynamo.CHATS),
             evalruns=name(dynamo.EVALRUNS),
+            feedback=name(dynamo.FEEDBACK),
+            intake_leases=name(dynamo.INTAKE_LEASES),
+            dead_letters=name(dynamo.DEAD_LETTERS),
         )

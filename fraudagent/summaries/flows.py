@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import random
 import socket
 import threading
 import uuid
@@ -61,28 +60,33 @@ _case_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 _case_locks_guard = threading.Lock()
 
 
-def _current_report(investigator: Investigator, case_id: str) -> dict[str, Any] | None:
+def _current_report(investigator: Investigator, case_id: str, *, model_drafted: bool) -> dict[str, Any] | None:
     history = investigator.history
     record = store.cases.get_case(history, case_id)
     latest = store.reports.reports(history, case_id, limit=1)
+    if latest and model_drafted and latest[0].get("path") == "policy":
+        return None  # the report on arrival: the model has not drafted this case yet
     newest_event = store.events.newest_event_ts(history, record.case.account_id)
     if latest and (newest_event is None or datetime.fromisoformat(latest[0]["created_at"]) >= newest_event):
         return latest[0]
     return None
 
 
-def latest_or_new_report(investigator: Investigator, case_id: str, *, requested_by: str) -> dict[str, Any]:
-    """The case's newest stored report, or a new one (drafted and stored) if there is none or events arrived after it.
+def latest_or_new_report(
+    investigator: Investigator, case_id: str, *, requested_by: str, model_drafted: bool = False
+) -> dict[str, Any]:
+    """The case's newest stored report, or a new one (drafted and stored) if there is none or events arrived after it;
+    with `model_drafted`, a report from the policy alone (intake's triage on arrival) does not count.
 
     Workers of one process draft a case one at a time, so a burst of jobs for a case drafts it once.
     """
-    current = _current_report(investigator, case_id)
+    current = _current_report(investigator, case_id, model_drafted=model_drafted)
     if current is not None:
         return current
     with _case_locks_guard:
         lock = _case_locks[case_id]
     with lock:
-        current = _current_report(investigator, case_id)  # drafted by another worker while this one waited?
+        current = _current_report(investigator, case_id, model_drafted=model_drafted)  # drafted meanwhile?
         if current is not None:
             return current
         return draft_and_store(investigator, case_id, requested_by=requested_by, priority="background").model_dump(
@@ -92,7 +96,10 @@ def latest_or_new_report(investigator: Investigator, case_id: str, *, requested_
 
 def build_result(investigator: Investigator, job: SummaryJob, *, fields: list[str], redact_pii: bool) -> SummaryResult:
     report = latest_or_new_report(
-        investigator, job.case_id, requested_by=f"summary job {job.job_id} for {job.requested_by}"
+        investigator,
+        job.case_id,
+        requested_by=f"summary job {job.job_id} for {job.requested_by}",
+        model_drafted=job.draft,
     )
     record = store.cases.get_case(investigator.history, job.case_id)
     lines = None
@@ -380,8 +387,7 @@ class SummaryWorkers:
 
     def work_one(self, worker: str) -> bool:
         """Claim and work one job if there is one; True if a job was worked."""
-        ids = job_store.claimable(self.ctx.tables, limit=8)
-        random.shuffle(ids)  # fewer lost races between workers on the same head of the queue
+        ids = job_store.claimable(self.ctx.tables, limit=8)  # by priority, shuffled within one
         for job_id in ids:
             if self.ctx.stop.is_set():
                 return False

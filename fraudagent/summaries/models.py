@@ -62,6 +62,8 @@ class SummaryJob(BaseModel):
     updated_at: datetime
     requested_by: str
     attempts: int = Field(description="times a worker claimed the job")
+    priority: str | None = Field(default=None, description="the case's priority: workers take critical jobs first")
+    draft: bool = Field(default=False, description="an automatic draft queued by intake on the case's arrival")
     lease_owner: str | None = None
     lease_until: datetime | None = None
     result: SummaryResult | None = None

@@ -39,6 +39,22 @@ def test_create_tables_is_idempotent(history: Tables, settings: Settings) -> Non
     assert {history.accounts, history.events, history.cases, history.reports} <= set(names)
 
 
+def test_a_table_with_a_ttl_attribute_is_created_with_ttl_on(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same definition gives the TimeToLiveSpecification of the CDK stack (tests/unit/test_deploy.py).
+    expiring = dynamo.TableSpec("expiring", "item_id", ttl_attribute="expires_at")
+    monkeypatch.setattr(dynamo, "ALL_TABLES", (*dynamo.ALL_TABLES, expiring))
+    client = dynamo.make_client(settings)
+    created = dynamo.create_tables(client, settings)
+    name = dynamo.table_name(settings, expiring)
+    assert name in created
+    ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    assert (ttl["TimeToLiveStatus"], ttl["AttributeName"]) == ("ENABLED", "expires_at")
+    events = client.describe_time_to_live(TableName=dynamo.table_name(settings, dynamo.EVENTS))
+    assert events["TimeToLiveDescription"]["TimeToLiveStatus"] == "DISABLED"
+
+
 def test_paging_returns_every_event_once_in_time_order(history: Tables) -> None:
     events = _events("A-1", 130)
     assert store.events.put_events(history, events, {}) == 130

@@ -103,7 +103,9 @@ def test_cli_loads_exports_and_refuses_bad_input(world: tuple[Settings, Tables, 
 @pytest.fixture(scope="session")
 def live_api(world: tuple[Settings, Tables, PastCaseStore], llm_server: ManagedProcess) -> Iterator[LiveServer]:
     settings, history, past = world
-    settings = settings.model_copy(update={"llm_base_url": llm_server.url, "llm_timeout_s": 600, "llm_max_retries": 1})
+    settings = settings.model_copy(
+        update={"llm_base_url": llm_server.url, "llm_timeout_s": 600, "draft_timeout_s": 600, "llm_max_retries": 1}
+    )
     with LiveServer(create_app(settings, Investigator(settings=settings, history=history, past_cases=past))) as server:
         yield server
 

@@ -30,3 +30,13 @@ def test_bad_options_and_paths_give_one_line_and_a_non_zero_exit(tmp_path: Path)
     assert missing.returncode == 2
     assert "no such file or folder" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_intake_refuses_a_bad_worker_id_in_one_line() -> None:
+    from typer.testing import CliRunner
+
+    from fraudagent.cli import app
+
+    result = CliRunner().invoke(app, ["intake", "--worker-id", "not a valid id"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[0] == "error: bad --worker-id"

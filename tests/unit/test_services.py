@@ -19,3 +19,19 @@ def test_weights_with_another_sha256_are_refused(tmp_path: Path) -> None:
     with pytest.raises(DependencyUnavailable, match="sha256"):
         prepare_model(Settings(cache_dir=tmp_path, weights_sha256=wrong))
     assert not list((tmp_path / "models").glob("*.gguf")), "a refused join leaves no model file behind"
+
+
+def test_auto_draft_priorities_take_a_comma_list_or_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    for given, expected in (
+        ("critical,high", ["critical", "high"]),
+        ('["high", "critical"]', ["high", "critical"]),
+        ("", []),
+        (" low ", ["low"]),
+    ):
+        monkeypatch.setenv("FRAUDAGENT_AUTO_DRAFT_PRIORITIES", given)
+        assert Settings().auto_draft_priorities == expected
+    monkeypatch.setenv("FRAUDAGENT_AUTO_DRAFT_PRIORITIES", "critical,urgent")
+    with pytest.raises(ValidationError):
+        Settings()

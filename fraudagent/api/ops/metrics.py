@@ -3,7 +3,8 @@
 Other parts of the service record through `app.state.metrics`: `observe_report(report)` after a report
 is drafted, `watch_queue(name, depth_fn)` for a job queue whose depth is read at each scrape (or
 `set_queue_depth(name, n)` to push it), `watch_scheduler(stats_fn)` for the model scheduler's calls running,
-waiting and preempted (agent/scheduler.py `ModelScheduler.stats`), read at each scrape.
+waiting and preempted (agent/scheduler.py `ModelScheduler.stats`), read at each scrape; `watch_intake(stats)` for
+alert intake's counters when intake runs in the API process (the demo).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from fraudagent.agent.report import InvestigationReport
+from fraudagent.decisions.models import Agreement
+from fraudagent.feedback.models import Verdict
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,34 @@ class Metrics:
             ["disposition"],
             registry=self.registry,
         )
+        versions = ["model", "prompt_version", "policy_version"]
+        self.report_versions = Counter(
+            "fraudagent_reports_by_version",
+            "reports drafted, by model, prompt and policy version, typology and path",
+            [*versions, "typology", "path"],
+            registry=self.registry,
+        )
+        self.report_seconds = Counter(
+            "fraudagent_report_seconds",
+            "seconds spent drafting reports (evidence + drafting + checks)",
+            versions,
+            registry=self.registry,
+        )
+        self.report_tokens = Counter(
+            "fraudagent_report_tokens", "LLM tokens used by reports, by version", versions, registry=self.registry
+        )
+        self.agreements = Counter(
+            "fraudagent_decision_agreements",
+            "decided cases compared with their latest report, by whether the recommendation agreed",
+            [*versions, "typology", "agreed"],
+            registry=self.registry,
+        )
+        self.verdicts = Counter(
+            "fraudagent_report_verdicts",
+            "analysts' verdicts on reports (each given or changed), by usefulness",
+            ["useful"],
+            registry=self.registry,
+        )
         self._queues: dict[str, Callable[[], int]] = {}
         self._lock = threading.Lock()
 
@@ -62,6 +94,27 @@ class Metrics:
         self.tokens.labels(kind="prompt").inc(report.usage.prompt_tokens)
         self.tokens.labels(kind="completion").inc(report.usage.completion_tokens)
         self.llm_calls.inc(report.usage.llm_calls)
+        versions = {
+            "model": report.model,
+            "prompt_version": report.prompt_version,
+            "policy_version": report.policy_version,
+        }
+        self.report_versions.labels(**versions, typology=report.typology.value, path=report.path).inc()
+        t = report.timings
+        self.report_seconds.labels(**versions).inc(t.evidence_s + t.drafting_s + t.verification_s)
+        self.report_tokens.labels(**versions).inc(report.usage.prompt_tokens + report.usage.completion_tokens)
+
+    def observe_agreement(self, agreement: Agreement) -> None:
+        self.agreements.labels(
+            model=agreement.model,
+            prompt_version=agreement.prompt_version,
+            policy_version=agreement.policy_version,
+            typology=agreement.report_typology.value,
+            agreed=str(agreement.agreed).lower(),
+        ).inc()
+
+    def observe_verdict(self, verdict: Verdict) -> None:
+        self.verdicts.labels(useful=str(verdict.useful).lower()).inc()
 
     def set_queue_depth(self, queue: str, depth: int) -> None:
         self.queue_depth.labels(queue=queue).set(depth)
@@ -76,6 +129,10 @@ class Metrics:
         """fraudagent_model_calls{state=running|waiting_interactive|waiting_background} and
         fraudagent_model_preemptions_total (background calls stopped for interactive work), read at every scrape."""
         self.registry.register(_SchedulerCollector(stats))
+
+    def watch_intake(self, stats: Collector) -> None:
+        """Alert intake's counters (fraudagent_intake_*, intake/metrics.py) when intake runs in this process."""
+        self.registry.register(stats)
 
     def render(self) -> bytes:
         with self._lock:
