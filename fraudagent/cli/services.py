@@ -252,7 +252,7 @@ def start_llama_server(settings: Settings, *, port: int, log_dir: Path, timeout:
     cmd = [
         sys.executable,
         "-m",
-        "llama_cpp.server",
+        "fraudagent.cli.llama_server",  # llama_cpp.server with a prompt-state cache that keeps to its size
         "--model",
         str(model),
         "--model_alias",

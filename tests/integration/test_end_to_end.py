@@ -248,3 +248,12 @@ def test_a_chat_follow_up_after_another_request_starts_from_its_cached_prefix(ll
     evaluated = _evaluated_prompt_tokens(llm_server, since)  # (a request with nothing to reuse logs no line)
     assert len(evaluated) >= 2 and evaluated[-2] > 300, llm_server.tail()  # case B's evidence was read
     assert evaluated[-1] < 40, evaluated  # the follow-up: only its question, though case B's prompt came in between
+    # The states it keeps stay within FRAUDAGENT_LLAMA_PROMPT_CACHE_MB, counted with everything a state holds
+    # (llama-cpp-python's own cache kept 311 MB of logits per state beside it, uncounted: cli/llama_server.py).
+    import re
+
+    text = llm_server.log_path.read_bytes()[since:].decode(errors="replace")
+    kept = [
+        (int(m), int(cap)) for m, cap in re.findall(r"prompt-state cache: \d+ states, (\d+) MiB of (\d+) MiB", text)
+    ]
+    assert len(kept) >= 3 and all(m <= cap for m, cap in kept), kept

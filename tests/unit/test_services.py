@@ -35,3 +35,35 @@ def test_auto_draft_priorities_take_a_comma_list_or_json(monkeypatch: pytest.Mon
     monkeypatch.setenv("FRAUDAGENT_AUTO_DRAFT_PRIORITIES", "critical,urgent")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_the_prompt_state_cache_keeps_one_row_of_logits_and_counts_all_it_keeps() -> None:
+    """llama-cpp-python's RAM cache saved each state with up to 512 rows of logits (311 MB for Qwen2.5) and counted
+    none of them against its size; ours keeps the last row, which `Llama.load_state` broadcasts, and counts it."""
+    import numpy as np
+    from llama_cpp.llama import LlamaState
+
+    from fraudagent.cli.llama_server import CompactRAMCache
+
+    def state(rows: int, fill: float) -> LlamaState:
+        return LlamaState(
+            input_ids=np.zeros(4096, dtype=np.intc),
+            scores=np.full((rows, 1000), fill, dtype=np.single),
+            n_tokens=rows,
+            llama_state=b"\0" * 100_000,
+            llama_state_size=100_000,
+            seed=1,
+        )
+
+    one = 100_000 + 1000 * 4 + 4096 * 4  # llama.cpp's state, one row of logits, the token ids
+    cache = CompactRAMCache(capacity_bytes=2 * one)
+    cache[(1, 2, 3)] = state(300, 0.5)
+    kept = cache[(1, 2, 3, 4)]  # the longest cached prefix
+    assert kept.scores.shape == (1, 1000) and kept.scores.base is None
+    assert cache.cache_size == one
+    restored = np.zeros((512, 1000), dtype=np.single)
+    restored[: kept.n_tokens, :] = kept.scores.copy()  # what Llama.load_state does with it
+    assert restored[299, 0] == 0.5
+    cache[(5, 6)] = state(10, 1.0)
+    cache[(7, 8)] = state(10, 1.0)  # a third state passes the capacity: the least recently used goes
+    assert (1, 2, 3) not in cache.cache_state and cache.cache_size == 2 * one

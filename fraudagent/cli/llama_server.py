@@ -1,0 +1,55 @@
+"""The embedded model server: llama-cpp-python's OpenAI-compatible server, with a prompt-state cache that keeps to
+its size.
+
+llama-cpp-python 0.3.36's RAM cache (`--cache_type ram`) counts only llama.cpp's own state against `--cache_size`,
+but every state it saves also carries the logits of up to n_batch prompt tokens (512 x 151,936 floats, 311 MB for
+Qwen2.5), so a 256 MB setting let the server grow to 9.4 GB resident over the test suite. Those logits are never
+read back: a restored state always decodes at least one token before it samples (`Llama._requires_eval`). This
+cache keeps the last row only (`Llama.load_state` broadcasts it over the rows it restores) and counts everything a
+state keeps, so `FRAUDAGENT_LLAMA_PROMPT_CACHE_MB` bounds the memory it says.
+
+    python -m fraudagent.cli.llama_server <llama_cpp.server's arguments>
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import llama_cpp
+from llama_cpp.llama_cache import LlamaRAMCache
+
+
+class CompactRAMCache(LlamaRAMCache):
+    """LlamaRAMCache whose states keep one row of logits, and whose size counts all that a state keeps."""
+
+    @staticmethod
+    def kept_bytes(state: Any) -> int:
+        return int(state.llama_state_size) + int(state.scores.nbytes) + int(state.input_ids.nbytes)
+
+    @property
+    def cache_size(self) -> int:
+        return sum(self.kept_bytes(state) for state in self.cache_state.values())
+
+    def __setitem__(self, key: Sequence[int], value: Any) -> None:
+        value.scores = value.scores[-1:].copy()  # a view would keep the whole array alive
+        super().__setitem__(key, value)
+        print(
+            f"prompt-state cache: {len(self.cache_state)} states, {self.cache_size >> 20} MiB of"
+            f" {self.capacity_bytes >> 20} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def main() -> None:
+    # The server builds its cache from this name when a model loads (llama_cpp/server/model.py).
+    llama_cpp.LlamaRAMCache = CompactRAMCache  # type: ignore[misc]
+    from llama_cpp.server.__main__ import main as serve
+
+    serve()
+
+
+if __name__ == "__main__":
+    main()
