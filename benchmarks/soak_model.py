@@ -102,6 +102,7 @@ class ChatTurn:
     ttft_s: float | None = None
     total_s: float | None = None
     server_first_token_s: float | None = None
+    model_wait_s: float | None = None  # of the server's first_token_s, the wait for the model's slot
     final: bool = False
     model_unavailable: bool = False
     why_unavailable: str | None = None
@@ -140,6 +141,7 @@ def chat_turn(client: httpx.Client, turn: ChatTurn, question: str) -> None:
                     turn.answer = data["answer"]
                     turn.model_unavailable = bool(data["model_unavailable"])
                     turn.server_first_token_s = data.get("first_token_s")
+                    turn.model_wait_s = data.get("model_wait_s")
                     why = UNAVAILABLE.search(data["answer"]) if turn.model_unavailable else None
                     turn.why_unavailable = why.group(1) if why else ("unknown" if turn.model_unavailable else None)
                     turn.empty_answer = not data["answer"].strip()
@@ -309,6 +311,12 @@ def ttft_summary(turns: list[ChatTurn]) -> dict[str, Any]:
 def chat_summary(turns: list[ChatTurn]) -> dict[str, Any]:
     totals = [t.total_s for t in turns if t.total_s is not None and t.final]
     server = [t.server_first_token_s for t in turns if t.server_first_token_s is not None]
+    waits = [t.model_wait_s for t in turns if t.model_wait_s is not None]
+    after = [
+        t.server_first_token_s - t.model_wait_s
+        for t in turns
+        if t.server_first_token_s is not None and t.model_wait_s is not None
+    ]
     during = [t for t in turns if t.background]
     strict = ttft_summary(during)
     return {
@@ -322,6 +330,12 @@ def chat_summary(turns: list[ChatTurn]) -> dict[str, Any]:
         "total_p95_s": percentile(totals, 0.95),
         "total_max_s": max(totals) if totals else None,
         "server_first_token_p95_s": percentile(server, 0.95),
+        # where the time to first token went: waiting for the slot (other callers ahead), then the model's own work
+        # (the rest of a draft's prompt evaluation it could not stop, its own prompt, the first token)
+        "model_wait_p50_s": percentile(waits, 0.5),
+        "model_wait_p95_s": percentile(waits, 0.95),
+        "after_wait_p50_s": percentile(after, 0.5),
+        "after_wait_p95_s": percentile(after, 0.95),
         "model_unavailable": sum(t.model_unavailable for t in turns),
         "unavailable_reasons": dict(Counter(t.why_unavailable for t in turns if t.model_unavailable)),
         "empty_answers": sum(t.empty_answer for t in turns),
@@ -585,6 +599,12 @@ def render(r: dict[str, Any], model: str) -> str:
             f" | {f(c['total_p95_s'])} | {c['model_unavailable']}"
             f" {json.dumps(c['unavailable_reasons']) if c['unavailable_reasons'] else ''} | {c['empty_answers']} |"
             f" {c['busy_503']} |"
+        ),
+        "",
+        (
+            f"time to first token on the server: waiting for the model's slot p50 {f(c['model_wait_p50_s'])} s, p95"
+            f" {f(c['model_wait_p95_s'])} s; after the wait p50 {f(c['after_wait_p50_s'])} s, p95"
+            f" {f(c['after_wait_p95_s'])} s"
         ),
         "",
         (

@@ -100,6 +100,9 @@ class ChatAnswer(BaseModel):
     prompt_version: str = CHAT_PROMPT_VERSION
     prompt_tokens_estimate: int = 0
     first_token_s: float | None = None
+    model_wait_s: float | None = Field(
+        default=None, description="of first_token_s, the wait for the model's slot (other callers ahead)"
+    )
     total_s: float = 0.0
 
 
@@ -254,10 +257,11 @@ def stream_answer(
     first_token_s: float | None = None
     failure: str | None = None
     finished = False
+    model_wait_s: float | None = None
     try:
-        with investigator.model_turn(
-            "interactive"
-        ):  # the model's slot, ahead of background drafting (agent/scheduler.py)
+        # the model's slot, ahead of background drafting (agent/scheduler.py)
+        with investigator.model_turn("interactive") as turn:
+            model_wait_s = turn.waited_s
             for chunk in llm.stream(messages):
                 finished = finished or bool((getattr(chunk, "response_metadata", None) or {}).get("finish_reason"))
                 text = chunk.content if isinstance(chunk.content, str) else ""
@@ -295,6 +299,7 @@ def stream_answer(
             model=model_name,
             prompt_tokens_estimate=sum(approx_tokens(str(m.content)) for m in messages),
             first_token_s=round(first_token_s, 3) if first_token_s is not None else None,
+            model_wait_s=round(model_wait_s, 3) if model_wait_s is not None else None,
             total_s=round(time.perf_counter() - started, 3),
         ),
     )

@@ -28,7 +28,7 @@ _STREAM = {
         "description": (
             'server-sent events: `token` events ({"text": …}) as the model streams, then one `final` event'
             " ({session_id, answer, cited_ids, unresolved_ids, tool_used, model_unavailable, model, first_token_s,"
-            " total_s})"
+            " model_wait_s, total_s})"
         ),
         "content": {
             "text/event-stream": {

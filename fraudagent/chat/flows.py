@@ -61,6 +61,7 @@ def chat_turn(
         model_unavailable=final.model_unavailable,
         model=final.model,
         first_token_s=final.first_token_s,
+        model_wait_s=final.model_wait_s,
         total_s=final.total_s,
     )
     yield {"event": "final", "data": out.model_dump_json()}

@@ -50,4 +50,7 @@ class ChatFinal(BaseModel):
     model_unavailable: bool
     model: str
     first_token_s: float | None
+    model_wait_s: float | None = Field(
+        default=None, description="of first_token_s, seconds spent waiting for the model (other callers ahead)"
+    )
     total_s: float

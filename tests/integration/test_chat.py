@@ -295,6 +295,7 @@ def test_the_local_model_streams_an_answer_that_cites_the_case(stores: Any, llm_
     assert names[-1] == "final" and "token" in names and names.index("token") < names.index("final")
     final = events[-1][1]
     assert not final["model_unavailable"] and final["answer"] and final["first_token_s"] is not None
+    assert 0 <= final["model_wait_s"] <= final["first_token_s"]  # the slot was free: the wait is part of the TTFT
     assert final["tool_used"] == "events_after_credential_change"
     assert set(final["cited_ids"]) <= evidence
     print(
