@@ -188,9 +188,13 @@ def through_chroma(
     started = time.perf_counter()
     store._read_all()
     result["read_all_s"] = round(time.perf_counter() - started, 2)
+    gc.collect()
+    rss = psutil.Process().memory_info().rss
     started = time.perf_counter()
     store.rebuild_lexical()
     result["first_build_s"] = round(time.perf_counter() - started, 2)
+    gc.collect()
+    result["first_build_rss_mb"] = round((psutil.Process().memory_info().rss - rss) / 2**20, 1)
     query = qs[0]
     store.find(query, k=10)
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -63,22 +64,26 @@ class Postings:
     """Term-major postings of a corpus: for each term the documents that hold it and how often, with each
     document's length (in tokens) beside it, so BM25 needs no gather at query time."""
 
-    def __init__(self, corpus: Sequence[Sequence[str]]) -> None:
+    def __init__(self, corpus: Iterable[Sequence[str]]) -> None:
+        """`corpus` is read once, one document at a time (a generator keeps only one token list in memory)."""
         self.vocab: dict[str, int] = {}
-        terms: list[int] = []
-        docs: list[int] = []
-        counts: list[int] = []
+        terms, docs, counts = array("i"), array("i"), array("i")  # C ints: a tenth of the memory of lists
+        lengths = array("f")
         for doc, tokens in enumerate(corpus):
+            lengths.append(len(tokens))
             for term, tf in Counter(tokens).items():
                 terms.append(self.vocab.setdefault(term, len(self.vocab)))
                 docs.append(doc)
                 counts.append(tf)
-        order = np.argsort(np.asarray(terms, dtype=np.int32), kind="stable")
-        self.doc_len = np.asarray([len(tokens) for tokens in corpus], dtype=np.float32)
-        self.docs = np.asarray(docs, dtype=np.int32)[order]
-        self.tf = np.asarray(counts, dtype=np.float32)[order]
+        term_ids = np.frombuffer(terms, dtype=np.int32) if terms else np.zeros(0, dtype=np.int32)
+        order = np.argsort(term_ids, kind="stable")
+        self.doc_len = np.frombuffer(lengths, dtype=np.float32) if lengths else np.zeros(0, dtype=np.float32)
+        self.docs = (np.frombuffer(docs, dtype=np.int32) if docs else np.zeros(0, dtype=np.int32))[order]
+        self.tf = (np.frombuffer(counts, dtype=np.int32) if counts else np.zeros(0, dtype=np.int32))[order].astype(
+            np.float32
+        )
         self.len_at = self.doc_len[self.docs] if len(self.docs) else np.zeros(0, dtype=np.float32)
-        self.doc_freq = np.bincount(np.asarray(terms, dtype=np.int64), minlength=len(self.vocab))
+        self.doc_freq = np.bincount(term_ids, minlength=len(self.vocab))
         self.indptr = np.concatenate([[0], np.cumsum(self.doc_freq)])
         self.total_len = float(self.doc_len.sum(dtype=np.float64))
 
@@ -117,7 +122,7 @@ class CaseTable:
         self.k1, self.b = k1, b  # b: how much a long document's term counts are discounted
         self.position = {row.case_id: i for i, row in enumerate(rows)}
         self.columns = FilterColumns([row.metadata for row in rows])
-        self.postings = Postings([row.tokens() for row in rows])
+        self.postings = Postings(row.tokens() for row in rows)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -146,7 +151,7 @@ class DeltaTable:
         self.position = {row.case_id: i for i, row in enumerate(self.rows)}
         self.deleted = frozenset(deleted) - self.position.keys()
         self.columns = FilterColumns([row.metadata for row in self.rows])
-        self.postings = Postings([row.tokens() for row in self.rows])
+        self.postings = Postings(row.tokens() for row in self.rows)
 
     def __len__(self) -> int:
         return len(self.rows)
