@@ -171,6 +171,7 @@ def through_chroma(
     embedder = RandomEmbedder()
     store = PastCaseStore.from_settings(settings, embedder=embedder)
     store.lexical_min_interval_s = 0.0
+    store.delete([c.case_id for c in cases])  # left by an earlier run that stopped before cleaning up
     if store.count() != len(rows):
         started = time.perf_counter()
         for start in range(0, len(rows), 5000):
@@ -198,11 +199,14 @@ def through_chroma(
     query = qs[0]
     store.find(query, k=10)
 
+    written: list[PastCase] = []
+
     def stream(n: int, *, drop: bool) -> dict[str, Any]:
         searchable, searches, upserts = [], [], []
         for case in cases[:n]:
+            written.append(case)
             t0 = time.perf_counter()
-            store.upsert([case], provenance=Provenance.analyst_decision)
+            assert store.upsert([case], provenance=Provenance.analyst_decision) == 1
             t1 = time.perf_counter()
             if drop:  # the previous path: a write dropped the copy; the next search rebuilt it
                 store.drop_lexical()
@@ -242,6 +246,7 @@ def through_chroma(
         store.find(q, k=10)
         quiet.append(time.perf_counter() - t0)
     result["search_after_rebuild"] = _ms(quiet)
+    store.delete([c.case_id for c in written])  # the collection as it was, for the next run
     return result
 
 

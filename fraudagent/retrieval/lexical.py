@@ -11,10 +11,12 @@ postings with the statistics of the whole index (N, document frequencies and ave
 less the rows the delta replaced or deleted, plus the delta's), so a search with a delta ranks exactly as a full
 rebuild would.
 
-The full rebuild (one read of the whole collection plus tokenizing and indexing it: 23 to 48 s for 100,000 cases
-on 2 cores, nearly all of it the read from Chroma) runs on the request path only for the first build; after that
-it runs in a background thread and the new index is swapped in when ready (`past_cases.PastCaseStore`). Memory:
-every document once more, and the postings (about 5 million for 100,000 cases, 12 bytes each).
+The full rebuild (one read of the whole collection plus tokenizing and indexing it: 12 to 23 s for 100,000 cases on
+2 shared cores in `benchmarks/bench_lexical.py`, 48 s on busier ones, most of it the read from Chroma) runs on the
+request path only for the first build; after that it runs in a background thread and the new index is swapped in
+when ready (`past_cases.PastCaseStore`). A write is searchable in the time of the upsert itself (18 to 36 ms p50 at
+100,000 cases, against 11 to 23 s before, when the next search rebuilt the copy). Memory: every document once more
+(about 190 MB for 100,000 cases) and the postings (5.2 million, 12 bytes each; the index about 120 MB in all).
 """
 
 from __future__ import annotations
