@@ -367,7 +367,20 @@ class Settings(BaseSettings):
     retrieval_lexical_max_age_s: float = Field(
         default=300.0,
         gt=0,
-        description="rebuild the in-memory BM25 copy when older (other writers may have changed the collection)",
+        description="rebuild the in-memory BM25 copy in the background when older (other writers may have changed "
+        "the collection)",
+    )
+    retrieval_lexical_max_delta: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="cases this process wrote since the BM25 copy was built beyond which it is rebuilt in the "
+        "background (until then they are searched as a delta over it)",
+    )
+    retrieval_lexical_min_interval_s: float = Field(
+        default=30.0,
+        ge=0,
+        description="least time between the starts of two background rebuilds of the BM25 copy",
     )
     retrieval_batch_size: int = Field(default=256, ge=1, le=5000, description="cases embedded and written per batch")
 

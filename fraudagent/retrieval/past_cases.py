@@ -7,11 +7,17 @@ the store embeds documents and queries itself so that only changed cases are
 embedded and query embedding time is measured apart from search.
 Search fuses the vector neighbours with BM25 (`lexical.py`): a weighted sum of cosine and scaled BM25 by
 default, reciprocal rank fusion on request (`retrieval_fusion`).
+BM25 searches an in-memory copy of the collection (`lexical.LexicalIndex`). Only the first search builds it on
+the request path. This process's writes go into the copy's delta as they are made, so they are searchable at
+once; a full rebuild, for other writers' changes (the collection's count differs from the copy's), age
+(`retrieval_lexical_max_age_s`) or a delta past `retrieval_lexical_max_delta`, runs in a background thread and is
+swapped in when done, while searches go on with the copy they have.
 Narratives are untrusted text: stored and returned as evidence, never as instructions.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -25,7 +31,7 @@ from fraudagent.core.settings import Settings
 from fraudagent.retrieval.documents import IndexedCase, Provenance, document, metadata, past_case, vector_text
 from fraudagent.retrieval.embedding import Embedder, load_embedder
 from fraudagent.retrieval.filters import CaseFilter
-from fraudagent.retrieval.lexical import CaseTable, StoredCase, tokenize
+from fraudagent.retrieval.lexical import CaseTable, DeltaTable, LexicalIndex, StoredCase, tokenize
 from fraudagent.retrieval.search import (
     CaseQuery,
     Fusion,
@@ -36,6 +42,8 @@ from fraudagent.retrieval.search import (
     score_fusion,
     summarize,
 )
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]
 READ_PAGE = 5000  # rows per read when rebuilding the lexical index
@@ -107,6 +115,8 @@ class PastCaseStore:
         bm25_k1: float = 1.5,
         bm25_b: float = 1.0,
         lexical_max_age_s: float = 300.0,
+        lexical_max_delta: int = 1000,
+        lexical_min_interval_s: float = 30.0,
         batch_size: int = 256,
     ) -> None:
         # Vectors are always passed in: Chroma never embeds (its default would download a model).
@@ -127,12 +137,26 @@ class PastCaseStore:
         self.bm25_k1 = bm25_k1
         self.bm25_b = bm25_b
         self.lexical_max_age_s = lexical_max_age_s
+        self.lexical_max_delta = lexical_max_delta
+        self.lexical_min_interval_s = lexical_min_interval_s
         self.batch_size = batch_size
         self.embedded = 0  # texts embedded by this store since it was made, and the time it took
         self.embedding_s = 0.0
-        self._table: CaseTable | None = None
-        self._table_built_at = 0.0
-        self._table_lock = threading.Lock()
+        self.lexical_builds = 0  # full builds of the BM25 copy, and the seconds the last one took
+        self.lexical_build_s = 0.0
+        # The BM25 copy. `_lexical` is replaced whole (never changed in place), so a search reads it without a
+        # lock. `_lock` guards it and the write log: every case this process wrote (or deleted: None) since the
+        # current or running build began reading, numbered, so a build carries over exactly the later ones.
+        self._lexical: LexicalIndex | None = None
+        self._lexical_built_at = 0.0  # monotonic time its main table's read began
+        self._lock = threading.Lock()
+        self._build_lock = threading.Lock()  # one full build at a time
+        self._written: list[tuple[int, str, StoredCase | None]] = []
+        self._seq = 0
+        self._building = False
+        self._generation = 0  # bumped when the copy is dropped (reembed): a build from before is not swapped in
+        self._rebuild_thread: threading.Thread | None = None
+        self._rebuild_started = -float("inf")
 
     @classmethod
     def from_settings(cls, settings: Settings, *, embedder: Any | None = None) -> PastCaseStore:
@@ -149,6 +173,8 @@ class PastCaseStore:
             bm25_k1=settings.retrieval_bm25_k1,
             bm25_b=settings.retrieval_bm25_b,
             lexical_max_age_s=settings.retrieval_lexical_max_age_s,
+            lexical_max_delta=settings.retrieval_lexical_max_delta,
+            lexical_min_interval_s=settings.retrieval_lexical_min_interval_s,
             batch_size=settings.retrieval_batch_size,
         )
 
@@ -198,8 +224,7 @@ class PastCaseStore:
             if on_progress:
                 on_progress(min(start + self.batch_size, len(ids)), len(ids))
         self._collection.modify(metadata={EMBEDDER_KEY: self._embedder.identity})
-        with self._table_lock:
-            self._table = None
+        self.drop_lexical()
         return len(ids)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -226,17 +251,24 @@ class PastCaseStore:
         provenance, regions = Provenance(provenance), regions or {}
         self.check_embedder()
         size = batch_size or self.batch_size
-        written = 0
-        for start in range(0, len(cases), size):
-            written += self._upsert_batch([_indexed(c, provenance, regions) for c in cases[start : start + size]])
-            if on_progress:
-                on_progress(min(start + size, len(cases)), len(cases))
-        if written:
-            with self._table_lock:
-                self._table = None  # the lexical copy no longer matches the collection
-        return written
+        written: list[StoredCase] = []
+        try:
+            for start in range(0, len(cases), size):
+                written += self._upsert_batch([_indexed(c, provenance, regions) for c in cases[start : start + size]])
+                if on_progress:
+                    on_progress(min(start + size, len(cases)), len(cases))
+        finally:  # what reached Chroma is searchable, even when a later batch failed
+            self._note_written({row.case_id: row for row in written})
+        return len(written)
 
-    def _upsert_batch(self, batch: list[IndexedCase]) -> int:
+    def delete(self, case_ids: Sequence[str]) -> None:
+        """Remove past cases from the collection (and from this process's BM25 copy at once)."""
+        if not case_ids:
+            return
+        self._collection.delete(ids=list(case_ids))
+        self._note_written(dict.fromkeys(case_ids))
+
+    def _upsert_batch(self, batch: list[IndexedCase]) -> list[StoredCase]:
         unique = list({c.case.case_id: c for c in batch}.values())  # Chroma refuses duplicate ids in one call
         ids = [c.case.case_id for c in unique]
         docs = [document(c) for c in unique]
@@ -266,7 +298,7 @@ class PastCaseStore:
                 metadatas=[metadatas[i] for i in rewrite],
                 embeddings=[vectors[ids[i]] for i in rewrite],
             )
-        return len(reembed) + len(rewrite)
+        return [StoredCase(ids[i], docs[i], metadatas[i]) for i in sorted(reembed + rewrite)]
 
     def get(self, case_ids: Sequence[str]) -> list[PastCase]:
         if not case_ids:
@@ -279,25 +311,122 @@ class PastCaseStore:
 
     # --- the lexical copy -----------------------------------------------------
 
-    def lexical_table(self) -> CaseTable:
-        """The in-memory copy BM25 searches, rebuilt when it may no longer match the collection."""
-        with self._table_lock:
-            table = self._table
-            expired = time.monotonic() - self._table_built_at > self.lexical_max_age_s
-            if table is None or expired or len(table) != self.count():
-                table = self._table = CaseTable(self._read_all(), k1=self.bm25_k1, b=self.bm25_b)
-                self._table_built_at = time.monotonic()
-            return table
+    def lexical_table(self) -> LexicalIndex:
+        """The copy BM25 searches. The first call builds it (on the caller's time); later calls return the current
+        one at once and, when it may be out of date, start a rebuild in the background (`_stale`)."""
+        index = self._lexical
+        if index is None:
+            return self.rebuild_lexical(only_if_missing=True)
+        if self._stale(index):
+            self._rebuild_in_background()
+        return index
+
+    def rebuild_lexical(self, *, only_if_missing: bool = False) -> LexicalIndex:
+        """Build the copy from a full read of the collection now, on the caller's time, and swap it in."""
+        with self._build_lock:
+            current = self._lexical
+            if only_if_missing and current is not None:  # another caller built it while this one waited
+                return current
+            return self._build()
+
+    def drop_lexical(self) -> None:
+        """Forget the copy (and any build in progress): the next search builds it again from the collection."""
+        with self._lock:
+            self._lexical = None
+            self._written.clear()
+            self._generation += 1
+
+    def _stale(self, index: LexicalIndex) -> bool:
+        """The copy may not match the collection: it is older than `lexical_max_age_s`, its delta holds more than
+        `lexical_max_delta` cases, or the collection's count is not the copy's (another writer)."""
+        if time.monotonic() - self._lexical_built_at > self.lexical_max_age_s:
+            return True
+        if len(index.delta) + len(index.delta.deleted) > self.lexical_max_delta:
+            return True
+        return len(index) != self.count()
+
+    def _rebuild_in_background(self) -> None:
+        """Start a full rebuild in a thread, unless one is running or one started less than
+        `lexical_min_interval_s` ago (so a failing or a changing collection does not keep a core busy)."""
+        with self._lock:
+            running = self._rebuild_thread is not None and self._rebuild_thread.is_alive()
+            if running or time.monotonic() - self._rebuild_started < self.lexical_min_interval_s:
+                return
+            self._rebuild_started = time.monotonic()
+            thread = threading.Thread(target=self._rebuild_quietly, name=f"bm25-rebuild-{self.name}", daemon=True)
+            self._rebuild_thread = thread
+        thread.start()
+
+    def wait_for_lexical_rebuild(self, timeout: float | None = None) -> bool:
+        """Wait for the background rebuild under way, if any; False when it is still running after `timeout`."""
+        thread = self._rebuild_thread
+        if thread is not None:
+            thread.join(timeout)
+        return thread is None or not thread.is_alive()
+
+    def _rebuild_quietly(self) -> None:
+        try:
+            with self._build_lock:
+                self._build()
+        except Exception as error:  # searches go on with the copy they have; the next stale search tries again
+            log.warning("rebuilding the BM25 copy of %s failed: %s: %s", self.name, type(error).__name__, error)
+
+    def _build(self) -> LexicalIndex:
+        """One full build (the caller holds `_build_lock`): note where the write log stands, read the collection,
+        index it, then swap it in with a delta of the writes logged after that point (they may or may not be in
+        what was read; the delta's version wins either way, and it is the latest)."""
+        with self._lock:
+            start_seq, generation = self._seq, self._generation
+            self._building = True
+        try:
+            started = time.monotonic()
+            main = CaseTable(self._read_all(), k1=self.bm25_k1, b=self.bm25_b)
+            with self._lock:
+                if generation != self._generation:  # dropped while reading: this read may predate a reembed
+                    raise RuntimeError("the BM25 copy was dropped while it was being built")
+                self._written = [entry for entry in self._written if entry[0] > start_seq]
+                index = self._lexical = LexicalIndex(main, self._delta())
+                self._lexical_built_at = started
+                self.lexical_builds += 1
+                self.lexical_build_s = time.monotonic() - started
+            log.info("built the BM25 copy of %s: %d cases in %.1f s", self.name, len(main), self.lexical_build_s)
+            return index
+        finally:
+            with self._lock:
+                self._building = False
+
+    def _note_written(self, rows: Mapping[str, StoredCase | None]) -> None:
+        """This process wrote these cases (None: deleted): log them and lay them over the current copy at once.
+        Without a copy or a build under way nothing is kept: the next build reads them from the collection."""
+        if not rows:
+            return
+        with self._lock:
+            if self._lexical is None and not self._building:
+                return
+            for case_id, row in rows.items():
+                self._seq += 1
+                self._written.append((self._seq, case_id, row))
+            if self._lexical is not None:
+                self._lexical = LexicalIndex(self._lexical.main, self._delta())
+        if self._lexical is not None and len(self._written) > self.lexical_max_delta:
+            self._rebuild_in_background()
+
+    def _delta(self) -> DeltaTable:
+        """The write log as a delta (the caller holds `_lock`): each case's latest version."""
+        latest = {case_id: row for _, case_id, row in self._written}
+        rows = [row for row in latest.values() if row is not None]
+        return DeltaTable(rows, [case_id for case_id, row in latest.items() if row is None])
 
     def _read_all(self) -> list[StoredCase]:
-        rows: list[StoredCase] = []
+        rows: dict[str, StoredCase] = {}  # by id: a row moved by a concurrent write may come twice
+        read = 0
         while True:
-            page = self._collection.get(include=["documents", "metadatas"], limit=READ_PAGE, offset=len(rows))
-            rows += [
-                StoredCase(i, d, m) for i, d, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True)
-            ]
+            page = self._collection.get(include=["documents", "metadatas"], limit=READ_PAGE, offset=read)
+            for i, d, m in zip(page["ids"], page["documents"], page["metadatas"], strict=True):
+                rows[i] = StoredCase(i, d, m)
+            read += len(page["ids"])
             if len(page["ids"]) < READ_PAGE:
-                return rows
+                return list(rows.values())
 
     # --- search -----------------------------------------------------------------
 
@@ -336,7 +465,7 @@ class PastCaseStore:
         table = self.lexical_table()
         if not len(table):
             return []
-        allowed = query.filters.allowed(table.columns)
+        allowed = table.allowed(query.filters)
         vector_hits = (
             self._vector_hits(query, query_vector, table, allowed) if mode is not RetrievalMode.lexical else {}
         )
@@ -345,8 +474,9 @@ class PastCaseStore:
         if mode is not RetrievalMode.vector:
             bm25 = table.lexical_scores(query.lexical_tokens(), allowed)
             top = table.top_rows(bm25, self.candidates)
-            lexical_hits = {table.rows[p].case_id: score for p, score in top}
-        # cosine for candidates only the lexical side returned: the fusion reads it, and one floor applies to all
+            lexical_hits = {table.row(p).case_id: score for p, score in top}
+        # cosine for candidates only the lexical side returned: the fusion reads it, and one floor applies to all;
+        # a candidate Chroma no longer holds (another writer deleted it) gets none and is left out
         similarity = vector_hits | self._similarities(query_vector, [i for i in lexical_hits if i not in vector_hits])
         ranking = self._rank(mode, vector_hits, lexical_hits, similarity, bm25, table)
         vector_rank = {case_id: r for r, case_id in enumerate(vector_hits, start=1)}
@@ -354,10 +484,10 @@ class PastCaseStore:
         query_terms = tokenize(query.text) + tokenize(query.context)
         neighbours = []
         for case_id, score in ranking:
-            if similarity.get(case_id, -1.0) < floor:
+            position = table.position_of(case_id)
+            if case_id not in similarity or similarity[case_id] < floor or position is None:
                 continue
-            position = table.position[case_id]
-            row = table.rows[position]
+            row = table.row(position)
             neighbours.append(
                 SimilarCase(
                     case=past_case(case_id, row.metadata, row.document),
@@ -375,7 +505,7 @@ class PastCaseStore:
         return neighbours
 
     def _vector_hits(
-        self, query: CaseQuery, query_vector: np.ndarray, table: CaseTable, allowed: np.ndarray
+        self, query: CaseQuery, query_vector: np.ndarray, table: LexicalIndex, allowed: np.ndarray
     ) -> dict[str, float]:
         """The nearest allowed ids (in order) with their cosine similarity.
 
@@ -383,17 +513,19 @@ class PastCaseStore:
         filter is applied here instead: fetch enough unfiltered neighbours that, after dropping the
         disallowed ones, `candidates` remain. Only when that would take too many does Chroma filter.
         """
-        wanted = min(self.candidates, int(allowed.sum()))
+        matching = int(allowed.sum())
+        wanted = min(self.candidates, matching)
         if wanted == 0:
             return {}
-        fetch = min(len(table), int(self.candidates * len(table) / allowed.sum()) + int((~allowed).sum() > 0) * 20)
+        fetch = min(len(table), int(self.candidates * len(table) / matching) + int(matching < len(table)) * 20)
         if fetch <= MAX_UNFILTERED_FETCH:
             hits = self._nearest(query_vector, fetch, where=None)
-            kept = {i: s for i, s in hits.items() if i in table.position and allowed[table.position[i]]}
+            kept = {i: s for i, s in hits.items() if (p := table.position_of(i)) is not None and bool(allowed[p])}
             if len(kept) >= wanted or fetch == len(table):
                 return dict(list(kept.items())[:wanted])
         hits = self._nearest(query_vector, wanted, where=query.filters.where())
-        return {i: s for i, s in hits.items() if i in table.position}  # ids the copy lacks wait for its rebuild
+        # ids the copy lacks (another writer's, since its build) wait for its rebuild
+        return {i: s for i, s in hits.items() if table.position_of(i) is not None}
 
     def _nearest(self, query_vector: np.ndarray, n: int, *, where: dict[str, Any] | None) -> dict[str, float]:
         result = self._collection.query(
@@ -408,7 +540,7 @@ class PastCaseStore:
         lexical_hits: dict[str, float],
         similarity: dict[str, float],
         bm25: np.ndarray,
-        table: CaseTable,
+        table: LexicalIndex,
     ) -> list[tuple[str, float]]:
         """(id, score) best first: the fused score of both retrievers' candidates (`fusion`, weighted by
         `vector_share`), or one retriever's own score (cosine, BM25)."""
@@ -418,7 +550,8 @@ class PastCaseStore:
             weights = (2 * self.vector_share, 2 * (1 - self.vector_share))  # 0.5: plain RRF
             return reciprocal_rank_fusion([list(vector_hits), list(lexical_hits)], k=self.rrf_k, weights=weights)
         # every candidate's BM25, also of those only the vector side returned (0 when it shares no term)
-        lexical = {case_id: float(bm25[table.position[case_id]]) for case_id in similarity}
+        positions = {case_id: table.position_of(case_id) for case_id in similarity}
+        lexical = {case_id: float(bm25[p]) for case_id, p in positions.items() if p is not None}
         return score_fusion(similarity, lexical, vector_share=self.vector_share)
 
     def _similarities(self, query_vector: np.ndarray, case_ids: list[str]) -> dict[str, float]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -382,10 +383,130 @@ def test_the_lexical_index_follows_writes_from_another_client(
             )
         ]
     )
+    # the next search sees the changed count and starts a rebuild in the background; it does not wait for it
+    store.find(CaseQuery.from_text("wallet top-ups zebra"), k=3, mode=RetrievalMode.lexical, min_similarity=-1.0)
+    assert store.wait_for_lexical_rebuild(timeout=120)
     found = store.find(
         CaseQuery.from_text("wallet top-ups zebra"), k=3, mode=RetrievalMode.lexical, min_similarity=-1.0
     )
     assert _ids(found.neighbours)[0] == "C-90050"
+    assert store.lexical_builds == 2
+
+
+ZEBRA = _case(
+    60,
+    "A-60",
+    Typology.mule_ring,
+    FRAUD,
+    [Action.lock_account],
+    "zebra ring: wallet top-ups on 5 accounts sharing cards",
+)
+
+
+def _lexical_ids(store: PastCaseStore, text: str, k: int = 12) -> list[str]:
+    query = CaseQuery.from_text(text)
+    return _ids(store.find(query, k=k, mode=RetrievalMode.lexical, min_similarity=-1.0).neighbours)
+
+
+def test_an_upserted_case_is_found_at_once_without_a_full_rebuild(store: PastCaseStore) -> None:
+    assert "C-90060" not in _lexical_ids(store, "wallet top-ups zebra")
+    assert store.lexical_builds == 1  # the first search built the copy
+    store.upsert([ZEBRA])
+    assert _lexical_ids(store, "wallet top-ups zebra")[0] == "C-90060"
+    hybrid = store.find(CaseQuery.from_text("zebra ring wallet top-ups"), k=3, min_similarity=-1.0).neighbours
+    assert _ids(hybrid)[0] == "C-90060" and hybrid[0].lexical_rank == 1 and hybrid[0].vector_rank is not None
+    assert "zebra" in hybrid[0].matched_terms
+
+    # replaced: found once, as it is now; deleted: found no more, by either retriever
+    romania = CASES[0].model_copy(update={"narrative": "zebra: a login from a new PC, then 6 gift cards. ATO."})
+    store.upsert([romania])
+    for mode in RetrievalMode:
+        found = _ids(
+            store.find(CaseQuery.from_text("zebra gift cards"), k=12, mode=mode, min_similarity=-1.0).neighbours
+        )
+        assert found.count("C-90001") == 1, mode
+    assert "C-90001" not in _lexical_ids(store, "Romania")  # only the old version said it
+    store.delete(["C-90005"])
+    for mode in RetrievalMode:
+        query = CaseQuery.from_text("40 charges of $0.99 on 25 different cards, declined: card testing")
+        assert "C-90005" not in _ids(store.find(query, k=12, mode=mode, min_similarity=-1.0).neighbours), mode
+    assert store.lexical_builds == 1 and store.count() == 12  # no full rebuild; the delta holds all three
+
+
+def test_the_rebuild_after_max_age_runs_in_the_background(
+    store: PastCaseStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = _lexical_ids(store, ATO_QUERY)
+    read_all = store._read_all
+    reading, release = threading.Event(), threading.Event()
+
+    def slow_read_all() -> list:  # type: ignore[type-arg]
+        reading.set()
+        assert release.wait(120), "the test never released the rebuild"
+        return read_all()
+
+    monkeypatch.setattr(store, "_read_all", slow_read_all)
+    store.lexical_max_age_s = 0.0  # every copy is too old now
+    try:
+        searched: list[list[str]] = []
+        searcher = threading.Thread(target=lambda: searched.append(_lexical_ids(store, ATO_QUERY)))
+        searcher.start()
+        assert reading.wait(60)  # the search started a rebuild ...
+        searcher.join(60)
+        assert not searcher.is_alive() and searched == [before]  # ... and answered from the copy it had
+        assert not release.is_set() and store.lexical_builds == 1  # while the rebuild was still reading
+
+        store.upsert([ZEBRA])  # a write while the rebuild reads is searchable at once, and after the swap
+        assert _lexical_ids(store, "wallet top-ups zebra")[0] == "C-90060"
+        assert store.lexical_builds == 1
+    finally:
+        release.set()
+    assert store.wait_for_lexical_rebuild(timeout=120)
+    assert store.lexical_builds == 2
+    store.lexical_max_age_s = 3600.0
+    assert _lexical_ids(store, "wallet top-ups zebra").count("C-90060") == 1
+    assert _lexical_ids(store, "wallet top-ups zebra")[0] == "C-90060"
+
+
+QUERIES = [
+    ATO_QUERY,
+    "gift cards and declined cards after a password reset",
+    "refund requested again and again, refunds denied",
+    "chargeback after the purchase, the console kept playing",
+    "wallet top-ups zebra ring sharing cards",
+]
+
+
+def test_results_with_the_delta_equal_a_full_rebuilds(store: PastCaseStore) -> None:
+    """On a small store the delta's scores (with the last build's statistics) rank as a full rebuild does."""
+    _lexical_ids(store, ATO_QUERY)
+    store.upsert(
+        [
+            ZEBRA,
+            _case(61, "A-61", CT, FRAUD, [Action.block_instrument], "card testing: 25 cards, $1 each, 80% declined."),
+            CASES[6].model_copy(update={"narrative": "Refunds on 8 of 10 purchases; refund denied. Refund abuse."}),
+        ]
+    )
+    store.delete(["C-90009"])
+    assert store.lexical_builds == 1
+
+    def rankings() -> list[list[tuple[str, float]]]:
+        return [
+            [
+                (n.case.case_id, n.score)
+                for n in store.find(CaseQuery.from_text(text), k=12, mode=mode, min_similarity=-1.0).neighbours
+            ]
+            for text in QUERIES
+            for mode in (RetrievalMode.lexical, RetrievalMode.hybrid)
+        ]
+
+    incremental = rankings()
+    store.rebuild_lexical()
+    assert store.lexical_builds == 2 and len(store.lexical_table().delta) == 0
+    full = rankings()
+    assert [[case_id for case_id, _ in r] for r in incremental] == [[case_id for case_id, _ in r] for r in full]
+    for with_delta, rebuilt in zip(incremental, full, strict=True):
+        assert [score for _, score in with_delta] == pytest.approx([score for _, score in rebuilt], abs=1e-5)
 
 
 def test_the_agents_free_text_search_still_works(store: PastCaseStore) -> None:

@@ -22,7 +22,8 @@ from fraudagent.core.models import (
     Typology,
 )
 from fraudagent.core.settings import Settings
-from fraudagent.retrieval.lexical import CaseTable, StoredCase
+from fraudagent.retrieval.filters import CaseFilter
+from fraudagent.retrieval.lexical import CaseTable, DeltaTable, LexicalIndex, StoredCase
 from fraudagent.retrieval.queries import case_query
 from fraudagent.retrieval.search import CaseQuery, reciprocal_rank_fusion, score_fusion
 
@@ -156,3 +157,68 @@ def test_a_tampered_onnx_model_is_refused(tmp_path: Path) -> None:
         f.write(bytes([byte[0] ^ 0xFF]))
     with pytest.raises(DependencyUnavailable, match="does not match its stamp"):
         prepare_onnx(source=source, cache_dir=tmp_path)
+
+
+def _stored(case_id: str, text: str, typology: str = "legitimate", account: str = "A-1") -> StoredCase:
+    return StoredCase(case_id, text, {"typology": typology, "closed_ts": 0, "account_id": account})
+
+
+MAIN_ROWS = [
+    _stored("C-1", "password reset from a new device, then gift cards", "account_takeover"),
+    _stored("C-2", "refund requested twice for the same game", "refund_abuse", "A-2"),
+    _stored("C-3", "small charges on many cards, most declined", "card_testing", "A-3"),
+    _stored("C-4", "a chargeback on a game the console kept playing", "friendly_fraud", "A-4"),
+]
+
+
+TOKENS = ["gift", "cards", "declined", "refund", "game", "chargeback", "zebra", "twice"]
+
+
+def test_bm25_scores_are_bm25s_lucene_scores() -> None:
+    """Scored by our postings at query time, with the formula bm25s precomputes by default (`lucene`)."""
+    import bm25s
+
+    rows = [*MAIN_ROWS, _stored("C-9", "gift cards gift cards, refund refund refund; chargeback twice")]
+    for b in (0.0, 0.75, 1.0):
+        reference = bm25s.BM25(k1=1.5, b=b)
+        reference.index([row.tokens() for row in rows], show_progress=False)
+        for token in TOKENS[:6]:
+            query = list(dict.fromkeys([token, "gift"]))  # a query's tokens count once
+            ours = CaseTable(rows, k1=1.5, b=b).lexical_scores(query, np.ones(len(rows), dtype=bool))
+            assert ours == pytest.approx(reference.get_scores(query), rel=1e-6, abs=1e-7)
+
+
+def test_the_delta_ranks_and_scores_as_a_full_rebuild() -> None:
+    """Added, replaced and deleted cases laid over the main table score exactly what a table built from the
+    result would give (statistics of the whole index), with filters and explanations reaching the delta."""
+    main = CaseTable(MAIN_ROWS, k1=1.5, b=1.0)
+    added = _stored("C-5", "zebra ring: wallet top-ups on five accounts", "mule_ring", "A-5")
+    replaced = _stored("C-2", "zebra refund requested three times", "refund_abuse", "A-2")
+    index = LexicalIndex(main, DeltaTable([added, replaced], deleted=["C-3", "C-404"]))
+    rebuilt = CaseTable([MAIN_ROWS[0], MAIN_ROWS[3], added, replaced], k1=1.5, b=1.0)
+    assert len(index) == len(rebuilt) == 4
+    assert index.position_of("C-3") is None and index.position_of("C-404") is None
+    assert index.row(index.position_of("C-2") or 0) is replaced
+
+    def scores(tokens: list[str], case_filter: CaseFilter | None = None) -> dict[str, float]:
+        found = index.lexical_scores(tokens, index.allowed(case_filter or CaseFilter()))
+        return {index.row(p).case_id: score for p, score in index.top_rows(found, 10)}
+
+    for token in TOKENS:
+        expected = rebuilt.lexical_scores([token, "refund"], np.ones(4, dtype=bool))
+        full = {rebuilt.rows[p].case_id: score for p, score in rebuilt.top_rows(expected, 10)}
+        assert list(scores([token, "refund"])) == list(full)
+        assert scores([token, "refund"]) == pytest.approx(full, rel=1e-6)
+    assert "C-3" not in scores(["declined"]) and "twice" not in index.row(index.position_of("C-2") or 0).document
+    assert list(scores(["zebra"], CaseFilter(typologies=[Typology.mule_ring]))) == ["C-5"]
+    assert list(scores(["zebra"], CaseFilter(exclude_account_ids=["A-5"]))) == ["C-2"]
+    assert index.shared_terms(["zebra", "wallet", "game"], index.position_of("C-5") or 0) == ["wallet", "zebra"]
+
+
+def test_a_delta_over_an_empty_table_scores_as_a_table_of_its_rows() -> None:
+    empty = CaseTable([], k1=1.5, b=1.0)
+    index = LexicalIndex(empty, DeltaTable(MAIN_ROWS))
+    alone = CaseTable(MAIN_ROWS, k1=1.5, b=1.0)
+    assert index.lexical_scores(TOKENS, index.allowed(CaseFilter())) == pytest.approx(
+        alone.lexical_scores(TOKENS, np.ones(4, dtype=bool)), rel=1e-6
+    )
