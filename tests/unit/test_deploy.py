@@ -601,9 +601,26 @@ def test_chroma_is_one_replica_with_its_own_volume_reached_only_by_the_app(eks: 
     policies = [d for d in eks if d["kind"] == "NetworkPolicy" and d["metadata"]["namespace"] == "fraudagent"]
     deny = _one(policies, "NetworkPolicy", "default-deny")["spec"]
     assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    # Every component that is given Chroma's address (the config map) may reach it, and nothing else: intake too,
+    # since an alert's bundle may carry past cases to index.
+    config = _one(eks, "ConfigMap", "fraudagent-config")
+    assert "FRAUDAGENT_CHROMA_HOST" in config["data"]
+    given = {
+        d["metadata"]["labels"]["app.kubernetes.io/component"]
+        for d in eks
+        if d["kind"] == "Deployment"
+        and any(
+            ref.get("configMapRef", {}).get("name") == config["metadata"]["name"]
+            for c in d["spec"]["template"]["spec"]["containers"]
+            for ref in c.get("envFrom", [])
+        )
+    }
+    assert given == {"api", "worker-summaries", "intake"}
     (rule,) = _one(policies, "NetworkPolicy", "chroma-from-app")["spec"]["ingress"]
     (peer,) = rule["from"]
-    assert peer["podSelector"]["matchExpressions"][0]["values"] == ["api", "worker-summaries"]
+    assert set(peer["podSelector"]["matchExpressions"][0]["values"]) == given
+    egress = _one(policies, "NetworkPolicy", "app-to-chroma")["spec"]["podSelector"]["matchExpressions"][0]
+    assert set(egress["values"]) == given
     llm = _one(policies, "NetworkPolicy", "app-to-llm")["spec"]
     assert llm["podSelector"]["matchExpressions"][0]["values"] == ["api", "worker-summaries"]
     # The general HTTPS egress leaves the LLM's private CIDR out, so it opens no way there.
