@@ -10,8 +10,13 @@ What is guaranteed (precisely):
 - A record is checkpointed (its sequence number on the lease, with a write fenced by the lease) only after its
   case, report on arrival and draft job are written, or it is dead-lettered. Delivery is therefore at least once:
   a worker that dies, or loses its lease, between the write and the checkpoint leaves the record to be read
-  again; a replay creates nothing, because the case, the report on arrival, the draft job (id `draft-<alert id>`)
-  and the dead letter (keyed by shard and sequence number) are each created once, on the alert id.
+  again; a replay creates nothing, because the case with its report on arrival, the draft job (id
+  `draft-<alert id>`) and the dead letter (keyed by shard and sequence number) are each created once, on the alert
+  id.
+- A case is opened together with its report on arrival (facts and policy, no model) and both their audit records,
+  in one transaction, so no case is ever seen without it; a draft job is queued with its `summary.requested` audit
+  record in one transaction too. The report is built before the case is written, from the reads that checked the
+  alert (the account and its events in the evidence window), which are not read again.
 - A record that is not JSON, fails validation, names an unknown account or a case id another source holds goes to
   `<prefix>-dead-letters` with the reason and the raw record, and the shard moves on. A record that fails for
   another reason is tried FRAUDAGENT_INTAKE_MAX_ATTEMPTS times and then dead-lettered (`processing_failed`); while
@@ -83,10 +88,20 @@ def process_record(
         record, bundle = service.parse_record(data)
         if bundle is not None:
             service.write_bundle_records(tables, bundle, past_case_store=ctx.past_case_store, scorer=ctx.scorer)
-        case = service.case_record(
-            tables, record, bundle, window_days=s.evidence_window_days, max_events=s.evidence_max_events
+        evidence = ctx.investigator.settings  # the report's evidence window and bound: its read is reused
+        known = service.case_record(
+            tables, record, bundle, window_days=evidence.evidence_window_days, max_events=evidence.evidence_max_events
         )
-        created = service.open_case(tables, case, worker=worker, shard_id=shard_id, sequence_number=sequence_number)
+        report, snapshot = service.report_on_arrival(ctx.investigator, known, worker=worker)
+        created = service.open_case(
+            tables,
+            known.record,
+            report=report,
+            snapshot=snapshot,
+            worker=worker,
+            shard_id=shard_id,
+            sequence_number=sequence_number,
+        )
     except Rejected as rejected:
         if service.dead_letter(
             tables,
@@ -102,11 +117,13 @@ def process_record(
             ctx.stats.dead_lettered(rejected.reason)
         log.info("record %s of %s dead-lettered: %s", sequence_number, shard_id, rejected.reason)
         return RecordResult(outcome="dead_letter", alert_id=rejected.alert_id, reason=rejected.reason, **base)
+    case_id = known.record.case.case_id
+    path: str = report.path
     if created:
         ctx.stats.case_created()
-    case_id = case.case.case_id
-    path = service.triage_report(ctx.investigator, case_id=case_id, worker=worker)
-    job_id = service.queue_draft(tables, s, case=case.case, alert_id=record.alert_id, worker=worker)
+    else:
+        path = service.triage_report(ctx.investigator, case_id=case_id, worker=worker)
+    job_id = service.queue_draft(tables, s, case=known.record.case, alert_id=record.alert_id, worker=worker)
     if job_id is not None and ctx.on_job_queued is not None:
         ctx.on_job_queued()
     return RecordResult(
