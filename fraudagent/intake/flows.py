@@ -7,12 +7,14 @@ What is guaranteed (precisely):
   leases first and then one lease per round from the busiest worker while that one holds more than its share. A
   worker that stops without releasing (killed) keeps its leases until they expire; then the others take them over
   and read on from the checkpoint.
-- A record is checkpointed (its sequence number on the lease, with a write fenced by the lease) only after its
-  case, report on arrival and draft job are written, or it is dead-lettered. Delivery is therefore at least once:
-  a worker that dies, or loses its lease, between the write and the checkpoint leaves the record to be read
-  again; a replay creates nothing, because the case with its report on arrival, the draft job (id
-  `draft-<alert id>`) and the dead letter (keyed by shard and sequence number) are each created once, on the alert
-  id.
+- A shard is checkpointed (a sequence number on the lease, with a write fenced by the lease) once per GetRecords
+  batch (FRAUDAGENT_INTAKE_BATCH_SIZE records), at the last record whose case, report on arrival and draft job are
+  written or which is dead-lettered; a worker stopped cleanly checkpoints what it did before giving its leases back.
+  Delivery is therefore at least once: a worker that dies, or loses its lease, before its checkpoint leaves the
+  records since the previous one (at most a batch) to be read again; a replay creates nothing, because the case
+  with its report on arrival, the draft job (id `draft-<alert id>`) and the dead letter (keyed by shard and sequence
+  number) are each created once, on the alert id. A worker finds out it lost a lease at its next renewal (every
+  third of FRAUDAGENT_INTAKE_LEASE_S) or checkpoint, and stops reading that shard there.
 - A case is opened together with its report on arrival (facts and policy, no model) and both their audit records,
   in one transaction, so no case is ever seen without it; a draft job is queued with its `summary.requested` audit
   record in one transaction too. The report is built before the case is written, from the reads that checked the
@@ -162,6 +164,7 @@ class IntakeWorker:
         self._next_sync = 0.0
         self._next_renew = 0.0
         self._finished_in_round = False
+        self._crashed = False  # kill(): stop as a crash would, without the last checkpoint
 
     @property
     def s(self) -> Settings:
@@ -296,8 +299,27 @@ class IntakeWorker:
         )
         return True
 
+    def _checkpoint(self, shard: _Shard, sequence: str) -> bool:
+        """Record `sequence` as done on the shard's lease (a write fenced by the lease, which it renews); False, and
+        the shard dropped, when the lease was lost: its new holder reads on from the previous checkpoint."""
+        if not leases.checkpoint(
+            self.ctx.tables,
+            stream=self.ctx.stream.name,
+            shard_id=shard.shard_id,
+            worker=self.worker,
+            sequence_number=sequence,
+            lease_s=self.s.intake_lease_s,
+        ):
+            log.info("intake %s lost the lease of %s; stopping there", self.worker, shard.shard_id)
+            self._drop(shard.shard_id)
+            return False
+        shard.checkpoint = sequence
+        return True
+
     def read_shard(self, shard: _Shard) -> int:
-        """One GetRecords on a held shard, each record processed and checkpointed in order; the records read."""
+        """One GetRecords on a held shard: each record processed in order, then one checkpoint, at the last record
+        done (so a crash leaves at most this batch to be read again: replays, which create nothing); the records
+        done."""
         stream, tables = self.ctx.stream, self.ctx.tables
         if shard.iterator is None:
             shard.iterator = stream.iterator(shard.shard_id, after=shard.checkpoint)
@@ -310,27 +332,21 @@ class IntakeWorker:
             raise
         self.ctx.stats.set_iterator_age(shard.shard_id, float(response.get("MillisBehindLatest", 0)) / 1000)
         records = response.get("Records", [])
+        done = 0
         for record in records:
             if self.stopping.is_set() or shard.shard_id not in self.held:
-                return 0
+                break
             if not self._handle(shard, record):
-                shard.iterator = None
-                return 0
-            sequence = str(record["SequenceNumber"])
-            if not leases.checkpoint(
-                tables,
-                stream=stream.name,
-                shard_id=shard.shard_id,
-                worker=self.worker,
-                sequence_number=sequence,
-                lease_s=self.s.intake_lease_s,
-            ):
-                log.info("intake %s lost the lease of %s; stopping there", self.worker, shard.shard_id)
-                self._drop(shard.shard_id)
-                return len(records)
-            shard.checkpoint = sequence
+                shard.iterator = None  # the store is unreachable: read again from the checkpoint later
+                break
+            done += 1
             if time.time() >= self._next_renew:
-                self._renew()
+                self._renew()  # drops the shard if its lease was lost meanwhile (then no checkpoint)
+        if done and not self._crashed and shard.shard_id in self.held:
+            if not self._checkpoint(shard, str(records[done - 1]["SequenceNumber"])):
+                return done
+        if done < len(records):  # stopped, the lease lost, or the store unreachable: the rest is read later
+            return done
         shard.iterator = response.get("NextShardIterator")
         if shard.iterator is None:  # closed by a split or merge, and read to its end: its children may start
             leases.finish_shard(tables, stream=stream.name, shard_id=shard.shard_id, worker=self.worker)
@@ -338,7 +354,7 @@ class IntakeWorker:
             self._drop(shard.shard_id)
             self._finished_in_round = True
             self._next_sync = 0.0
-        return len(records)
+        return done
 
     def round(self) -> int:
         """Sync when due, then one batch from every held shard; the records read."""
@@ -383,14 +399,20 @@ class IntakeWorker:
         return self
 
     def kill(self, timeout: float = 10.0) -> None:
-        """Stop reading without giving the leases back (what a crash does): others wait for them to expire."""
+        """Stop reading as a crash would: the leases are not given back (others wait for them to expire) and the
+        records done since the last checkpoint are not checkpointed (they will be read again)."""
+        self._crashed = True
+        self._halt(timeout)
+
+    def _halt(self, timeout: float) -> None:
         self.stopping.set()
         if self.thread is not None:
             self.thread.join(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop and give the leases back at once (checkpoints kept), so other workers go on without waiting."""
-        self.kill(timeout)
+        """Stop after checkpointing what was done, and give the leases back at once (checkpoints kept), so other
+        workers go on without waiting."""
+        self._halt(timeout)
         for shard_id in list(self.held):
             try:
                 leases.release_lease(

@@ -9,6 +9,7 @@ Lease times are short (settings), so takeovers happen within seconds.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
 from collections import Counter, deque
@@ -250,6 +251,51 @@ def test_bad_records_are_dead_lettered_and_the_shard_moves_on(intake_settings: S
         e.action for e in audit.events_for(history, subject=lease_store.subject(stream.name, lease.shard_id)).items
     ]
     assert actions.count("intake.dead_lettered") == 3
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_a_stopped_worker_checkpoints_its_batch_so_far_and_a_killed_one_does_not(
+    intake_settings: Settings, known_account: Tables, how: str
+) -> None:
+    history = known_account
+    settings = intake_settings.model_copy(update={"intake_batch_size": 100})  # the five records are one batch
+    stream = make_stream(settings, 1)
+    sequences = [stream.put(encode(alert(f"AL-halt-{n}", priority="high")), "k")["SequenceNumber"] for n in range(5)]
+    reached, go = threading.Event(), threading.Event()
+    queued: list[str] = []
+
+    def on_job_queued() -> None:  # after each record's writes: the second one waits for the worker to be halted
+        queued.append("job")
+        if len(queued) == 2:
+            reached.set()
+            go.wait(30)
+
+    ctx = context(settings, history, stream)
+    ctx.on_job_queued = on_job_queued
+    worker = IntakeWorker(ctx, worker="w").start()
+    assert reached.wait(60)
+    halting = threading.Thread(target=worker.stop if how == "stop" else worker.kill)
+    halting.start()
+    wait_until(worker.stopping.is_set, what="the worker told to stop")
+    go.set()
+    halting.join(30)
+
+    [lease] = lease_store.leases(history, stream=stream.name)
+    assert sorted(case_ids(history)) == ["AL-halt-0", "AL-halt-1"]
+    if how == "stop":  # its batch so far checkpointed, the lease given back
+        assert (lease.checkpoint, lease.owner) == (sequences[1], None)
+    else:  # as a crash: no checkpoint, the lease kept until it expires
+        assert (lease.checkpoint, lease.owner) == (None, "w")
+        time.sleep(settings.intake_lease_s)
+    after = IntakeWorker(context(settings, history, stream), worker="w2")
+    after.run_until_idle()
+    after.stop()
+    replayed = ["AL-halt-0", "AL-halt-1"] if how == "kill" else []  # read again, creating nothing
+    assert [(r.alert_id, r.outcome) for r in after.results] == [(a, "replayed") for a in replayed] + [
+        (f"AL-halt-{n}", "created") for n in range(2, 5)
+    ]
+    assert sorted(case_ids(history)) == [f"AL-halt-{n}" for n in range(5)]
+    assert all(len(opened_events(history, f"AL-halt-{n}")) == 1 for n in range(5))
 
 
 def test_parents_are_read_to_their_end_before_their_children(intake_settings: Settings, known_account: Tables) -> None:
