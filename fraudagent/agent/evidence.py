@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -139,6 +140,17 @@ def _account_line(account: Account, role: str) -> str:
     return " | ".join(parts)
 
 
+@dataclass(frozen=True)
+class Known:
+    """What the caller read about a case just before (alert intake, about to open it): the case record (which need
+    not be stored yet) and, when given, the case account and its events in the evidence window, read with the same
+    bounds as `gather_evidence` would (`account_history`, newest `max_events`). These are not read again."""
+
+    record: CaseRecord
+    accounts: dict[str, Account] | None = None
+    events: tuple[list[ScoredEvent], bool] | None = None  # the events and whether the bound cut them
+
+
 def _run(pack: EvidencePack, name: str, future: Future[Any], default: Any, timeouts: Mapping[str, float]) -> Any:
     """The source's result, or `default` with the reason recorded; a source's timeout is looked up by its family."""
     timeout = timeouts.get(name.split(":")[0], DEFAULT_TIMEOUT_S)
@@ -165,13 +177,14 @@ def gather_evidence(
     similar_k: int,
     score_provider: ScoreProvider | None = None,
     timeouts: Mapping[str, float] | None = None,
+    known: Known | None = None,
 ) -> EvidencePack:
     """Read everything about the case in parallel, bounded, and index it by evidence id.
 
     Each source (events, accounts, scores, linked, prior, past_cases) has its own timeout; one
     that fails or times out is recorded in `sources` and the report is built without it. With
     a remote score provider the events are re-scored through it; if it fails, the stored
-    scores stay and `sources` says why.
+    scores stay and `sources` says why. What `known` holds is used instead of reading it.
     """
     pool = ThreadPoolExecutor(max_workers=6, thread_name_prefix="evidence")
     try:
@@ -186,6 +199,7 @@ def gather_evidence(
             similar_k,
             score_provider,
             timeouts or {},
+            known,
         )
     finally:
         pool.shutdown(wait=False, cancel_futures=True)  # a hung source must not hold the report
@@ -202,19 +216,32 @@ def _gather(
     similar_k: int,
     score_provider: ScoreProvider | None,
     timeouts: Mapping[str, float],
+    known: Known | None,
 ) -> EvidencePack:
-    record: CaseRecord = store.cases.get_case(history, case_id)
+    record: CaseRecord = known.record if known is not None else store.cases.get_case(history, case_id)
     case = record.case
     start = case.opened_at - timedelta(days=window_days)
     end = case.opened_at + timedelta(days=1)
     pack = EvidencePack(case=case, status=record.status, account=None, events=[], items={})
 
-    accounts_f = pool.submit(store.events.get_accounts, history, [case.account_id])
-    events_f = pool.submit(
-        account_history, history, account_id=case.account_id, start=start, end=end, max_items=max_events
+    known_accounts = known.accounts if known is not None else None
+    known_events = known.events if known is not None else None
+    accounts_f = (
+        None if known_accounts is not None else pool.submit(store.events.get_accounts, history, [case.account_id])
     )
-    events, cut = _run(pack, "events", events_f, ([], False), timeouts)
-    accounts = _run(pack, "accounts", accounts_f, {}, timeouts)
+    if known_events is not None:
+        events, cut = known_events
+        pack.sources["events"] = "ok"
+    else:
+        events_f = pool.submit(
+            account_history, history, account_id=case.account_id, start=start, end=end, max_items=max_events
+        )
+        events, cut = _run(pack, "events", events_f, ([], False), timeouts)
+    if accounts_f is not None:
+        accounts = _run(pack, "accounts", accounts_f, {}, timeouts)
+    else:
+        accounts = known_accounts
+        pack.sources["accounts"] = "ok"
     pack.account = accounts.get(case.account_id)
     if score_provider is not None and score_provider.name != "stored" and events:
         profile = [pack.account] if pack.account else []

@@ -39,7 +39,7 @@ from fraudagent.agent.drafting import (
     parse_draft,
     render_unknowns,
 )
-from fraudagent.agent.evidence import EvidenceItem, EvidencePack, gather_evidence
+from fraudagent.agent.evidence import EvidenceItem, EvidencePack, Known, gather_evidence
 from fraudagent.agent.facts import add_facts
 from fraudagent.agent.findings import item_finding, timeline_finding
 from fraudagent.agent.llm import chat_model, response_format, stream_call, token_counter
@@ -111,7 +111,8 @@ class Investigator:
         assert self.scheduler is not None
         return self.scheduler.turn(priority)
 
-    def evidence(self, case_id: str) -> EvidencePack:
+    def evidence(self, case_id: str, *, known: Known | None = None) -> EvidencePack:
+        """The case's evidence pack with its facts; `known`: what the caller read already (agent/evidence.py)."""
         s = self.settings
         pack = gather_evidence(
             history=self.history,
@@ -123,6 +124,7 @@ class Investigator:
             similar_k=s.similar_cases,
             score_provider=self.score_provider,
             timeouts=s.evidence_timeouts_s,
+            known=known,
         )
         add_facts(pack)
         add_injection_fact(pack)
@@ -557,6 +559,19 @@ def draft_and_store(
         investigator.history, case_id=case_id, report=report.model_dump(mode="json"), snapshot=pack.model_dump_json()
     )
     return report
+
+
+def policy_report(
+    investigator: Investigator, known: Known, *, requested_by: str | None = None
+) -> tuple[InvestigationReport, EvidencePack]:
+    """The rule-based report (facts and policy, no model) of a case that need not be stored yet, with the pack it was
+    built from; nothing is stored (alert intake writes the report with the case it opens, in one transaction)."""
+    t0 = time.perf_counter()
+    pack = investigator.evidence(known.record.case.case_id, known=known)
+    report = report_from_pack(
+        investigator, pack, requested_by=requested_by, use_model=False, evidence_s=time.perf_counter() - t0
+    )
+    return report, pack
 
 
 def replay_report(

@@ -231,7 +231,13 @@ class Settings(BaseSettings):
     intake_poll_s: float = Field(
         default=1.0, gt=0, le=60, description="wait after a round in which no shard had records"
     )
-    intake_batch_size: int = Field(default=100, ge=1, le=10000, description="records per GetRecords call")
+    intake_batch_size: int = Field(
+        default=100,
+        ge=1,
+        le=10000,
+        description="records per GetRecords call; the checkpoint is written once per batch (a crash re-reads at most "
+        "a batch per shard)",
+    )
     intake_max_attempts: int = Field(
         default=3,
         ge=1,

@@ -7,11 +7,18 @@ What is guaranteed (precisely):
   leases first and then one lease per round from the busiest worker while that one holds more than its share. A
   worker that stops without releasing (killed) keeps its leases until they expire; then the others take them over
   and read on from the checkpoint.
-- A record is checkpointed (its sequence number on the lease, with a write fenced by the lease) only after its
-  case, report on arrival and draft job are written, or it is dead-lettered. Delivery is therefore at least once:
-  a worker that dies, or loses its lease, between the write and the checkpoint leaves the record to be read
-  again; a replay creates nothing, because the case, the report on arrival, the draft job (id `draft-<alert id>`)
-  and the dead letter (keyed by shard and sequence number) are each created once, on the alert id.
+- A shard is checkpointed (a sequence number on the lease, with a write fenced by the lease) once per GetRecords
+  batch (FRAUDAGENT_INTAKE_BATCH_SIZE records), at the last record whose case, report on arrival and draft job are
+  written or which is dead-lettered; a worker stopped cleanly checkpoints what it did before giving its leases back.
+  Delivery is therefore at least once: a worker that dies, or loses its lease, before its checkpoint leaves the
+  records since the previous one (at most a batch) to be read again; a replay creates nothing, because the case
+  with its report on arrival, the draft job (id `draft-<alert id>`) and the dead letter (keyed by shard and sequence
+  number) are each created once, on the alert id. A worker finds out it lost a lease at its next renewal (every
+  third of FRAUDAGENT_INTAKE_LEASE_S) or checkpoint, and stops reading that shard there.
+- A case is opened together with its report on arrival (facts and policy, no model) and both their audit records,
+  in one transaction, so no case is ever seen without it; a draft job is queued with its `summary.requested` audit
+  record in one transaction too. The report is built before the case is written, from the reads that checked the
+  alert (the account and its events in the evidence window), which are not read again.
 - A record that is not JSON, fails validation, names an unknown account or a case id another source holds goes to
   `<prefix>-dead-letters` with the reason and the raw record, and the shard moves on. A record that fails for
   another reason is tried FRAUDAGENT_INTAKE_MAX_ATTEMPTS times and then dead-lettered (`processing_failed`); while
@@ -83,10 +90,20 @@ def process_record(
         record, bundle = service.parse_record(data)
         if bundle is not None:
             service.write_bundle_records(tables, bundle, past_case_store=ctx.past_case_store, scorer=ctx.scorer)
-        case = service.case_record(
-            tables, record, bundle, window_days=s.evidence_window_days, max_events=s.evidence_max_events
+        evidence = ctx.investigator.settings  # the report's evidence window and bound: its read is reused
+        known = service.case_record(
+            tables, record, bundle, window_days=evidence.evidence_window_days, max_events=evidence.evidence_max_events
         )
-        created = service.open_case(tables, case, worker=worker, shard_id=shard_id, sequence_number=sequence_number)
+        report, snapshot = service.report_on_arrival(ctx.investigator, known, worker=worker)
+        created = service.open_case(
+            tables,
+            known.record,
+            report=report,
+            snapshot=snapshot,
+            worker=worker,
+            shard_id=shard_id,
+            sequence_number=sequence_number,
+        )
     except Rejected as rejected:
         if service.dead_letter(
             tables,
@@ -102,11 +119,13 @@ def process_record(
             ctx.stats.dead_lettered(rejected.reason)
         log.info("record %s of %s dead-lettered: %s", sequence_number, shard_id, rejected.reason)
         return RecordResult(outcome="dead_letter", alert_id=rejected.alert_id, reason=rejected.reason, **base)
+    case_id = known.record.case.case_id
+    path: str = report.path
     if created:
         ctx.stats.case_created()
-    case_id = case.case.case_id
-    path = service.triage_report(ctx.investigator, case_id=case_id, worker=worker)
-    job_id = service.queue_draft(tables, s, case=case.case, alert_id=record.alert_id, worker=worker)
+    else:
+        path = service.triage_report(ctx.investigator, case_id=case_id, worker=worker)
+    job_id = service.queue_draft(tables, s, case=known.record.case, alert_id=record.alert_id, worker=worker)
     if job_id is not None and ctx.on_job_queued is not None:
         ctx.on_job_queued()
     return RecordResult(
@@ -145,6 +164,7 @@ class IntakeWorker:
         self._next_sync = 0.0
         self._next_renew = 0.0
         self._finished_in_round = False
+        self._crashed = False  # kill(): stop as a crash would, without the last checkpoint
 
     @property
     def s(self) -> Settings:
@@ -279,8 +299,27 @@ class IntakeWorker:
         )
         return True
 
+    def _checkpoint(self, shard: _Shard, sequence: str) -> bool:
+        """Record `sequence` as done on the shard's lease (a write fenced by the lease, which it renews); False, and
+        the shard dropped, when the lease was lost: its new holder reads on from the previous checkpoint."""
+        if not leases.checkpoint(
+            self.ctx.tables,
+            stream=self.ctx.stream.name,
+            shard_id=shard.shard_id,
+            worker=self.worker,
+            sequence_number=sequence,
+            lease_s=self.s.intake_lease_s,
+        ):
+            log.info("intake %s lost the lease of %s; stopping there", self.worker, shard.shard_id)
+            self._drop(shard.shard_id)
+            return False
+        shard.checkpoint = sequence
+        return True
+
     def read_shard(self, shard: _Shard) -> int:
-        """One GetRecords on a held shard, each record processed and checkpointed in order; the records read."""
+        """One GetRecords on a held shard: each record processed in order, then one checkpoint, at the last record
+        done (so a crash leaves at most this batch to be read again: replays, which create nothing); the records
+        done."""
         stream, tables = self.ctx.stream, self.ctx.tables
         if shard.iterator is None:
             shard.iterator = stream.iterator(shard.shard_id, after=shard.checkpoint)
@@ -293,27 +332,21 @@ class IntakeWorker:
             raise
         self.ctx.stats.set_iterator_age(shard.shard_id, float(response.get("MillisBehindLatest", 0)) / 1000)
         records = response.get("Records", [])
+        done = 0
         for record in records:
             if self.stopping.is_set() or shard.shard_id not in self.held:
-                return 0
+                break
             if not self._handle(shard, record):
-                shard.iterator = None
-                return 0
-            sequence = str(record["SequenceNumber"])
-            if not leases.checkpoint(
-                tables,
-                stream=stream.name,
-                shard_id=shard.shard_id,
-                worker=self.worker,
-                sequence_number=sequence,
-                lease_s=self.s.intake_lease_s,
-            ):
-                log.info("intake %s lost the lease of %s; stopping there", self.worker, shard.shard_id)
-                self._drop(shard.shard_id)
-                return len(records)
-            shard.checkpoint = sequence
+                shard.iterator = None  # the store is unreachable: read again from the checkpoint later
+                break
+            done += 1
             if time.time() >= self._next_renew:
-                self._renew()
+                self._renew()  # drops the shard if its lease was lost meanwhile (then no checkpoint)
+        if done and not self._crashed and shard.shard_id in self.held:
+            if not self._checkpoint(shard, str(records[done - 1]["SequenceNumber"])):
+                return done
+        if done < len(records):  # stopped, the lease lost, or the store unreachable: the rest is read later
+            return done
         shard.iterator = response.get("NextShardIterator")
         if shard.iterator is None:  # closed by a split or merge, and read to its end: its children may start
             leases.finish_shard(tables, stream=stream.name, shard_id=shard.shard_id, worker=self.worker)
@@ -321,7 +354,7 @@ class IntakeWorker:
             self._drop(shard.shard_id)
             self._finished_in_round = True
             self._next_sync = 0.0
-        return len(records)
+        return done
 
     def round(self) -> int:
         """Sync when due, then one batch from every held shard; the records read."""
@@ -366,14 +399,20 @@ class IntakeWorker:
         return self
 
     def kill(self, timeout: float = 10.0) -> None:
-        """Stop reading without giving the leases back (what a crash does): others wait for them to expire."""
+        """Stop reading as a crash would: the leases are not given back (others wait for them to expire) and the
+        records done since the last checkpoint are not checkpointed (they will be read again)."""
+        self._crashed = True
+        self._halt(timeout)
+
+    def _halt(self, timeout: float) -> None:
         self.stopping.set()
         if self.thread is not None:
             self.thread.join(timeout)
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop and give the leases back at once (checkpoints kept), so other workers go on without waiting."""
-        self.kill(timeout)
+        """Stop after checkpointing what was done, and give the leases back at once (checkpoints kept), so other
+        workers go on without waiting."""
+        self._halt(timeout)
         for shard_id in list(self.held):
             try:
                 leases.release_lease(

@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from fraudagent import store
-from fraudagent.agent.pipeline import Investigator, draft_and_store
+from fraudagent.agent.evidence import Known
+from fraudagent.agent.pipeline import Investigator, draft_and_store, policy_report
+from fraudagent.agent.report import InvestigationReport
 from fraudagent.bundles.service import PastCaseSink, Scorer, load_records
 from fraudagent.core.bundle import parse_bundle, validation_problems
 from fraudagent.core.errors import DependencyUnavailable, InvalidInput, Problem
@@ -94,9 +96,10 @@ def _trigger(record: AlertRecord) -> Trigger:
 
 def case_record(
     tables: Tables, record: AlertRecord, bundle: CaseBundle | None, *, window_days: int, max_events: int
-) -> CaseRecord:
-    """The case an alert opens. With a bundle: the bundle's case id, accounts and evidence, with the alert's trigger,
-    priority, time and note. Without: the alert id is the case id, and the account must be known (unknown_account)."""
+) -> Known:
+    """The case an alert opens, with what was read to build it (for its evidence: not read again). With a bundle:
+    the bundle's case id, accounts and evidence, with the alert's trigger, priority, time and note. Without: the
+    alert id is the case id, and the account must be known (unknown_account)."""
     if bundle is not None:
         case = bundle.case.model_copy(
             update={
@@ -110,19 +113,23 @@ def case_record(
         scores = [s.score for s in bundle.scores or [] if s.event_id in set(record.event_ids)] or [
             s.score for s in bundle.scores or []
         ]
-        return CaseRecord(
-            case=case,
-            account_ids=[a.account_id for a in bundle.accounts],
-            past_case_ids=[p.case_id for p in bundle.past_cases],
-            window_start=min(times) if times else None,
-            window_end=max(times) if times else None,
-            max_score=max(scores) if scores else None,
-            alert_id=record.alert_id,
-            alert_event_ids=list(record.event_ids),
+        return Known(
+            CaseRecord(
+                case=case,
+                account_ids=[a.account_id for a in bundle.accounts],
+                past_case_ids=[p.case_id for p in bundle.past_cases],
+                window_start=min(times) if times else None,
+                window_end=max(times) if times else None,
+                max_score=max(scores) if scores else None,
+                alert_id=record.alert_id,
+                alert_event_ids=list(record.event_ids),
+            )
         )
-    if record.account_id not in store.events.get_accounts(tables, [record.account_id]):
+    accounts = store.events.get_accounts(tables, [record.account_id])
+    if record.account_id not in accounts:
         raise Rejected("unknown_account", "the record names an account the store does not know", [], record.alert_id)
-    events, _ = store.events.account_events(
+    # The evidence window and bound of the case's report (agent/evidence.py), so the report reuses this read.
+    events, cut = store.events.account_events(
         tables,
         record.account_id,
         start=record.raised_at - timedelta(days=window_days),
@@ -139,7 +146,7 @@ def case_record(
         priority=record.priority,
         note=record.note,
     )
-    return CaseRecord(
+    case_record = CaseRecord(
         case=case,
         account_ids=[record.account_id],
         window_start=min((s.event.ts for s in events), default=None),
@@ -148,6 +155,7 @@ def case_record(
         alert_id=record.alert_id,
         alert_event_ids=list(record.event_ids),
     )
+    return Known(case_record, accounts=accounts, events=(events, cut))
 
 
 def write_bundle_records(
@@ -165,9 +173,26 @@ def write_bundle_records(
     )
 
 
-def open_case(tables: Tables, record: CaseRecord, *, worker: str, shard_id: str, sequence_number: str) -> bool:
-    """Create the case with its audit record; False when the alert opened it before (a replay: nothing written).
-    A case id that exists from something else is Rejected (case_conflict)."""
+def report_on_arrival(investigator: Investigator, known: Known, *, worker: str) -> tuple[InvestigationReport, str]:
+    """The rule-based report of a case about to be opened (facts and policy, no model: milliseconds), and its
+    evidence snapshot; not stored (`open_case` writes it with the case)."""
+    report, pack = policy_report(investigator, known, requested_by=f"intake {worker}")
+    return report, pack.model_dump_json()
+
+
+def open_case(
+    tables: Tables,
+    record: CaseRecord,
+    *,
+    report: InvestigationReport,
+    snapshot: str,
+    worker: str,
+    shard_id: str,
+    sequence_number: str,
+) -> bool:
+    """Create the case with its audit record and its report on arrival, in one transaction (so no case is ever
+    without it); False when the alert opened it before (a replay: nothing written). A case id that exists from
+    something else is Rejected (case_conflict)."""
     event = audit.new_event(
         subject=audit.case_subject(record.case.case_id),
         action="case.opened",
@@ -179,7 +204,15 @@ def open_case(tables: Tables, record: CaseRecord, *, worker: str, shard_id: str,
             "priority": record.case.priority.value,
         },
     )
-    if store.cases.create_case(tables, record, event=event):
+    writes = store.reports.report_writes(
+        tables,
+        case_id=record.case.case_id,
+        report=report.model_dump(mode="json"),
+        snapshot=snapshot,
+        created=event.at,
+    )
+    record = record.model_copy(update={"suggested_typology": report.typology})
+    if store.cases.create_case(tables, record, event=event, with_writes=writes):
         return True
     existing = store.cases.get_case(tables, record.case.case_id)
     if existing.alert_id != record.alert_id:
@@ -196,8 +229,9 @@ def open_case(tables: Tables, record: CaseRecord, *, worker: str, shard_id: str,
 
 
 def triage_report(investigator: Investigator, *, case_id: str, worker: str) -> str:
-    """The rule-based report (facts and policy, no model: milliseconds), unless the case has a report already
-    (a replayed record). Returns the path of the case's newest report."""
+    """For a replayed record: the path of the case's newest report. The report on arrival is written with the case,
+    so it is there; a case opened without one (by an intake before reports were written with their case) gets the
+    rule-based report now."""
     latest = store.reports.reports(investigator.history, case_id, limit=1)
     if latest:
         return str(latest[0].get("path"))
@@ -217,9 +251,16 @@ def queue_draft(tables: Tables, settings: Settings, *, case: Case, alert_id: str
     request = SummaryRequest(
         case_id=case.case_id, callback_url=settings.intake_callback_url, format=settings.intake_summary_format
     )
-    job, created = store.jobs.create_job(
+    job_id = draft_job_id(alert_id)
+    event = audit.new_event(
+        subject=audit.case_subject(case.case_id),
+        action="summary.requested",
+        actor=f"intake {worker}",
+        details={"job_id": job_id, "format": request.format, "callback": request.callback_url is not None},
+    )
+    job, _ = store.jobs.create_job(
         tables,
-        job_id=draft_job_id(alert_id),
+        job_id=job_id,
         request=request,
         fields=list(settings.summary_ticketing_fields),
         redact_pii=True,
@@ -227,15 +268,8 @@ def queue_draft(tables: Tables, settings: Settings, *, case: Case, alert_id: str
         caller_key_id="intake",
         priority=case.priority.value,
         draft=True,
+        event=event,  # the job and its audit record together, once
     )
-    if created:
-        audit.record(
-            tables,
-            subject=audit.case_subject(case.case_id),
-            action="summary.requested",
-            actor=f"intake {worker}",
-            details={"job_id": job.job_id, "format": request.format, "callback": request.callback_url is not None},
-        )
     return job.job_id
 
 

@@ -6,6 +6,7 @@ conditional writes made atomically with their audit record.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
@@ -79,8 +80,12 @@ def _new_item(record: CaseRecord) -> dict[str, Any]:
     return dynamo.to_item({k: v for k, v in fields.items() if v is not None})
 
 
-def create_case(history: Tables, record: CaseRecord, *, event: audit.AuditEvent) -> bool:
-    """Insert a new case with its audit record, atomically; False (and nothing written) when the case id exists."""
+def create_case(
+    history: Tables, record: CaseRecord, *, event: audit.AuditEvent, with_writes: Sequence[dict[str, Any]] = ()
+) -> bool:
+    """Insert a new case with its audit record and `with_writes` (unconditional TransactWriteItems entries on other
+    items, e.g. its first report: `reports.report_writes`), atomically; False (and nothing written) when the case id
+    exists."""
     try:
         dynamo.call(
             history.client.transact_write_items,
@@ -93,6 +98,7 @@ def create_case(history: Tables, record: CaseRecord, *, event: audit.AuditEvent)
                     }
                 },
                 audit.put_request(history, event),
+                *with_writes,
             ],
         )
     except ClientError as error:

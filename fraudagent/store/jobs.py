@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from fraudagent.core.errors import FraudAgentError, NotFound
 from fraudagent.core.models import sort_key_ts, utc_iso
 from fraudagent.core.settings import PRIORITIES
-from fraudagent.store import dynamo
+from fraudagent.store import audit, dynamo
 from fraudagent.store.tables import Tables
 from fraudagent.summaries.models import (
     DeliveryAttempt,
@@ -149,10 +149,12 @@ def create_job(
     caller_key_id: str,
     priority: str = "medium",
     draft: bool = False,
+    event: audit.AuditEvent | None = None,
 ) -> tuple[SummaryJob, bool]:
     """Queue a job under `job_id` unless it exists already (a retried request); returns it and whether it was
     created. Workers take queued jobs by `priority` (the case's: critical first), then oldest first. A `draft` job
-    drafts a model report even when the case has a report from the policy alone (triage on arrival)."""
+    drafts a model report even when the case has a report from the policy alone (triage on arrival). With `event`,
+    the job and that audit record are written in one transaction (neither when the job exists)."""
     now = _now()
     created_sk = f"{sort_key_ts(datetime.fromtimestamp(now, timezone.utc))}#{job_id}"
     item = {
@@ -176,16 +178,21 @@ def create_job(
         "deliveries": [],
         "events": _event(f"queued by {requested_by}"),
     }
+    put = {
+        "TableName": tables.jobs,
+        "Item": dynamo.to_item(item),
+        "ConditionExpression": "attribute_not_exists(job_id)",
+    }
     try:
-        dynamo.call(
-            tables.client.put_item,
-            TableName=tables.jobs,
-            Item=dynamo.to_item(item),
-            ConditionExpression="attribute_not_exists(job_id)",
-        )
+        if event is None:
+            dynamo.call(tables.client.put_item, **put)
+        else:
+            dynamo.call(
+                tables.client.transact_write_items, TransactItems=[{"Put": put}, audit.put_request(tables, event)]
+            )
         return _job(item), True
     except ClientError as error:
-        if not _is_conditional_failure(error):
+        if not dynamo.conditional_check_failed(error):  # not a transaction cancelled for another reason
             raise
     return get_job(tables, job_id), False
 

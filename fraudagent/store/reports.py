@@ -29,11 +29,37 @@ def put_report(
     replayed), its stats for the quality figures, note its typology on the case and write the audit record, in one
     transaction. `created` is now unless given (imports of older history)."""
     created = created or datetime.now(timezone.utc)
-    created_sk = f"{sort_key_ts(created)}#{report['report_id']}"
+    items = report_writes(history, case_id=case_id, report=report, snapshot=snapshot, created=created)
+    if report.get("typology"):
+        items.append(
+            {
+                "Update": {
+                    "TableName": history.cases,
+                    "Key": dynamo.to_item({"case_id": case_id}),
+                    "UpdateExpression": "SET suggested_typology = :t",
+                    "ConditionExpression": "attribute_exists(case_id)",
+                    "ExpressionAttributeValues": dynamo.to_item({":t": report["typology"]}),
+                }
+            }
+        )
+    transact(history, items, case_id=case_id)
+    return created_sort_key(report, created)
+
+
+def created_sort_key(report: Mapping[str, Any], created: datetime) -> str:
+    return f"{sort_key_ts(created)}#{report['report_id']}"
+
+
+def report_writes(
+    history: Tables, *, case_id: str, report: Mapping[str, Any], snapshot: str | None, created: datetime
+) -> list[dict[str, Any]]:
+    """A report's writes for TransactWriteItems: the report (and its snapshot), its audit record, its stats. The
+    case's `suggested_typology` is the caller's to set (`put_report` updates it; a case opened with its report
+    carries it)."""
     item = dynamo.to_item(
         {
             "case_id": case_id,
-            "created_sk": created_sk,
+            "created_sk": created_sort_key(report, created),
             "created_at": utc_iso(created),
             "report_id": report["report_id"],
             "report": json.dumps(report),
@@ -51,25 +77,11 @@ def put_report(
             k: report.get(k) for k in ("report_id", "path", "model", "typology", "prompt_version", "evidence_hash")
         },
     )
-    items: list[dict[str, Any]] = [
+    return [
         {"Put": {"TableName": history.reports, "Item": item}},
         audit.put_request(history, event),
         feedback.stats_put(history, feedback.report_stats(report, case_id=case_id, created=created), created=created),
     ]
-    if report.get("typology"):
-        items.append(
-            {
-                "Update": {
-                    "TableName": history.cases,
-                    "Key": dynamo.to_item({"case_id": case_id}),
-                    "UpdateExpression": "SET suggested_typology = :t",
-                    "ConditionExpression": "attribute_exists(case_id)",
-                    "ExpressionAttributeValues": dynamo.to_item({":t": report["typology"]}),
-                }
-            }
-        )
-    transact(history, items, case_id=case_id)
-    return created_sk
 
 
 def _report_item(history: Tables, *, case_id: str, report_id: str) -> dict[str, Any]:

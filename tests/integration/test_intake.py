@@ -9,10 +9,13 @@ Lease times are short (settings), so takeovers happen within seconds.
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 import httpx
@@ -29,7 +32,7 @@ from fraudagent.core.settings import Settings
 from fraudagent.intake.flows import IntakeContext, IntakeWorker, process_record
 from fraudagent.intake.metrics import IntakeStats, serve
 from fraudagent.intake.service import Stream, open_stream
-from fraudagent.store import audit
+from fraudagent.store import audit, dynamo
 from fraudagent.store import intake as lease_store
 from fraudagent.store import jobs as job_store
 from fraudagent.store.tables import Tables
@@ -250,6 +253,51 @@ def test_bad_records_are_dead_lettered_and_the_shard_moves_on(intake_settings: S
     assert actions.count("intake.dead_lettered") == 3
 
 
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_a_stopped_worker_checkpoints_its_batch_so_far_and_a_killed_one_does_not(
+    intake_settings: Settings, known_account: Tables, how: str
+) -> None:
+    history = known_account
+    settings = intake_settings.model_copy(update={"intake_batch_size": 100})  # the five records are one batch
+    stream = make_stream(settings, 1)
+    sequences = [stream.put(encode(alert(f"AL-halt-{n}", priority="high")), "k")["SequenceNumber"] for n in range(5)]
+    reached, go = threading.Event(), threading.Event()
+    queued: list[str] = []
+
+    def on_job_queued() -> None:  # after each record's writes: the second one waits for the worker to be halted
+        queued.append("job")
+        if len(queued) == 2:
+            reached.set()
+            go.wait(30)
+
+    ctx = context(settings, history, stream)
+    ctx.on_job_queued = on_job_queued
+    worker = IntakeWorker(ctx, worker="w").start()
+    assert reached.wait(60)
+    halting = threading.Thread(target=worker.stop if how == "stop" else worker.kill)
+    halting.start()
+    wait_until(worker.stopping.is_set, what="the worker told to stop")
+    go.set()
+    halting.join(30)
+
+    [lease] = lease_store.leases(history, stream=stream.name)
+    assert sorted(case_ids(history)) == ["AL-halt-0", "AL-halt-1"]
+    if how == "stop":  # its batch so far checkpointed, the lease given back
+        assert (lease.checkpoint, lease.owner) == (sequences[1], None)
+    else:  # as a crash: no checkpoint, the lease kept until it expires
+        assert (lease.checkpoint, lease.owner) == (None, "w")
+        time.sleep(settings.intake_lease_s)
+    after = IntakeWorker(context(settings, history, stream), worker="w2")
+    after.run_until_idle()
+    after.stop()
+    replayed = ["AL-halt-0", "AL-halt-1"] if how == "kill" else []  # read again, creating nothing
+    assert [(r.alert_id, r.outcome) for r in after.results] == [(a, "replayed") for a in replayed] + [
+        (f"AL-halt-{n}", "created") for n in range(2, 5)
+    ]
+    assert sorted(case_ids(history)) == [f"AL-halt-{n}" for n in range(5)]
+    assert all(len(opened_events(history, f"AL-halt-{n}")) == 1 for n in range(5))
+
+
 def test_parents_are_read_to_their_end_before_their_children(intake_settings: Settings, known_account: Tables) -> None:
     history = known_account
     settings = intake_settings.model_copy(update={"intake_batch_size": 1})  # one record per shard per round
@@ -417,3 +465,233 @@ def test_the_intake_command_sends_and_reads_once(
     finally:
         get_settings.cache_clear()
     assert listed.exit_code == 0 and listed.stdout == "not json at all\n"
+
+
+# --- volume: 10,000 alerts, a killed worker, a split and a merge --------------------------------------------------
+
+
+def scan(history: Tables, table: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item of a table (a paged, consistent Scan), as plain values."""
+    items: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"TableName": table, "ConsistentRead": True, **kwargs}
+    while True:
+        response = history.client.scan(**request)
+        items += [dynamo.from_item(i) for i in response.get("Items", [])]
+        if "LastEvaluatedKey" not in response:
+            return items
+        request["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+# Records intake can't use, one of each kind it dead-letters at once: (the reason expected, the data for the n-th).
+POISON: list[tuple[str, Callable[[int], bytes]]] = [
+    ("invalid_json", lambda n: b'{"alert_id": "AL-cut-%d", "account_id": ' % n),
+    ("invalid_json", lambda n: b"\xff\xfe\x00 not text %d" % n),
+    ("invalid_json", lambda n: b"alert %d, not json" % n),
+    ("invalid_record", lambda n: encode(alert(f"AL-bad-priority-{n}", priority="urgent"))),
+    ("invalid_record", lambda n: encode({k: v for k, v in alert(f"AL-no-trigger-{n}").items() if k != "trigger"})),
+    ("invalid_record", lambda n: encode(alert(f"AL-extra-{n}") | {"extra": n})),
+    ("invalid_record", lambda n: encode(alert(f"AL-v2-{n}", record_version=2))),
+    ("invalid_record", lambda n: encode(alert(f"AL-no-events-{n}", event_ids=[]))),
+    ("invalid_record", lambda n: json.dumps([alert(f"AL-array-{n}")]).encode()),
+    ("invalid_record", lambda n: encode(alert(f"AL-naive-time-{n}", raised_at="2026-03-02T14:05:00"))),
+    ("unknown_account", lambda n: encode(alert(f"AL-unknown-{n}", account=f"A-NOBODY-{n}"))),
+    # C-000123 is the store's own case (from the example bundle), opened by no alert
+    ("case_conflict", lambda n: encode(alert("C-000123", note=f"conflict {n}"))),
+    ("case_conflict", lambda n: encode(alert(f"AL-conflict-bundle-{n}", bundle=example()))),
+]
+
+
+@dataclass
+class Sent:
+    """One record put on the stream: what it is, where it landed."""
+
+    data: bytes
+    key: str
+    phase: int
+    alert_id: str | None = None  # a valid alert's id (None: a poison record)
+    reason: str | None = None  # a poison record's expected dead-letter reason
+    shard_id: str = ""
+    sequence: str = ""
+
+
+def put_batches(stream: Stream, records: list[Sent]) -> None:
+    """PutRecords, up to 500 records a call, in order; each record learns its shard and sequence number."""
+    for start in range(0, len(records), 500):
+        chunk = records[start : start + 500]
+        response = stream.client.put_records(
+            StreamName=stream.name, Records=[{"Data": r.data, "PartitionKey": r.key} for r in chunk]
+        )
+        assert response.get("FailedRecordCount", 0) == 0, response
+        for record, put in zip(chunk, response["Records"], strict=True):
+            record.shard_id, record.sequence = put["ShardId"], put["SequenceNumber"]
+
+
+def volume_records(valid: int, poison: int, phases: list[int]) -> list[Sent]:
+    """`valid` alerts (every tenth critical, two in ten high) on 257 partition keys, with `poison` bad records spread
+    evenly among them; `phases` are the positions where each later phase starts."""
+    records: list[Sent] = []
+    every = (valid + poison) // poison
+    n_valid = n_poison = 0
+    for position in range(valid + poison):
+        phase = sum(position >= p for p in phases)
+        if position % every == every // 2 and n_poison < poison:
+            reason, make = POISON[n_poison % len(POISON)]
+            records.append(Sent(make(n_poison), f"X-{n_poison}", phase, reason=reason))
+            n_poison += 1
+        else:
+            alert_id = f"AL-V{n_valid:05d}"
+            priority = "critical" if n_valid % 10 == 0 else "high" if n_valid % 10 in (3, 7) else "medium"
+            records.append(Sent(encode(alert(alert_id, priority=priority)), f"P-{n_valid % 257:03d}", phase, alert_id))
+            n_valid += 1
+    assert n_valid == valid and n_poison == poison
+    return records
+
+
+def unbounded(worker: IntakeWorker) -> IntakeWorker:
+    worker.results = deque()  # keep every result of this test's workers (the default keeps the latest 10,000)
+    return worker
+
+
+def test_ten_thousand_alerts_with_a_killed_worker_a_split_and_a_merge(
+    intake_settings: Settings, known_account: Tables, workers: list[IntakeWorker]
+) -> None:
+    """10,000 alerts and 78 poison records over 4 shards; two workers, one killed mid-stream (a third starts), a
+    split and a merge while they read. Every alert becomes one case (one `case.opened`, one report on arrival, one
+    draft job when critical or high), every poison record one dead letter with its reason and raw record; nothing
+    before a checkpoint is created again; children are read after their parents; every checkpoint ends at its
+    shard's last record."""
+    history = known_account
+    settings = intake_settings.model_copy(update={"intake_lease_s": 4.0, "intake_batch_size": 100})
+    stream = make_stream(settings, 4)
+    records = volume_records(10_000, 78, phases=[4_000, 6_500, 8_500])
+    valid = [r for r in records if r.alert_id is not None]
+    poison = [r for r in records if r.reason is not None]
+
+    def created() -> int:
+        return sum(w.outcomes["created"] for w in workers)
+
+    put_batches(stream, [r for r in records if r.phase == 0])
+    a = unbounded(IntakeWorker(context(settings, history, stream), worker="worker-a")).start()
+    b = unbounded(IntakeWorker(context(settings, history, stream), worker="worker-b")).start()
+    workers += [a, b]
+    wait_until(lambda: len(a.held) == 2 and len(b.held) == 2, what="an even split of four shards")
+    wait_until(lambda: created() >= 1_500, timeout=600, what="1,500 cases")
+
+    a.kill()  # mid-stream, as a crash: it keeps its leases, and what it did since its last checkpoint is not recorded
+    killed_at = datetime.now(timezone.utc)
+    b_before_kill = len(b.results)
+    at_kill = {lease.shard_id: lease for lease in lease_store.leases(history, stream=stream.name)}
+    a_checkpoints = {s: lease.checkpoint for s, lease in at_kill.items() if lease.owner == "worker-a"}
+    assert a_checkpoints, "the killed worker held shards"
+    put_batches(stream, [r for r in records if r.phase == 1])
+    c = unbounded(IntakeWorker(context(settings, history, stream), worker="worker-c")).start()
+    workers.append(c)
+    wait_until(
+        lambda: all(lease.owner != "worker-a" for lease in lease_store.leases(history, stream=stream.name)),
+        timeout=120,
+        what="the killed worker's leases taken over after they expired",
+    )
+
+    first, *_ = sorted(open_shards(stream), key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+    low, high = int(first["HashKeyRange"]["StartingHashKey"]), int(first["HashKeyRange"]["EndingHashKey"])
+    stream.client.split_shard(
+        StreamName=stream.name, ShardToSplit=first["ShardId"], NewStartingHashKey=str((low + high) // 2)
+    )
+    stream.client.get_waiter("stream_exists").wait(StreamName=stream.name, WaiterConfig={"Delay": 0.2})
+    put_batches(stream, [r for r in records if r.phase == 2])
+    *_, left, right = sorted(open_shards(stream), key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
+    stream.client.merge_shards(
+        StreamName=stream.name, ShardToMerge=left["ShardId"], AdjacentShardToMerge=right["ShardId"]
+    )
+    stream.client.get_waiter("stream_exists").wait(StreamName=stream.name, WaiterConfig={"Delay": 0.2})
+    put_batches(stream, [r for r in records if r.phase == 3])
+    shards = stream.shards()
+    assert len(shards) == 4 + 2 + 1  # four, the split's two children, the merge's child
+
+    last = {}  # each shard's last sequence number
+    for r in records:
+        if r.shard_id not in last or int(r.sequence) > int(last[r.shard_id]):
+            last[r.shard_id] = r.sequence
+    closed = {s["ShardId"] for s in shards if "EndingSequenceNumber" in s["SequenceNumberRange"]}
+
+    def all_read() -> bool:
+        rows = lease_store.leases(history, stream=stream.name)
+        return len(rows) == len(shards) and all(
+            (r.finished and r.checkpoint == lease_store.SHARD_END)
+            if r.shard_id in closed
+            else r.checkpoint == last.get(r.shard_id)
+            for r in rows
+        )
+
+    wait_until(all_read, timeout=1_500, what="every shard read to its last record")
+    for worker in (b, c):
+        worker.stop()
+
+    # Every alert is one case, opened once, with one report on arrival; high and critical ones one draft job.
+    assert sorted(case_ids(history)) == sorted(r.alert_id for r in valid)
+    audit_items = scan(
+        history,
+        history.audit,
+        FilterExpression="#a IN (:opened, :drafted, :requested)",
+        ExpressionAttributeNames={"#a": "action"},
+        ExpressionAttributeValues=dynamo.to_item(
+            {":opened": "case.opened", ":drafted": "report.drafted", ":requested": "summary.requested"}
+        ),
+    )
+    by_action: dict[str, Counter[str]] = {}
+    for item in audit_items:
+        by_action.setdefault(item["action"], Counter())[item["subject"].removeprefix("case#")] += 1
+    paths = Counter(json.loads(i["details"])["path"] for i in audit_items if i["action"] == "report.drafted")
+    assert paths == {"policy": len(valid)}  # the report on arrival: facts and policy, no model
+    alert_ids = {r.alert_id for r in valid}
+    assert by_action["case.opened"].keys() == alert_ids and set(by_action["case.opened"].values()) == {1}
+    assert by_action["report.drafted"].keys() == alert_ids and set(by_action["report.drafted"].values()) == {1}
+    drafted = {r.alert_id for r in valid if json.loads(r.data)["priority"] in ("critical", "high")}
+    assert by_action["summary.requested"].keys() == drafted and set(by_action["summary.requested"].values()) == {1}
+    jobs = scan(history, history.jobs, ProjectionExpression="job_id")
+    assert sorted(j["job_id"] for j in jobs) == sorted(f"draft-{a}" for a in drafted)
+    created_by = Counter(r.alert_id for w in workers for r in w.results if r.outcome == "created")
+    assert created_by.keys() == alert_ids and set(created_by.values()) == {1}
+
+    # Every poison record is one dead letter, with its reason and the record as it arrived; nothing else is.
+    letters, cursor = lease_store.dead_letters(history, stream=stream.name, limit=1000)
+    while cursor is not None:
+        page, cursor = lease_store.dead_letters(history, stream=stream.name, limit=1000, cursor=cursor)
+        letters += page
+    assert len(letters) == len(poison)
+    by_place = {(d.shard_id, d.sequence_number): d for d in letters}
+    for r in poison:
+        letter = by_place[(r.shard_id, r.sequence)]
+        assert (letter.reason, letter.raw) == (r.reason, r.data)
+    assert Counter(d.reason for d in letters) == Counter(r.reason for r in poison)
+    assert {d.reason for d in letters} >= {"invalid_json", "invalid_record", "unknown_account", "case_conflict"}
+
+    # After the kill: no record at or before the killed worker's checkpoints was read again; every record it had
+    # done since its last checkpoint was (at least once), and created nothing more.
+    after_kill = list(b.results)[b_before_kill:] + list(c.results)
+    for shard_id, checkpoint in a_checkpoints.items():
+        again = {int(r.sequence_number) for r in after_kill if r.shard_id == shard_id}
+        assert checkpoint is None or min(again) > int(checkpoint), shard_id
+        uncheckpointed = {
+            int(r.sequence_number)
+            for r in a.results
+            if r.shard_id == shard_id and (checkpoint is None or int(r.sequence_number) > int(checkpoint))
+        }
+        assert uncheckpointed <= again, shard_id
+    opened = [i for i in audit_items if i["action"] == "case.opened"]
+    assert not [i for i in opened if i["actor"] == "intake worker-a" and datetime.fromisoformat(i["at"]) > killed_at]
+
+    # Children after their parents, and one partition key's alerts become cases in the order they were put.
+    opened_at = {i["subject"].removeprefix("case#"): datetime.fromisoformat(i["at"]) for i in opened}
+    shard_of = {r.alert_id: r.shard_id for r in valid}
+    for lease in lease_store.leases(history, stream=stream.name):
+        if lease.parents:
+            child_first = min(opened_at[a] for a, s in shard_of.items() if s == lease.shard_id)
+            for parent in lease.parents:
+                assert max(opened_at[a] for a, s in shard_of.items() if s == parent) < child_first
+    by_key: dict[str, list[Sent]] = {}
+    for r in valid:
+        by_key.setdefault(r.key, []).append(r)
+    for key, sent in by_key.items():
+        put_order = [r.alert_id for r in sorted(sent, key=lambda r: (r.phase, int(r.sequence)))]
+        assert sorted(put_order, key=lambda a: opened_at[a]) == put_order, key
