@@ -56,10 +56,6 @@ def _event(what: str, worker: str | None = None) -> list[dict[str, Any]]:
     return [{"at": _iso(_now()), "what": what, **({"worker": worker} if worker else {})}]
 
 
-def _is_conditional_failure(error: ClientError) -> bool:
-    return error.response["Error"]["Code"] in ("ConditionalCheckFailedException", "TransactionCanceledException")
-
-
 _NAME = re.compile(r"#\w+")
 _VALUE = re.compile(r":\w+")
 
@@ -85,7 +81,7 @@ def _update(
     try:
         return dynamo.from_item(dynamo.call(tables.client.update_item, **kwargs)["Attributes"])
     except ClientError as error:
-        if _is_conditional_failure(error):
+        if dynamo.conditional_check_failed(error):
             raise LeaseLost(f"job {job_id}: the write's condition failed") from None
         raise
 
@@ -123,7 +119,7 @@ def remember_idempotency_key(tables: Tables, *, caller_key_id: str, key: str, bo
         )
         return job_id
     except ClientError as error:
-        if not _is_conditional_failure(error):
+        if not dynamo.conditional_check_failed(error):
             raise
     existing = dynamo.from_item(
         dynamo.call(
