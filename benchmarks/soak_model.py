@@ -43,7 +43,8 @@ What the numbers mean (markdown on stdout; JSON with --out):
   timings.drafting_s: waiting for the model and preempted attempts included), the job's time from accepted to
   delivered, and claims per job.
 - the eval run: its status, cases scored of those asked, cases passed.
-- the model scheduler, from /metrics every 2 s: preemptions (background drafts stopped for a chat turn), the most
+- the model scheduler, from /metrics every 2 s: preemptions (background drafts stopped for a chat turn), chat yields
+  (answers that let a newer turn start and went on), the most
   calls seen waiting; the API process's RSS; the load average at the start and the end; the machine's cores.
 
 Exit status 1 when a correctness check fails: a stored answer empty or cut off, an answer not stored, a chat stream
@@ -182,6 +183,7 @@ class Observer:
                 ('fraudagent_model_calls{state="waiting_interactive"}', "waiting_interactive"),
                 ('fraudagent_model_calls{state="waiting_background"}', "waiting_background"),
                 ("fraudagent_model_preemptions_total", "preemptions"),
+                ("fraudagent_model_chat_yields_total", "chat_yields"),
                 ('fraudagent_job_queue_depth{queue="summaries"}', "summary_queue"),
             ):
                 found = re.search(rf"^{re.escape(name)} ([0-9.e+]+)$", text, re.M)
@@ -558,6 +560,7 @@ def run(
         "eval_run": eval_result,
         "scheduler": {
             "preemptions": samples[-1].get("preemptions") if samples else None,
+            "chat_yields": samples[-1].get("chat_yields") if samples else None,
             "max_waiting_interactive": max((s.get("waiting_interactive") or 0 for s in samples), default=None),
             "max_waiting_background": max((s.get("waiting_background") or 0 for s in samples), default=None),
             "max_summary_queue": max((s.get("summary_queue") or 0 for s in samples), default=None),
@@ -630,7 +633,8 @@ def render(r: dict[str, Any], model: str) -> str:
         + (f", {e['cases_passed']} passed" if e.get("cases_passed") is not None else "")
         + (f" ({e['error']})" if e.get("error") else ""),
         (
-            f"scheduler: {sch['preemptions']} preemptions; most waiting: {sch['max_waiting_interactive']} interactive,"
+            f"scheduler: {sch['preemptions']} preemptions, {sch.get('chat_yields')} chat yields;"
+            f" most waiting: {sch['max_waiting_interactive']} interactive,"
             f" {sch['max_waiting_background']} background; API RSS {f(r['api_rss_mb']['start'])} ->"
             f" {f(r['api_rss_mb']['end'])} MB (max {f(r['api_rss_mb']['max'])})"
         ),

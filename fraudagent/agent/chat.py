@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -22,8 +22,9 @@ from pydantic import BaseModel, Field
 from fraudagent.agent.evidence import EvidenceItem, EvidencePack, add_event, add_similar_case
 from fraudagent.agent.evidence_ids import ID_TOKEN, looks_like_an_id
 from fraudagent.agent.injection import WITHHELD, field_of, scan, signs_of
-from fraudagent.agent.llm import chat_model
+from fraudagent.agent.llm import chat_continuation, chat_model
 from fraudagent.agent.prompts import approx_tokens, render_evidence
+from fraudagent.agent.scheduler import Priority
 from fraudagent.core.logging import redact
 from fraudagent.core.models import CREDENTIAL_CHANGES
 from fraudagent.tools.history import events_after
@@ -74,6 +75,7 @@ _TOOL_HEADINGS: dict[ChatTool, str] = {
 }
 _BRACKETED = re.compile(r"\[([^\[\]]{1,200})\]")
 MAX_AFTER_EVENTS = 25
+MAX_YIELDS = 3  # an answer gives its slot to newer turns at most this often, so it still ends
 
 
 def route(message: str) -> ChatTool:
@@ -214,6 +216,18 @@ def build_messages(
     return messages
 
 
+def _chat_chunks(stream: Iterator[Any]) -> Generator[tuple[str, bool], None, None]:
+    """LangChain's message chunks as (text, finished)."""
+    try:
+        for chunk in stream:
+            done = bool((getattr(chunk, "response_metadata", None) or {}).get("finish_reason"))
+            yield (chunk.content if isinstance(chunk.content, str) else ""), done
+    finally:
+        close = getattr(stream, "close", None)
+        if close is not None:
+            close()
+
+
 def cited_ids(answer: str, pack: EvidencePack) -> tuple[list[str], list[str]]:
     """Ids written in the answer -> (those that resolve in the pack, those that do not)."""
     candidates = list(ID_TOKEN.findall(answer))
@@ -252,25 +266,50 @@ def stream_answer(
     )
     factory = investigator.model_factory or chat_model
     llm = factory(settings, model=model, max_tokens=settings.chat_max_tokens)
+    # Only a real embedded endpoint can go on with a stopped answer (a test's model factory cannot).
+    continuation = None if investigator.model_factory else chat_continuation(settings, model=model)
     model_name = model or settings.llm_model
     pieces: list[str] = []
+    tokens = 0
     first_token_s: float | None = None
     failure: str | None = None
     finished = False
     model_wait_s: float | None = None
+    priority: Priority = "interactive"  # the model's slot, ahead of background drafting (agent/scheduler.py)
     try:
-        # the model's slot, ahead of background drafting (agent/scheduler.py)
-        with investigator.model_turn("interactive") as turn:
-            model_wait_s = turn.waited_s
-            for chunk in llm.stream(messages):
-                finished = finished or bool((getattr(chunk, "response_metadata", None) or {}).get("finish_reason"))
-                text = chunk.content if isinstance(chunk.content, str) else ""
-                if not text:
-                    continue
-                if first_token_s is None:
-                    first_token_s = time.perf_counter() - started
-                pieces.append(text)
-                yield ("token", text)
+        for _segment in range(MAX_YIELDS + 1):
+            gave_way = False
+            with investigator.model_turn(priority) as turn:
+                model_wait_s = turn.waited_s if model_wait_s is None else model_wait_s
+                if pieces and continuation is not None:
+                    left = settings.chat_max_tokens - tokens
+                    chunks = continuation.stream(messages, "".join(pieces), max_tokens=left)
+                else:
+                    chunks = _chat_chunks(llm.stream(messages))
+                try:
+                    for text, done in chunks:
+                        finished = finished or done
+                        if not text:
+                            continue
+                        if first_token_s is None:
+                            first_token_s = time.perf_counter() - started
+                        pieces.append(text)
+                        tokens += 1  # llama.cpp streams a token per chunk
+                        yield ("token", text)
+                        if (
+                            continuation is not None
+                            and not finished
+                            and _segment < MAX_YIELDS
+                            and investigator.scheduler.newer_turn_waiting(turn)
+                        ):
+                            gave_way = True  # a newer turn has not shown a token yet: let it start, then go on
+                            break
+                finally:
+                    chunks.close()  # closes the HTTP stream: the server stops this request before the next starts
+            if not gave_way or tokens >= settings.chat_max_tokens:
+                finished = finished or tokens >= settings.chat_max_tokens
+                break
+            priority = "resume"
     except Exception as error:  # unreachable model, timeout, server error: say so in the final event
         failure = type(error).__name__
         log.warning("chat model call failed for case %s: %s", case_id, failure)

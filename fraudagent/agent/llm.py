@@ -13,7 +13,7 @@ import atexit
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -195,3 +195,78 @@ def check_schema_support(settings: Settings, *, model: str | None = None) -> str
             "(llama_cpp, json_schema, off)"
         )
     return None
+
+
+class ChatContinuation:
+    """Goes on with a chat answer that stopped to give the slot to a newer turn: the endpoint's own chat template
+    (read from the embedded model's GGUF, the one its server renders chat requests with) renders the same prompt
+    here, and a raw completion of that prompt plus the answer so far picks up where it stopped. The embedded server
+    kept the stopped request's evaluated state (cli/llama_server.py), so only the few tokens since are evaluated
+    again."""
+
+    def __init__(self, settings: Settings, *, model: str | None, template: str, eos: str, bos: str) -> None:
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self.settings = settings
+        self.model = model or settings.llm_model
+        self.eos = eos
+        self.formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+
+    def prompt(self, messages: Sequence[BaseMessage], answer_so_far: str) -> str:
+        roles = {"system": "system", "human": "user", "ai": "assistant"}
+        turns: list[Any] = [{"role": roles[m.type], "content": str(m.content)} for m in messages]
+        rendered = self.formatter(messages=turns)
+        return rendered.prompt + answer_so_far
+
+    def stream(
+        self, messages: Sequence[BaseMessage], answer_so_far: str, *, max_tokens: int
+    ) -> Generator[tuple[str, bool], None, None]:
+        """(text, finished) per streamed chunk; closing the generator closes the HTTP stream (the server stops)."""
+        from openai import OpenAI
+
+        client = OpenAI(
+            base_url=self.settings.llm_base_url,
+            api_key=self.settings.llm_api_key.get_secret_value(),
+            timeout=self.settings.llm_timeout_s,
+            max_retries=0,
+        )
+        stream = client.completions.create(
+            model=self.model,
+            prompt=self.prompt(messages, answer_so_far),
+            max_tokens=max_tokens,
+            temperature=self.settings.llm_temperature,
+            stop=[self.eos],
+            stream=True,
+        )
+        try:
+            for chunk in stream:
+                choice = chunk.choices[0] if chunk.choices else None
+                if choice is not None:
+                    yield choice.text or "", choice.finish_reason is not None
+        finally:
+            stream.close()
+            client.close()
+
+
+def chat_continuation(settings: Settings, *, model: str | None = None) -> ChatContinuation | None:
+    """A way to resume chat answers, when the endpoint is the embedded one-slot server whose template is known here;
+    None otherwise (an external endpoint renders its own template, and one with several slots has no need)."""
+    if (
+        not settings.chat_yields_to_new_turns
+        or settings.llm_is_external
+        or settings.llm_parallel_calls > 1
+        or not settings.weights_path.exists()
+    ):
+        return None
+    try:
+        vocab = _gguf_vocab(str(settings.weights_path))
+        template = vocab.metadata.get("tokenizer.chat_template")
+        eos, bos = vocab.token_eos(), vocab.token_bos()
+        eos_text = vocab._model.token_get_text(eos) if eos != -1 else ""
+        bos_text = vocab._model.token_get_text(bos) if bos != -1 else ""
+    except Exception as error:  # no template, no resuming: chat answers then run to their end in one go
+        log.warning("chat answers cannot be resumed (%s)", type(error).__name__)
+        return None
+    if not template:
+        return None
+    return ChatContinuation(settings, model=model, template=template, eos=eos_text, bos=bos_text)

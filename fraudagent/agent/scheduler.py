@@ -16,6 +16,11 @@ slot held and one of them by background work, that background call is asked to s
 server) and to queue again. On one slot a chat turn then starts within a token or two of
 a report in progress instead of after it; the report's next attempt starts over from the
 server's prompt cache.
+
+A chat turn that has shown its first token can also give its slot to a newer turn that has not
+(`ModelScheduler.newer_turn_waiting`), when it can go on later from where it stopped (agent/chat.py, on the
+embedded server): the analyst reading an answer waits a few seconds longer for its end, and the one who just
+asked sees the start of theirs after the model has read their prompt instead of after every answer ahead of it.
 """
 
 from __future__ import annotations
@@ -30,8 +35,10 @@ from typing import Literal
 
 from fraudagent.core.errors import FraudAgentError
 
-Priority = Literal["interactive", "background"]
-_RANK: dict[Priority, int] = {"interactive": 0, "background": 1}
+# "resume": an interactive call that gave its slot to a newer turn and goes on from where it stopped.
+Priority = Literal["interactive", "resume", "background"]
+_RANK: dict[Priority, int] = {"interactive": 0, "resume": 1, "background": 2}
+_BACKGROUND = _RANK["background"]
 
 
 class ModelBusy(FraudAgentError):
@@ -74,13 +81,18 @@ class ModelScheduler:
         # instead of waiting for (or preempting) a draft. None: all of them (one slot must be shared).
         self.background_slots = slots if background_slots is None else max(1, min(background_slots, slots))
         self.max_waiting = max_waiting
-        self.wait_limit: dict[Priority, float] = {"interactive": interactive_wait_s, "background": background_wait_s}
+        self.wait_limit: dict[Priority, float] = {
+            "interactive": interactive_wait_s,
+            "resume": background_wait_s,  # the analyst is reading its start: it goes on, however long the queue
+            "background": background_wait_s,
+        }
         self.typical_call_s = typical_call_s
         self._lock = threading.Lock()
         self._running = 0
         self._holders: list[Turn] = []  # in the order they got their slot
         self._waiting: list[_Waiter] = []
         self.preemptions = 0
+        self.yields = 0  # chat turns that gave their slot to a newer turn and went on later
         self._seq = itertools.count()
         self._granted_background = 0
 
@@ -99,7 +111,7 @@ class ModelScheduler:
             return self._running < self.slots or self._queue_room(priority)
 
     def _queue_room(self, priority: Priority) -> bool:
-        if priority == "background":  # bounded by the number of workers, not refused
+        if priority != "interactive":  # background: bounded by the number of workers; a resumed turn must finish
             return True
         return sum(w.rank == 0 for w in self._waiting) < self.max_waiting
 
@@ -109,7 +121,7 @@ class ModelScheduler:
     def _may_start(self, rank: int) -> bool:
         if self._running >= self.slots:
             return False
-        return rank == 0 or self._background_running() < self.background_slots
+        return rank < _BACKGROUND or self._background_running() < self.background_slots
 
     def _wake_next(self) -> None:
         while self._waiting:
@@ -119,7 +131,7 @@ class ModelScheduler:
             waiter = min(eligible)
             self._waiting.remove(waiter)
             self._running += 1
-            if waiter.rank == 1:
+            if waiter.rank == _BACKGROUND:
                 self._granted_background += 1  # counted until its Turn joins the holders
             waiter.event.set()
 
@@ -170,11 +182,25 @@ class ModelScheduler:
                 self._running -= 1
                 self._wake_next()
 
+    def newer_turn_waiting(self, held: Turn) -> bool:
+        """Should this interactive holder, which has shown its first token, give its slot to a newer turn? Yes when
+        a turn that has not started waits and no background holder could be asked to stop instead."""
+        with self._lock:
+            if held.priority == "background" or self._running < self.slots:
+                return False
+            if any(t.priority == "background" for t in self._holders):
+                return False
+            if not any(w.rank == 0 for w in self._waiting):
+                return False
+            self.yields += 1
+            return True
+
     def stats(self) -> dict[str, int]:
         with self._lock:
             return {
                 "running": self._running,
-                "waiting_interactive": sum(w.rank == 0 for w in self._waiting),
-                "waiting_background": sum(w.rank == 1 for w in self._waiting),
+                "waiting_interactive": sum(w.rank < _BACKGROUND for w in self._waiting),
+                "waiting_background": sum(w.rank == _BACKGROUND for w in self._waiting),
                 "preemptions": self.preemptions,
+                "yields": self.yields,
             }

@@ -8,13 +8,18 @@ read back: a restored state always decodes at least one token before it samples 
 cache keeps the last row only (`Llama.load_state` broadcasts it over the rows it restores) and counts everything a
 state keeps, so `FRAUDAGENT_LLAMA_PROMPT_CACHE_MB` bounds the memory it says.
 
+It also keeps what a stopped request evaluated. llama-cpp-python saves a state only when a generation runs to its
+end; a stream its client closed (a draft preempted for a chat turn, a chat turn that gave the slot to a newer one)
+left its evaluated prompt in the context, where the next request overwrote it, so resuming cost the whole prompt
+again. Here the next request first saves that state (`keep_stopped_states`), and the resumed request finds it.
+
     python -m fraudagent.cli.llama_server <llama_cpp.server's arguments>
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import llama_cpp
@@ -43,9 +48,28 @@ class CompactRAMCache(LlamaRAMCache):
         )
 
 
+def keep_stopped_states(llama_class: Any) -> None:
+    """Make each completion first save the context that the one before it left unsaved (when a cache is set)."""
+    generate = llama_class._create_completion
+
+    def _create_completion(self: Any, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        if self.cache is not None and self.n_tokens > 0:
+            evaluated = tuple(self.input_ids[: self.n_tokens].tolist())
+            key = self.cache._find_longest_prefix_key(evaluated)
+            if key is None or llama_class.longest_token_prefix(key, evaluated) < len(evaluated):
+                state = self.save_state()
+                self.cache[evaluated] = state
+                kept = f"prompt-state cache: kept a stopped request's {len(evaluated)} tokens"
+                print(kept, file=sys.stderr, flush=True)
+        yield from generate(self, *args, **kwargs)
+
+    llama_class._create_completion = _create_completion
+
+
 def main() -> None:
     # The server builds its cache from this name when a model loads (llama_cpp/server/model.py).
     llama_cpp.LlamaRAMCache = CompactRAMCache  # type: ignore[misc]
+    keep_stopped_states(llama_cpp.Llama)
     from llama_cpp.server.__main__ import main as serve
 
     serve()

@@ -455,6 +455,11 @@ class Settings(BaseSettings):
     chat_history_turns: int = Field(
         default=4, ge=0, le=50, description="earlier messages of the session put in the prompt"
     )
+    chat_yields_to_new_turns: bool = Field(
+        default=True,
+        description="on the embedded one-slot server, a chat answer that has started gives the slot to a newer"
+        " turn that has not, then goes on from where it stopped (the server keeps its evaluated state)",
+    )
 
     @field_validator("summary_ticketing_fields")
     @classmethod

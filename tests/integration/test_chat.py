@@ -3,6 +3,8 @@ restarts, tools chosen in code, citations checked against the case's evidence, n
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -359,3 +361,60 @@ def test_a_session_belongs_to_the_analyst_who_started_it(stores: Any) -> None:
         assert owner.get(f"/v1/cases/{CASE}/chat/{legacy}").status_code == 404
         assert read_sse(owner, f"/v1/cases/{CASE}/chat", {"message": "hi", "session_id": legacy})[0].status_code == 404
         assert admin.get(f"/v1/cases/{CASE}/chat/{legacy}").json()["messages"] == []
+
+
+@pytest.mark.llm
+def test_a_started_answer_gives_the_one_slot_to_a_newer_turn_and_goes_on_from_its_saved_state(
+    stores: Any, llm_server: ManagedProcess
+) -> None:
+    """On the embedded one-slot server, a turn asked while another analyst's answer is streaming shows its first
+    token before that answer ends; the earlier answer stops, lets it start, then goes on from where it stopped:
+    it ends normally, is stored as streamed, and the server kept the stopped request's evaluated state (so going on
+    did not evaluate the prompt again)."""
+    settings, history, past = stores
+    settings = settings.model_copy(
+        update={"llm_base_url": llm_server.url, "llm_timeout_s": 600, "chat_max_tokens": 120}
+    )
+    log = llm_server.log_path.read_text(errors="replace") if llm_server.log_path.exists() else ""
+    log_start = len(log)
+    first_token = threading.Event()
+    results: dict[str, tuple[float, list[tuple[str, dict[str, Any]]]]] = {}
+
+    def ask(name: str, question: str, server: LiveServer) -> None:
+        client = client_for(server, key=server.keys["analyst"])  # type: ignore[attr-defined]
+        events: list[tuple[str, dict[str, Any]]] = []
+        with client.stream("POST", f"/v1/cases/{CASE}/chat", json={"message": question}) as response:
+            assert response.status_code == 200
+            for event in sse_events(response):
+                if event[0] == "token" and not any(n == "token" for n, _ in events):
+                    results[name + ":first"] = (time.monotonic(), [])
+                    if name == "earlier":
+                        first_token.set()
+                events.append(event)
+        results[name] = (time.monotonic(), events)
+
+    with serving(settings, history, past, None) as server:
+        earlier = threading.Thread(
+            target=ask, args=("earlier", "Summarise the account's activity in this case in detail.", server)
+        )
+        earlier.start()
+        assert first_token.wait(600), "the earlier turn showed no token"
+        ask("newer", "Why was this case opened?", server)
+        earlier.join(600)
+        client = client_for(server, key=server.keys["analyst"])  # type: ignore[attr-defined]
+        metrics = client_for(server).get("/metrics").text  # the admin key
+        sessions = {name: results[name][1][-1][1].get("session_id") for name in ("earlier", "newer") if name in results}
+        stored = {name: client.get(f"/v1/cases/{CASE}/chat/{sid}").json() for name, sid in sessions.items() if sid}
+    newer_first_s, _ = results["newer:first"]
+    earlier_end_s, earlier_events = results["earlier"]
+    assert newer_first_s < earlier_end_s  # the newer turn started while the earlier answer was still going
+    final = earlier_events[-1][1]
+    assert earlier_events[-1][0] == "final" and not final["model_unavailable"], final
+    streamed = "".join(data["text"] for name, data in earlier_events if name == "token")
+    assert streamed.strip() and final["answer"] == streamed.strip()
+    assert stored["earlier"]["messages"][-1]["text"] == final["answer"]  # stored whole, as streamed
+    yields = [line for line in metrics.splitlines() if line.startswith("fraudagent_model_chat_yields_total")]
+    assert yields and float(yields[0].split()[-1]) >= 1, yields
+    log = llm_server.log_path.read_text(errors="replace")[log_start:]
+    assert "kept a stopped request's" in log
+    print(f"\nearlier answer, resumed after the newer turn started: {final['answer']!r}")

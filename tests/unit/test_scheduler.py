@@ -189,3 +189,50 @@ def test_without_a_background_limit_background_work_may_use_every_slot() -> None
     for r, t in zip(releases, holders, strict=True):
         r.set()
         t.join(5)
+
+
+def test_a_started_chat_is_told_to_give_way_only_to_a_newer_turn_and_then_goes_before_background_work() -> None:
+    """One slot held by a chat answer: with nobody waiting, or only background work or a resumed answer waiting, it
+    keeps the slot; when a new turn waits it is told to give way (counted), the new turn runs first, and the
+    resumed answer ("resume") runs before background work that queued earlier."""
+    scheduler = ModelScheduler(slots=1)
+    order: list[str] = []
+
+    def call(name: str, priority: str) -> threading.Thread:
+        def run() -> None:
+            with scheduler.turn(priority):  # type: ignore[arg-type]
+                order.append(name)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    with scheduler.turn("interactive") as chat:
+        assert not scheduler.newer_turn_waiting(chat)  # nobody waits
+        summary = call("summary", "background")
+        _wait_for(lambda: scheduler.stats()["waiting_background"] == 1)
+        assert not scheduler.newer_turn_waiting(chat)  # background work never makes a chat stop
+        newer = call("newer chat", "interactive")
+        _wait_for(lambda: scheduler.stats()["waiting_interactive"] == 1)
+        assert scheduler.newer_turn_waiting(chat)
+    with scheduler.turn("resume") as resumed:
+        order.append("earlier chat, resumed")
+        assert not scheduler.newer_turn_waiting(resumed)  # only background work waits now
+    for thread in (newer, summary):
+        thread.join(5)
+    assert order == ["newer chat", "earlier chat, resumed", "summary"]
+    assert scheduler.stats()["yields"] == 1
+    assert scheduler.stats()["preemptions"] == 0
+
+
+def test_a_chat_does_not_give_way_while_a_background_call_holds_a_slot_that_can_be_asked_instead() -> None:
+    scheduler = ModelScheduler(slots=2)
+    release, started = threading.Event(), threading.Event()
+    holder = _hold(scheduler, release, started)  # background, in the second slot
+    with scheduler.turn("interactive") as chat:
+        waiting = threading.Thread(target=lambda: scheduler.turn("interactive").__enter__(), daemon=True)
+        waiting.start()
+        _wait_for(lambda: scheduler.stats()["preemptions"] == 1)  # the draft was asked for its slot
+        assert not scheduler.newer_turn_waiting(chat)
+        release.set()
+    holder.join(5)

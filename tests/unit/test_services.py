@@ -3,7 +3,9 @@ and stopping them: tests/integration/test_services.py)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -67,3 +69,52 @@ def test_the_prompt_state_cache_keeps_one_row_of_logits_and_counts_all_it_keeps(
     cache[(5, 6)] = state(10, 1.0)
     cache[(7, 8)] = state(10, 1.0)  # a third state passes the capacity: the least recently used goes
     assert (1, 2, 3) not in cache.cache_state and cache.cache_size == 2 * one
+
+
+def test_a_completion_first_keeps_the_state_a_stopped_one_left_unsaved() -> None:
+    """llama-cpp-python saves a state only when a generation ends by itself; a stream its client closed left its
+    evaluated tokens in the context for the next request to overwrite. Patched, the next completion saves them first
+    (keyed by the evaluated tokens only), and saves nothing when the cache already covers them."""
+    import numpy as np
+    from llama_cpp.llama_cache import LlamaRAMCache
+
+    from fraudagent.cli.llama_server import keep_stopped_states
+
+    class FakeLlama:
+        longest_token_prefix = staticmethod(
+            lambda a, b: next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+        )
+
+        def __init__(self) -> None:
+            self.cache = LlamaRAMCache(capacity_bytes=1 << 20)
+            self.input_ids = np.zeros(64, dtype=np.intc)
+            self.n_tokens = 0
+            self.saved: list[int] = []
+
+        def save_state(self) -> object:
+            self.saved.append(self.n_tokens)
+            return SimpleNamespace(llama_state_size=10, n_tokens=self.n_tokens)
+
+        def _create_completion(self, prompt: list[int], *, stop_after: int | None = None) -> Iterator[int]:
+            evaluated = [*prompt]
+            self.input_ids[: len(evaluated)] = evaluated
+            self.n_tokens = len(evaluated)
+            for token in range(100, 104):
+                yield token
+                if stop_after is not None and token - 100 + 1 >= stop_after:
+                    return  # a stream closed by its client: no save (the generator is simply dropped)
+                self.input_ids[self.n_tokens] = token
+                self.n_tokens += 1
+            self.cache[[*prompt, *range(100, 104)]] = self.save_state()  # ended by itself: saved
+
+    keep_stopped_states(FakeLlama)
+    llama = FakeLlama()
+    list(llama._create_completion([1, 2, 3]))  # ran to its end: saved by itself
+    assert llama.saved == [7]
+    list(llama._create_completion([1, 2, 3, 100, 101, 102, 103, 9], stop_after=2))  # covered: nothing new kept
+    assert llama.saved == [7]
+    stopped = tuple(llama.input_ids[: llama.n_tokens].tolist())  # 8 prompt tokens + 1 generated, then it stopped
+    assert len(stopped) == 9
+    list(llama._create_completion([5, 6]))
+    assert llama.saved == [7, 9, 6]  # the stopped one's 9 tokens kept before the new prompt overwrote them
+    assert stopped in llama.cache.cache_state

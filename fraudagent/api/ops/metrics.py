@@ -127,7 +127,8 @@ class Metrics:
 
     def watch_scheduler(self, stats: Callable[[], dict[str, int]]) -> None:
         """fraudagent_model_calls{state=running|waiting_interactive|waiting_background} and
-        fraudagent_model_preemptions_total (background calls stopped for interactive work), read at every scrape."""
+        fraudagent_model_preemptions_total (background calls stopped for interactive work) and
+        fraudagent_model_chat_yields_total (chat turns that let a newer turn start), read at every scrape."""
         self.registry.register(_SchedulerCollector(stats))
 
     def watch_intake(self, stats: Collector) -> None:
@@ -161,4 +162,9 @@ class _SchedulerCollector:
             "fraudagent_model_preemptions",
             "background model calls stopped to give the slot to interactive work",
             value=s.get("preemptions", 0),
+        )
+        yield CounterMetricFamily(
+            "fraudagent_model_chat_yields",
+            "chat turns that gave the slot to a newer turn after their first token and went on later",
+            value=s.get("yields", 0),
         )
