@@ -680,6 +680,9 @@ def main(argv: list[str] | None = None) -> int:
         help="a running DynamoDB (Local) to use instead of starting one (tables get a fresh prefix)",
     )
     parser.add_argument("--out", type=Path, default=None, help="also write the result as JSON")
+    parser.add_argument(
+        "--logs", type=Path, default=None, help="keep the servers' logs here (default: a temporary folder, removed)"
+    )
     args = parser.parse_args(argv)
     if args.minutes <= 0 or args.analysts < 1 or args.burst < 0 or args.eval_limit < 1 or args.drain_minutes < 0:
         print(
@@ -688,7 +691,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="fraudagent-soak-model-") as tmp:
-        base = Path(tmp)
+        base = Path(tmp) if args.logs is None else args.logs
+        base.mkdir(parents=True, exist_ok=True)
         print(f"starting DynamoDB Local, the {args.chat} model and the API …", file=sys.stderr)
         env = {
             "FRAUDAGENT_SUMMARY_WORKERS": str(args.workers),

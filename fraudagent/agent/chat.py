@@ -75,7 +75,6 @@ _TOOL_HEADINGS: dict[ChatTool, str] = {
 }
 _BRACKETED = re.compile(r"\[([^\[\]]{1,200})\]")
 MAX_AFTER_EVENTS = 25
-MAX_YIELDS = 3  # an answer gives its slot to newer turns at most this often, so it still ends
 
 
 def route(message: str) -> ChatTool:
@@ -276,11 +275,13 @@ def stream_answer(
     finished = False
     model_wait_s: float | None = None
     priority: Priority = "interactive"  # the model's slot, ahead of background drafting (agent/scheduler.py)
+    origin: int | None = None  # when this turn was first asked: stopped answers go on in that order
     try:
-        for _segment in range(MAX_YIELDS + 1):
+        while True:  # each pass streams at least a token or ends the answer, so this ends
             gave_way = False
-            with investigator.model_turn(priority) as turn:
+            with investigator.model_turn(priority, origin=origin) as turn:
                 model_wait_s = turn.waited_s if model_wait_s is None else model_wait_s
+                origin = turn.origin
                 if pieces and continuation is not None:
                     left = settings.chat_max_tokens - tokens
                     chunks = continuation.stream(messages, "".join(pieces), max_tokens=left)
@@ -296,13 +297,8 @@ def stream_answer(
                         pieces.append(text)
                         tokens += 1  # llama.cpp streams a token per chunk
                         yield ("token", text)
-                        if (
-                            continuation is not None
-                            and not finished
-                            and _segment < MAX_YIELDS
-                            and investigator.scheduler.newer_turn_waiting(turn)
-                        ):
-                            gave_way = True  # a newer turn has not shown a token yet: let it start, then go on
+                        if continuation is not None and not finished and investigator.scheduler.should_give_way(turn):
+                            gave_way = True  # a newer turn waits for its start, or an older answer to go on
                             break
                 finally:
                     chunks.close()  # closes the HTTP stream: the server stops this request before the next starts

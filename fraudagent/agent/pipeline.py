@@ -106,10 +106,10 @@ class Investigator:
                 interactive_wait_s=s.llm_queue_wait_s,
             )
 
-    def model_turn(self, priority: Priority) -> AbstractContextManager[Turn]:
+    def model_turn(self, priority: Priority, *, origin: int | None = None) -> AbstractContextManager[Turn]:
         """A slot on the model endpoint (agent/scheduler.py): interactive work before background work."""
         assert self.scheduler is not None
-        return self.scheduler.turn(priority)
+        return self.scheduler.turn(priority, origin=origin)
 
     def evidence(self, case_id: str, *, known: Known | None = None) -> EvidencePack:
         """The case's evidence pack with its facts; `known`: what the caller read already (agent/evidence.py)."""

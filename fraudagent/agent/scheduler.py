@@ -18,9 +18,11 @@ a report in progress instead of after it; the report's next attempt starts over 
 server's prompt cache.
 
 A chat turn that has shown its first token can also give its slot to a newer turn that has not
-(`ModelScheduler.newer_turn_waiting`), when it can go on later from where it stopped (agent/chat.py, on the
-embedded server): the analyst reading an answer waits a few seconds longer for its end, and the one who just
-asked sees the start of theirs after the model has read their prompt instead of after every answer ahead of it.
+(`ModelScheduler.should_give_way`), when it can go on later from where it stopped (agent/chat.py, on the
+embedded server): the one who just asked sees the start of their answer after the model has read their prompt
+instead of after every answer ahead of it. Only its start jumps the queue: once it has shown a token it gives way to
+older answers that stopped for it, which go on in the order they were asked (`Turn.origin`), so an answer waits for
+a newer turn's prompt, not for all of its answer.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class Turn:
     """One held slot: how long the caller waited for it, and whether it is asked to give it back."""
 
     priority: Priority
+    origin: int = 0  # when the call was first asked (a counter); a resumed chat answer keeps its first call's
     waited_s: float = 0.0
     preempted: threading.Event = field(default_factory=threading.Event)
 
@@ -148,11 +151,13 @@ class ModelScheduler:
                 wanted -= 1
 
     @contextmanager
-    def turn(self, priority: Priority = "interactive") -> Iterator[Turn]:
+    def turn(self, priority: Priority = "interactive", *, origin: int | None = None) -> Iterator[Turn]:
         """Hold a slot for one model call. A background caller must watch `Turn.preempted` and give the slot back
-        soon after it is set (then queue again)."""
+        soon after it is set (then queue again). A "resume" call passes its first call's `Turn.origin`: stopped
+        answers go on in the order they were first asked."""
         started = time.monotonic()
-        held = Turn(priority)
+        seq = next(self._seq)
+        held = Turn(priority, origin=seq if origin is None else origin)
         with self._lock:
             if self._may_start(_RANK[priority]) and not any(w.rank <= _RANK[priority] for w in self._waiting):
                 self._running += 1
@@ -160,7 +165,7 @@ class ModelScheduler:
             elif not self._queue_room(priority):
                 raise ModelBusy(f"the model is busy: {len(self._waiting)} calls are waiting", self._retry_after())
             else:
-                waiter = _Waiter(_RANK[priority], next(self._seq))
+                waiter = _Waiter(_RANK[priority], held.origin if priority == "resume" else seq)
                 self._waiting.append(waiter)
                 if priority == "interactive":
                     self._preempt_for_interactive()
@@ -182,15 +187,18 @@ class ModelScheduler:
                 self._running -= 1
                 self._wake_next()
 
-    def newer_turn_waiting(self, held: Turn) -> bool:
-        """Should this interactive holder, which has shown its first token, give its slot to a newer turn? Yes when
-        a turn that has not started waits and no background holder could be asked to stop instead."""
+    def should_give_way(self, held: Turn) -> bool:
+        """Should this interactive holder, which has shown a token, give its slot back and go on later? Yes when a
+        turn that has not started waits (its analyst sees nothing yet), or an answer asked before this one waits to
+        go on (it stopped for this one's start). Never for background work, and not while a background holder
+        could be asked to stop instead."""
         with self._lock:
             if held.priority == "background" or self._running < self.slots:
                 return False
             if any(t.priority == "background" for t in self._holders):
                 return False
-            if not any(w.rank == 0 for w in self._waiting):
+            resume = _RANK["resume"]
+            if not any(w.rank == 0 or (w.rank == resume and w.seq < held.origin) for w in self._waiting):
                 return False
             self.yields += 1
             return True

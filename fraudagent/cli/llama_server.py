@@ -6,7 +6,8 @@ but every state it saves also carries the logits of up to n_batch prompt tokens 
 Qwen2.5), so a 256 MB setting let the server grow to 9.4 GB resident over the test suite. Those logits are never
 read back: a restored state always decodes at least one token before it samples (`Llama._requires_eval`). This
 cache keeps the last row only (`Llama.load_state` broadcasts it over the rows it restores) and counts everything a
-state keeps, so `FRAUDAGENT_LLAMA_PROMPT_CACHE_MB` bounds the memory it says.
+state keeps, so `FRAUDAGENT_LLAMA_PROMPT_CACHE_MB` bounds the memory it says; a state that a longer one begins with
+is dropped when the longer one is saved.
 
 It also keeps what a stopped request evaluated. llama-cpp-python saves a state only when a generation runs to its
 end; a stream its client closed (a draft preempted for a chat turn, a chat turn that gave the slot to a newer one)
@@ -39,6 +40,12 @@ class CompactRAMCache(LlamaRAMCache):
 
     def __setitem__(self, key: Sequence[int], value: Any) -> None:
         value.scores = value.scores[-1:].copy()  # a view would keep the whole array alive
+        key = tuple(key)
+        # A state whose tokens begin a longer one's is covered by it (a lookup restores the longer state and keeps
+        # the common part), so it goes: answers that stop and go on many times would otherwise fill the cache with
+        # copies of themselves and push out other analysts' case prefixes.
+        for shorter in [k for k in self.cache_state if len(k) < len(key) and key[: len(k)] == k]:
+            del self.cache_state[shorter]
         super().__setitem__(key, value)
         print(
             f"prompt-state cache: {len(self.cache_state)} states, {self.cache_size >> 20} MiB of"

@@ -458,7 +458,8 @@ class Settings(BaseSettings):
     chat_yields_to_new_turns: bool = Field(
         default=True,
         description="on the embedded one-slot server, a chat answer that has started gives the slot to a newer"
-        " turn that has not, then goes on from where it stopped (the server keeps its evaluated state)",
+        " turn until that one shows its first token, then goes on from where it stopped (the server keeps its"
+        " evaluated state)",
     )
 
     @field_validator("summary_ticketing_fields")

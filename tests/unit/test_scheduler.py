@@ -208,16 +208,16 @@ def test_a_started_chat_is_told_to_give_way_only_to_a_newer_turn_and_then_goes_b
         return thread
 
     with scheduler.turn("interactive") as chat:
-        assert not scheduler.newer_turn_waiting(chat)  # nobody waits
+        assert not scheduler.should_give_way(chat)  # nobody waits
         summary = call("summary", "background")
         _wait_for(lambda: scheduler.stats()["waiting_background"] == 1)
-        assert not scheduler.newer_turn_waiting(chat)  # background work never makes a chat stop
+        assert not scheduler.should_give_way(chat)  # background work never makes a chat stop
         newer = call("newer chat", "interactive")
         _wait_for(lambda: scheduler.stats()["waiting_interactive"] == 1)
-        assert scheduler.newer_turn_waiting(chat)
+        assert scheduler.should_give_way(chat)
     with scheduler.turn("resume") as resumed:
         order.append("earlier chat, resumed")
-        assert not scheduler.newer_turn_waiting(resumed)  # only background work waits now
+        assert not scheduler.should_give_way(resumed)  # only background work waits
     for thread in (newer, summary):
         thread.join(5)
     assert order == ["newer chat", "earlier chat, resumed", "summary"]
@@ -233,6 +233,39 @@ def test_a_chat_does_not_give_way_while_a_background_call_holds_a_slot_that_can_
         waiting = threading.Thread(target=lambda: scheduler.turn("interactive").__enter__(), daemon=True)
         waiting.start()
         _wait_for(lambda: scheduler.stats()["preemptions"] == 1)  # the draft was asked for its slot
-        assert not scheduler.newer_turn_waiting(chat)
+        assert not scheduler.should_give_way(chat)
         release.set()
     holder.join(5)
+
+
+def test_a_newer_turn_gives_way_after_its_first_token_to_older_answers_only_in_the_order_they_were_asked() -> None:
+    """Only a turn's start jumps the queue: once the newer turn has shown a token, an older answer that stopped for
+    it goes on first (oldest first), while a stopped answer asked after it does not make it stop."""
+    scheduler = ModelScheduler(slots=1)
+    with scheduler.turn("interactive") as older:
+        pass
+    with scheduler.turn("interactive") as middle:
+        pass
+    order: list[str] = []
+
+    def resume(name: str, origin: int) -> threading.Thread:
+        def run() -> None:
+            with scheduler.turn("resume", origin=origin):
+                order.append(name)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        return thread
+
+    with scheduler.turn("interactive") as newer:
+        assert newer.origin > middle.origin > older.origin
+        later = resume("asked after", newer.origin + 100)
+        _wait_for(lambda: scheduler.stats()["waiting_interactive"] == 1)
+        assert not scheduler.should_give_way(newer)  # asked after this one: it waits its turn
+        threads = [resume("middle", middle.origin), resume("older", older.origin)]
+        _wait_for(lambda: scheduler.stats()["waiting_interactive"] == 3)
+        assert scheduler.should_give_way(newer)
+    for thread in (*threads, later):
+        thread.join(5)
+    assert order == ["older", "middle", "asked after"]
+    assert scheduler.stats()["yields"] == 1

@@ -69,6 +69,8 @@ def test_the_prompt_state_cache_keeps_one_row_of_logits_and_counts_all_it_keeps(
     cache[(5, 6)] = state(10, 1.0)
     cache[(7, 8)] = state(10, 1.0)  # a third state passes the capacity: the least recently used goes
     assert (1, 2, 3) not in cache.cache_state and cache.cache_size == 2 * one
+    cache[(5, 6, 9, 9)] = state(10, 1.0)  # begins with (5, 6): that state is covered and goes, nothing else does
+    assert list(cache.cache_state) == [(7, 8), (5, 6, 9, 9)]
 
 
 def test_a_completion_first_keeps_the_state_a_stopped_one_left_unsaved() -> None:
