@@ -24,6 +24,20 @@ def _hold(
     return thread
 
 
+def _call(
+    scheduler: ModelScheduler, order: list[str], name: str, priority: str, origin: int | None = None
+) -> threading.Thread:
+    """A model call in a thread that notes its name when it gets its slot."""
+
+    def run() -> None:
+        with scheduler.turn(priority, origin=origin):  # type: ignore[arg-type]
+            order.append(name)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
 def _wait_for(predicate: object, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():  # type: ignore[operator]
@@ -38,13 +52,7 @@ def test_interactive_callers_go_before_background_ones_that_came_first() -> None
     order: list[str] = []
 
     def call(name: str, priority: str) -> threading.Thread:
-        def run() -> None:
-            with scheduler.turn(priority):  # type: ignore[arg-type]
-                order.append(name)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
+        return _call(scheduler, order, name, priority)
 
     threads = [call("summary-1", "background"), call("summary-2", "background")]
     _wait_for(lambda: scheduler.stats()["waiting_background"] == 2)
@@ -199,13 +207,7 @@ def test_a_started_chat_is_told_to_give_way_only_to_a_newer_turn_and_then_goes_b
     order: list[str] = []
 
     def call(name: str, priority: str) -> threading.Thread:
-        def run() -> None:
-            with scheduler.turn(priority):  # type: ignore[arg-type]
-                order.append(name)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
+        return _call(scheduler, order, name, priority)
 
     with scheduler.turn("interactive") as chat:
         assert not scheduler.should_give_way(chat)  # nobody waits
@@ -249,13 +251,7 @@ def test_a_newer_turn_gives_way_after_its_first_token_to_older_answers_only_in_t
     order: list[str] = []
 
     def resume(name: str, origin: int) -> threading.Thread:
-        def run() -> None:
-            with scheduler.turn("resume", origin=origin):
-                order.append(name)
-
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        return thread
+        return _call(scheduler, order, name, "resume", origin=origin)
 
     with scheduler.turn("interactive") as newer:
         assert newer.origin > middle.origin > older.origin
