@@ -165,6 +165,6 @@ class _SchedulerCollector:
         )
         yield CounterMetricFamily(
             "fraudagent_model_chat_yields",
-            "chat turns that gave the slot to a newer turn after their first token and went on later",
+            "chat answers that gave the slot to a newer turn's start, or back to an older answer, and went on later",
             value=s.get("yields", 0),
         )
