@@ -204,13 +204,11 @@ class ChatContinuation:
     kept the stopped request's evaluated state (cli/llama_server.py), so only the few tokens since are evaluated
     again."""
 
-    def __init__(self, settings: Settings, *, model: str | None, template: str, eos: str, bos: str) -> None:
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
+    def __init__(self, settings: Settings, *, model: str | None, formatter: Any, eos: str) -> None:
         self.settings = settings
         self.model = model or settings.llm_model
+        self.formatter = formatter
         self.eos = eos
-        self.formatter = Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
 
     def prompt(self, messages: Sequence[BaseMessage], answer_so_far: str) -> str:
         roles = {"system": "system", "human": "user", "ai": "assistant"}
@@ -248,6 +246,26 @@ class ChatContinuation:
             client.close()
 
 
+@lru_cache(maxsize=2)
+def _chat_formatter(path: str) -> tuple[Any, str] | None:
+    """The GGUF's chat template as llama-cpp-python's formatter, and its end-of-turn text; read and compiled once
+    per weights file (not on every chat turn). None when the file has no template or cannot be read."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    try:
+        vocab = _gguf_vocab(path)
+        template = vocab.metadata.get("tokenizer.chat_template")
+        eos, bos = vocab.token_eos(), vocab.token_bos()
+        eos_text = vocab._model.token_get_text(eos) if eos != -1 else ""
+        bos_text = vocab._model.token_get_text(bos) if bos != -1 else ""
+    except Exception as error:  # no template, no resuming: chat answers then run to their end in one go
+        log.warning("chat answers cannot be resumed (%s)", type(error).__name__)
+        return None
+    if not template:
+        return None
+    return Jinja2ChatFormatter(template=template, eos_token=eos_text, bos_token=bos_text), eos_text
+
+
 def chat_continuation(settings: Settings, *, model: str | None = None) -> ChatContinuation | None:
     """A way to resume chat answers, when the endpoint is the embedded one-slot server whose template is known here;
     None otherwise (an external endpoint renders its own template, and one with several slots has no need)."""
@@ -258,15 +276,8 @@ def chat_continuation(settings: Settings, *, model: str | None = None) -> ChatCo
         or not settings.weights_path.exists()
     ):
         return None
-    try:
-        vocab = _gguf_vocab(str(settings.weights_path))
-        template = vocab.metadata.get("tokenizer.chat_template")
-        eos, bos = vocab.token_eos(), vocab.token_bos()
-        eos_text = vocab._model.token_get_text(eos) if eos != -1 else ""
-        bos_text = vocab._model.token_get_text(bos) if bos != -1 else ""
-    except Exception as error:  # no template, no resuming: chat answers then run to their end in one go
-        log.warning("chat answers cannot be resumed (%s)", type(error).__name__)
+    found = _chat_formatter(str(settings.weights_path))
+    if found is None:
         return None
-    if not template:
-        return None
-    return ChatContinuation(settings, model=model, template=template, eos=eos_text, bos=bos_text)
+    formatter, eos = found
+    return ChatContinuation(settings, model=model, formatter=formatter, eos=eos)
